@@ -1,0 +1,48 @@
+/**
+ * The resolved settings of one wsgid instance (command line over wsgid.json over defaults).
+ * Every option is declared once in ./options.ts (flag, wsgid.json key, type, default, help text);
+ * this interface is the typed result the rest of wsgid consumes.
+ */
+export interface Settings {
+  /** Absolute path of the app folder (holds app/, logs/, pid/, plugins/, wsgid.json). */
+  appPath: string;
+  /** mongrel2 send_spec endpoints (wsgid PULLs requests). Index i pairs with send[i]. */
+  recv: string[];
+  /** mongrel2 recv_spec endpoints (wsgid PUBs responses). */
+  send: string[];
+  /** MODULE[:EXPORT] (JS) or dotted.path / module:attr (WSGI); undefined → detect. */
+  wsgiApp?: string;
+  /** Worker processes; 0 = serve inside the master process (no dispatch hop). */
+  workers: number;
+  /** Requests one worker may hold at once (its credit). */
+  workerConnections: number;
+  /** Respawn dead workers. */
+  keepAlive: boolean;
+  /** Seconds a request may run before it is answered 504 and its worker replaced; 0 = off. */
+  timeout: number;
+  /** Seconds stopping workers get to finish in-flight requests. */
+  gracefulTimeout: number;
+  /** Recycle a worker after this many requests; 0 = never. */
+  maxRequests: number;
+  /** Random 0..N added to maxRequests per worker, so workers don't recycle together. */
+  maxRequestsJitter: number;
+  /** Run in the foreground (no detach). */
+  noDaemon: boolean;
+  /** Log to stdout instead of logs/wsgid.log (foreground) */
+  stdout: boolean;
+  debug: boolean;
+  /** Write an access log (logs/access.log, or the log stream with --stdout). */
+  accessLog: boolean;
+  /** chroot into appPath before loading the app, then drop privileges to its owner. */
+  chroot: boolean;
+  /** mongrel2's chroot folder, to resolve async upload paths. */
+  mongrel2Chroot: string;
+  /** Extra folders with loader plugins (in addition to appPath/plugins). */
+  loaderDir: string[];
+  /** Force the Django loader (WSGI). */
+  django: boolean;
+  /** Python interpreter for WSGI apps. */
+  python: string;
+  /** Environment variables given to the app. */
+  envs: Record<string, string>;
+}

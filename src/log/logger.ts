@@ -1,0 +1,82 @@
+/**
+ * A small line logger: cheap when a level is off (pino's trick: disabled levels are no-ops),
+ * synchronous writes so the last line before a crash survives, and `reopen()` for logrotate
+ * (SIGUSR1). One line per event: `<ISO time> <LEVEL> [<role> <pid>] message key=value ...`.
+ */
+import { closeSync, openSync, writeSync } from 'node:fs';
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+export type LogFields = Record<string, unknown>;
+type LogFn = (message: string, fields?: LogFields) => void;
+
+export interface Logger {
+  readonly level: LogLevel;
+  debug: LogFn;
+  info: LogFn;
+  warn: LogFn;
+  error: LogFn;
+  /** A logger that writes to the same destination with a different role label (e.g. "worker 2"). */
+  child(role: string): Logger;
+  /** Reopen the log file (after logrotate moved it). No-op for stdout/stderr. */
+  reopen(): void;
+}
+
+const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+const noop: LogFn = () => {};
+
+/** Where lines go: a file path (appended, reopenable) or an already open fd (1 or 2). */
+export type LogDestination = { path: string } | { fd: number };
+
+class Sink {
+  private fd: number;
+  constructor(private readonly destination: LogDestination) {
+    this.fd = 'fd' in destination ? destination.fd : openSync(destination.path, 'a', 0o640);
+  }
+  write(line: string): void {
+    try {
+      writeSync(this.fd, line);
+    } catch {
+      // A log line must never take the daemon down (EAGAIN on a full pipe, a vanished disk...).
+    }
+  }
+  reopen(): void {
+    if (!('path' in this.destination)) return;
+    const next = openSync(this.destination.path, 'a', 0o640);
+    const previous = this.fd;
+    this.fd = next;
+    closeSync(previous);
+  }
+}
+
+function formatValue(value: unknown): string {
+  if (value instanceof Error) return JSON.stringify(value.stack ?? value.message);
+  if (typeof value === 'string') return /^[^\s"=]+$/.test(value) ? value : JSON.stringify(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
+  return JSON.stringify(value);
+}
+
+function makeLogger(sink: Sink, level: LogLevel, role: string): Logger {
+  const prefix = ` [${role} ${process.pid}] `;
+  const make = (name: LogLevel): LogFn => {
+    if (ORDER[name] < ORDER[level]) return noop;
+    const label = name.toUpperCase().padEnd(5);
+    return (message, fields) => {
+      let line = new Date().toISOString() + ' ' + label + prefix + message;
+      if (fields) for (const key in fields) line += ' ' + key + '=' + formatValue(fields[key]);
+      sink.write(line + '\n');
+    };
+  };
+  return {
+    level,
+    debug: make('debug'),
+    info: make('info'),
+    warn: make('warn'),
+    error: make('error'),
+    child: (childRole) => makeLogger(sink, level, childRole),
+    reopen: () => sink.reopen(),
+  };
+}
+
+export function createLogger(destination: LogDestination, level: LogLevel = 'info', role = 'wsgid'): Logger {
+  return makeLogger(new Sink(destination), level, role);
+}
