@@ -1,0 +1,20 @@
+/**
+ * Where a worker's mongrel2 messages come from. Two implementations:
+ * - direct-source.ts: PULL sockets connected to mongrel2 itself (single-process mode, --workers=0);
+ * - dispatched-source.ts: a DEALER connected to the master's ROUTER (see docs/INTERNALS.md).
+ * The request loop (worker/serve.ts) sees only this interface.
+ */
+export type DeliverFn = (frame: Buffer, server: number) => void;
+
+export interface RequestSource {
+  /** Begin delivering frames; `server` is the index of the mongrel2 server the frame came from. */
+  start(deliver: DeliverFn): void;
+  /** The response for one delivered request on this connection has begun (its head is out). */
+  started(server: number, connId: number): void;
+  /** One delivered message on this connection is fully handled (for a request: response ended). */
+  finished(server: number, connId: number): void;
+  /** Stop taking new messages; already delivered ones still finish. */
+  pause(): Promise<void>;
+  /** Release sockets. */
+  close(): Promise<void>;
+}
