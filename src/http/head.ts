@@ -72,11 +72,12 @@ export function frameHead(
   let close = !reply.keepAlive;
   let hasDate = false;
   for (const [name, value] of headers) {
-    switch (name.length === 4 || name.length === 10 || name.length === 14 || name.length === 17 ? name.toLowerCase() : '') {
+    switch (name.toLowerCase()) {
       case 'connection':
         if (/\bclose\b/i.test(value)) close = true;
         continue;
       case 'transfer-encoding':
+      case 'keep-alive':
         continue;
       case 'content-length':
         appLength = value;
@@ -85,7 +86,6 @@ export function frameHead(
         hasDate = true;
         break;
     }
-    if (name.length === 10 && name.toLowerCase() === 'keep-alive') continue;
     head += name + ': ' + value + '\r\n';
   }
   if (!hasDate) head += 'Date: ' + httpDate() + '\r\n';
