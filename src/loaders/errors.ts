@@ -1,0 +1,12 @@
+/** The error a loader throws when it cannot produce an app; lists what it tried. */
+export class AppLoadError extends Error {
+  override readonly name = 'AppLoadError';
+  constructor(
+    message: string,
+    /** Every candidate looked at, in order (files, package fields, plugins, exports). */
+    readonly tried: readonly string[] = [],
+    options?: { cause?: unknown },
+  ) {
+    super(tried.length ? `${message}\n  tried:\n${tried.map((item) => `    - ${item}`).join('\n')}` : message, options);
+  }
+}

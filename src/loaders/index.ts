@@ -1,0 +1,172 @@
+/**
+ * Find the app under `<app-path>/app/`, import it, and tell the worker which gateway serves it.
+ * Full rules in docs/LOADERS.md. Order:
+ *
+ *   1. `--wsgi-app=MODULE[:EXPORT]`: MODULE is a file under app/ (extension optional, or a folder)
+ *      or an installed package resolved from app/; `.py` files and modules that resolve to no
+ *      JavaScript file go to the WSGI loader (src/loaders/wsgi.ts). `--django` → WSGI loader.
+ *   2. Loader plugins (`<app-path>/plugins/`, then each `--loader-dir`): the first whose
+ *      `canLoad(appDir, settings)` is true loads the app.
+ *   3. `app/package.json`: the `wsgid` field (string "entry[:export]" or {entry, export, kind}),
+ *      else `main`, else `exports` (".": wsgid/node/import/require/default) — if that file exists.
+ *   4. Conventional entries: server, app, index, main × .js .mjs .cjs .ts .mts .cts.
+ *   5. A Python WSGI app (the WSGI loader decides: wsgi.py, manage.py, *.py with `application`).
+ *   Otherwise an AppLoadError listing everything tried and suggesting --wsgi-app.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import type { Settings } from '../config/settings.js';
+import type { LoadedApp } from '../gateways/types.js';
+import type { Logger } from '../log/logger.js';
+import { loadPlugins } from '../plugins/discover.js';
+import { AppLoadError } from './errors.js';
+import { loadModuleApp } from './module.js';
+import { packageEntry, packageWsgidOptions, parseAppSpec, readPackageJson, resolveAppModule, resolveFile } from './resolve.js';
+
+export { AppLoadError } from './errors.js';
+export { classify, type Classified, type JsKind } from './classify.js';
+export { loadModuleApp, importFile } from './module.js';
+export { startListenCapture, type ListenCapture, type CapturedServer } from './capture.js';
+
+/** Conventional entry names, in order, each with every extension before the next name. */
+export const CONVENTIONAL_ENTRIES = ['server', 'app', 'index', 'main'] as const;
+export const CONVENTIONAL_EXTENSIONS = ['.js', '.mjs', '.cjs', '.ts', '.mts', '.cts'] as const;
+
+type WsgiLoader = (settings: Settings, logger: Logger) => Promise<LoadedApp | undefined>;
+
+/** The WSGI engineer's loader, if present (imported lazily: a JS app never pays for it). */
+async function wsgiLoader(logger: Logger): Promise<WsgiLoader | undefined> {
+  const specifier = './wsgi.js';
+  try {
+    const mod = (await import(specifier)) as { loadWsgi?: WsgiLoader };
+    return typeof mod.loadWsgi === 'function' ? mod.loadWsgi : undefined;
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === 'ERR_MODULE_NOT_FOUND') return undefined;
+    logger.error('the WSGI loader failed to load', { error });
+    return undefined;
+  }
+}
+
+async function tryWsgi(settings: Settings, logger: Logger, tried: string[]): Promise<LoadedApp | undefined> {
+  const load = await wsgiLoader(logger);
+  if (!load) {
+    tried.push('Python WSGI app (WSGI loader not available in this build)');
+    return undefined;
+  }
+  const app = await load(settings, logger);
+  if (!app) tried.push('Python WSGI app (wsgi.py, manage.py, *.py with application): none found');
+  return app;
+}
+
+function appDirOf(settings: Settings): string {
+  return path.join(settings.appPath, 'app');
+}
+
+function hasPythonFiles(appDir: string): boolean {
+  try {
+    return readdirSync(appDir).some((name) => name.endsWith('.py') || existsSync(path.join(appDir, name, 'wsgi.py')));
+  } catch {
+    return false;
+  }
+}
+
+/** Load the app of `settings.appPath` (see the module comment for the order). */
+export async function loadApp(settings: Settings, logger: Logger): Promise<LoadedApp> {
+  const appDir = appDirOf(settings);
+  if (!existsSync(appDir)) {
+    throw new AppLoadError(`app folder ${appDir} does not exist (run \`wsgid init --app-path=${settings.appPath}\` and put the app in app/)`);
+  }
+  const tried: string[] = [];
+  const pkg = readPackageJson(appDir);
+  const forced = packageWsgidOptions(pkg);
+
+  if (settings.django) {
+    const app = await tryWsgi(settings, logger, tried);
+    if (app) return app;
+    throw new AppLoadError('--django was given but no Django project was loaded', tried);
+  }
+
+  if (settings.wsgiApp) {
+    const spec = parseAppSpec(settings.wsgiApp);
+    const file = spec.module.endsWith('.py') ? undefined : resolveAppModule(appDir, spec.module, tried);
+    if (file) {
+      return loadModuleApp(file, {
+        exportName: spec.exportName ?? forced.exportName,
+        kind: forced.kind,
+        relativeTo: settings.appPath,
+        origin: `--wsgi-app=${settings.wsgiApp}`,
+        logger,
+      });
+    }
+    const app = await tryWsgi(settings, logger, tried);
+    if (app) return app;
+    throw new AppLoadError(`--wsgi-app=${settings.wsgiApp}: no such JavaScript module or WSGI application under ${appDir}`, tried);
+  }
+
+  const plugins = await loadPlugins(settings, logger);
+  for (const plugin of plugins.loaders) {
+    let can = false;
+    try {
+      can = await plugin.canLoad(appDir, settings);
+    } catch (error) {
+      logger.error('loader plugin canLoad() failed; skipped', { plugin: plugin.name, file: plugin.file, error });
+    }
+    tried.push(`loader plugin "${plugin.name}" (${path.relative(settings.appPath, plugin.file)}): ${can ? 'yes' : 'cannot load'}`);
+    if (can) {
+      const app = await plugin.load(appDir, settings, { settings, logger });
+      return { ...app, description: `${app.description} (loader plugin "${plugin.name}")` };
+    }
+  }
+  if (!plugins.loaders.length) tried.push(`loader plugins in ${plugins.folders.map((f) => path.relative(settings.appPath, f) || '.').join(', ')}: none`);
+
+  if (pkg) {
+    const entry = packageEntry(pkg);
+    if (entry) {
+      const file = resolveFile(appDir, entry.module, []);
+      tried.push(`app/package.json "${entry.field}": ${entry.module}${file ? '' : ' (not found)'}`);
+      if (file) {
+        return loadModuleApp(file, {
+          exportName: entry.exportName ?? forced.exportName,
+          kind: forced.kind,
+          relativeTo: settings.appPath,
+          origin: `package.json ${entry.field}`,
+          logger,
+        });
+      }
+    } else {
+      tried.push('app/package.json: no "wsgid", "main" or "exports" field');
+    }
+  } else {
+    tried.push('app/package.json: absent');
+  }
+
+  for (const name of CONVENTIONAL_ENTRIES) {
+    for (const ext of CONVENTIONAL_EXTENSIONS) {
+      const file = path.join(appDir, name + ext);
+      if (existsSync(file)) {
+        return loadModuleApp(file, {
+          exportName: forced.exportName,
+          kind: forced.kind,
+          relativeTo: settings.appPath,
+          origin: 'conventional entry name',
+          logger,
+        });
+      }
+    }
+  }
+  tried.push(`app/{${CONVENTIONAL_ENTRIES.join(',')}}{${CONVENTIONAL_EXTENSIONS.join(',')}}: none exists`);
+
+  if (hasPythonFiles(appDir)) {
+    const app = await tryWsgi(settings, logger, tried);
+    if (app) return app;
+  } else {
+    tried.push('Python WSGI app: no .py files in app/');
+  }
+
+  throw new AppLoadError(
+    `could not detect an app in ${appDir}; name it with --wsgi-app=MODULE[:EXPORT] (e.g. --wsgi-app=server.js:app), ` +
+      'add a "wsgid" or "main" field to app/package.json, or add a loader plugin',
+    tried,
+  );
+}
