@@ -75,8 +75,16 @@ export async function request(url: string, opts: HttpRequestOptions = {}): Promi
   const pairs = headerPairs(opts.headers);
   const hasLength = pairs.some(([k]) => k.toLowerCase() === 'content-length' || k.toLowerCase() === 'transfer-encoding');
   if (body !== undefined && !hasLength) pairs.push(['Content-Length', String(body.length)]);
-  const flat: string[] = [];
-  for (const [k, v] of pairs) flat.push(k, v);
+  // An object (repeated names → arrays), not a raw array: with a raw array node:http cannot see our
+  // Content-Length and adds Transfer-Encoding: chunked as well.
+  const headerObj: Record<string, string | string[]> = {};
+  const firstCase = new Map<string, string>();
+  for (const [k, v] of pairs) {
+    const key = firstCase.get(k.toLowerCase()) ?? k;
+    firstCase.set(k.toLowerCase(), key);
+    const cur = headerObj[key];
+    headerObj[key] = cur === undefined ? v : Array.isArray(cur) ? [...cur, v] : [cur, v];
+  }
   return new Promise<HttpResponse>((resolve, reject) => {
     let settled = false;
     const timer = setTimeout(() => {
@@ -92,7 +100,7 @@ export async function request(url: string, opts: HttpRequestOptions = {}): Promi
       reject(err);
     };
     const req = http.request(
-      { host: u.hostname, port: u.port || 80, path: `${u.pathname}${u.search}`, method, headers: flat, agent: false },
+      { host: u.hostname, port: u.port || 80, path: `${u.pathname}${u.search}`, method, headers: headerObj, agent: false },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));

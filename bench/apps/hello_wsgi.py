@@ -1,0 +1,7 @@
+"""Hello world as a WSGI application (PEP 3333), for wsgid and for gunicorn."""
+
+
+def application(environ, start_response):
+    body = b"Hello, world!"
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]

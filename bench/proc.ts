@@ -1,0 +1,70 @@
+/**
+ * CPU time of processes from /proc (Linux only), in seconds.
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+
+let clkTck: number | undefined;
+function ticksPerSecond(): number {
+  if (clkTck === undefined) {
+    try {
+      clkTck = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clkTck = 100;
+    }
+  }
+  return clkTck;
+}
+
+/** utime + stime of one process in seconds, or undefined if it is gone. */
+export function cpuSeconds(pid: number): number | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // Fields after "(comm)": state is field 3, utime field 14, stime field 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond();
+}
+
+/** pid and all its live descendants. */
+export function processTree(pid: number): number[] {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    const p = out[i]!;
+    let tasks: string[] = [];
+    try {
+      tasks = readdirSync(`/proc/${p}/task`);
+    } catch {
+      continue;
+    }
+    for (const t of tasks) {
+      try {
+        const children = readFileSync(`/proc/${p}/task/${t}/children`, 'utf8').trim();
+        if (children) for (const c of children.split(/\s+/)) out.push(Number(c));
+      } catch {
+        /* task gone */
+      }
+    }
+  }
+  return out;
+}
+
+/** CPU seconds per pid for the whole tree under `pid`. */
+export function treeCpu(pid: number): Map<number, number> {
+  const m = new Map<number, number>();
+  for (const p of processTree(pid)) {
+    const c = cpuSeconds(p);
+    if (c !== undefined) m.set(p, c);
+  }
+  return m;
+}
+
+/** Sum of CPU seconds used between two treeCpu() samples (processes in both). */
+export function cpuDelta(before: Map<number, number>, after: Map<number, number>): number {
+  let sum = 0;
+  for (const [p, c] of after) sum += c - (before.get(p) ?? 0);
+  return sum;
+}

@@ -1,0 +1,432 @@
+/**
+ * wsgid benchmark: `npm run bench` (build, then `node dist/bench/run.js`).
+ *
+ * One run measures, each against a fresh real mongrel2, with wrk (-t2 -c50 -d10s --latency):
+ *   bare       a bare zeromq handler (bench/bare-handler.ts): the baseline
+ *   fetch-w0   hello-world fetch app through wsgid, single process (--workers=0)
+ *   fetch-w1   the same with the master and 1 worker (--workers=1); also the master's CPU per request
+ *   express-w1 an Express app (JSON body, middleware) through wsgid --workers=1
+ *   wsgi-w1    a WSGI hello world through wsgid --workers=1 (skipped while the gateway isn't there)
+ * and, as references without mongrel2 (plain HTTP straight to the server):
+ *   express-direct  the same Express app on node:http
+ *   gunicorn        the same WSGI app under gunicorn (1 sync worker)
+ *
+ * Env: BENCH_DURATION (s, 10), BENCH_WARMUP (s, 1), BENCH_CONNECTIONS (50), BENCH_THREADS (2),
+ * BENCH_CASES (comma-separated ids, default all), BENCH_VERBOSE=1 (echo service output).
+ * Progress goes to stderr; the table and a one-line JSON summary (last line) go to stdout.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { startMongrel2, freePort, type Mongrel2Handle } from '../test/helpers/mongrel2.js';
+import { request, waitForHttp } from '../test/helpers/http.js';
+import { REPO_ROOT, WSGID_CLI } from '../test/helpers/wsgid.js';
+import { runWrk, type WrkResult } from './wrk.js';
+import { cpuSeconds, cpuDelta, treeCpu } from './proc.js';
+
+const num = (name: string, dflt: number): number => {
+  const v = process.env[name];
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v.replace(/s$/, ''));
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}=${v} is not a positive number`);
+  return n;
+};
+
+const DURATION = num('BENCH_DURATION', 10);
+const WARMUP = num('BENCH_WARMUP', 1);
+const CONNECTIONS = num('BENCH_CONNECTIONS', 50);
+const THREADS = num('BENCH_THREADS', 2);
+const ONLY = (process.env.BENCH_CASES ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+const VERBOSE = process.env.BENCH_VERBOSE === '1';
+const PYTHON = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
+
+const APPS_SRC = path.join(REPO_ROOT, 'bench', 'apps');
+const RUN_DIR = path.join(REPO_ROOT, 'dist', 'bench', 'run-apps');
+const BARE_HANDLER = path.join(REPO_ROOT, 'dist', 'bench', 'bare-handler.js');
+const SERVE_NODE = path.join(REPO_ROOT, 'dist', 'bench', 'serve-node.js');
+
+const progress = (s: string) => process.stderr.write(`[bench] ${s}\n`);
+
+// ------------------------------------------------------------------------------------------------
+// Services (processes we start and must stop)
+
+interface Service {
+  readonly name: string;
+  readonly child: ChildProcess;
+  readonly pid: number;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+const liveChildren = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const c of liveChildren) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+
+function spawnService(name: string, cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Service {
+  const child = spawn(cmd, args, {
+    cwd: opts.cwd ?? REPO_ROOT,
+    env: { ...process.env, ...(opts.env ?? {}) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  liveChildren.add(child);
+  let out = '';
+  const onData = (s: string) => {
+    // keep the tail only: services may log every request
+    out = (out + s).slice(-20_000);
+    if (VERBOSE) process.stderr.write(`[${name}] ${s}`);
+  };
+  child.stdout!.setEncoding('utf8').on('data', onData);
+  child.stderr!.setEncoding('utf8').on('data', onData);
+  child.on('error', (e) => (out += `\nspawn error: ${e.message}`));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.once('exit', () => liveChildren.delete(child));
+  let stopping: Promise<void> | undefined;
+  return {
+    name,
+    child,
+    pid: child.pid ?? -1,
+    output: () => out,
+    stop() {
+      stopping ??= (async () => {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        child.kill('SIGTERM');
+        let t: NodeJS.Timeout | undefined;
+        const killed = await Promise.race([exited.then(() => false), new Promise<boolean>((r) => (t = setTimeout(() => r(true), 8000)))]);
+        clearTimeout(t);
+        if (killed) {
+          progress(`${name} did not stop within 8 s of SIGTERM: SIGKILL`);
+          child.kill('SIGKILL');
+          await exited;
+        }
+      })();
+      return stopping;
+    },
+  };
+}
+
+/** Wait until `url` answers (any status); fail fast if the service dies. */
+async function waitReady(svc: Service, url: string, timeoutMs = 20_000): Promise<void> {
+  try {
+    await waitForHttp(url, timeoutMs, {
+      abort: () => (svc.child.exitCode !== null || svc.child.signalCode !== null ? `${svc.name} exited (${svc.child.exitCode ?? svc.child.signalCode})` : undefined),
+    });
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n--- ${svc.name} output (tail) ---\n${svc.output().slice(-3000)}`);
+  }
+}
+
+/** A fresh app folder dist/bench/run-apps/<id>/ with app/<files> copied from bench/apps. */
+function appFolder(id: string, files: string[]): string {
+  const dir = path.join(RUN_DIR, id);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(path.join(dir, 'app'), { recursive: true });
+  for (const d of ['logs', 'pid']) mkdirSync(path.join(dir, d), { recursive: true });
+  for (const f of files) cpSync(path.join(APPS_SRC, f), path.join(dir, 'app', f));
+  return dir;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Cases
+
+interface Check {
+  method: string;
+  path: string;
+  body?: string;
+  headers?: Record<string, string>;
+  status: number;
+  body_re: RegExp;
+}
+
+interface Running {
+  /** Root of the handler's process tree (for CPU accounting). */
+  svc: Service;
+  /** URL wrk hits (path included). */
+  url: string;
+  /** For wsgid with workers: the master process (the tree root), whose own CPU is reported. */
+  masterPid?: number;
+}
+
+interface Case {
+  id: string;
+  label: string;
+  viaMongrel2: boolean;
+  wrkScript?: string;
+  check: Check;
+  /** A reason to skip, or undefined. */
+  skip(): string | undefined;
+  start(m2: Mongrel2Handle | undefined): Promise<Running>;
+}
+
+const HELLO_CHECK: Check = { method: 'GET', path: '/', status: 200, body_re: /^Hello, world!$/ };
+const EXPRESS_CHECK: Check = {
+  method: 'POST',
+  path: '/api/items',
+  body: '{"name":"widget","tags":["a","b","c"],"qty":3}',
+  headers: { 'Content-Type': 'application/json' },
+  status: 201,
+  body_re: /"name":"widget"/,
+};
+
+function wsgidMissing(): string | undefined {
+  return existsSync(WSGID_CLI) ? undefined : `wsgid CLI not built (${path.relative(REPO_ROOT, WSGID_CLI)} missing)`;
+}
+
+function wsgiGatewayMissing(): string | undefined {
+  const dir = path.join(REPO_ROOT, 'dist', 'src', 'gateways', 'wsgi');
+  let files: string[] = [];
+  try {
+    files = readdirSync(dir).filter((f) => f.endsWith('.js'));
+  } catch {
+    /* none */
+  }
+  return files.length === 0 ? 'the WSGI gateway is not there yet (dist/src/gateways/wsgi has no code)' : undefined;
+}
+
+let gunicornChecked: string | undefined | null = null;
+function gunicornMissing(): string | undefined {
+  if (gunicornChecked === null) {
+    const r = spawnSync(PYTHON, ['-m', 'gunicorn', '--version'], { encoding: 'utf8' });
+    gunicornChecked = r.status === 0 ? undefined : `gunicorn not available via ${PYTHON} -m gunicorn`;
+  }
+  return gunicornChecked;
+}
+
+function wsgidCase(id: string, label: string, files: string[], appSpec: string, workers: number, check: Check, extraSkip?: () => string | undefined, wrkScript?: string): Case {
+  return {
+    id,
+    label,
+    viaMongrel2: true,
+    check,
+    wrkScript,
+    skip: () => wsgidMissing() ?? extraSkip?.(),
+    async start(m2) {
+      const h = m2!.handler('app');
+      const dir = appFolder(id, files);
+      const svc = spawnService(id, process.execPath, [
+        WSGID_CLI,
+        '--no-daemon',
+        `--app-path=${dir}`,
+        `--recv=${h.recv}`,
+        `--send=${h.send}`,
+        `--wsgi-app=${appSpec}`,
+        `--workers=${workers}`,
+      ], { cwd: dir });
+      await waitReady(svc, `${m2!.baseUrl}/`);
+      return { svc, url: `${m2!.baseUrl}${check.path}`, masterPid: workers > 0 ? svc.pid : undefined };
+    },
+  };
+}
+
+const CASES: Case[] = [
+  {
+    id: 'bare',
+    label: 'bare zeromq handler (baseline)',
+    viaMongrel2: true,
+    check: HELLO_CHECK,
+    skip: () => (existsSync(BARE_HANDLER) ? undefined : `${BARE_HANDLER} not built`),
+    async start(m2) {
+      const h = m2!.handler('app');
+      const svc = spawnService('bare', process.execPath, [BARE_HANDLER, `--recv=${h.recv}`, `--send=${h.send}`]);
+      await waitReady(svc, `${m2!.baseUrl}/`);
+      return { svc, url: `${m2!.baseUrl}/` };
+    },
+  },
+  wsgidCase('fetch-w0', 'wsgid fetch hello, --workers=0', ['hello.mjs'], 'hello.mjs', 0, HELLO_CHECK),
+  wsgidCase('fetch-w1', 'wsgid fetch hello, --workers=1', ['hello.mjs'], 'hello.mjs', 1, HELLO_CHECK),
+  wsgidCase('express-w1', 'wsgid Express POST JSON, --workers=1', ['express-app.mjs'], 'express-app.mjs', 1, EXPRESS_CHECK, undefined, path.join(APPS_SRC, 'express-post.lua')),
+  {
+    id: 'express-direct',
+    label: 'Express on node:http (ref, no mongrel2)',
+    viaMongrel2: false,
+    check: EXPRESS_CHECK,
+    wrkScript: path.join(APPS_SRC, 'express-post.lua'),
+    skip: () => (existsSync(SERVE_NODE) ? undefined : `${SERVE_NODE} not built`),
+    async start() {
+      const port = await freePort();
+      const svc = spawnService('express-direct', process.execPath, [SERVE_NODE, path.join(APPS_SRC, 'express-app.mjs'), String(port)]);
+      const base = `http://127.0.0.1:${port}`;
+      await waitReady(svc, `${base}/`);
+      return { svc, url: `${base}/api/items` };
+    },
+  },
+  wsgidCase('wsgi-w1', 'wsgid WSGI hello, --workers=1', ['hello_wsgi.py'], 'hello_wsgi:application', 1, HELLO_CHECK, wsgiGatewayMissing),
+  {
+    id: 'gunicorn',
+    label: 'gunicorn WSGI hello, 1 sync worker (ref, no mongrel2)',
+    viaMongrel2: false,
+    check: HELLO_CHECK,
+    skip: gunicornMissing,
+    async start() {
+      const port = await freePort();
+      const svc = spawnService('gunicorn', PYTHON, [
+        '-m', 'gunicorn', '--chdir', APPS_SRC, '--workers', '1', '--bind', `127.0.0.1:${port}`,
+        '--log-level', 'warning', 'hello_wsgi:application',
+      ]);
+      const base = `http://127.0.0.1:${port}`;
+      await waitReady(svc, `${base}/`);
+      return { svc, url: `${base}/` };
+    },
+  },
+];
+
+// ------------------------------------------------------------------------------------------------
+
+interface Outcome {
+  id: string;
+  label: string;
+  viaMongrel2: boolean;
+  skipped?: string;
+  wrk?: WrkResult;
+  /** CPU µs per request: the handler's whole process tree, the wsgid master alone, mongrel2. */
+  cpuUsPerReq?: number;
+  masterUsPerReq?: number;
+  m2UsPerReq?: number;
+}
+
+function firstLines(s: string, n = 3): string {
+  return s.split('\n').filter(Boolean).slice(0, n).join(' | ');
+}
+
+async function runCase(c: Case): Promise<Outcome> {
+  const base: Outcome = { id: c.id, label: c.label, viaMongrel2: c.viaMongrel2 };
+  const reason = c.skip();
+  if (reason) {
+    progress(`${c.id}: skipped: ${reason}`);
+    return { ...base, skipped: reason };
+  }
+  progress(`${c.id}: starting`);
+  let m2: Mongrel2Handle | undefined;
+  let running: Running | undefined;
+  try {
+    if (c.viaMongrel2) m2 = await startMongrel2({ handlers: [{ name: 'app', route: '/', protocol: 'tnetstring' }] });
+    try {
+      running = await c.start(m2);
+    } catch (err) {
+      return { ...base, skipped: `failed to start: ${firstLines((err as Error).message, 6)}` };
+    }
+    // Correctness first: a fast wrong answer is no result.
+    const origin = new URL(running.url).origin;
+    const res = await request(`${origin}${c.check.path}`, {
+      method: c.check.method,
+      headers: c.check.headers,
+      body: c.check.body,
+      timeoutMs: 5000,
+    });
+    if (res.status !== c.check.status || !c.check.body_re.test(res.text)) {
+      return { ...base, skipped: `wrong answer to ${c.check.method} ${c.check.path}: ${res.status} ${JSON.stringify(res.text.slice(0, 200))}` };
+    }
+    progress(`${c.id}: warm-up ${WARMUP}s`);
+    await runWrk({ url: running.url, threads: THREADS, connections: CONNECTIONS, duration: WARMUP, script: c.wrkScript });
+    const treeBefore = treeCpu(running.svc.pid);
+    const masterBefore = running.masterPid ? cpuSeconds(running.masterPid) : undefined;
+    const m2Before = m2 ? cpuSeconds(m2.pid) : undefined;
+    progress(`${c.id}: wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION}s`);
+    const wrk = await runWrk({ url: running.url, threads: THREADS, connections: CONNECTIONS, duration: DURATION, script: c.wrkScript });
+    const treeAfter = treeCpu(running.svc.pid);
+    const masterAfter = running.masterPid ? cpuSeconds(running.masterPid) : undefined;
+    const m2After = m2 ? cpuSeconds(m2.pid) : undefined;
+    const perReq = (sec: number | undefined) => (sec === undefined || wrk.requests === 0 ? undefined : (sec * 1e6) / wrk.requests);
+    const out: Outcome = {
+      ...base,
+      wrk,
+      cpuUsPerReq: perReq(cpuDelta(treeBefore, treeAfter)),
+      masterUsPerReq: masterBefore !== undefined && masterAfter !== undefined ? perReq(masterAfter - masterBefore) : undefined,
+      m2UsPerReq: m2Before !== undefined && m2After !== undefined ? perReq(m2After - m2Before) : undefined,
+    };
+    progress(`${c.id}: ${wrk.rps.toFixed(0)} req/s, p50 ${wrk.p50.toFixed(2)} ms, p99 ${wrk.p99.toFixed(2)} ms`);
+    return out;
+  } catch (err) {
+    return { ...base, skipped: `failed: ${firstLines((err as Error).message, 6)}` };
+  } finally {
+    await running?.svc.stop();
+    await m2?.stop();
+  }
+}
+
+function fmt(n: number | undefined, digits = 2): string {
+  return n === undefined || !Number.isFinite(n) ? '-' : n.toFixed(digits);
+}
+
+function printTable(outcomes: Outcome[]): void {
+  const bare = outcomes.find((o) => o.id === 'bare')?.wrk;
+  const header = ['case', 'req/s', 'p50 ms', 'p99 ms', 'rate×', 'p99×', 'cpu µs/req', 'master µs/req', 'm2 µs/req', 'errors'];
+  const rows: string[][] = [];
+  for (const o of outcomes) {
+    if (!o.wrk) continue;
+    const w = o.wrk;
+    const errs = w.errors.connect + w.errors.read + w.errors.write + w.errors.timeout;
+    rows.push([
+      `${o.id}: ${o.label}`,
+      w.rps.toFixed(0),
+      fmt(w.p50),
+      fmt(w.p99),
+      bare ? fmt(w.rps / bare.rps) : '-',
+      bare ? fmt(w.p99 / bare.p99) : '-',
+      fmt(o.cpuUsPerReq, 1),
+      fmt(o.masterUsPerReq, 1),
+      fmt(o.m2UsPerReq, 1),
+      errs || w.non2xx ? `${errs} sock, ${w.non2xx} non-2xx` : '0',
+    ]);
+  }
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  console.log('');
+  console.log(`wsgid bench: wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION}s --latency, ${new Date().toISOString()}, node ${process.version}`);
+  console.log(line(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of rows) console.log(line(r));
+  for (const o of outcomes) if (o.skipped) console.log(`${o.id}: skipped: ${o.skipped}`);
+  console.log('rate× and p99× are relative to the bare handler; "ref" rows are plain HTTP without mongrel2.');
+  console.log('cpu µs/req: the handler process tree (wsgid master + workers); master: the wsgid master alone; m2: mongrel2.');
+  const pair = (a: string, b: string, what: string) => {
+    const x = outcomes.find((o) => o.id === a)?.wrk;
+    const y = outcomes.find((o) => o.id === b)?.wrk;
+    if (x && y) console.log(`${what}: rate ${fmt(x.rps / y.rps)}×, p99 ${fmt(x.p99 / y.p99)}×`);
+  };
+  pair('express-w1', 'express-direct', 'Express via wsgid vs Express on node:http');
+  pair('wsgi-w1', 'gunicorn', 'WSGI via wsgid vs gunicorn');
+  const m = outcomes.find((o) => o.id === 'fetch-w1');
+  if (m?.masterUsPerReq !== undefined) console.log(`wsgid master CPU per request (fetch-w1): ${fmt(m.masterUsPerReq, 1)} µs`);
+}
+
+function summary(outcomes: Outcome[]): string {
+  const bare = outcomes.find((o) => o.id === 'bare')?.wrk;
+  const cases: Record<string, unknown> = {};
+  for (const o of outcomes) {
+    if (o.skipped || !o.wrk) {
+      cases[o.id] = { skipped: o.skipped ?? 'no result' };
+      continue;
+    }
+    const w = o.wrk;
+    const r = (n: number | undefined, d = 3) => (n === undefined || !Number.isFinite(n) ? null : Number(n.toFixed(d)));
+    cases[o.id] = {
+      rps: r(w.rps, 1),
+      p50Ms: r(w.p50),
+      p99Ms: r(w.p99),
+      requests: w.requests,
+      rateRatio: bare ? r(w.rps / bare.rps) : null,
+      p99Ratio: bare ? r(w.p99 / bare.p99) : null,
+      cpuUsPerReq: r(o.cpuUsPerReq, 2),
+      masterUsPerReq: r(o.masterUsPerReq, 2),
+      mongrel2UsPerReq: r(o.m2UsPerReq, 2),
+      errors: w.errors.connect + w.errors.read + w.errors.write + w.errors.timeout,
+      non2xx: w.non2xx,
+    };
+  }
+  return JSON.stringify({ bench: 'wsgid', durationS: DURATION, connections: CONNECTIONS, threads: THREADS, node: process.version, cases });
+}
+
+async function main(): Promise<void> {
+  const selected = ONLY.length ? CASES.filter((c) => ONLY.includes(c.id)) : CASES;
+  if (selected.length === 0) throw new Error(`BENCH_CASES=${ONLY.join(',')} matches none of ${CASES.map((c) => c.id).join(', ')}`);
+  const outcomes: Outcome[] = [];
+  for (const c of selected) outcomes.push(await runCase(c));
+  printTable(outcomes);
+  console.log(summary(outcomes));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.exit(1);
+});
