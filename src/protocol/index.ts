@@ -1,4 +1,11 @@
-/** Public API of the pure mongrel2 codec. No I/O. See ../../docs/INTERNALS.md and the protocol notes. */
+/**
+ * Public API of the pure mongrel2 codec (no I/O). Wire format: /work/shared/mongrel2-protocol.md.
+ *
+ * Strings: every string this layer decodes from the wire (sender, PATH, header names and values,
+ * tnetstring strings) is a latin1 "byte string" — one char per byte, as Node's http presents raw
+ * headers — whatever the header format (JSON or tnetstring). `Buffer.from(s, 'latin1')` restores
+ * the bytes; decode those as UTF-8 when you need text. Reply payloads given as strings are UTF-8.
+ */
 export * from './types.js';
 export { parseMessage, peekConnection, isValidSender } from './parse.js';
 export { encodeReply, encodeClose, encodeBroadcast, encodeControl, encodeXRequest } from './encode.js';

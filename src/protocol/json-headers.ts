@@ -30,12 +30,19 @@ export function parseJsonHeaders(buf: Buffer, start: number, end: number): Mongr
 
 class JsonReader {
   pos: number;
+  /** The whole object as latin1 (byte i = char i): strings are cheap substrings of it. */
+  readonly text: string;
   constructor(
     readonly buf: Buffer,
-    start: number,
+    readonly start: number,
     readonly end: number,
   ) {
     this.pos = start;
+    this.text = buf.toString('latin1', start, end);
+  }
+
+  latin1(from: number, to: number): string {
+    return this.text.slice(from - this.start, to - this.start);
   }
 
   fail(what: string): never {
@@ -141,17 +148,17 @@ class JsonReader {
       const c = buf[pos]!;
       if (c === QUOTE) {
         this.pos = pos + 1;
-        return buf.toString('latin1', open + 1, pos);
+        return this.latin1(open + 1, pos);
       }
       if (c === BACKSLASH) break;
       pos++;
     }
-    let out = buf.toString('latin1', open + 1, pos);
+    let out = this.latin1(open + 1, pos);
     let runStart = pos;
     while (pos < end) {
       const c = buf[pos]!;
       if (c === QUOTE) {
-        out += buf.toString('latin1', runStart, pos);
+        out += this.latin1(runStart, pos);
         this.pos = pos + 1;
         return out;
       }
@@ -159,7 +166,7 @@ class JsonReader {
         pos++;
         continue;
       }
-      out += buf.toString('latin1', runStart, pos);
+      out += this.latin1(runStart, pos);
       if (pos + 1 >= end) break;
       const e = buf[pos + 1]!;
       pos += 2;
@@ -190,7 +197,7 @@ class JsonReader {
         }
         default:
           // Not a JSON escape: keep the backslash and the byte (tolerance, e.g. an unescaped PATH).
-          out += buf.toString('latin1', pos - 2, pos);
+          out += this.latin1(pos - 2, pos);
       }
       runStart = pos;
     }

@@ -5,7 +5,7 @@
 import { ProtocolError } from './types.js';
 import type { HeaderValue, MessageKind, Mongrel2Headers, Mongrel2Message } from './types.js';
 import { hex, readLengthPrefix } from './netstring.js';
-import { readTnetItem, setOwn, TAG_DICT, TAG_LIST, TAG_STRING } from './tnetstring.js';
+import { readTnetItem, setOwn, TAG_DICT, TAG_LIST, TAG_STRING, type TnetItem } from './tnetstring.js';
 import { mergeValues, parseJsonHeaders } from './json-headers.js';
 
 const SPACE = 0x20;
@@ -74,7 +74,11 @@ let lastSenderBytes: Buffer = Buffer.alloc(0);
 let lastSender = '';
 
 function senderString(frame: Buffer, end: number): string {
-  if (end === lastSenderBytes.length && frame.compare(lastSenderBytes, 0, end, 0, end) === 0) return lastSender;
+  if (end === lastSenderBytes.length) {
+    let i = 0;
+    while (i < end && frame[i] === lastSenderBytes[i]) i++;
+    if (i === end) return lastSender;
+  }
   lastSender = frame.toString('latin1', 0, end);
   lastSenderBytes = Buffer.from(lastSender, 'latin1');
   return lastSender;
@@ -139,31 +143,38 @@ export function parseMessage(frame: Buffer): Mongrel2Message {
 }
 
 /** Reads a tnetstring dict of string → string | list of strings from `buf[start, end)`. */
+const keyScratch: TnetItem = { start: 0, end: 0, tag: 0, next: 0 };
+const valScratch: TnetItem = { start: 0, end: 0, tag: 0, next: 0 };
+const elScratch: TnetItem = { start: 0, end: 0, tag: 0, next: 0 };
+
 function parseTnetHeaders(buf: Buffer, start: number, end: number): Mongrel2Headers {
   const headers: Mongrel2Headers = {};
+  // latin1 maps byte i to char i, so one decode of the header block plus cheap substrings replaces a
+  // Buffer.toString per name and value (the dominant cost otherwise).
+  const text = buf.toString('latin1', start, end);
   let pos = start;
   while (pos < end) {
-    const key = readTnetItem(buf, pos, end + 1);
+    const key = readTnetItem(buf, pos, end + 1, keyScratch);
     if (key.tag !== TAG_STRING) {
       throw new ProtocolError('M2_ERR_HEADERS', `tnetstring headers: header name at offset ${pos} is not a string`);
     }
     if (key.next >= end) {
       throw new ProtocolError('M2_ERR_HEADERS', `tnetstring headers: header name at offset ${pos} has no value`);
     }
-    const name = buf.toString('latin1', key.start, key.end);
+    const name = text.slice(key.start - start, key.end - start);
     const vAt = key.next;
-    const val = readTnetItem(buf, vAt, end + 1);
+    const val = readTnetItem(buf, vAt, end + 1, valScratch);
     if (val.next > end) {
       throw new ProtocolError('M2_ERR_TNETSTRING', `tnetstring headers: value at offset ${vAt} overruns the header dict`);
     }
     let value: HeaderValue;
     if (val.tag === TAG_STRING) {
-      value = buf.toString('latin1', val.start, val.end);
+      value = text.slice(val.start - start, val.end - start);
     } else if (val.tag === TAG_LIST) {
       const list: string[] = [];
       let p = val.start;
       while (p < val.end) {
-        const el = readTnetItem(buf, p, val.end + 1);
+        const el = readTnetItem(buf, p, val.end + 1, elScratch);
         if (el.next > val.end) {
           throw new ProtocolError('M2_ERR_TNETSTRING', `tnetstring headers: list element at offset ${p} overruns its list`);
         }
@@ -173,7 +184,7 @@ function parseTnetHeaders(buf: Buffer, start: number, end: number): Mongrel2Head
             `tnetstring headers: value of header ${JSON.stringify(name)} has a non-string element at offset ${p}`,
           );
         }
-        list.push(buf.toString('latin1', el.start, el.end));
+        list.push(text.slice(el.start - start, el.end - start));
         p = el.next;
       }
       value = list;

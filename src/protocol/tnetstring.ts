@@ -52,9 +52,34 @@ export interface TnetItem {
   next: number;
 }
 
-/** Reads the frame of one item without interpreting its payload. @internal */
-export function readTnetItem(buf: Buffer, offset: number, limit: number): TnetItem {
-  const { start, length } = readLengthPrefix(buf, offset, limit, 'M2_ERR_TNETSTRING', 'tnetstring');
+/**
+ * Reads the frame of one item without interpreting its payload, into `out` (a fresh object unless
+ * the caller passes a scratch one: the header parser does, to allocate nothing per item). @internal
+ */
+export function readTnetItem(
+  buf: Buffer,
+  offset: number,
+  limit: number,
+  out: TnetItem = { start: 0, end: 0, tag: 0, next: 0 },
+): TnetItem {
+  // Fast path for the common short length prefix (up to 4 digits), then the general reader.
+  let pos = offset;
+  let length = 0;
+  let c = 0;
+  while (pos < limit && pos - offset < 5) {
+    c = buf[pos]!;
+    if (c < 0x30 || c > 0x39) break;
+    length = length * 10 + (c - 0x30);
+    pos++;
+  }
+  let start: number;
+  if (c === 0x3a && pos > offset && pos < limit && pos + 1 + length < limit) {
+    start = pos + 1;
+  } else {
+    const r = readLengthPrefix(buf, offset, limit, 'M2_ERR_TNETSTRING', 'tnetstring');
+    start = r.start;
+    length = r.length;
+  }
   const end = start + length;
   const tag = buf[end]!;
   switch (tag) {
@@ -65,7 +90,11 @@ export function readTnetItem(buf: Buffer, offset: number, limit: number): TnetIt
     case TAG_NULL:
     case TAG_DICT:
     case TAG_LIST:
-      return { start, end, tag, next: end + 1 };
+      out.start = start;
+      out.end = end;
+      out.tag = tag;
+      out.next = end + 1;
+      return out;
     default:
       throw new ProtocolError(
         'M2_ERR_TNETSTRING',
