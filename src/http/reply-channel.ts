@@ -16,10 +16,13 @@ export interface ReplyChannel {
    * The channel sends mongrel2's close message after `end()` when this is false.
    */
   readonly keepAlive: boolean;
+  /** Bytes accepted so far (head included): 0 means nothing was sent and an error page is still possible. */
+  readonly bytes: number;
   /** True once the client is gone (disconnect) or the reply was aborted; writes are dropped. */
   readonly closed: boolean;
   /**
-   * Queue raw response bytes. Returns false when the caller should wait for `drained()`
+   * Queue raw response bytes. Strings are byte strings (latin1), like HTTP heads: encode body
+   * text to a Buffer yourself. Returns false when the caller should wait for `drained()`
    * before writing more (back-pressure); the bytes are accepted either way.
    */
   write(chunk: Uint8Array | string): boolean;
@@ -30,4 +33,6 @@ export interface ReplyChannel {
    * (e.g. a body of unknown length that could not be chunked, or an error mid-stream).
    */
   end(chunk?: Uint8Array | string, close?: boolean): void;
+  /** Close the connection without (more of) a response, e.g. after an error mid-stream. */
+  abort(): void;
 }

@@ -1,0 +1,100 @@
+/**
+ * The fetch gateway: apps written against Web standards, `(request, context) => Response`, or an
+ * object with such a `fetch` method (Hono, itty-router, Elysia-style exports...).
+ */
+import type { Gateway, GatewayFactory, GatewayOptions, GatewayRequest } from '../types.js';
+import type { ReplyChannel } from '../../http/reply-channel.js';
+import type { Logger } from '../../log/logger.js';
+import { LightRequest } from './request.js';
+import { installLightResponse } from './response.js';
+import { writeResponse } from './write.js';
+import { FetchContext } from './context.js';
+
+export { FetchContext } from './context.js';
+
+export type FetchHandler = (request: Request, context: FetchContext) => Response | Promise<Response>;
+
+const INTERNAL_ERROR =
+  'HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 22\r\n';
+
+export function toFetchHandler(app: unknown): FetchHandler {
+  if (typeof app === 'function') return app as FetchHandler;
+  if (app !== null && typeof app === 'object' && typeof (app as { fetch?: unknown }).fetch === 'function') {
+    const target = app as { fetch: FetchHandler };
+    return (request, context) => target.fetch(request, context);
+  }
+  throw new TypeError('a fetch app must be a function (request, context) => Response or an object with a fetch method');
+}
+
+export const create: GatewayFactory = (loaded, options) => {
+  installLightResponse();
+  return new FetchGateway(toFetchHandler(loaded.app), options);
+};
+
+class FetchGateway implements Gateway {
+  private readonly logger: Logger;
+  private readonly version: string;
+
+  constructor(
+    private readonly handler: FetchHandler,
+    options: GatewayOptions,
+  ) {
+    this.logger = options.logger;
+    this.version = options.version;
+  }
+
+  handle(source: GatewayRequest, reply: ReplyChannel): void | Promise<void> {
+    const request = new LightRequest(source) as unknown as Request;
+    let result: Response | Promise<Response>;
+    try {
+      result = this.handler(request, new FetchContext(source));
+    } catch (error) {
+      return this.fail(reply, source, error);
+    }
+    // Synchronous fast path: no promise, no listeners (STYLE.md, Hono node-server).
+    if (result instanceof Promise || (typeof result === 'object' && result !== null && 'then' in result)) {
+      return Promise.resolve(result).then(
+        (response) => this.write(reply, source, response),
+        (error: unknown) => this.fail(reply, source, error),
+      );
+    }
+    return this.write(reply, source, result);
+  }
+
+  private write(reply: ReplyChannel, source: GatewayRequest, response: unknown): void | Promise<void> {
+    if (!(response instanceof Response)) {
+      return this.fail(reply, source, new TypeError(`the app returned ${describe(response)} instead of a Response`));
+    }
+    let written: void | Promise<void>;
+    try {
+      written = writeResponse(reply, response, this.version);
+    } catch (error) {
+      return this.fail(reply, source, error);
+    }
+    if (written) return written.catch((error: unknown) => this.fail(reply, source, error));
+  }
+
+  /** The app threw, rejected, or its body stream failed: 500 if nothing was sent, else cut it off. */
+  private fail(reply: ReplyChannel, source: GatewayRequest, error: unknown): void {
+    if (reply.closed && source.signal.aborted) return; // the client left; nothing to answer
+    this.logger.error('app error', {
+      method: source.message.headers['METHOD'],
+      path: source.message.path,
+      conn: source.message.connId,
+      error,
+    });
+    if (reply.bytes > 0) return reply.abort();
+    reply.end(
+      INTERNAL_ERROR + 'X-Wsgid: ' + this.version + '\r\nConnection: close\r\n\r\nInternal Server Error\n',
+      true,
+    );
+  }
+
+  async close(): Promise<void> {}
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'object') return `an object (${(value as object).constructor?.name ?? 'Object'})`;
+  return typeof value === 'undefined' ? 'undefined' : `a ${typeof value}`;
+}

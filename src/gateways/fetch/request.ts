@@ -1,0 +1,166 @@
+/**
+ * A Request that costs almost nothing until it is used (Hono node-server's technique).
+ *
+ * The object's prototype chain reaches Request.prototype, so `instanceof Request` holds. method,
+ * url, headers, signal and the body readers are served straight from the mongrel2 message; any
+ * other member builds a real Request once (getRealRequest) and delegates to it.
+ */
+import { createReadStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import type { GatewayRequest } from '../types.js';
+
+const GlobalRequest = globalThis.Request;
+const realRequest = Symbol('wsgid.realRequest');
+const utf8 = new TextDecoder();
+
+function firstValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** True for names mongrel2 generates (PATH, METHOD, URI, ...): uppercase means "not from the client". */
+function isMongrel2Key(name: string): boolean {
+  const c = name.charCodeAt(0);
+  return c >= 0x41 && c <= 0x5a;
+}
+
+export class LightRequest {
+  private readonly source: GatewayRequest;
+  private cachedUrl: string | undefined;
+  private cachedHeaders: Headers | undefined;
+  private real: Request | undefined;
+  private used = false;
+
+  constructor(source: GatewayRequest) {
+    this.source = source;
+  }
+
+  get method(): string {
+    const method = this.source.message.headers['METHOD'];
+    return typeof method === 'string' ? method : 'GET';
+  }
+
+  get url(): string {
+    return (this.cachedUrl ??= buildUrl(this.source));
+  }
+
+  get headers(): Headers {
+    if (this.real) return this.real.headers;
+    if (this.cachedHeaders === undefined) {
+      const headers = new Headers();
+      const raw = this.source.message.headers;
+      for (const name in raw) {
+        if (isMongrel2Key(name)) continue;
+        const value = raw[name]!;
+        if (typeof value === 'string') headers.append(name, value);
+        else for (const item of value) headers.append(name, item);
+      }
+      this.cachedHeaders = headers;
+    }
+    return this.cachedHeaders;
+  }
+
+  get signal(): AbortSignal {
+    return this.source.signal;
+  }
+
+  get bodyUsed(): boolean {
+    return this.real ? this.real.bodyUsed : this.used;
+  }
+
+  get body(): ReadableStream<Uint8Array> | null {
+    return this[realRequest]().body;
+  }
+
+  async arrayBuffer(): Promise<ArrayBuffer> {
+    const bytes = await this.bytes();
+    return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+  }
+
+  async bytes(): Promise<Uint8Array> {
+    if (this.real) return new Uint8Array(await this.real.arrayBuffer());
+    if (this.used) throw new TypeError('Body is unusable: Body has already been read');
+    this.used = true;
+    if (!hasBody(this.method)) return new Uint8Array(0);
+    if (this.source.bodyFile !== undefined) return readFile(this.source.bodyFile);
+    return this.source.message.body;
+  }
+
+  async text(): Promise<string> {
+    return utf8.decode(await this.bytes());
+  }
+
+  async json(): Promise<unknown> {
+    return JSON.parse(await this.text());
+  }
+
+  async blob(): Promise<Blob> {
+    const type = this.headers.get('content-type') ?? '';
+    return new Blob([(await this.bytes()) as Uint8Array<ArrayBuffer>], { type });
+  }
+
+  formData(): Promise<FormData> {
+    return this[realRequest]().formData();
+  }
+
+  clone(): Request {
+    return this[realRequest]().clone();
+  }
+
+  /** Build the standard Request once, for the members the fast path does not cover. */
+  [realRequest](): Request {
+    if (this.real) return this.real;
+    if (this.used) throw new TypeError('Body is unusable: Body has already been read');
+    const method = this.method;
+    const init: RequestInit & { duplex?: 'half' } = { method, headers: this.headers, signal: this.signal };
+    if (hasBody(method)) {
+      init.body = (
+        this.source.bodyFile !== undefined
+          ? Readable.toWeb(createReadStream(this.source.bodyFile))
+          : this.source.message.body
+      ) as BodyInit;
+      init.duplex = 'half';
+    }
+    this.real = new GlobalRequest(this.url, init);
+    return this.real;
+  }
+}
+
+function hasBody(method: string): boolean {
+  return method !== 'GET' && method !== 'HEAD';
+}
+
+function buildUrl(source: GatewayRequest): string {
+  const headers = source.message.headers;
+  const uri = firstValue(headers['URI']) ?? source.message.path;
+  if (uri.startsWith('http://') || uri.startsWith('https://')) return uri;
+  const scheme = firstValue(headers['URL_SCHEME']) === 'https' ? 'https' : 'http';
+  const host = firstValue(headers['host']) || 'localhost';
+  return scheme + '://' + host + (uri.startsWith('/') ? uri : '/' + uri);
+}
+
+// Everything else Request has (cache, mode, redirect, referrer, ...) is delegated to the real one.
+Object.setPrototypeOf(LightRequest.prototype, GlobalRequest.prototype);
+for (const name of Object.getOwnPropertyNames(GlobalRequest.prototype)) {
+  if (name === 'constructor' || Object.prototype.hasOwnProperty.call(LightRequest.prototype, name)) continue;
+  const descriptor = Object.getOwnPropertyDescriptor(GlobalRequest.prototype, name)!;
+  if (typeof descriptor.get === 'function') {
+    Object.defineProperty(LightRequest.prototype, name, {
+      configurable: true,
+      enumerable: descriptor.enumerable,
+      get(this: LightRequest) {
+        return Reflect.get(GlobalRequest.prototype, name, this[realRequest]());
+      },
+    });
+  } else if (typeof descriptor.value === 'function') {
+    Object.defineProperty(LightRequest.prototype, name, {
+      configurable: true,
+      writable: true,
+      value(this: LightRequest, ...args: unknown[]) {
+        const real = this[realRequest]();
+        return (Reflect.get(real, name) as (...a: unknown[]) => unknown).apply(real, args);
+      },
+    });
+  }
+}
+Object.defineProperty(LightRequest.prototype, Symbol.toStringTag, { value: 'Request' });

@@ -1,0 +1,110 @@
+/**
+ * One PUB connection to a mongrel2 server's recv_spec, with the two things the raw socket lacks:
+ *
+ * - **A send queue.** zeromq.js allows one send() in flight per socket; replies from many
+ *   concurrent requests are queued here in order, so one connection's writes stay ordered.
+ * - **No lost first replies.** A PUB socket silently drops what it sends before the subscriber's
+ *   subscription has arrived (ZeroMQ's "slow joiner"). We use an XPUB, which reports subscriptions,
+ *   and hold replies until mongrel2 has subscribed. `noDrop` makes a full pipe push back instead of
+ *   dropping, so a slow mongrel2 slows us down rather than losing responses.
+ */
+import { XPublisher } from 'zeromq';
+
+export class ReplySocket {
+  readonly endpoint: string;
+  private readonly socket: XPublisher;
+  private queue: Buffer[] = [];
+  private queuedBytes = 0;
+  private sending = false;
+  private subscribed = false;
+  private closed = false;
+  private waiters: Array<() => void> = [];
+
+  constructor(endpoint: string) {
+    this.endpoint = endpoint;
+    this.socket = new XPublisher({ noDrop: true, sendHighWaterMark: 10_000, linger: 2000 });
+    this.socket.connect(endpoint);
+    void this.watchSubscriptions();
+  }
+
+  /** Bytes accepted but not yet handed to ZeroMQ: the back-pressure signal for producers. */
+  get pendingBytes(): number {
+    return this.queuedBytes;
+  }
+
+  /** True once mongrel2 has subscribed (replies can be delivered). */
+  get ready(): boolean {
+    return this.subscribed;
+  }
+
+  /** Queue one reply frame. Never throws; order is preserved. */
+  send(frame: Buffer): void {
+    if (this.closed) return;
+    this.queue.push(frame);
+    this.queuedBytes += frame.length;
+    if (!this.sending && this.subscribed) void this.pump();
+  }
+
+  /** Resolves when everything queued so far has been handed to ZeroMQ. */
+  flushed(): Promise<void> {
+    if (this.queue.length === 0 && !this.sending) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    // Give queued replies a bounded chance to leave before the socket goes (linger covers the rest).
+    if (this.subscribed) await Promise.race([this.flushed(), new Promise((r) => setTimeout(r, 2000))]);
+    this.closed = true;
+    this.socket.close();
+    this.wake();
+  }
+
+  private async pump(): Promise<void> {
+    this.sending = true;
+    try {
+      while (this.queue.length > 0 && !this.closed) {
+        const batch = this.queue;
+        this.queue = [];
+        for (const frame of batch) {
+          this.queuedBytes -= frame.length;
+          await this.socket.send(frame);
+        }
+      }
+    } catch (error) {
+      // Only a closed socket makes send() fail here; nothing useful can be done with the rest.
+      if (!this.closed) process.emitWarning(`wsgid: reply socket ${this.endpoint}: ${String(error)}`);
+      this.queue = [];
+      this.queuedBytes = 0;
+    } finally {
+      this.sending = false;
+      this.wake();
+    }
+  }
+
+  private wake(): void {
+    if (this.queue.length > 0 && !this.closed) return;
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  private async watchSubscriptions(): Promise<void> {
+    try {
+      for await (const [message] of this.socket) {
+        // 0x01 = subscribe, 0x00 = unsubscribe; mongrel2 subscribes once per connection.
+        if (message && message[0] === 1 && !this.subscribed) {
+          this.subscribed = true;
+          if (this.queue.length > 0 && !this.sending) void this.pump();
+        }
+      }
+    } catch {
+      // The socket was closed.
+    }
+  }
+}
+
+/** Reply sockets for every configured mongrel2 server, indexed like Settings.send. */
+export function openReplySockets(endpoints: readonly string[]): ReplySocket[] {
+  return endpoints.map((endpoint) => new ReplySocket(endpoint));
+}

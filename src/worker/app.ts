@@ -1,0 +1,17 @@
+/**
+ * Load the app and wrap it in its gateway: what every serving process does once, before its
+ * request loop starts (a forked worker, or the master itself with --workers=0).
+ */
+import type { Settings } from '../config/settings.js';
+import type { Logger } from '../log/logger.js';
+import type { Gateway } from '../gateways/types.js';
+import { gatewayFactory } from '../gateways/registry.js';
+import { loadApp } from '../loaders/index.js';
+import { VERSION } from '../version.js';
+
+export async function loadGateway(settings: Settings, logger: Logger): Promise<Gateway> {
+  const loaded = await loadApp(settings, logger);
+  logger.info('app loaded', { app: loaded.description, gateway: loaded.kind });
+  const create = await gatewayFactory(loaded.kind);
+  return create(loaded, { logger, version: VERSION });
+}

@@ -1,0 +1,48 @@
+/**
+ * RequestSource that PULLs straight from mongrel2 (single-process mode, `--workers=0`): no
+ * dispatch hop, but also none of the master's guarantees (see ../../../shared/DESIGN.md).
+ */
+import { Pull } from 'zeromq';
+import type { DeliverFn, RequestSource } from './source.js';
+
+export class DirectSource implements RequestSource {
+  private readonly sockets: Pull[];
+  private paused = false;
+
+  constructor(endpoints: readonly string[]) {
+    this.sockets = endpoints.map((endpoint) => {
+      const socket = new Pull({ linger: 0 });
+      socket.connect(endpoint);
+      return socket;
+    });
+  }
+
+  start(deliver: DeliverFn): void {
+    this.sockets.forEach((socket, server) => void this.receive(socket, server, deliver));
+  }
+
+  private async receive(socket: Pull, server: number, deliver: DeliverFn): Promise<void> {
+    try {
+      for await (const [frame] of socket) {
+        if (frame) deliver(frame, server);
+        if (this.paused) break;
+      }
+    } catch {
+      // Closed while waiting for a message.
+    }
+  }
+
+  started(): void {}
+  finished(): void {}
+
+  async pause(): Promise<void> {
+    // Disconnecting tells mongrel2's PUSH to stop sending us messages. What it already queued to
+    // this socket is lost when we close: the reason the master exists (DESIGN.md).
+    this.paused = true;
+    for (const socket of this.sockets) if (!socket.closed) socket.close();
+  }
+
+  async close(): Promise<void> {
+    await this.pause();
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * ReplyChannel for one request: turns a gateway's writes into mongrel2 reply messages.
+ *
+ * Why coalescing: without download credits, mongrel2 queues at most 16 messages per connection
+ * and drops a client that has more outstanding (protocol notes §3). We cannot see how far the
+ * client has read, so we bound the number of messages instead of their size: the first few
+ * messages go out on the next tick (latency for small and streamed responses), after that each
+ * message must hold at least twice as much as the previous one unless the producer pauses.
+ * A 50 MB stream thus needs ~14 messages; an SSE stream whose events are far apart still sends
+ * each event within IDLE_FLUSH_MS.
+ */
+import { encodeClose, encodeReply } from '../protocol/index.js';
+import type { ReplyChannel } from '../http/reply-channel.js';
+import type { ReplySocket } from '../transport/reply-socket.js';
+
+const IMMEDIATE_MESSAGES = 4;
+const FIRST_BATCH_BYTES = 64 * 1024;
+const MAX_BATCH_BYTES = 256 * 1024 * 1024;
+const IDLE_FLUSH_MS = 25;
+/** Producers are asked to wait while this much is queued for ZeroMQ on the reply socket. */
+const SOCKET_HIGH_WATER = 8 * 1024 * 1024;
+
+export interface ReplyHooks {
+  /** The first bytes of the response were handed to mongrel2. */
+  onStart(reply: ConnectionReply): void;
+}
+
+export class ConnectionReply implements ReplyChannel {
+  /** Status code read from the first bytes written (for the access log), 0 if none. */
+  status = 0;
+  /** Response bytes written (head and body). */
+  bytes = 0;
+  closed = false;
+  ended = false;
+  private chunks: Buffer[] = [];
+  private pending = 0;
+  private messages = 0;
+  private flushScheduled = false;
+
+  constructor(
+    private readonly socket: ReplySocket,
+    /** Index of the mongrel2 server the request came from. */
+    readonly server: number,
+    readonly sender: string,
+    readonly connId: number,
+    readonly method: string,
+    readonly httpVersion: string,
+    readonly keepAlive: boolean,
+    private readonly hooks: ReplyHooks,
+  ) {}
+
+  write(chunk: Uint8Array | string): boolean {
+    if (this.closed || this.ended) return true;
+    const buffer = toBuffer(chunk);
+    if (buffer.length === 0) return true;
+    if (this.bytes === 0 && this.status === 0) this.status = readStatus(buffer);
+    this.bytes += buffer.length;
+    this.chunks.push(buffer);
+    this.pending += buffer.length;
+    if (this.pending >= this.batchLimit()) this.flush();
+    else this.scheduleFlush();
+    return this.socket.pendingBytes < SOCKET_HIGH_WATER;
+  }
+
+  drained(): Promise<void> {
+    if (this.closed || this.socket.pendingBytes < SOCKET_HIGH_WATER) return Promise.resolve();
+    return this.socket.flushed();
+  }
+
+  end(chunk?: Uint8Array | string, close = false): void {
+    if (this.ended) return;
+    if (chunk !== undefined) this.write(chunk);
+    this.ended = true;
+    if (!this.closed) {
+      this.flush();
+      if (close || !this.keepAlive) this.socket.send(encodeClose(this.sender, this.connId));
+    }
+  }
+
+  abort(): void {
+    if (this.ended) return;
+    this.chunks = [];
+    this.pending = 0;
+    this.ended = true;
+    if (!this.closed) {
+      this.closed = true;
+      this.socket.send(encodeClose(this.sender, this.connId));
+    }
+  }
+
+  /** mongrel2 said the client is gone: drop what is pending and send nothing more. */
+  clientGone(): void {
+    this.closed = true;
+    this.chunks = [];
+    this.pending = 0;
+  }
+
+  private batchLimit(): number {
+    if (this.messages < IMMEDIATE_MESSAGES) return Infinity; // flushed on the next tick instead
+    return Math.min(FIRST_BATCH_BYTES * 2 ** (this.messages - IMMEDIATE_MESSAGES), MAX_BATCH_BYTES);
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    if (this.messages < IMMEDIATE_MESSAGES) setImmediate(this.flushLater);
+    else setTimeout(this.flushLater, IDLE_FLUSH_MS);
+  }
+
+  private readonly flushLater = (): void => {
+    this.flushScheduled = false;
+    if (!this.ended) this.flush();
+  };
+
+  private flush(): void {
+    if (this.pending === 0 || this.closed) return;
+    const payload = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.pending);
+    this.chunks = [];
+    this.pending = 0;
+    if (this.messages++ === 0) this.hooks.onStart(this);
+    this.socket.send(encodeReply(this.sender, this.connId, payload));
+  }
+}
+
+function toBuffer(chunk: Uint8Array | string): Buffer {
+  if (typeof chunk === 'string') return Buffer.from(chunk, 'latin1');
+  if (Buffer.isBuffer(chunk)) return chunk;
+  return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+}
+
+/** "HTTP/1.1 200 ..." → 200, without decoding the buffer. */
+function readStatus(buffer: Buffer): number {
+  if (buffer.length < 12 || buffer[0] !== 0x48 /* H */) return 0;
+  const a = buffer[9]! - 48, b = buffer[10]! - 48, c = buffer[11]! - 48;
+  if (a < 0 || a > 9 || b < 0 || b > 9 || c < 0 || c > 9) return 0;
+  return a * 100 + b * 10 + c;
+}
