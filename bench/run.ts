@@ -285,7 +285,8 @@ interface Outcome {
 }
 
 function firstLines(s: string, n = 3): string {
-  return s.split('\n').filter(Boolean).slice(0, n).join(' | ');
+  const text = s.split('\n').filter(Boolean).slice(0, n).join(' | ');
+  return text.length > 400 ? `${text.slice(0, 400)}…` : text;
 }
 
 async function runCase(c: Case): Promise<Outcome> {

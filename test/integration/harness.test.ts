@@ -9,6 +9,9 @@ import path from 'node:path';
 import { Pull, Publisher } from 'zeromq';
 import { startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
 import { request, RawConnection, rawRequest, closedAfterResponse, sendRaw } from '../helpers/http.js';
+import { startWsgid, wsgidArgs, WSGID_CLI } from '../helpers/wsgid.js';
+import { mkdtemp, mkdir, writeFile, rm } from 'node:fs/promises';
+import os from 'node:os';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -254,6 +257,32 @@ describe('harness: async upload', () => {
       await uploadRoundTrip(m2, 10_000, true);
     } finally {
       await m2.stop();
+    }
+  });
+});
+
+describe('harness: wsgid launcher', () => {
+  test('startWsgid serves a fetch app through mongrel2 and stops on SIGTERM', { skip: existsSync(WSGID_CLI) ? false : 'wsgid CLI not built' }, async () => {
+    const m2 = await startMongrel2();
+    const appDir = await mkdtemp(path.join(os.tmpdir(), 'wsgid-app-'));
+    try {
+      await mkdir(path.join(appDir, 'app'));
+      await writeFile(path.join(appDir, 'app', 'hello.mjs'), "export default { fetch: () => new Response('hi from wsgid') };\n");
+      const w = await startWsgid(wsgidArgs(m2.handler('app'), appDir, ['--wsgi-app=hello.mjs', '--workers=0']), {
+        cwd: appDir,
+        readyUrl: `${m2.baseUrl}/`,
+      });
+      try {
+        assert.equal(w.readyResponse?.status, 200, w.output());
+        const res = await request(`${m2.baseUrl}/again`);
+        assert.equal(res.text, 'hi from wsgid', `${w.output()}\n${m2.log()}`);
+      } finally {
+        const code = await w.stop();
+        assert.equal(code, 0, w.output());
+      }
+    } finally {
+      await m2.stop();
+      await rm(appDir, { recursive: true, force: true });
     }
   });
 });
