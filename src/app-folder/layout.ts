@@ -1,0 +1,122 @@
+/**
+ * The wsgid app folder, as the original laid it out:
+ *
+ *   DIR/app/           the application (code, its node_modules, or a Python package)
+ *   DIR/logs/          wsgid.log (daemon log), access.log
+ *   DIR/plugins/       app-loader plugins
+ *   DIR/pid/master/    <pid>.pid of the master
+ *   DIR/pid/worker/    <pid>.pid of each worker
+ *   DIR/wsgid.json     saved options (`wsgid config`)
+ *
+ * `wsgid init` creates the folders (and DIR itself) if needed; it never touches existing files.
+ */
+import { mkdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { AppFolderError } from '../config/errors.js';
+import { CONFIG_FILE_NAME } from '../config/file.js';
+
+/** Folders `wsgid init` creates, relative to the app folder. */
+export const LAYOUT_DIRS = ['app', 'logs', 'plugins', 'pid', 'pid/master', 'pid/worker'] as const;
+
+export interface AppFolderPaths {
+  root: string;
+  app: string;
+  logs: string;
+  plugins: string;
+  pid: string;
+  pidMaster: string;
+  pidWorker: string;
+  /** The daemon's log (logs/wsgid.log). */
+  wsgidLog: string;
+  /** The access log (logs/access.log). */
+  accessLog: string;
+  /** wsgid.json */
+  configFile: string;
+}
+
+export function appFolderPaths(appPath: string): AppFolderPaths {
+  const root = path.resolve(appPath);
+  const logs = path.join(root, 'logs');
+  const pid = path.join(root, 'pid');
+  return {
+    root,
+    app: path.join(root, 'app'),
+    logs,
+    plugins: path.join(root, 'plugins'),
+    pid,
+    pidMaster: path.join(pid, 'master'),
+    pidWorker: path.join(pid, 'worker'),
+    wsgidLog: path.join(logs, 'wsgid.log'),
+    accessLog: path.join(logs, 'access.log'),
+    configFile: path.join(root, CONFIG_FILE_NAME),
+  };
+}
+
+function isDirectory(p: string): boolean | undefined {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Create the layout under `appPath` (and `appPath` itself). Idempotent: existing folders and files
+ * are left alone. Returns the folders it created. Throws AppFolderError when a path that should be a
+ * folder is something else.
+ */
+export function initAppFolder(appPath: string): string[] {
+  const root = path.resolve(appPath);
+  const created: string[] = [];
+  for (const dir of ['', ...LAYOUT_DIRS]) {
+    const full = path.join(root, dir);
+    const state = isDirectory(full);
+    if (state === true) continue;
+    if (state === false) throw new AppFolderError(`${full} exists and is not a folder`);
+    try {
+      mkdirSync(full, { mode: 0o755, recursive: true });
+    } catch (error) {
+      throw new AppFolderError(`cannot create ${full}: ${(error as Error).message}`);
+    }
+    created.push(full);
+  }
+  return created;
+}
+
+/**
+ * Check that `appPath` is a usable app folder before starting: it exists and has app/. Creates the
+ * folders wsgid writes to (logs/, pid/…) when they are missing, so an older folder still starts.
+ */
+export function checkAppFolder(appPath: string): AppFolderPaths {
+  const paths = appFolderPaths(appPath);
+  const root = isDirectory(paths.root);
+  if (root === undefined) {
+    throw new AppFolderError(`app folder ${paths.root} does not exist (create it with: wsgid init --app-path=${paths.root})`);
+  }
+  if (root === false) throw new AppFolderError(`app folder ${paths.root} is not a folder`);
+  const app = isDirectory(paths.app);
+  if (app !== true) {
+    throw new AppFolderError(
+      `${paths.app} ${app === false ? 'is not a folder' : 'is missing'}: put your application there ` +
+        `(wsgid init --app-path=${paths.root} creates the layout)`,
+    );
+  }
+  for (const dir of [paths.logs, paths.pidMaster, paths.pidWorker]) {
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o755 });
+    } catch (error) {
+      throw new AppFolderError(`cannot create ${dir}: ${(error as Error).message}`);
+    }
+  }
+  return paths;
+}
+
+/** Check that `appPath` exists (for stop/status/restart, which need no app/). */
+export function checkAppFolderExists(appPath: string): AppFolderPaths {
+  const paths = appFolderPaths(appPath);
+  const state = isDirectory(paths.root);
+  if (state !== true) {
+    throw new AppFolderError(`app folder ${paths.root} ${state === false ? 'is not a folder' : 'does not exist'}`);
+  }
+  return paths;
+}

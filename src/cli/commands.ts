@@ -1,0 +1,89 @@
+/**
+ * The `wsgid` commands: built-in descriptions (for --help and the docs) and the registration point
+ * for plugin commands (`registerCommand`). A plugin command accepts the `start` options plus any
+ * positional arguments; it gets the raw arguments after its name and the resolved Settings
+ * (command line over wsgid.json over defaults).
+ */
+import type { CommandName } from '../config/options.js';
+import type { Settings } from '../config/settings.js';
+
+export interface CommandDefinition {
+  /** One line for `wsgid --help`. */
+  description: string;
+  /** Usage line, e.g. "wsgid deploy [options] TARGET" (default: "wsgid NAME [options]"). */
+  usage?: string;
+  /**
+   * Run the command. `argv` is everything after the command name (options included, so a plugin may
+   * parse its own); returns the exit code (undefined → 0).
+   */
+  run(argv: string[], settings: Settings): number | void | Promise<number | void>;
+}
+
+export interface BuiltinCommand {
+  readonly usage: string;
+  readonly description: string;
+  /** More text for `wsgid <command> --help`. */
+  readonly details?: string;
+}
+
+export const BUILTIN_COMMANDS: Readonly<Record<CommandName, BuiltinCommand>> = {
+  start: {
+    usage: 'wsgid [start] [options]',
+    description: 'Start the app as a daemon (the default command); returns once the workers are ready.',
+    details:
+      'Without --no-daemon, wsgid detaches (new session, umask 022, cwd = app folder, logs to ' +
+      'logs/wsgid.log) and exits 0 only when the workers are ready; if the app cannot start it exits ' +
+      'non-zero and prints why. Options given here override wsgid.json, which overrides the defaults.',
+  },
+  init: {
+    usage: 'wsgid init --app-path=DIR',
+    description: 'Create the app folder layout: app/, logs/, plugins/, pid/master/, pid/worker/.',
+    details: 'Creates DIR if needed. Idempotent: never touches existing files.',
+  },
+  config: {
+    usage: 'wsgid config --app-path=DIR [options]',
+    description: 'Save the given options into DIR/wsgid.json (merged with what is there).',
+    details: 'Given keys replace saved ones; --env values are merged into "envs". Prints the resulting file.',
+  },
+  stop: {
+    usage: 'wsgid stop --app-path=DIR [--send-signal=SIGNAL]',
+    description: 'Stop the app: SIGTERM to the master (graceful), then wait until it is gone.',
+    details:
+      'In-flight requests get --graceful-timeout seconds to finish. wsgid stop waits for the master ' +
+      'to exit (bounded by graceful-timeout + 10 s from wsgid.json) and exits 1 if it did not.',
+  },
+  restart: {
+    usage: 'wsgid restart --app-path=DIR',
+    description: 'Rolling reload: SIGHUP to the master; new workers start, then old ones drain. Zero downtime.',
+  },
+  reload: {
+    usage: 'wsgid reload --app-path=DIR',
+    description: 'Same as restart.',
+  },
+  status: {
+    usage: 'wsgid status --app-path=DIR [--json]',
+    description: 'Running/Stopped, with master and worker pids (dead ones marked); --json for more.',
+    details: 'Exit code 0 when running, 3 when stopped.',
+  },
+  'systemd-unit': {
+    usage: 'wsgid systemd-unit --app-path=DIR',
+    description: 'Print a systemd service unit that runs this app folder in the foreground.',
+  },
+};
+
+const plugins = new Map<string, CommandDefinition>();
+
+/** Add a subcommand (from a plugin). Names must not clash with built-in or already registered ones. */
+export function registerCommand(name: string, definition: CommandDefinition): void {
+  if (!/^[a-z][a-z0-9-]*$/.test(name)) throw new Error(`invalid command name '${name}'`);
+  if (name in BUILTIN_COMMANDS || plugins.has(name)) throw new Error(`command '${name}' is already defined`);
+  plugins.set(name, definition);
+}
+
+export function getPluginCommand(name: string): CommandDefinition | undefined {
+  return plugins.get(name);
+}
+
+export function pluginCommands(): ReadonlyMap<string, CommandDefinition> {
+  return plugins;
+}

@@ -1,0 +1,159 @@
+/**
+ * Commands that talk to a running wsgid through its pid files and signals: stop, restart/reload,
+ * status. They need only the app folder (wsgid.json is read, when valid, just for graceful_timeout).
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { constants as osConstants } from 'node:os';
+import { EXIT, UsageError, WsgidError } from '../config/errors.js';
+import { readConfigFile } from '../config/file.js';
+import { OPTIONS, checkSignal } from '../config/options.js';
+import type { CommandValues } from '../config/options.js';
+import type { Settings } from '../config/settings.js';
+import { checkAppFolderExists } from '../app-folder/layout.js';
+import { isAlive, listPidFiles, removeStalePidFiles, type PidEntry } from '../app-folder/pidfile.js';
+
+export interface Output {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+/** Normalize a signal given as TERM, SIGTERM, term or 15 to what process.kill accepts. */
+export function normalizeSignal(value: string): NodeJS.Signals | number {
+  const problem = checkSignal(value);
+  if (problem) throw new UsageError(`--send-signal: ${problem}`);
+  if (/^\d+$/.test(value)) return Number(value);
+  const upper = value.toUpperCase();
+  return (upper.startsWith('SIG') ? upper : 'SIG' + upper) as NodeJS.Signals;
+}
+
+function signalName(signal: NodeJS.Signals | number): string {
+  if (typeof signal === 'string') return signal;
+  const entry = Object.entries(osConstants.signals).find(([, n]) => n === signal);
+  return entry ? `${entry[0]} (${signal})` : String(signal);
+}
+
+function send(pid: number, signal: NodeJS.Signals | number): void {
+  try {
+    process.kill(pid, signal);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ESRCH') return; // gone meanwhile: fine
+    throw new WsgidError(`cannot signal master pid ${pid}: ${(error as Error).message}`, 'WSGID_SIGNAL', EXIT.FAILURE);
+  }
+}
+
+function liveMasters(appPath: string): PidEntry[] {
+  return listPidFiles(appPath, 'master').filter((e) => e.alive);
+}
+
+/** graceful_timeout from wsgid.json (if readable) or the default: how long stop waits, plus slack. */
+function gracefulTimeoutSeconds(appPath: string): number {
+  try {
+    return readConfigFile(appPath)?.values.gracefulTimeout ?? (OPTIONS.gracefulTimeout.default as number);
+  } catch {
+    return OPTIONS.gracefulTimeout.default as number;
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** `wsgid stop`: signal the master (TERM by default) and wait until it is gone. */
+export async function stopCommand(settings: Settings, values: CommandValues, io: Output): Promise<number> {
+  const paths = checkAppFolderExists(settings.appPath);
+  const signal = normalizeSignal(values.sendSignal ?? 'TERM');
+  const masters = liveMasters(paths.root);
+  if (masters.length === 0) {
+    removeStalePidFiles(paths.root, 'master');
+    removeStalePidFiles(paths.root, 'worker');
+    io.out(`wsgid is not running in ${paths.root}\n`);
+    return EXIT.OK;
+  }
+  for (const m of masters) send(m.pid, signal);
+  io.out(`sent ${signalName(signal)} to master pid ${masters.map((m) => m.pid).join(', ')}; waiting for it to exit\n`);
+  const limitMs = (gracefulTimeoutSeconds(paths.root) + 10) * 1000;
+  const deadline = Date.now() + limitMs;
+  while (masters.some((m) => isAlive(m.pid))) {
+    if (Date.now() > deadline) {
+      const left = masters.filter((m) => isAlive(m.pid)).map((m) => m.pid);
+      io.err(`wsgid: master pid ${left.join(', ')} still running after ${limitMs / 1000} s (try --send-signal=KILL)\n`);
+      return EXIT.FAILURE;
+    }
+    await sleep(100);
+  }
+  // The master removes its own files; clear what a crash (or SIGKILL) left behind.
+  removeStalePidFiles(paths.root, 'master');
+  removeStalePidFiles(paths.root, 'worker');
+  io.out('stopped\n');
+  return EXIT.OK;
+}
+
+/** `wsgid restart` / `wsgid reload`: SIGHUP (rolling reload) to the master. */
+export function restartCommand(settings: Settings, values: CommandValues, io: Output): number {
+  const paths = checkAppFolderExists(settings.appPath);
+  const signal = normalizeSignal(values.sendSignal ?? 'HUP');
+  const masters = liveMasters(paths.root);
+  if (masters.length === 0) {
+    io.err(`wsgid: not running in ${paths.root} (start it with: wsgid --app-path=${paths.root})\n`);
+    return EXIT.NOT_RUNNING;
+  }
+  for (const m of masters) send(m.pid, signal);
+  io.out(`sent ${signalName(signal)} to master pid ${masters.map((m) => m.pid).join(', ')}: rolling reload requested\n`);
+  return EXIT.OK;
+}
+
+/** What the master publishes about itself (see docs/INTERNALS.md, "Status file"). */
+export interface MasterStatus {
+  [key: string]: unknown;
+}
+
+/** The master's status file, if it has one and it parses. */
+export function readMasterStatus(appPath: string): MasterStatus | undefined {
+  try {
+    const raw: unknown = JSON.parse(readFileSync(path.join(appPath, 'pid', 'status.json'), 'utf8'));
+    return raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? (raw as MasterStatus) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface StatusReport {
+  status: 'running' | 'stopped';
+  appPath: string;
+  master: { pid: number; alive: boolean }[];
+  workers: { pid: number; alive: boolean }[];
+  /** The master's own numbers (uptime, requests served, in flight, restarts…) when it publishes them. */
+  stats?: MasterStatus;
+}
+
+export function collectStatus(appPath: string): StatusReport {
+  const master = listPidFiles(appPath, 'master').map(({ pid, alive }) => ({ pid, alive }));
+  const workers = listPidFiles(appPath, 'worker').map(({ pid, alive }) => ({ pid, alive }));
+  const running = master.some((m) => m.alive);
+  const report: StatusReport = { status: running ? 'running' : 'stopped', appPath, master, workers };
+  if (running) {
+    const stats = readMasterStatus(appPath);
+    if (stats) report.stats = stats;
+  }
+  return report;
+}
+
+function pidList(entries: { pid: number; alive: boolean }[]): string {
+  return entries.length ? entries.map((e) => (e.alive ? String(e.pid) : `${e.pid}(dead)`)).join(', ') : '-';
+}
+
+/** `wsgid status [--json]`: exit 0 when running, 3 when stopped. */
+export function statusCommand(settings: Settings, values: CommandValues, io: Output): number {
+  const paths = checkAppFolderExists(settings.appPath);
+  const report = collectStatus(paths.root);
+  if (values.json) {
+    io.out(JSON.stringify(report, null, 2) + '\n');
+  } else {
+    io.out(
+      `Status: ${report.status === 'running' ? 'Running' : 'Stopped'}\n` +
+        `Master pid(s): ${pidList(report.master)}\n` +
+        `Worker pid(s): ${pidList(report.workers)}\n`,
+    );
+  }
+  return report.status === 'running' ? EXIT.OK : EXIT.NOT_RUNNING;
+}

@@ -1,0 +1,109 @@
+#!/usr/bin/env node
+/**
+ * The `wsgid` command. Thin: parse (config/args.ts), resolve Settings (config/resolve.ts), run the
+ * command, map errors to exit codes (config/errors.ts EXIT). See `wsgid --help`.
+ */
+import { readFileSync, realpathSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseCommandLine } from '../config/args.js';
+import { EXIT, WsgidError } from '../config/errors.js';
+import { resolveSettings } from '../config/resolve.js';
+import { getPluginCommand, pluginCommands } from './commands.js';
+import { restartCommand, statusCommand, stopCommand, type Output } from './control.js';
+import { configCommand, initCommand, systemdUnitCommand } from './folder-commands.js';
+import { renderHelp } from './help.js';
+import { startCommand } from './start.js';
+
+const io: Output = {
+  out: (text) => void process.stdout.write(text),
+  err: (text) => void process.stderr.write(text),
+};
+
+export function wsgidVersion(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++) {
+    dir = path.dirname(dir);
+    try {
+      const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'wsgid' && pkg.version) return pkg.version;
+    } catch {
+      /* keep climbing */
+    }
+  }
+  return 'unknown';
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const parsed = parseCommandLine(argv, [...pluginCommands().keys()]);
+  if (parsed.version) {
+    io.out(`wsgid ${wsgidVersion()}\n`);
+    return EXIT.OK;
+  }
+  if (parsed.help) {
+    io.out(renderHelp(parsed.command));
+    return EXIT.OK;
+  }
+  const { command, values } = parsed;
+  switch (command) {
+    case 'start': {
+      const { settings } = resolveSettings(values, { readFile: true });
+      return startCommand(settings, argv);
+    }
+    case 'init':
+      return initCommand(resolveSettings(values).settings, io);
+    case 'config':
+      return configCommand(resolveSettings(values).settings.appPath, { ...values, appPath: undefined }, io);
+    case 'stop': {
+      const { settings, commandValues } = resolveSettings(values);
+      return stopCommand(settings, commandValues, io);
+    }
+    case 'restart':
+    case 'reload': {
+      const { settings, commandValues } = resolveSettings(values);
+      return restartCommand(settings, commandValues, io);
+    }
+    case 'status': {
+      const { settings, commandValues } = resolveSettings(values);
+      return statusCommand(settings, commandValues, io);
+    }
+    case 'systemd-unit':
+      return systemdUnitCommand(resolveSettings(values, { readFile: true }).settings, io);
+    default: {
+      const plugin = getPluginCommand(command);
+      if (!plugin) throw new WsgidError(`unknown command '${command}'`, 'WSGID_USAGE', EXIT.USAGE);
+      const { settings } = resolveSettings(values, { readFile: true });
+      const rest = [...argv];
+      rest.splice(rest.indexOf(command), 1);
+      return (await plugin.run(rest, settings)) ?? EXIT.OK;
+    }
+  }
+}
+
+function isMain(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isMain()) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+      // The master may leave handles (sockets, timers) behind once it has returned: don't hang.
+      if (process.exitCode !== undefined) setImmediate(() => process.exit(code));
+    },
+    (error: unknown) => {
+      if (error instanceof WsgidError) {
+        process.stderr.write(`wsgid: ${error.message}\n`);
+        process.exit(error.exitCode);
+      }
+      process.stderr.write(`wsgid: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      process.exit(EXIT.FAILURE);
+    },
+  );
+}

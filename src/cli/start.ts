@@ -1,0 +1,156 @@
+/**
+ * `wsgid [start]`: check the app folder, then either detach (daemon.ts) and wait for the daemon's
+ * report, or run the master here (foreground with --no-daemon, or as the detached daemon itself).
+ */
+import { AppFolderError, EXIT, WsgidError } from '../config/errors.js';
+import { checkSettings } from '../config/resolve.js';
+import type { Settings } from '../config/settings.js';
+import { checkAppFolder } from '../app-folder/layout.js';
+import { listPidFiles, removePidFile, writePidFile } from '../app-folder/pidfile.js';
+import { prepareForWorkers } from '../app-folder/privileges.js';
+import { createLogger, type Logger, type LogFields } from '../log/logger.js';
+import { reportToParent, spawnDaemon, takeDaemonChildMarker } from './daemon.js';
+
+/** How long `wsgid start` waits for the daemon to report "ready". */
+export const READY_TIMEOUT_MS = 90_000;
+
+type RunMaster = (settings: Settings, logger: Logger, hooks?: { onReady?: () => void }) => Promise<number>;
+type ServeStandalone = (settings: Settings, logger: Logger) => Promise<{ close(): Promise<void> }>;
+
+/** Import an optional module of a sibling layer by URL, so this file compiles while it's being written. */
+async function optionalImport<T>(relative: string): Promise<T | undefined> {
+  try {
+    return (await import(new URL(relative, import.meta.url).href)) as T;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ERR_MODULE_NOT_FOUND' && String((error as Error).message).includes(relative.replace(/^\.\.\//, ''))) {
+      return undefined;
+    }
+    throw error;
+  }
+}
+
+/** Wrap a logger so the last error message is remembered (the reason a failed start reports). */
+function rememberErrors(logger: Logger, memory: { last?: string }): Logger {
+  const describe = (message: string, fields?: LogFields): string => {
+    if (!fields) return message;
+    for (const value of Object.values(fields)) {
+      if (value instanceof Error) return `${message}: ${value.message}`;
+    }
+    const detail = fields.reason ?? fields.error ?? fields.message;
+    return typeof detail === 'string' ? `${message}: ${detail}` : message;
+  };
+  return {
+    ...logger,
+    error: (message, fields) => {
+      memory.last = describe(message, fields);
+      logger.error(message, fields);
+    },
+    child: (role) => rememberErrors(logger.child(role), memory),
+  };
+}
+
+function runningMasters(appPath: string): number[] {
+  return listPidFiles(appPath, 'master')
+    .filter((e) => e.alive && e.pid !== process.pid)
+    .map((e) => e.pid);
+}
+
+/** The `start` command. `argv` is the original command line (re-used to spawn the daemon). */
+export async function startCommand(settings: Settings, argv: readonly string[]): Promise<number> {
+  const isDaemonChild = takeDaemonChildMarker();
+  const paths = checkAppFolder(settings.appPath);
+  checkSettings(settings, true);
+  const running = runningMasters(settings.appPath);
+  if (running.length > 0) {
+    throw new WsgidError(
+      `already running in ${paths.root} (master pid ${running.join(', ')}); use \`wsgid restart\` to reload`,
+      'WSGID_RUNNING',
+      EXIT.FAILURE,
+    );
+  }
+
+  if (!settings.noDaemon && !isDaemonChild) {
+    const result = await spawnDaemon({ argv, cwd: paths.root, readyTimeoutMs: READY_TIMEOUT_MS, logFile: paths.wsgidLog });
+    (result.exitCode === EXIT.OK ? process.stdout : process.stderr).write(result.message + '\n');
+    return result.exitCode;
+  }
+
+  // We are the master: in the foreground (--no-daemon) or the detached daemon.
+  process.chdir(paths.root);
+  if (isDaemonChild) process.umask(0o022);
+  const effective: Settings = isDaemonChild ? { ...settings, noDaemon: false } : settings;
+  const level = settings.debug ? 'debug' : 'info';
+  const memory: { last?: string } = {};
+  let baseLogger: Logger;
+  try {
+    baseLogger = isDaemonChild
+      ? createLogger({ path: paths.wsgidLog }, level, 'master')
+      : createLogger({ fd: settings.stdout ? 1 : 2 }, level, 'master');
+  } catch (error) {
+    const reason = `cannot open the log ${paths.wsgidLog}: ${(error as Error).message}`;
+    if (isDaemonChild) reportToParent({ type: 'failed', reason, exitCode: EXIT.FAILURE });
+    throw new AppFolderError(reason);
+  }
+  const logger = rememberErrors(baseLogger, memory);
+
+  let ready = false;
+  const onReady = (): void => {
+    if (ready) return;
+    ready = true;
+    logger.info('ready', { workers: effective.workers, appPath: paths.root });
+    if (isDaemonChild) reportToParent({ type: 'ready', pid: process.pid, workers: effective.workers });
+  };
+  const fail = (reason: string, exitCode: number): number => {
+    if (isDaemonChild && !ready) reportToParent({ type: 'failed', reason, exitCode });
+    return exitCode;
+  };
+
+  let code: number;
+  try {
+    prepareForWorkers(effective);
+    const master = await optionalImport<{ runMaster?: RunMaster }>('../master/index.js');
+    if (master?.runMaster) {
+      code = await master.runMaster(effective, logger, { onReady });
+    } else if (effective.workers === 0) {
+      code = await runStandalone(effective, logger, onReady);
+    } else {
+      logger.error('the multi-process master is not available in this build; use --workers=0');
+      code = EXIT.FAILURE;
+    }
+  } catch (error) {
+    const exitCode = error instanceof WsgidError ? error.exitCode : EXIT.FAILURE;
+    logger.error('could not start', { error: error instanceof Error ? error : new Error(String(error)) });
+    return fail(memory.last ?? String(error), exitCode === EXIT.USAGE ? EXIT.FAILURE : exitCode);
+  }
+  if (!ready) return fail(memory.last ?? `the master exited with code ${code} before it was ready`, code || EXIT.FAILURE);
+  return code;
+}
+
+/** Fallback while the master is not there: serve in this process until SIGTERM/SIGINT. */
+async function runStandalone(settings: Settings, logger: Logger, onReady: () => void): Promise<number> {
+  const mod = await optionalImport<{ serveStandalone?: ServeStandalone }>('../worker/standalone.js');
+  if (!mod?.serveStandalone) {
+    logger.error('no request loop available in this build (worker/standalone.js is missing)');
+    return EXIT.FAILURE;
+  }
+  writePidFile(settings.appPath, 'master', process.pid);
+  try {
+    const server = await mod.serveStandalone(settings, logger);
+    onReady();
+    await new Promise<void>((resolve) => {
+      const stop = (signal: NodeJS.Signals): void => {
+        logger.info('stopping', { signal });
+        resolve();
+      };
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+      process.once('SIGQUIT', stop);
+      process.on('SIGUSR1', () => logger.reopen());
+    });
+    await server.close();
+    return EXIT.OK;
+  } finally {
+    removePidFile(settings.appPath, 'master', process.pid);
+  }
+}

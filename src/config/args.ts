@@ -1,0 +1,195 @@
+/**
+ * Command-line parsing, generated from the option table (options.ts) with Node's util.parseArgs.
+ * The command is the first positional (`wsgid stop --app-path=DIR`, also `wsgid --app-path=DIR stop`);
+ * none means `start`.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { UsageError } from './errors.js';
+import {
+  COMMANDS,
+  OPTION_LIST,
+  cliOptionsFor,
+  isNegatable,
+  type CommandName,
+  type NamedOption,
+  type OptionSpec,
+  type OptionValues,
+  type OptionType,
+  type ValueOf,
+} from './options.js';
+
+type ParseOptions = NonNullable<ParseArgsConfig['options']>;
+
+export interface ParsedArgs {
+  /** A built-in command, or the name of a plugin command. */
+  command: string;
+  /** Values given on the command line only (no defaults, no wsgid.json). */
+  values: Partial<OptionValues>;
+  /** Positionals after the command name. */
+  positionals: string[];
+  help: boolean;
+  version: boolean;
+}
+
+const GLOBAL_FLAGS: ParseOptions = {
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'V' },
+};
+
+/** The util.parseArgs `options` for a list of wsgid options (plus --help/--version). */
+export function parseArgsOptions(options: readonly NamedOption[]): ParseOptions {
+  const out: ParseOptions = { ...GLOBAL_FLAGS };
+  for (const { spec } of options) {
+    const multiple = spec.type === 'list' || spec.type === 'map';
+    out[spec.flag] = { type: spec.type === 'bool' ? 'boolean' : 'string', multiple };
+    if (isNegatable(spec)) out['no-' + spec.flag] = { type: 'boolean' };
+  }
+  return out;
+}
+
+export function isBuiltinCommand(name: string): name is CommandName {
+  return (COMMANDS as readonly string[]).includes(name);
+}
+
+/** Find the command name: the first positional, found with a lenient pass over every known flag. */
+function splitCommand(argv: readonly string[]): { command: string | undefined; rest: string[] } {
+  const { tokens } = parseArgs({
+    args: [...argv],
+    options: parseArgsOptions(OPTION_LIST),
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
+  const first = tokens.find((t) => t.kind === 'positional');
+  if (!first || first.kind !== 'positional') return { command: undefined, rest: [...argv] };
+  const rest = [...argv];
+  rest.splice(first.index, 1);
+  return { command: first.value, rest };
+}
+
+/** Convert one raw command-line value to the option's type, or throw a UsageError naming the flag. */
+export function convertCliValue(spec: OptionSpec, raw: string): ValueOf<OptionType> {
+  const flag = '--' + spec.flag;
+  switch (spec.type) {
+    case 'int':
+      if (!/^-?\d+$/.test(raw.trim())) throw new UsageError(`${flag}: expected an integer, got '${raw}'`);
+      return Number(raw.trim());
+    case 'map': {
+      const eq = raw.indexOf('=');
+      if (eq <= 0) throw new UsageError(`${flag}: expected KEY=VALUE, got '${raw}'`);
+      return { [raw.slice(0, eq)]: raw.slice(eq + 1) };
+    }
+    case 'list':
+      return [raw];
+    case 'bool':
+      throw new UsageError(`${flag} takes no value`);
+    default:
+      return raw;
+  }
+}
+
+/** Attach a value to its option name (the table guarantees the kind matches the setting's type). */
+export function assign(target: Partial<OptionValues>, name: NamedOption['name'], value: ValueOf<OptionType>): void {
+  (target as Record<string, unknown>)[name] = value;
+}
+
+/** Run the option's own check; throw a UsageError "--flag: expected …" when it fails. */
+export function checkCliValue(spec: OptionSpec, value: ValueOf<OptionType>): void {
+  const check = spec.check as ((v: ValueOf<OptionType>) => string | undefined) | undefined;
+  const problem = check?.(value);
+  if (problem) throw new UsageError(`--${spec.flag}: ${problem}`);
+}
+
+function commandForUsage(command: string): string {
+  return command === 'start' ? 'wsgid' : `wsgid ${command}`;
+}
+
+function translateParseError(error: unknown, command: string, accepted: readonly NamedOption[]): never {
+  const code = (error as { code?: unknown }).code;
+  const message = error instanceof Error ? error.message : String(error);
+  const help = `(see ${commandForUsage(command)} --help)`;
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    const flag = /'([^']+)'/.exec(message)?.[1] ?? message;
+    const bare = flag.replace(/^-+/, '').replace(/=.*$/, '');
+    const known = OPTION_LIST.find((o) => o.spec.flag === bare || 'no-' + o.spec.flag === bare);
+    if (known && !accepted.includes(known)) {
+      const where = known.spec.commands.map((c) => commandForUsage(c)).join(', ');
+      throw new UsageError(`--${bare} is not an option of \`${commandForUsage(command)}\` (it belongs to: ${where}) ${help}`);
+    }
+    if (known && known.spec.type === 'bool') throw new UsageError(`--${bare} takes no value ${help}`);
+    throw new UsageError(`unknown option ${flag} ${help}`);
+  }
+  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+    const flag = /'(--[a-z0-9-]+)/.exec(message)?.[1];
+    throw new UsageError(flag ? `${flag} needs a value ${help}` : `${message} ${help}`);
+  }
+  if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+    throw new UsageError(`unexpected argument ${/'([^']*)'/.exec(message)?.[0] ?? message} ${help}`);
+  }
+  throw error;
+}
+
+/**
+ * Parse a command line (without `node` and the script). Plugin commands (names in `extraCommands`)
+ * accept the `start` options and any positionals.
+ */
+export function parseCommandLine(argv: readonly string[], extraCommands: readonly string[] = []): ParsedArgs {
+  const { command: named, rest } = splitCommand(argv);
+  const command = named ?? 'start';
+  const builtin = isBuiltinCommand(command);
+  if (!builtin && !extraCommands.includes(command)) {
+    throw new UsageError(`unknown command '${command}' (commands: ${[...COMMANDS, ...extraCommands].join(', ')}; see wsgid --help)`);
+  }
+  const accepted = cliOptionsFor(builtin ? command : 'start');
+  let tokens;
+  try {
+    tokens = parseArgs({
+      args: rest,
+      options: parseArgsOptions(accepted),
+      strict: true,
+      allowPositionals: !builtin,
+      tokens: true,
+    }).tokens;
+  } catch (error) {
+    translateParseError(error, command, accepted);
+  }
+
+  const byFlag = new Map<string, NamedOption>();
+  for (const option of accepted) byFlag.set(option.spec.flag, option);
+
+  const values: Partial<OptionValues> = {};
+  const positionals: string[] = [];
+  let help = false;
+  let version = false;
+  for (const token of tokens) {
+    if (token.kind === 'positional') {
+      positionals.push(token.value);
+      continue;
+    }
+    if (token.kind !== 'option') continue;
+    if (token.name === 'help') help = true;
+    else if (token.name === 'version') version = true;
+    else if (byFlag.has(token.name)) {
+      const { name, spec } = byFlag.get(token.name)!;
+      if (spec.type === 'bool') {
+        if (token.value !== undefined) throw new UsageError(`--${spec.flag} takes no value`);
+        assign(values, name, true);
+        continue;
+      }
+      const raw = token.value ?? '';
+      const value = convertCliValue(spec, raw);
+      const previous = values[name];
+      if (spec.type === 'list') assign(values, name, [...((previous as string[] | undefined) ?? []), ...(value as string[])]);
+      else if (spec.type === 'map') assign(values, name, { ...((previous as Record<string, string> | undefined) ?? {}), ...(value as Record<string, string>) });
+      else assign(values, name, value);
+    } else if (token.name.startsWith('no-') && byFlag.has(token.name.slice(3))) {
+      const { name } = byFlag.get(token.name.slice(3))!;
+      assign(values, name, false);
+    }
+  }
+  for (const { name, spec } of accepted) {
+    const value = values[name];
+    if (value !== undefined) checkCliValue(spec, value);
+  }
+  return { command, values, positionals, help, version };
+}

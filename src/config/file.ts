@@ -1,0 +1,167 @@
+/**
+ * wsgid.json: the app folder's saved options, validated against the option table (options.ts).
+ * Keys are the flags with `-` → `_` (`app_path` style, as the original); `envs` is a string map.
+ * Unknown keys, wrong types and broken JSON are refused with the file name, the key and what was
+ * expected. For compatibility with the original, a list option also accepts a single string.
+ */
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { assign } from './args.js';
+import { ConfigFileError } from './errors.js';
+import { fileOptions, jsonKey, type NamedOption, type OptionSpec, type OptionType, type OptionValues, type ValueOf } from './options.js';
+
+export const CONFIG_FILE_NAME = 'wsgid.json';
+
+export function configFilePath(appPath: string): string {
+  return path.join(appPath, CONFIG_FILE_NAME);
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'object') return 'an object';
+  return `${typeof value} ${String(value)}`;
+}
+
+const EXPECTED: Record<OptionType, string> = {
+  string: 'a string',
+  int: 'an integer',
+  bool: 'true or false',
+  list: 'an array of strings',
+  map: 'an object of string values',
+};
+
+type Converted = { ok: true; value: ValueOf<OptionType> } | { ok: false; problem: string };
+
+/** Convert one JSON value to the option's type, or say what was expected. */
+function convertJsonValue(spec: OptionSpec, value: unknown): Converted {
+  const ok = (v: ValueOf<OptionType>): Converted => ({ ok: true, value: v });
+  const bad: Converted = { ok: false, problem: `expected ${EXPECTED[spec.type]}, got ${describe(value)}` };
+  switch (spec.type) {
+    case 'string':
+      return typeof value === 'string' ? ok(value) : bad;
+    case 'int':
+      return typeof value === 'number' && Number.isInteger(value) ? ok(value) : bad;
+    case 'bool':
+      return typeof value === 'boolean' ? ok(value) : bad;
+    case 'list':
+      if (typeof value === 'string') return ok([value]);
+      return Array.isArray(value) && value.every((v) => typeof v === 'string') ? ok([...(value as string[])]) : bad;
+    case 'map': {
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) return bad;
+      const out: Record<string, string> = {};
+      for (const [k, v] of Object.entries(value)) {
+        if (typeof v !== 'string') return { ok: false, problem: `expected ${EXPECTED.map}, got ${describe(v)} for "${k}"` };
+        out[k] = v;
+      }
+      return ok(out);
+    }
+  }
+}
+
+/** Levenshtein distance, for "did you mean" on misspelled keys. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length];
+}
+
+function byKey(): Map<string, NamedOption> {
+  const map = new Map<string, NamedOption>();
+  for (const option of fileOptions()) map.set(jsonKey(option.spec), option);
+  return map;
+}
+
+/** Validate a parsed wsgid.json object. `file` is only used in messages. */
+export function validateConfigObject(raw: unknown, file: string): Partial<OptionValues> {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new ConfigFileError(file, undefined, `expected a JSON object, got ${describe(raw)}`);
+  }
+  const known = byKey();
+  const values: Partial<OptionValues> = {};
+  for (const [key, value] of Object.entries(raw)) {
+    const option = known.get(key);
+    if (!option) {
+      const wanted = key.replace(/-/g, '_').toLowerCase();
+      const near = [...known.keys()].find((k) => k === wanted || editDistance(k, wanted) <= 2);
+      const hint = near ? ` (did you mean "${near}"?)` : ` (known keys: ${[...known.keys()].join(', ')})`;
+      throw new ConfigFileError(file, key, `unknown key${hint}`);
+    }
+    const converted = convertJsonValue(option.spec, value);
+    if (!converted.ok) throw new ConfigFileError(file, key, converted.problem);
+    const check = option.spec.check as ((v: ValueOf<OptionType>) => string | undefined) | undefined;
+    const problem = check?.(converted.value);
+    if (problem) throw new ConfigFileError(file, key, problem);
+    assign(values, option.name, converted.value);
+  }
+  return values;
+}
+
+/** Read the raw JSON object of wsgid.json; undefined when the file does not exist. */
+function readRaw(file: string): Record<string, unknown> | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    throw new ConfigFileError(file, undefined, `cannot read: ${(error as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigFileError(file, undefined, `not valid JSON: ${(error as Error).message}`);
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new ConfigFileError(file, undefined, `expected a JSON object, got ${describe(raw)}`);
+  }
+  return raw as Record<string, unknown>;
+}
+
+export interface ConfigFile {
+  path: string;
+  values: Partial<OptionValues>;
+}
+
+/** Read and validate DIR/wsgid.json; undefined when there is none. */
+export function readConfigFile(appPath: string): ConfigFile | undefined {
+  const file = configFilePath(appPath);
+  const raw = readRaw(file);
+  if (raw === undefined) return undefined;
+  return { path: file, values: validateConfigObject(raw, file) };
+}
+
+/** The JSON form of option values, keyed and ordered as the table, only options allowed in files. */
+export function toJsonObject(values: Partial<OptionValues>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const { name, spec } of fileOptions()) {
+    const value = values[name];
+    if (value !== undefined) out[jsonKey(spec)] = value;
+  }
+  return out;
+}
+
+/**
+ * Merge `values` into DIR/wsgid.json (given keys replace saved ones; `envs` is merged key by key),
+ * validate the result and write it atomically. Returns the file path and what it now holds.
+ */
+export function writeConfigFile(appPath: string, values: Partial<OptionValues>): ConfigFile {
+  const file = configFilePath(appPath);
+  const existing = readConfigFile(appPath)?.values ?? {};
+  const merged: Partial<OptionValues> = { ...existing, ...values };
+  if (existing.envs && values.envs) merged.envs = { ...existing.envs, ...values.envs };
+  const json = toJsonObject(merged);
+  validateConfigObject(json, file);
+  const temp = `${file}.${process.pid}.tmp`;
+  writeFileSync(temp, JSON.stringify(json, null, 2) + '\n', { mode: 0o644 });
+  renameSync(temp, file);
+  return { path: file, values: merged };
+}

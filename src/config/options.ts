@@ -1,0 +1,370 @@
+/**
+ * Every wsgid option, declared once. From this table come:
+ * - the util.parseArgs configuration of each command (config/parse.ts),
+ * - the validation of wsgid.json (config/file.ts),
+ * - `--help` and the Markdown CLI reference (config/help.ts, `npm run docs`),
+ * - the typed `Settings` (config/settings.ts) and the command-only values (`CommandValues`).
+ *
+ * Naming follows the original wsgid: the wsgid.json key is the flag without `--`, with `-` → `_`
+ * (`--app-path` ↔ `app_path`); the one exception is `--env KEY=VALUE` ↔ `envs` (a map).
+ */
+import { constants as osConstants } from 'node:os';
+import type { Settings } from './settings.js';
+
+/** The value kinds an option may have. */
+export type OptionType = 'string' | 'int' | 'bool' | 'list' | 'map';
+
+/** The TypeScript type of an option's value, by kind. */
+export type ValueOf<T extends OptionType> = T extends 'string'
+  ? string
+  : T extends 'int'
+    ? number
+    : T extends 'bool'
+      ? boolean
+      : T extends 'list'
+        ? string[]
+        : Record<string, string>;
+
+/** Built-in commands. Plugins may add more (cli/commands.ts); those accept the `start` options. */
+export const COMMANDS = ['start', 'init', 'config', 'stop', 'restart', 'reload', 'status', 'systemd-unit'] as const;
+export type CommandName = (typeof COMMANDS)[number];
+
+/** Values that only steer one command and are never part of Settings nor of wsgid.json. */
+export interface CommandValues {
+  /** stop / restart: the signal to send instead of the default (TERM / HUP). */
+  sendSignal?: string;
+  /** status: print JSON. */
+  json: boolean;
+}
+
+/** All option values: the Settings plus the command-only ones. */
+export type OptionValues = Settings & CommandValues;
+export type OptionName = keyof OptionValues;
+
+export interface OptionSpec<T extends OptionType = OptionType> {
+  /** Command-line flag without the leading `--`. */
+  readonly flag: string;
+  readonly type: T;
+  /** Default value (a function when it depends on the environment); undefined → no default. */
+  readonly default?: ValueOf<T> | (() => ValueOf<T>);
+  /** How the default is shown in help/docs when it is computed. */
+  readonly defaultLabel?: string;
+  /** The commands that accept the flag. */
+  readonly commands: readonly CommandName[];
+  /** Placeholder in help text, e.g. ENDPOINT. */
+  readonly metavar?: string;
+  readonly help: string;
+  /**
+   * Where the option may be given: 'both' (flag and wsgid.json), 'cli' (flag only, never saved),
+   * 'file' (wsgid.json only). Default 'both'.
+   */
+  readonly where?: 'both' | 'cli' | 'file';
+  /** wsgid.json key when it differs from the flag rule (flag with `-` → `_`). */
+  readonly key?: string;
+  /** Extra check on a parsed value; returns an error text ("expected …, got …") or undefined. */
+  readonly check?: (value: ValueOf<T>) => string | undefined;
+}
+
+/** The option table's shape: one spec per option value, of the matching kind. */
+type SpecFor<V> = V extends string
+  ? OptionSpec<'string'>
+  : V extends number
+    ? OptionSpec<'int'>
+    : V extends boolean
+      ? OptionSpec<'bool'>
+      : V extends string[]
+        ? OptionSpec<'list'>
+        : OptionSpec<'map'>;
+export type OptionTable = { readonly [K in OptionName]-?: SpecFor<Exclude<OptionValues[K], undefined>> };
+
+// ---------------------------------------------------------------------------------------------
+// Checks
+
+const ENDPOINT_EXAMPLE = 'tcp://127.0.0.1:9997';
+
+/** A ZeroMQ endpoint wsgid can connect to: tcp://host:port or ipc://path. */
+export function checkEndpoint(value: string): string | undefined {
+  const bad = `expected a ZeroMQ endpoint like ${ENDPOINT_EXAMPLE} or ipc:///path/to/socket, got '${value}'`;
+  const tcp = /^tcp:\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+|\*):(\d{1,5})$/.exec(value);
+  if (tcp) {
+    const port = Number(tcp[2]);
+    return port >= 1 && port <= 65535 ? undefined : `${bad} (port must be 1-65535)`;
+  }
+  if (value.startsWith('ipc://')) return value.length > 'ipc://'.length ? undefined : `${bad} (empty path)`;
+  return bad;
+}
+
+const eachEndpoint = (values: string[]): string | undefined => {
+  for (const v of values) {
+    const problem = checkEndpoint(v);
+    if (problem) return problem;
+  }
+  return undefined;
+};
+
+const atLeast = (min: number) => (n: number) =>
+  n >= min ? undefined : `expected an integer >= ${min}, got ${n}`;
+
+const SIGNAL_NAME = /^(SIG)?[A-Z0-9]+$/;
+/** A signal given by name (TERM, SIGTERM) or number; normalized by the stop/restart commands. */
+export function checkSignal(value: string): string | undefined {
+  if (/^\d+$/.test(value) && Number(value) > 0 && Number(value) < 65) return undefined;
+  const name = value.toUpperCase();
+  if (SIGNAL_NAME.test(name)) {
+    const full = name.startsWith('SIG') ? name : 'SIG' + name;
+    if (full in osSignals()) return undefined;
+  }
+  return `expected a signal name like TERM, SIGINT or a number, got '${value}'`;
+}
+
+function osSignals(): Record<string, number> {
+  return osConstants.signals as unknown as Record<string, number>;
+}
+
+const checkEnvName = (env: Record<string, string>): string | undefined => {
+  for (const name of Object.keys(env)) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) return `expected environment variable names, got '${name}'`;
+  }
+  return undefined;
+};
+
+// ---------------------------------------------------------------------------------------------
+// The table
+
+const START: readonly CommandName[] = ['start', 'config'];
+const ALL: readonly CommandName[] = COMMANDS;
+
+export const OPTIONS: OptionTable = {
+  appPath: {
+    flag: 'app-path',
+    type: 'string',
+    default: () => process.cwd(),
+    defaultLabel: 'current directory',
+    commands: ALL,
+    metavar: 'DIR',
+    where: 'cli',
+    help: 'The wsgid app folder (holds app/, logs/, pid/, plugins/ and wsgid.json).',
+  },
+  recv: {
+    flag: 'recv',
+    type: 'list',
+    default: [],
+    commands: START,
+    metavar: 'ENDPOINT',
+    help:
+      "mongrel2 handler send_spec, where wsgid receives requests (e.g. tcp://127.0.0.1:9997). " +
+      'Repeat for several mongrel2 servers; the i-th --recv pairs with the i-th --send.',
+    check: eachEndpoint,
+  },
+  send: {
+    flag: 'send',
+    type: 'list',
+    default: [],
+    commands: START,
+    metavar: 'ENDPOINT',
+    help: 'mongrel2 handler recv_spec, where wsgid publishes responses (e.g. tcp://127.0.0.1:9996).',
+    check: eachEndpoint,
+  },
+  wsgiApp: {
+    flag: 'wsgi-app',
+    type: 'string',
+    commands: START,
+    metavar: 'APP',
+    help:
+      'The app entry point: MODULE[:EXPORT] for JavaScript (relative to app/), dotted.path or module:attr ' +
+      'for Python WSGI. Detected from app/ when not given.',
+  },
+  workers: {
+    flag: 'workers',
+    type: 'int',
+    default: 1,
+    commands: START,
+    metavar: 'N',
+    help: 'Worker processes. 0 serves inside the master process.',
+    check: atLeast(0),
+  },
+  workerConnections: {
+    flag: 'worker-connections',
+    type: 'int',
+    default: 100,
+    commands: START,
+    metavar: 'N',
+    help: 'Requests one worker may handle at once.',
+    check: atLeast(1),
+  },
+  keepAlive: {
+    flag: 'keep-alive',
+    type: 'bool',
+    default: true,
+    commands: START,
+    help: 'Respawn workers that die (with backoff). --no-keep-alive lets them stay dead.',
+  },
+  timeout: {
+    flag: 'timeout',
+    type: 'int',
+    default: 30,
+    commands: START,
+    metavar: 'SECONDS',
+    help: 'A request not answered within this time gets a 504 and its worker is replaced. 0 disables.',
+    check: atLeast(0),
+  },
+  gracefulTimeout: {
+    flag: 'graceful-timeout',
+    type: 'int',
+    default: 30,
+    commands: START,
+    metavar: 'SECONDS',
+    help: 'On stop, restart and recycling, the time workers get to finish in-flight requests.',
+    check: atLeast(0),
+  },
+  maxRequests: {
+    flag: 'max-requests',
+    type: 'int',
+    default: 0,
+    commands: START,
+    metavar: 'N',
+    help: 'Recycle a worker (gracefully) after it served this many requests. 0 = never.',
+    check: atLeast(0),
+  },
+  maxRequestsJitter: {
+    flag: 'max-requests-jitter',
+    type: 'int',
+    default: 0,
+    commands: START,
+    metavar: 'N',
+    help: 'Add a random 0..N to --max-requests per worker, so workers do not recycle together.',
+    check: atLeast(0),
+  },
+  noDaemon: {
+    flag: 'no-daemon',
+    type: 'bool',
+    default: false,
+    commands: START,
+    help: 'Run in the foreground (for systemd, containers, supervisors); logs go to stderr.',
+  },
+  stdout: {
+    flag: 'stdout',
+    type: 'bool',
+    default: false,
+    commands: START,
+    help: 'With --no-daemon: log to stdout instead of stderr.',
+  },
+  debug: {
+    flag: 'debug',
+    type: 'bool',
+    default: false,
+    commands: START,
+    help: 'Log at debug level.',
+  },
+  accessLog: {
+    flag: 'access-log',
+    type: 'bool',
+    default: true,
+    commands: START,
+    help: 'Write an access log (Apache combined format) to logs/access.log (to the log stream with --no-daemon).',
+  },
+  chroot: {
+    flag: 'chroot',
+    type: 'bool',
+    default: false,
+    commands: START,
+    help: 'chroot workers into the app folder before the app is loaded (needs root and the native addon).',
+  },
+  mongrel2Chroot: {
+    flag: 'mongrel2-chroot',
+    type: 'string',
+    default: '',
+    commands: START,
+    metavar: 'DIR',
+    help: "mongrel2's chroot folder, to find async upload files.",
+  },
+  loaderDir: {
+    flag: 'loader-dir',
+    type: 'list',
+    default: [],
+    commands: START,
+    metavar: 'DIR',
+    help: 'Extra folder with app-loader plugins (besides plugins/ in the app folder).',
+  },
+  django: {
+    flag: 'django',
+    type: 'bool',
+    default: false,
+    commands: START,
+    help: 'Load the app with the Django loader (Python WSGI).',
+  },
+  python: {
+    flag: 'python',
+    type: 'string',
+    default: 'python3',
+    commands: START,
+    metavar: 'PATH',
+    help: 'Python interpreter used for WSGI apps.',
+  },
+  envs: {
+    flag: 'env',
+    key: 'envs',
+    type: 'map',
+    default: {},
+    commands: START,
+    metavar: 'KEY=VALUE',
+    help: 'Environment variable for the app; in wsgid.json: "envs": {"KEY": "VALUE"}.',
+    check: checkEnvName,
+  },
+  sendSignal: {
+    flag: 'send-signal',
+    type: 'string',
+    commands: ['stop', 'restart', 'reload'],
+    metavar: 'SIGNAL',
+    where: 'cli',
+    help: 'Signal to send to the master instead of the default (stop: TERM, restart: HUP). E.g. INT, QUIT, 9.',
+    check: checkSignal,
+  },
+  json: {
+    flag: 'json',
+    type: 'bool',
+    default: false,
+    commands: ['status'],
+    where: 'cli',
+    help: 'Print the status as JSON (pids, uptime, requests served, in flight, restarts).',
+  },
+};
+
+/** The table as a list, in declaration order, with the setting name attached. */
+export interface NamedOption {
+  readonly name: OptionName;
+  readonly spec: OptionSpec;
+}
+export const OPTION_LIST: readonly NamedOption[] = (Object.keys(OPTIONS) as OptionName[]).map((name) => ({
+  name,
+  spec: OPTIONS[name] as OptionSpec,
+}));
+
+/** The wsgid.json key of an option. */
+export function jsonKey(spec: OptionSpec): string {
+  return spec.key ?? spec.flag.replace(/-/g, '_');
+}
+
+/** Options accepted on the command line of `command`. */
+export function cliOptionsFor(command: CommandName): NamedOption[] {
+  return OPTION_LIST.filter((o) => o.spec.where !== 'file' && o.spec.commands.includes(command));
+}
+
+/** Options allowed in wsgid.json. */
+export function fileOptions(): NamedOption[] {
+  return OPTION_LIST.filter((o) => (o.spec.where ?? 'both') !== 'cli');
+}
+
+/** The default value of an option (computed defaults are evaluated now); undefined when none. */
+export function defaultOf(spec: OptionSpec): ValueOf<OptionType> | undefined {
+  const d = spec.default;
+  if (typeof d === 'function') return d();
+  if (Array.isArray(d)) return [...d];
+  if (d !== null && typeof d === 'object') return { ...d };
+  return d;
+}
+
+/** Booleans that may be turned off with `--no-<flag>` (not those whose flag already starts with no-). */
+export function isNegatable(spec: OptionSpec): boolean {
+  return spec.type === 'bool' && !spec.flag.startsWith('no-');
+}
