@@ -37,8 +37,8 @@ export interface ModuleLoadOptions {
 }
 
 /** Let tests and plugins import a file exactly like the loader does. */
-export async function importFile(file: string, logger: Logger): Promise<Record<string, unknown>> {
-  if (isTypeScriptFile(file)) await enableTypeScript(logger);
+export async function importFile(file: string, logger: Logger, appDir?: string): Promise<Record<string, unknown>> {
+  if (isTypeScriptFile(file)) await enableTypeScript(logger, file, appDir);
   return (await import(pathToFileURL(file).href)) as Record<string, unknown>;
 }
 
@@ -61,7 +61,12 @@ interface Candidate {
 function candidates(ns: Record<string, unknown>): Candidate[] {
   const list: Candidate[] = [];
   const def = ns['default'];
-  if (def !== undefined) list.push({ name: 'default export', value: def });
+  // CommonJS compiled from ESM (tsc, Babel): module.exports = { __esModule: true, default: app }.
+  if (def !== null && typeof def === 'object' && (def as Record<string, unknown>)['__esModule'] === true && 'default' in def) {
+    list.push({ name: 'exports.default', value: (def as Record<string, unknown>)['default'] });
+  } else if (def !== undefined) {
+    list.push({ name: 'default export', value: def });
+  }
   for (const name of FALLBACK_EXPORTS) {
     const forced = FORCING_EXPORTS[name];
     if (ns[name] !== undefined) list.push({ name: `export "${name}"`, value: ns[name], forced });
@@ -88,7 +93,7 @@ export async function loadModuleApp(file: string, options: ModuleLoadOptions): P
   try {
     let ns: Record<string, unknown>;
     try {
-      ns = await importFile(file, options.logger);
+      ns = await importFile(file, options.logger, options.relativeTo);
     } catch (error) {
       throw new AppLoadError(`failed to import ${rel} (${options.origin}): ${(error as Error)?.message ?? String(error)}`, [], { cause: error });
     }
