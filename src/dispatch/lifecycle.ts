@@ -1,0 +1,51 @@
+/**
+ * The master ↔ worker lifecycle contract: the worker's boot configuration (passed in the
+ * environment) and the messages on the Node IPC channel. See docs/INTERNALS.md.
+ */
+import type { Settings } from '../config/settings.js';
+import type { LogDestination, LogLevel } from '../log/logger.js';
+
+/** Environment variable holding a worker's WorkerBootConfig as JSON. */
+export const WORKER_ENV = 'WSGID_WORKER_CONFIG';
+
+export interface WorkerBootConfig {
+  /** Worker id: a spawn counter (gunicorn's `age`), unique within one master. */
+  id: number;
+  settings: Settings;
+  /** ZeroMQ endpoint of the master's ROUTER, relative to the app folder (`ipc://pid/.d<pid>/router`). */
+  endpoint: string;
+  /** Requests after which this worker retires (maxRequests + its jitter, fixed at spawn); 0 = never. */
+  maxRequests: number;
+  /** Heartbeat period (ms): the worker's own event loop sends `heartbeat` this often. */
+  heartbeatMs: number;
+  log: { destination: LogDestination; level: LogLevel };
+}
+
+/** Worker → master. */
+export type WorkerMessage =
+  | { type: 'ready' }
+  /** Sent every heartbeatMs from the worker's event loop; carries its counters. */
+  | { type: 'heartbeat'; served: number; inFlight: number }
+  /** The worker reached its max-requests: please replace me (spawn, wait ready, drain me). */
+  | { type: 'retire'; served: number }
+  /** Boot failed; sent just before exiting with code 3 or 4. */
+  | { type: 'fatal'; message: string; code: number };
+
+/** Master → worker. */
+export type MasterMessage =
+  /** Stop taking work, finish what you have, exit 0. */
+  | { type: 'drain' }
+  /** Reopen log files (USR1). */
+  | { type: 'reopen' };
+
+/** gunicorn's exit codes: the master halts instead of respawning forever. */
+export const EXIT_BOOT_ERROR = 3;
+export const EXIT_APP_LOAD_ERROR = 4;
+
+export function isWorkerMessage(value: unknown): value is WorkerMessage {
+  return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string';
+}
+
+export function isMasterMessage(value: unknown): value is MasterMessage {
+  return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string';
+}

@@ -1,0 +1,481 @@
+/**
+ * The master's dispatch table: which worker holds which client connection, how much credit each
+ * worker has, what is in flight, what waits for credit. Pure logic (no sockets, no clock): every
+ * decision is visible here and unit-tested in test/unit/dispatch-*.test.ts. The socket wiring is in
+ * ./dispatcher.ts, which implements DispatchSink.
+ *
+ * Rules (docs/INTERNALS.md):
+ * - a message for a connection some worker holds goes to that worker (sticky: order and
+ *   per-connection state hold); otherwise to the accepting worker with the most credit;
+ * - every forwarded message costs one credit and comes back with a 'D' report;
+ * - no credit anywhere → the message waits in the master (bounded: beyond `maxQueued` the client
+ *   gets a 503 and a close);
+ * - a disconnect goes to the holder, then the connection is forgotten (once nothing is in flight);
+ * - worker gone → each of its connections with a not-yet-started response gets 502 + close,
+ *   started ones just a close;
+ * - not started within the timeout → 504 + close, and the caller replaces the worker.
+ */
+import { peekConnection, ProtocolError } from '../protocol/index.js';
+import { isDisconnectFrame } from './frames.js';
+
+/** What the table asks its owner to do. */
+export interface DispatchSink {
+  /** Send `frame` (from mongrel2 server `server`) to `worker`. */
+  forward(worker: WorkerSlot, server: number, frame: Buffer): void;
+  /** Tell `worker` nothing more will come (in-band end marker). */
+  end(worker: WorkerSlot): void;
+  /** Answer a connection ourselves: `status` 502/503/504 then a close, or 0 for just a close. */
+  answer(server: number, sender: string, connId: number, status: AnswerStatus): void;
+  /** A frame that could not be peeked; it was dropped. */
+  malformed(server: number, frame: Buffer, error: ProtocolError): void;
+  /** The wait queue overflowed (the message was answered 503). */
+  overflow(queued: number): void;
+}
+
+export type AnswerStatus = 0 | 502 | 503 | 504;
+
+/** One worker as the dispatcher sees it. */
+export class WorkerSlot {
+  /** Credits left: messages it may still be sent. */
+  credit = 0;
+  /** Messages forwarded and not yet reported done. */
+  inFlight = 0;
+  /** Messages forwarded in total. */
+  forwarded = 0;
+  /** Has reported credit at least once (its DEALER is connected). */
+  connected = false;
+  /** Draining: the end marker was sent; nothing new goes to it. */
+  draining = false;
+  /** Messages for connections it holds, waiting for its credit (or, draining, for it to finish). */
+  readonly pending: Queued[] = [];
+  constructor(readonly id: number) {}
+  get accepting(): boolean {
+    return this.connected && !this.draining;
+  }
+}
+
+/** A client connection some worker holds. */
+export interface Conn {
+  readonly key: number;
+  readonly server: number;
+  readonly connId: number;
+  readonly sender: string;
+  worker: WorkerSlot;
+  /** Forwarded, not reported done. */
+  outstanding: number;
+  /** Of those, responses started. */
+  started: number;
+  /** When the oldest not-started message became the head of this connection's line (ms). */
+  since: number;
+  /** Last forward or report (ms), for the idle sweep. */
+  lastActive: number;
+  /** mongrel2 said the client is gone: forget it once nothing is in flight. */
+  released: boolean;
+}
+
+export interface Queued {
+  readonly server: number;
+  readonly frame: Buffer;
+  readonly key: number;
+  readonly sender: string;
+  readonly connId: number;
+  readonly disconnect: boolean;
+}
+
+export interface DispatchCounters {
+  /** Messages from mongrel2. */
+  received: number;
+  forwarded: number;
+  malformed: number;
+  /** Disconnects for connections nobody holds (dropped). */
+  orphanDisconnects: number;
+  answered502: number;
+  answered503: number;
+  answered504: number;
+  /** Closes without a status (started responses whose worker died). */
+  closed: number;
+  /** Messages that had to wait for credit. */
+  queuedTotal: number;
+}
+
+export interface TableOptions {
+  /** Messages that may wait for credit in the master before new ones get a 503. */
+  maxQueued: number;
+}
+
+const KEY_SERVER = 4294967296; // 2^32: key = server * 2^32 + connId, exact in a double
+
+export function connKey(server: number, connId: number): number {
+  return server * KEY_SERVER + connId;
+}
+
+/** A FIFO with O(1) shift, for the wait queue. */
+class Fifo<T> {
+  private items: (T | undefined)[] = [];
+  private head = 0;
+  get length(): number {
+    return this.items.length - this.head;
+  }
+  push(item: T): void {
+    this.items.push(item);
+  }
+  unshiftAll(items: T[]): void {
+    this.items = [...items, ...this.items.slice(this.head)];
+    this.head = 0;
+  }
+  shift(): T | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const item = this.items[this.head];
+    this.items[this.head++] = undefined;
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return item;
+  }
+}
+
+export class DispatchTable {
+  readonly workers = new Map<number, WorkerSlot>();
+  readonly conns = new Map<number, Conn>();
+  readonly counters: DispatchCounters = {
+    received: 0,
+    forwarded: 0,
+    malformed: 0,
+    orphanDisconnects: 0,
+    answered502: 0,
+    answered503: 0,
+    answered504: 0,
+    closed: 0,
+    queuedTotal: 0,
+  };
+  private readonly waiting = new Fifo<Queued>();
+  private pendingCount = 0;
+  private readonly maxQueued: number;
+
+  constructor(
+    private readonly sink: DispatchSink,
+    options: TableOptions,
+  ) {
+    this.maxQueued = options.maxQueued;
+  }
+
+  /** Messages waiting in the master (for any worker's credit or a holder's). */
+  get queued(): number {
+    return this.waiting.length + this.pendingCount;
+  }
+
+  get inFlight(): number {
+    let n = 0;
+    for (const w of this.workers.values()) n += w.inFlight;
+    return n;
+  }
+
+  addWorker(id: number): WorkerSlot {
+    let w = this.workers.get(id);
+    if (!w) {
+      w = new WorkerSlot(id);
+      this.workers.set(id, w);
+    }
+    return w;
+  }
+
+  /** A frame from mongrel2 server `server`. */
+  dispatch(server: number, frame: Buffer, now: number): void {
+    this.counters.received++;
+    let sender: string;
+    let connId: number;
+    try {
+      const peek = peekConnection(frame);
+      sender = peek.sender;
+      connId = peek.connId;
+    } catch (err) {
+      this.counters.malformed++;
+      if (err instanceof ProtocolError) this.sink.malformed(server, frame, err);
+      else throw err;
+      return;
+    }
+    const key = server * KEY_SERVER + connId;
+    const disconnect = isDisconnectFrame(frame);
+    this.route({ server, frame, key, sender, connId, disconnect }, now);
+  }
+
+  private route(q: Queued, now: number): void {
+    const conn = this.conns.get(q.key);
+    if (conn !== undefined) {
+      const w = conn.worker;
+      if (q.disconnect) {
+        conn.released = true;
+        if (w.draining) {
+          // It will not read anything more; its requests on this connection finish on their own.
+          if (conn.outstanding === 0) this.forget(conn);
+          return;
+        }
+      }
+      if (w.accepting) {
+        if (w.credit > 0 && w.pending.length === 0) this.send(w, conn, q, now);
+        else this.park(w, q);
+        return;
+      }
+      // Holder is draining.
+      if (conn.outstanding > 0) {
+        // Keep the order: wait until it has finished this connection, then move the connection.
+        this.park(w, q);
+        return;
+      }
+      this.forget(conn);
+    } else if (q.disconnect) {
+      this.counters.orphanDisconnects++;
+      return;
+    }
+    const best = this.best();
+    if (best === undefined) {
+      this.enqueue(q);
+      return;
+    }
+    const fresh: Conn = {
+      key: q.key,
+      server: q.server,
+      connId: q.connId,
+      sender: q.sender,
+      worker: best,
+      outstanding: 0,
+      started: 0,
+      since: now,
+      lastActive: now,
+      released: false,
+    };
+    this.conns.set(q.key, fresh);
+    this.send(best, fresh, q, now);
+  }
+
+  /** The accepting worker with the most credit (undefined when nobody has any). */
+  private best(): WorkerSlot | undefined {
+    let best: WorkerSlot | undefined;
+    for (const w of this.workers.values()) {
+      if (w.credit > 0 && w.accepting && w.pending.length === 0 && (best === undefined || w.credit > best.credit)) best = w;
+    }
+    return best;
+  }
+
+  private send(w: WorkerSlot, conn: Conn, q: Queued, now: number): void {
+    w.credit--;
+    w.inFlight++;
+    w.forwarded++;
+    this.counters.forwarded++;
+    if (conn.outstanding === conn.started) conn.since = now; // becomes the head of the line
+    conn.outstanding++;
+    conn.lastActive = now;
+    this.sink.forward(w, q.server, q.frame);
+  }
+
+  private park(w: WorkerSlot, q: Queued): void {
+    if (this.queued >= this.maxQueued) {
+      this.refuse(q);
+      return;
+    }
+    w.pending.push(q);
+    this.pendingCount++;
+    this.counters.queuedTotal++;
+  }
+
+  private enqueue(q: Queued): void {
+    if (this.queued >= this.maxQueued) {
+      this.refuse(q);
+      return;
+    }
+    this.waiting.push(q);
+    this.counters.queuedTotal++;
+  }
+
+  private refuse(q: Queued): void {
+    if (q.disconnect) return;
+    this.counters.answered503++;
+    this.sink.overflow(this.queued);
+    this.sink.answer(q.server, q.sender, q.connId, 503);
+  }
+
+  private forget(conn: Conn): void {
+    this.conns.delete(conn.key);
+  }
+
+  /**
+   * A report frame from worker `id` (records of docs/INTERNALS.md). Returns true when the worker
+   * asked to pause ('P'); the caller decides (normally: drain it).
+   */
+  report(id: number, records: Buffer, now: number): boolean {
+    const w = this.workers.get(id);
+    if (w === undefined) return false;
+    let pause = false;
+    let credited = false;
+    const n = records.length - (records.length % 6);
+    for (let o = 0; o < n; o += 6) {
+      const kind = records[o]!;
+      const value = records.readUInt32BE(o + 2);
+      if (kind === 0x44 /* D */) {
+        w.credit++;
+        if (w.inFlight > 0) w.inFlight--;
+        credited = true;
+        const conn = this.conns.get(records[o + 1]! * KEY_SERVER + value);
+        if (conn !== undefined && conn.worker === w && conn.outstanding > 0) {
+          const headWasUnstarted = conn.started === 0;
+          if (conn.started > 0) conn.started--;
+          conn.outstanding--;
+          conn.lastActive = now;
+          if (headWasUnstarted && conn.outstanding > conn.started) conn.since = now;
+          if (conn.outstanding === 0) this.settled(conn, now);
+        }
+      } else if (kind === 0x53 /* S */) {
+        const conn = this.conns.get(records[o + 1]! * KEY_SERVER + value);
+        if (conn !== undefined && conn.worker === w && conn.started < conn.outstanding) {
+          conn.started++;
+          conn.lastActive = now;
+          if (conn.outstanding > conn.started) conn.since = now;
+        }
+      } else if (kind === 0x43 /* C */) {
+        w.credit += value;
+        w.connected = true;
+        credited = true;
+      } else if (kind === 0x50 /* P */) {
+        pause = true;
+      }
+    }
+    if (credited && this.queued > 0) this.pump(now);
+    return pause;
+  }
+
+  /** A connection has nothing in flight any more. */
+  private settled(conn: Conn, now: number): void {
+    const w = conn.worker;
+    if (conn.released) {
+      this.forget(conn);
+      return;
+    }
+    if (w.draining) {
+      this.forget(conn);
+      // Messages parked for this connection behind the draining worker can move on now.
+      if (w.pending.length > 0) {
+        const mine: Queued[] = [];
+        const rest: Queued[] = [];
+        for (const q of w.pending) (q.key === conn.key ? mine : rest).push(q);
+        if (mine.length > 0) {
+          w.pending.length = 0;
+          w.pending.push(...rest);
+          this.pendingCount -= mine.length;
+          for (const q of mine) this.route(q, now);
+        }
+      }
+    }
+  }
+
+  /** Send what waits, as far as credit allows. */
+  pump(now: number): void {
+    for (const w of this.workers.values()) {
+      if (!w.accepting) continue;
+      while (w.credit > 0 && w.pending.length > 0) {
+        const q = w.pending.shift()!;
+        this.pendingCount--;
+        const conn = this.conns.get(q.key);
+        if (conn !== undefined && conn.worker === w) this.send(w, conn, q, now);
+        else this.route(q, now);
+      }
+    }
+    while (this.waiting.length > 0) {
+      if (this.best() === undefined) return;
+      this.route(this.waiting.shift()!, now);
+    }
+  }
+
+  /**
+   * Stop sending to worker `id` (rolling reload, recycling, shutdown, timeout): sends the end
+   * marker, releases the connections it holds that have nothing in flight, and re-routes the
+   * messages parked for them.
+   */
+  drain(id: number, now: number): void {
+    const w = this.workers.get(id);
+    if (w === undefined || w.draining) return;
+    w.draining = true;
+    this.sink.end(w);
+    for (const conn of this.conns.values()) if (conn.worker === w && conn.outstanding === 0) this.forget(conn);
+    if (w.pending.length > 0) {
+      const keep: Queued[] = [];
+      const move: Queued[] = [];
+      for (const q of w.pending) {
+        const conn = this.conns.get(q.key);
+        (conn !== undefined && conn.worker === w ? keep : move).push(q);
+      }
+      w.pending.length = 0;
+      w.pending.push(...keep);
+      this.pendingCount -= move.length;
+      for (const q of move) this.route(q, now);
+    }
+    if (this.queued > 0) this.pump(now);
+  }
+
+  /**
+   * Worker `id` is gone (exited, killed). Its connections with a response not started get 502 +
+   * close; started ones a close; messages parked for it are answered the same way or re-routed.
+   */
+  workerGone(id: number, now: number): void {
+    const w = this.workers.get(id);
+    if (w === undefined) return;
+    this.workers.delete(id);
+    const answered = new Set<number>();
+    for (const conn of this.conns.values()) {
+      if (conn.worker !== w) continue;
+      this.forget(conn);
+      if (conn.outstanding === 0) continue;
+      answered.add(conn.key);
+      if (conn.started > 0) this.close(conn);
+      else {
+        this.counters.answered502++;
+        this.sink.answer(conn.server, conn.sender, conn.connId, 502);
+      }
+    }
+    const parked = w.pending.splice(0);
+    this.pendingCount -= parked.length;
+    const again = parked.filter((q) => !answered.has(q.key) && !q.disconnect);
+    if (again.length > 0) this.waiting.unshiftAll(again);
+    if (this.queued > 0) this.pump(now);
+  }
+
+  private close(conn: Conn): void {
+    this.counters.closed++;
+    this.sink.answer(conn.server, conn.sender, conn.connId, 0);
+  }
+
+  /**
+   * Answer 504 to every connection whose head message has not started within `timeoutMs`, and
+   * return the workers that held them (to be replaced).
+   */
+  expire(now: number, timeoutMs: number): Set<number> {
+    const culprits = new Set<number>();
+    if (timeoutMs <= 0) return culprits;
+    for (const conn of this.conns.values()) {
+      if (conn.outstanding > conn.started && now - conn.since >= timeoutMs) {
+        // A response that began on this connection earlier may still be streaming: a 504 would
+        // corrupt it; close instead.
+        if (conn.started > 0) this.close(conn);
+        else {
+          this.counters.answered504++;
+          this.sink.answer(conn.server, conn.sender, conn.connId, 504);
+        }
+        this.forget(conn);
+        culprits.add(conn.worker.id);
+      }
+    }
+    return culprits;
+  }
+
+  /** Forget connections idle (nothing in flight) for `idleMs`: their disconnect never came. */
+  sweep(now: number, idleMs: number): number {
+    let n = 0;
+    for (const conn of this.conns.values()) {
+      if (conn.outstanding === 0 && now - conn.lastActive >= idleMs) {
+        this.forget(conn);
+        n++;
+      }
+    }
+    return n;
+  }
+}

@@ -1,0 +1,218 @@
+/**
+ * Entry of a forked worker process (`dist/src/worker/main.js`), started by the master
+ * (src/master/arbiter.ts) with its WorkerBootConfig in the environment.
+ *
+ * Boot: config → logger (`worker <id>`) → beforeAppLoad (privilege drop / chroot: the CLI's hook)
+ * → load the app → gateway → DEALER to the master → request loop → IPC `ready`.
+ * Exit codes (gunicorn's contract): 0 normal, 3 boot error, 4 app load error.
+ * Lifecycle: heartbeats from this event loop (a blocked loop is noticed by the master), `retire`
+ * at max-requests, `drain` → finish in-flight → exit 0. SIGTERM = graceful, SIGINT/SIGQUIT = fast.
+ * The worker exits when the master disappears (IPC channel closed).
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createLogger, type Logger } from '../log/logger.js';
+import type { Settings } from '../config/settings.js';
+import type { Gateway } from '../gateways/types.js';
+import { enterAppFolder } from '../app-folder/privileges.js';
+import { loadGateway } from './app.js';
+import { startWorker } from './serve.js';
+import { DispatchedSource } from './dispatched-source.js';
+import {
+  EXIT_APP_LOAD_ERROR,
+  EXIT_BOOT_ERROR,
+  WORKER_ENV,
+  isMasterMessage,
+  type WorkerBootConfig,
+  type WorkerMessage,
+} from '../dispatch/lifecycle.js';
+
+export interface WorkerHooks {
+  /**
+   * Runs after the logger exists and before the app is loaded: the place for privilege drop and
+   * chroot (cwd is the app folder; the dispatch endpoint is relative to it, so it survives a
+   * chroot into the app folder). Its DEALER is already connecting. May return the settings as seen
+   * from inside (after a chroot). Throwing makes the worker exit with code 3 (boot error).
+   */
+  beforeAppLoad?: (settings: Settings, logger: Logger) => Settings | void | Promise<Settings | void>;
+}
+
+class BootError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+    override readonly cause?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+function send(message: WorkerMessage): void {
+  if (process.connected && process.send) {
+    try {
+      process.send(message);
+    } catch {
+      /* channel closing: the disconnect handler exits */
+    }
+  }
+}
+
+export function readBootConfig(env: NodeJS.ProcessEnv = process.env): WorkerBootConfig {
+  const raw = env[WORKER_ENV];
+  if (!raw) throw new BootError(`${WORKER_ENV} is not set: this program is started by the wsgid master`, EXIT_BOOT_ERROR);
+  try {
+    return JSON.parse(raw) as WorkerBootConfig;
+  } catch (err) {
+    throw new BootError(`${WORKER_ENV} is not valid JSON`, EXIT_BOOT_ERROR, err);
+  }
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof Error) return err.stack ?? err.message;
+  return String(err);
+}
+
+/** Run a worker to the end; resolves with its exit code. */
+export async function runWorker(config: WorkerBootConfig, hooks: WorkerHooks = {}): Promise<number> {
+  let settings = config.settings;
+  const logger = createLogger(config.log.destination, config.log.level, `worker ${config.id}`);
+  let exitCode = 0;
+  let stopping: Promise<void> | undefined;
+  let finish: (code: number) => void = () => {};
+  const done = new Promise<number>((resolve) => (finish = resolve));
+
+  // The master is gone: nobody will send us work or read our answers' completion. Fast exit.
+  process.on('disconnect', () => {
+    logger.warn('master went away; exiting');
+    process.exit(exitCode || 0);
+  });
+  // Signals meant for the master's process group must not kill workers (gunicorn#1868).
+  for (const sig of ['SIGHUP', 'SIGTTIN', 'SIGTTOU', 'SIGUSR2', 'SIGWINCH'] as const) process.on(sig, () => {});
+  const reopen = (): void => {
+    try {
+      logger.reopen();
+    } catch (err) {
+      logger.error('could not reopen the log', { error: err });
+    }
+  };
+  process.on('SIGUSR1', reopen);
+
+  let worker: ReturnType<typeof startWorker> | undefined;
+  let gateway: Gateway | undefined;
+
+  const graceful = (why: string): Promise<void> => {
+    stopping ??= (async () => {
+      logger.info('draining', { reason: why, inFlight: worker?.inFlight ?? 0 });
+      try {
+        // close() = drain (pause the source: wait for the master's end marker; finish in-flight),
+        // then sockets and the gateway.
+        if (worker) await worker.close();
+        else if (gateway) await gateway.close();
+      } catch (err) {
+        logger.error('error while stopping', { error: err });
+        exitCode = exitCode || 1;
+      }
+      logger.info('stopped', { served: worker?.served ?? 0 });
+      finish(exitCode);
+    })();
+    return stopping;
+  };
+  const fast = (why: string): void => {
+    logger.info('stopping now', { reason: why, inFlight: worker?.inFlight ?? 0 });
+    finish(exitCode);
+  };
+  process.on('SIGTERM', () => void graceful('SIGTERM'));
+  process.on('SIGINT', () => fast('SIGINT'));
+  process.on('SIGQUIT', () => fast('SIGQUIT'));
+  process.on('message', (message: unknown) => {
+    if (!isMasterMessage(message)) return;
+    if (message.type === 'drain') void graceful('master asked');
+    else if (message.type === 'reopen') reopen();
+  });
+
+  try {
+    let source: DispatchedSource;
+    try {
+      // Connect before a chroot / privilege drop (the endpoint is relative to the app folder, so
+      // reconnects keep working inside the chroot too); credit is offered only once the app is up.
+      source = new DispatchedSource({
+        endpoint: config.endpoint,
+        workerId: config.id,
+        credits: settings.workerConnections,
+        logger,
+      });
+      source.connect();
+      settings = (await hooks.beforeAppLoad?.(settings, logger)) ?? settings;
+    } catch (err) {
+      throw new BootError(`worker boot error: ${errorText(err)}`, EXIT_BOOT_ERROR, err);
+    }
+    try {
+      gateway = await loadGateway(settings, logger);
+    } catch (err) {
+      throw new BootError(`app load error: ${errorText(err)}`, EXIT_APP_LOAD_ERROR, err);
+    }
+    try {
+      worker = startWorker({ settings, logger, gateway, source });
+    } catch (err) {
+      throw new BootError(`worker boot error: ${errorText(err)}`, EXIT_BOOT_ERROR, err);
+    }
+  } catch (err) {
+    const boot = err instanceof BootError ? err : new BootError(errorText(err), EXIT_BOOT_ERROR, err);
+    logger.error(boot.message.split('\n')[0]!, { exitCode: boot.exitCode, error: boot.cause ?? boot });
+    send({ type: 'fatal', message: boot.message.split('\n')[0]!, code: boot.exitCode });
+    return boot.exitCode;
+  }
+
+  const running = worker;
+  let retired = false;
+  const beat = setInterval(() => {
+    send({ type: 'heartbeat', served: running.served, inFlight: running.inFlight });
+    if (!retired && config.maxRequests > 0 && running.served >= config.maxRequests) {
+      retired = true;
+      logger.info('max requests reached; asking to be replaced', { served: running.served, max: config.maxRequests });
+      send({ type: 'retire', served: running.served });
+    }
+  }, config.heartbeatMs);
+  send({ type: 'ready' });
+  logger.info('ready', { pid: process.pid, credits: settings.workerConnections, maxRequests: config.maxRequests });
+
+  const code = await done;
+  clearInterval(beat);
+  return code;
+}
+
+/** Is this module the process's entry point? */
+function isEntry(): boolean {
+  const entry = process.argv[1];
+  if (!entry) return false;
+  try {
+    return path.resolve(entry) === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The before-app-load step of a forked worker: chroot into the app folder (--chroot) and drop
+ * privileges to its owner (when root). See app-folder/privileges.ts.
+ */
+function beforeAppLoad(settings: Settings, logger: Logger): Settings {
+  return enterAppFolder(settings, logger);
+}
+
+if (isEntry()) {
+  let config: WorkerBootConfig;
+  try {
+    config = readBootConfig();
+  } catch (err) {
+    process.stderr.write(`wsgid worker: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(err instanceof BootError ? err.exitCode : EXIT_BOOT_ERROR);
+  }
+  runWorker(config, { beforeAppLoad }).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`wsgid worker ${config.id}: ${errorText(err)}\n`);
+      process.exit(EXIT_BOOT_ERROR);
+    },
+  );
+}
