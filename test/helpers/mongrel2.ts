@@ -213,7 +213,23 @@ const DEFAULT_HANDLERS: Mongrel2HandlerOptions[] = [
 /** Other names accepted for the default handlers. */
 const DEFAULT_ALIASES: Record<string, string> = { tnet: 'app', tnetstring: 'app', default: 'app' };
 
+class StartupExit extends Error {}
+
+/**
+ * Start mongrel2. Ports are picked free just before, so another process may grab one in between:
+ * when mongrel2 exits during startup, try again with new ports (3 attempts).
+ */
 export async function startMongrel2(options: Mongrel2Options = {}): Promise<Mongrel2Handle> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(options);
+    } catch (err) {
+      if (!(err instanceof StartupExit) || attempt >= 3) throw err;
+    }
+  }
+}
+
+async function startOnce(options: Mongrel2Options): Promise<Mongrel2Handle> {
   installExitHook();
   const bindAddr = options.bindAddr ?? '127.0.0.1';
   const handlerOpts = options.handlers ?? DEFAULT_HANDLERS;
@@ -348,7 +364,7 @@ export async function startMongrel2(options: Mongrel2Options = {}): Promise<Mong
       const log = readLog();
       live.delete(entry);
       await rm(dir, { recursive: true, force: true });
-      throw new Error(`mongrel2 exited during startup (code ${child.exitCode}, signal ${child.signalCode}):\n${log}`);
+      throw new StartupExit(`mongrel2 exited during startup (code ${child.exitCode}, signal ${child.signalCode}):\n${log}`);
     }
     if (await canConnect(connectHost, port)) break;
     if (Date.now() > deadline) {
