@@ -1,0 +1,3 @@
+export function GET() {
+  return new Response('Hello from a custom loader plugin behind mongrel2\n');
+}
