@@ -71,7 +71,8 @@ export function giveToOwner(appPath: string, target: string): void {
 
 /**
  * Master side, before the first worker: create logs/wsgid.log and logs/access.log if missing and
- * give them, logs/ and pid/worker/ to the owner, so dropped workers can write and reopen them.
+ * give them, logs/, pid/master/ and pid/worker/ to the owner, so dropped workers (and the
+ * single-process mode, which drops in the master) can write, reopen and remove them.
  * Also checks early that --chroot can work (root + addon), so `wsgid start` fails up front.
  */
 export function prepareForWorkers(settings: Settings): void {
@@ -83,7 +84,7 @@ export function prepareForWorkers(settings: Settings): void {
   if (!owner) return;
   const paths = appFolderPaths(settings.appPath);
   for (const file of [paths.wsgidLog, paths.accessLog]) closeSync(openSync(file, 'a', 0o640));
-  for (const p of [paths.logs, paths.wsgidLog, paths.accessLog, paths.pidWorker]) chownSync(p, owner.uid, owner.gid);
+  for (const p of [paths.logs, paths.wsgidLog, paths.accessLog, paths.pidMaster, paths.pidWorker]) chownSync(p, owner.uid, owner.gid);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -102,9 +102,17 @@ export function restartCommand(settings: Settings, values: CommandValues, io: Ou
   return EXIT.OK;
 }
 
-/** What the master publishes about itself (see docs/INTERNALS.md, "Status file"). */
+/** What the master publishes about itself in pid/status.json (master/arbiter.ts MasterStatusFile). */
 export interface MasterStatus {
-  [key: string]: unknown;
+  updatedAt?: string;
+  master?: { pid?: number; startedAt?: string; uptime?: number; state?: string };
+  workersWanted?: number;
+  workers?: { pid?: number; state?: string; served?: number; inFlight?: number; uptime?: number; startedAt?: string }[];
+  requests?: Record<string, number>;
+  restarts?: number;
+  recycled?: number;
+  reloads?: number;
+  bootFailures?: number;
 }
 
 /** The master's status file, if it has one and it parses. */
@@ -117,23 +125,61 @@ export function readMasterStatus(appPath: string): MasterStatus | undefined {
   }
 }
 
+export interface ProcessStatus {
+  pid: number;
+  alive: boolean;
+  state?: string;
+  startedAt?: string;
+  /** Seconds. */
+  uptime?: number;
+  served?: number;
+  inFlight?: number;
+}
+
+/** `wsgid status --json`. Numbers come from the master's status file (absent when it has none). */
 export interface StatusReport {
   status: 'running' | 'stopped';
   appPath: string;
-  master: { pid: number; alive: boolean }[];
-  workers: { pid: number; alive: boolean }[];
-  /** The master's own numbers (uptime, requests served, in flight, restarts…) when it publishes them. */
-  stats?: MasterStatus;
+  /** Every master pid file (normally one); dead ones have alive=false. */
+  master: ProcessStatus[];
+  workers: ProcessStatus[];
+  /** Master uptime in seconds. */
+  uptime?: number;
+  workersWanted?: number;
+  requests?: { served: number; inFlight: number } & Record<string, number>;
+  /** Workers respawned after dying, recycled (max-requests), rolling reloads, boot failures. */
+  restarts?: number;
+  recycled?: number;
+  reloads?: number;
+  bootFailures?: number;
+  /** When the master last wrote its numbers. */
+  updatedAt?: string;
 }
 
 export function collectStatus(appPath: string): StatusReport {
-  const master = listPidFiles(appPath, 'master').map(({ pid, alive }) => ({ pid, alive }));
-  const workers = listPidFiles(appPath, 'worker').map(({ pid, alive }) => ({ pid, alive }));
+  const stats = readMasterStatus(appPath);
+  const workerStats = new Map((stats?.workers ?? []).map((w) => [w.pid, w]));
+  const master: ProcessStatus[] = listPidFiles(appPath, 'master').map(({ pid, alive }) => {
+    const own = stats?.master?.pid === pid ? stats.master : undefined;
+    return { pid, alive, state: own?.state, startedAt: own?.startedAt, uptime: own?.uptime };
+  });
+  const workers: ProcessStatus[] = listPidFiles(appPath, 'worker').map(({ pid, alive }) => {
+    const w = workerStats.get(pid);
+    return { pid, alive, state: w?.state, startedAt: w?.startedAt, uptime: w?.uptime, served: w?.served, inFlight: w?.inFlight };
+  });
   const running = master.some((m) => m.alive);
   const report: StatusReport = { status: running ? 'running' : 'stopped', appPath, master, workers };
-  if (running) {
-    const stats = readMasterStatus(appPath);
-    if (stats) report.stats = stats;
+  if (running && stats && master.some((m) => m.alive && m.pid === stats.master?.pid)) {
+    report.uptime = stats.master?.uptime;
+    report.workersWanted = stats.workersWanted;
+    if (stats.requests) {
+      report.requests = { ...stats.requests, served: stats.requests.served ?? 0, inFlight: stats.requests.inFlight ?? 0 };
+    }
+    report.restarts = stats.restarts;
+    report.recycled = stats.recycled;
+    report.reloads = stats.reloads;
+    report.bootFailures = stats.bootFailures;
+    report.updatedAt = stats.updatedAt;
   }
   return report;
 }

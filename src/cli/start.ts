@@ -2,12 +2,12 @@
  * `wsgid [start]`: check the app folder, then either detach (daemon.ts) and wait for the daemon's
  * report, or run the master here (foreground with --no-daemon, or as the detached daemon itself).
  */
-import { AppFolderError, EXIT, WsgidError } from '../config/errors.js';
+import { AppFolderError, EXIT, UsageError, WsgidError } from '../config/errors.js';
 import { checkSettings } from '../config/resolve.js';
 import type { Settings } from '../config/settings.js';
 import { checkAppFolder } from '../app-folder/layout.js';
 import { listPidFiles, removePidFile, writePidFile } from '../app-folder/pidfile.js';
-import { prepareForWorkers } from '../app-folder/privileges.js';
+import { enterAppFolder, prepareForWorkers } from '../app-folder/privileges.js';
 import { createLogger, type Logger, type LogFields } from '../log/logger.js';
 import { reportToParent, spawnDaemon, takeDaemonChildMarker } from './daemon.js';
 
@@ -61,6 +61,11 @@ export async function startCommand(settings: Settings, argv: readonly string[]):
   const isDaemonChild = takeDaemonChildMarker();
   const paths = checkAppFolder(settings.appPath);
   checkSettings(settings, true);
+  if (settings.chroot && settings.workers === 0) {
+    // The single-process runner imports gateways lazily, after which nothing outside the app folder
+    // would be reachable: chroot needs the workers' order (import everything, connect, chroot, load).
+    throw new UsageError('--chroot needs --workers=1 or more (the single-process mode cannot chroot)');
+  }
   const running = runningMasters(settings.appPath);
   if (running.length > 0) {
     throw new WsgidError(
@@ -109,14 +114,16 @@ export async function startCommand(settings: Settings, argv: readonly string[]):
   let code: number;
   try {
     prepareForWorkers(effective);
-    const master = await optionalImport<{ runMaster?: RunMaster }>('../master/index.js');
-    if (master?.runMaster) {
-      code = await master.runMaster(effective, logger, { onReady });
-    } else if (effective.workers === 0) {
+    if (effective.workers === 0) {
       code = await runStandalone(effective, logger, onReady);
     } else {
-      logger.error('the multi-process master is not available in this build; use --workers=0');
-      code = EXIT.FAILURE;
+      const master = await optionalImport<{ runMaster?: RunMaster }>('../master/index.js');
+      if (!master?.runMaster) {
+        logger.error('the multi-process master is not available in this build; use --workers=0');
+        code = EXIT.FAILURE;
+      } else {
+        code = await master.runMaster(effective, logger, { onReady });
+      }
     }
   } catch (error) {
     const exitCode = error instanceof WsgidError ? error.exitCode : EXIT.FAILURE;
@@ -136,7 +143,9 @@ async function runStandalone(settings: Settings, logger: Logger, onReady: () => 
   }
   writePidFile(settings.appPath, 'master', process.pid);
   try {
-    const server = await mod.serveStandalone(settings, logger);
+    // With root, serve as the app folder's owner (no chroot here, see above).
+    const inside = enterAppFolder(settings, logger);
+    const server = await mod.serveStandalone(inside, logger);
     onReady();
     await new Promise<void>((resolve) => {
       const stop = (signal: NodeJS.Signals): void => {
