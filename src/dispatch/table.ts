@@ -253,7 +253,9 @@ export class DispatchTable {
   private best(): WorkerSlot | undefined {
     let best: WorkerSlot | undefined;
     for (const w of this.workers.values()) {
-      if (w.credit > 0 && w.accepting && w.pending.length === 0 && (best === undefined || w.credit > best.credit)) best = w;
+      if (w.credit <= 0 || !w.accepting || w.pending.length > 0) continue;
+      // Most credit; on a tie the one sent the least so far, so idle workers share the load.
+      if (best === undefined || w.credit > best.credit || (w.credit === best.credit && w.forwarded < best.forwarded)) best = w;
     }
     return best;
   }

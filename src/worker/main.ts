@@ -178,6 +178,19 @@ export async function runWorker(config: WorkerBootConfig, hooks: WorkerHooks = {
 
   const code = await done;
   clearInterval(beat);
+  // Last counters for the master's totals; wait for the IPC write (bounded) before exiting.
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 200);
+    if (!process.connected || !process.send) return resolve();
+    try {
+      process.send({ type: 'heartbeat', served: running.served, inFlight: running.inFlight } satisfies WorkerMessage, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    } catch {
+      resolve();
+    }
+  });
   return code;
 }
 

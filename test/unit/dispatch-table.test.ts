@@ -1,0 +1,343 @@
+/**
+ * The master's dispatch table (src/dispatch/table.ts): pure logic, driven with fake frames and a
+ * recording sink.
+ */
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { DispatchTable, type AnswerStatus, type DispatchSink, type WorkerSlot } from '../../src/dispatch/table.js';
+import { isDisconnectFrame } from '../../src/dispatch/frames.js';
+import { ReportBuffer, routingIdOf, workerIdOfRouting, REPORT_CREDIT, REPORT_DONE, REPORT_STARTED, REPORT_PAUSE } from '../../src/dispatch/wire.js';
+import type { ProtocolError } from '../../src/protocol/index.js';
+
+const SENDER = 'aaaa-1';
+
+function req(connId: number, path = '/x', sender = SENDER): Buffer {
+  return Buffer.from(`${sender} ${connId} ${path} 27:6:METHOD,3:GET,4:PATH,2:/x,}0:,`, 'latin1');
+}
+function disconnect(connId: number, json = false): Buffer {
+  const headers = json ? '17:{"METHOD":"JSON"},' : '16:6:METHOD,4:JSON,}';
+  return Buffer.from(`${SENDER} ${connId} @* ${headers}21:{"type":"disconnect"},`, 'latin1');
+}
+
+type Event =
+  | { kind: 'forward'; worker: number; server: number; frame: string }
+  | { kind: 'end'; worker: number }
+  | { kind: 'answer'; server: number; connId: number; status: AnswerStatus }
+  | { kind: 'malformed'; code: string }
+  | { kind: 'overflow' };
+
+class Recorder implements DispatchSink {
+  events: Event[] = [];
+  forward(worker: WorkerSlot, server: number, frame: Buffer): void {
+    this.events.push({ kind: 'forward', worker: worker.id, server, frame: frame.toString('latin1') });
+  }
+  end(worker: WorkerSlot): void {
+    this.events.push({ kind: 'end', worker: worker.id });
+  }
+  answer(server: number, _sender: string, connId: number, status: AnswerStatus): void {
+    this.events.push({ kind: 'answer', server, connId, status });
+  }
+  malformed(_server: number, _frame: Buffer, error: ProtocolError): void {
+    this.events.push({ kind: 'malformed', code: error.code });
+  }
+  overflow(): void {
+    this.events.push({ kind: 'overflow' });
+  }
+  take(): Event[] {
+    const e = this.events;
+    this.events = [];
+    return e;
+  }
+  forwardedTo(): number[] {
+    return this.take().flatMap((e) => (e.kind === 'forward' ? [e.worker] : []));
+  }
+}
+
+function records(...recs: Array<[number, number, number]>): Buffer {
+  const b = new ReportBuffer(1);
+  for (const [k, s, v] of recs) b.push(k, s, v);
+  return b.take();
+}
+const credit = (n: number) => records([REPORT_CREDIT, 0, n]);
+const done = (conn: number, server = 0) => records([REPORT_DONE, server, conn]);
+const started = (conn: number, server = 0) => records([REPORT_STARTED, server, conn]);
+
+function setup(credits: number[], maxQueued = 100): { table: DispatchTable; sink: Recorder } {
+  const sink = new Recorder();
+  const table = new DispatchTable(sink, { maxQueued });
+  credits.forEach((c, i) => {
+    table.addWorker(i + 1);
+    table.report(i + 1, credit(c), 0);
+  });
+  return { table, sink };
+}
+
+describe('dispatch table', () => {
+  test('new connections go to the worker with the most credit; ties to the least used', () => {
+    const { table, sink } = setup([2, 3]);
+    table.dispatch(0, req(1), 0); // w2 (3 > 2)
+    table.dispatch(0, req(2), 0); // tie 2/2 → w1 (forwarded 0 < 1)
+    table.dispatch(0, req(3), 0); // w1 1, w2 2 → w2
+    assert.deepEqual(sink.forwardedTo(), [2, 1, 2]);
+    assert.equal(table.workers.get(1)!.credit, 1);
+    assert.equal(table.workers.get(2)!.credit, 1);
+    assert.equal(table.inFlight, 3);
+  });
+
+  test('frames are forwarded untouched, with their server index', () => {
+    const { table, sink } = setup([5]);
+    const f = req(9, '/untouched');
+    table.dispatch(3, f, 0);
+    const [e] = sink.take();
+    assert.deepEqual(e, { kind: 'forward', worker: 1, server: 3, frame: f.toString('latin1') });
+  });
+
+  test('sticky: a connection stays with its worker even when another has more credit', () => {
+    const { table, sink } = setup([1, 10]);
+    table.dispatch(0, req(7), 0);
+    assert.deepEqual(sink.forwardedTo(), [2]);
+    table.report(2, credit(-0), 0);
+    table.dispatch(0, req(7), 0);
+    table.dispatch(0, req(7), 0);
+    assert.deepEqual(sink.forwardedTo(), [2, 2]);
+    // Same connection id on another server is another connection.
+    table.report(1, credit(20), 0);
+    table.dispatch(1, req(7), 0);
+    assert.deepEqual(sink.forwardedTo(), [1]);
+  });
+
+  test('a holder without credit: the connection waits for it (order kept), others are not blocked', () => {
+    const { table, sink } = setup([0, 5]);
+    table.dispatch(0, req(1), 0); // w2
+    // Make w2 run out of credit: 4 more connections.
+    for (let c = 10; c < 14; c++) table.dispatch(0, req(c), 0);
+    assert.equal(table.workers.get(2)!.credit, 0);
+    table.report(1, credit(1), 0);
+    sink.take();
+    table.dispatch(0, req(1, '/second'), 0); // parked at w2
+    table.dispatch(0, req(20), 0); // new connection → w1
+    assert.deepEqual(sink.forwardedTo(), [1]);
+    assert.equal(table.queued, 1);
+    table.report(2, done(10), 0); // credit back → parked frame goes out
+    const ev = sink.take();
+    assert.equal(ev.length, 1);
+    assert.equal(ev[0]!.kind === 'forward' && ev[0]!.worker, 2);
+    assert.match(ev[0]!.kind === 'forward' ? ev[0]!.frame : '', /\/second/);
+    assert.equal(table.queued, 0);
+  });
+
+  test('no credit anywhere: messages wait in the master, in order, and flow as credit returns', () => {
+    const { table, sink } = setup([1]);
+    table.dispatch(0, req(1), 0);
+    table.dispatch(0, req(2), 0);
+    table.dispatch(0, req(3), 0);
+    assert.deepEqual(sink.forwardedTo(), [1]);
+    assert.equal(table.queued, 2);
+    table.report(1, done(1), 0);
+    let ev = sink.take();
+    assert.equal(ev.length, 1);
+    assert.match(ev[0]!.kind === 'forward' ? ev[0]!.frame : '', / 2 /);
+    table.report(1, credit(5), 0);
+    ev = sink.take();
+    assert.equal(ev.length, 1);
+    assert.match(ev[0]!.kind === 'forward' ? ev[0]!.frame : '', / 3 /);
+    assert.equal(table.queued, 0);
+    assert.equal(table.counters.queuedTotal, 2);
+  });
+
+  test('the wait queue is bounded: beyond it, 503 + close', () => {
+    const { table, sink } = setup([1], 2);
+    for (let c = 1; c <= 4; c++) table.dispatch(0, req(c), 0);
+    const ev = sink.take();
+    assert.deepEqual(
+      ev.filter((e) => e.kind !== 'forward'),
+      [{ kind: 'overflow' }, { kind: 'answer', server: 0, connId: 4, status: 503 }],
+    );
+    assert.equal(table.counters.answered503, 1);
+  });
+
+  test('disconnect goes to the holder, then the connection is forgotten', () => {
+    const { table, sink } = setup([5, 5]);
+    table.dispatch(0, req(4), 0);
+    const [holder] = sink.forwardedTo();
+    table.report(holder!, started(4), 0);
+    table.report(holder!, done(4), 0);
+    table.dispatch(0, disconnect(4), 0);
+    assert.deepEqual(sink.forwardedTo(), [holder]);
+    assert.ok(table.conns.has(4)); // until the worker reports it done
+    table.report(holder!, done(4), 0);
+    assert.equal(table.conns.size, 0);
+    assert.equal(table.workers.get(holder!)!.credit, 5);
+  });
+
+  test('disconnect for a connection nobody holds is dropped', () => {
+    const { table, sink } = setup([5]);
+    table.dispatch(0, disconnect(99, true), 0);
+    assert.deepEqual(sink.take(), []);
+    assert.equal(table.counters.orphanDisconnects, 1);
+  });
+
+  test('malformed frames are dropped and reported', () => {
+    const { table, sink } = setup([5]);
+    table.dispatch(0, Buffer.from('bad_sender 1 / 0:,0:,'), 0);
+    table.dispatch(0, Buffer.from('nospace'), 0);
+    assert.deepEqual(
+      sink.take().map((e) => e.kind),
+      ['malformed', 'malformed'],
+    );
+    assert.equal(table.counters.malformed, 2);
+  });
+
+  test('worker gone: not started → 502 + close, started → close, idle sticky → re-routed', () => {
+    const { table, sink } = setup([3, 0]);
+    table.dispatch(0, req(1), 0);
+    table.dispatch(0, req(2), 0);
+    table.dispatch(0, req(3), 0);
+    table.report(1, started(2), 0);
+    table.report(1, started(3), 0);
+    table.report(1, done(3), 0); // conn 3: idle, still sticky to w1
+    sink.take();
+    table.dispatch(0, req(3, '/again'), 0); // w1 has 1 credit → forwarded
+    table.report(1, started(3), 0);
+    table.report(1, done(3), 0);
+    table.report(1, records([REPORT_CREDIT, 0, 0]), 0);
+    sink.take();
+    table.workerGone(1, 0);
+    const ev = sink.take();
+    assert.deepEqual(
+      ev.filter((e) => e.kind === 'answer'),
+      [
+        { kind: 'answer', server: 0, connId: 1, status: 502 },
+        { kind: 'answer', server: 0, connId: 2, status: 0 },
+      ],
+    );
+    assert.equal(table.counters.answered502, 1);
+    assert.equal(table.counters.closed, 1);
+    assert.equal(table.conns.size, 0);
+    // Conn 3 is no longer held: its next request goes to the worker that has credit.
+    table.report(2, credit(1), 0);
+    table.dispatch(0, req(3), 0);
+    assert.deepEqual(sink.forwardedTo(), [2]);
+  });
+
+  test('messages parked for a worker that dies are re-routed', () => {
+    const { table, sink } = setup([1, 0]);
+    table.dispatch(0, req(1), 0);
+    table.report(1, started(1), 0);
+    table.report(1, done(1), 0);
+    table.report(1, records([REPORT_CREDIT, 0, 0]), 0);
+    table.dispatch(0, req(5), 0); // w1 takes it (1 credit)
+    table.dispatch(0, req(1, '/parked'), 0); // w1 has no credit → parked
+    sink.take();
+    assert.equal(table.queued, 1);
+    table.report(2, credit(3), 0);
+    table.workerGone(1, 0);
+    const ev = sink.take();
+    assert.deepEqual(ev[0], { kind: 'answer', server: 0, connId: 5, status: 502 });
+    assert.equal(ev[1]!.kind === 'forward' && ev[1]!.worker, 2);
+    assert.match(ev[1]!.kind === 'forward' ? ev[1]!.frame : '', /\/parked/);
+  });
+
+  test('timeout: a request not started in time → 504 + close, its worker named', () => {
+    const { table, sink } = setup([5, 5]);
+    table.dispatch(0, req(1), 1000);
+    table.dispatch(0, req(2), 1000);
+    const [w1, w2] = sink.forwardedTo();
+    table.report(w2!, started(2), 1500);
+    assert.deepEqual([...table.expire(2500, 2000)], []);
+    const culprits = table.expire(3000, 2000);
+    assert.deepEqual([...culprits], [w1]);
+    assert.deepEqual(sink.take(), [{ kind: 'answer', server: 0, connId: 1, status: 504 }]);
+    assert.equal(table.counters.answered504, 1);
+    // Started ones never time out.
+    assert.deepEqual([...table.expire(100_000, 2000)], []);
+  });
+
+  test('timeout clock of a pipelined request starts when it becomes the head of its line', () => {
+    const { table } = setup([5]);
+    table.dispatch(0, req(1), 0);
+    table.dispatch(0, req(1), 500);
+    table.report(1, started(1), 1800);
+    table.report(1, done(1), 1900);
+    assert.equal(table.expire(2500, 2000).size, 0); // second became head at 1900
+    assert.equal(table.expire(3900, 2000).size, 1);
+  });
+
+  test('drain: end marker, idle connections released, busy ones finish there first', () => {
+    const { table, sink } = setup([5, 5]);
+    table.dispatch(0, req(1), 0); // w1
+    table.dispatch(0, req(2), 0); // w2
+    table.dispatch(0, req(3), 0); // w1
+    table.report(1, started(3), 0);
+    table.report(1, done(3), 0); // conn 3 idle on w1
+    sink.take();
+    table.drain(1, 0);
+    assert.deepEqual(sink.take(), [{ kind: 'end', worker: 1 }]);
+    // Idle connection 3 moves to w2; busy connection 1 waits for w1 to finish.
+    table.dispatch(0, req(3), 0);
+    table.dispatch(0, req(1, '/next'), 0);
+    table.dispatch(0, req(9), 0);
+    assert.deepEqual(sink.forwardedTo(), [2, 2]);
+    assert.equal(table.queued, 1);
+    table.report(1, started(1), 0);
+    table.report(1, done(1), 0);
+    const ev = sink.take();
+    assert.equal(ev.length, 1);
+    assert.equal(ev[0]!.kind === 'forward' && ev[0]!.worker, 2);
+    assert.match(ev[0]!.kind === 'forward' ? ev[0]!.frame : '', /\/next/);
+    assert.equal(table.queued, 0);
+  });
+
+  test('a pause report is returned to the caller', () => {
+    const { table } = setup([5]);
+    assert.equal(table.report(1, records([REPORT_PAUSE, 0, 0]), 0), true);
+    assert.equal(table.report(1, done(1), 0), false);
+    assert.equal(table.report(42, records([REPORT_PAUSE, 0, 0]), 0), false);
+  });
+
+  test('reports for unknown connections still return credit', () => {
+    const { table } = setup([1]);
+    table.dispatch(0, req(1), 0);
+    table.report(1, records([REPORT_STARTED, 0, 77], [REPORT_DONE, 0, 77]), 0);
+    assert.equal(table.workers.get(1)!.credit, 1);
+  });
+
+  test('sweep forgets connections idle for long', () => {
+    const { table } = setup([5]);
+    table.dispatch(0, req(1), 0);
+    table.report(1, done(1), 10);
+    table.dispatch(0, req(2), 0);
+    assert.equal(table.sweep(1000, 500), 1);
+    assert.deepEqual([...table.conns.keys()], [2]);
+  });
+});
+
+describe('dispatch frames and wire', () => {
+  test('isDisconnectFrame: tnetstring and JSON handlers', () => {
+    assert.equal(isDisconnectFrame(disconnect(1)), true);
+    assert.equal(isDisconnectFrame(disconnect(1, true)), true);
+    assert.equal(isDisconnectFrame(Buffer.from(`${SENDER} 1 @* 17:{"METHOD":"JSON"},18:{"type":"credits"},`)), false);
+    // A request whose body happens to end like a disconnect is not one.
+    assert.equal(isDisconnectFrame(Buffer.from(`${SENDER} 1 /x 2:{},21:{"type":"disconnect"},`)), false);
+    assert.equal(isDisconnectFrame(req(1)), false);
+    assert.equal(isDisconnectFrame(Buffer.alloc(0)), false);
+  });
+
+  test('routing ids round-trip', () => {
+    for (const id of [1, 9, 10, 12345, 4294967295]) assert.equal(workerIdOfRouting(Buffer.from(routingIdOf(id))), id);
+    assert.equal(workerIdOfRouting(Buffer.from('x1')), -1);
+    assert.equal(workerIdOfRouting(Buffer.from('w')), -1);
+    assert.equal(workerIdOfRouting(Buffer.from('w1a')), -1);
+  });
+
+  test('report buffer grows and resets', () => {
+    const b = new ReportBuffer(1);
+    for (let i = 0; i < 100; i++) b.push(REPORT_DONE, i % 3, i * 1000003);
+    const out = b.take();
+    assert.equal(out.length, 600);
+    assert.equal(b.length, 0);
+    assert.equal(out[6 * 99], REPORT_DONE);
+    assert.equal(out[6 * 99 + 1], 0);
+    assert.equal(out.readUInt32BE(6 * 99 + 2), 99 * 1000003);
+  });
+});
