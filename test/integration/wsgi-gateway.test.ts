@@ -1,0 +1,430 @@
+/**
+ * The WSGI gateway with a real Python (bridge.py) but no mongrel2: requests are built by hand and
+ * responses collected from an in-memory ReplyChannel, then parsed as HTTP. The mongrel2 + CLI path
+ * is in wsgi.test.ts.
+ */
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { create } from '../../src/gateways/wsgi/index.js';
+import type { Gateway, GatewayRequest } from '../../src/gateways/types.js';
+import type { ReplyChannel } from '../../src/http/reply-channel.js';
+import type { WsgiSpec } from '../../src/gateways/wsgi/spec.js';
+import type { Mongrel2Headers, Mongrel2Message } from '../../src/protocol/types.js';
+import { createLogger, type Logger } from '../../src/log/logger.js';
+import { parseResponse, type ParsedResponse } from '../helpers/http.js';
+import { REPO_ROOT } from '../helpers/wsgid.js';
+
+const PYTHON = '/usr/bin/python3';
+const FIXTURES = path.join(REPO_ROOT, 'test', 'fixtures', 'wsgi');
+
+/** Collects log lines in memory. */
+function memoryLogger(): { logger: Logger; lines: () => string } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'wsgid-wsgi-log-'));
+  const file = path.join(dir, 'log');
+  writeFileSync(file, '');
+  const logger = createLogger({ path: file }, 'debug', 'test');
+  return {
+    logger,
+    lines: () => readFileSync(file, 'utf8'),
+  };
+}
+
+/** An in-memory ReplyChannel; `slow` makes every write ask for a drain (back-pressure path). */
+class MemoryReply implements ReplyChannel {
+  readonly chunks: Buffer[] = [];
+  bytes = 0;
+  ended = false;
+  closeAfter = false;
+  closed = false;
+  writesRefused = 0;
+  private endWaiters: Array<() => void> = [];
+  constructor(
+    readonly method = 'GET',
+    readonly httpVersion = 'HTTP/1.1',
+    readonly keepAlive = true,
+    private readonly opts: { keep?: boolean; slow?: boolean; keepHead?: number } = {},
+  ) {}
+  write(chunk: Uint8Array | string): boolean {
+    const b = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : Buffer.from(chunk);
+    assert.equal(this.ended, false, 'write after end');
+    this.bytes += b.length;
+    if (this.opts.keep !== false || this.chunks.length < (this.opts.keepHead ?? 1)) this.chunks.push(b);
+    if (this.opts.slow) {
+      this.writesRefused++;
+      return false;
+    }
+    return true;
+  }
+  drained(): Promise<void> {
+    return new Promise((r) => setTimeout(r, 1));
+  }
+  end(chunk?: Uint8Array | string, close = false): void {
+    if (chunk !== undefined) this.write(chunk);
+    assert.equal(this.ended, false, 'end called twice');
+    this.ended = true;
+    this.closeAfter = close || !this.keepAlive;
+    for (const w of this.endWaiters) w();
+  }
+  abort(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.closed = true;
+    this.closeAfter = true;
+    for (const w of this.endWaiters) w();
+  }
+  whenEnded(): Promise<void> {
+    return this.ended ? Promise.resolve() : new Promise((r) => this.endWaiters.push(r));
+  }
+  raw(): Buffer {
+    return Buffer.concat(this.chunks);
+  }
+  parsed(): ParsedResponse {
+    const r = parseResponse(this.raw(), { method: this.method, eof: true });
+    assert.ok(r, 'a complete response');
+    return r.response;
+  }
+}
+
+let nextConn = 1;
+function message(
+  pathAndQuery: string,
+  opts: { method?: string; headers?: Mongrel2Headers; body?: Buffer; pattern?: string; version?: string } = {},
+): Mongrel2Message {
+  const [p, q] = pathAndQuery.split('?');
+  const headers: Mongrel2Headers = {
+    PATH: p!,
+    METHOD: opts.method ?? 'GET',
+    VERSION: opts.version ?? 'HTTP/1.1',
+    URI: pathAndQuery,
+    PATTERN: opts.pattern ?? '/',
+    URL_SCHEME: 'http',
+    REMOTE_ADDR: '127.0.0.1',
+    host: '127.0.0.1:6767',
+    'x-forwarded-for': '127.0.0.1',
+    ...(q !== undefined ? { QUERY: q } : {}),
+    ...(opts.body ? { 'content-length': String(opts.body.length) } : {}),
+    ...(opts.headers ?? {}),
+  };
+  return { kind: 'request', sender: 'test', connId: nextConn++, path: p!, headers, body: opts.body ?? Buffer.alloc(0) };
+}
+
+function req(msg: Mongrel2Message, signal = new AbortController().signal, bodyFile?: string): GatewayRequest {
+  return { message: msg, signal, bodyFile };
+}
+
+function spec(module: string, extra: Partial<WsgiSpec> = {}): WsgiSpec {
+  return {
+    python: PYTHON,
+    appDir: FIXTURES,
+    sysPath: [FIXTURES],
+    cwd: FIXTURES,
+    entry: { module, attr: 'application', call: false },
+    candidates: ['application', 'app'],
+    envs: { WSGID_TEST_ENV: 'from-envs' },
+    ...extra,
+  };
+}
+
+async function serve(gw: Gateway, msg: Mongrel2Message, reply = new MemoryReply(msg.headers.METHOD as string)): Promise<MemoryReply> {
+  await gw.handle(req(msg), reply);
+  assert.equal(reply.ended, true, 'the gateway ended the reply');
+  return reply;
+}
+
+describe('WSGI gateway (real Python, in-memory reply)', () => {
+  let gw: Gateway; // the validated app
+  let rawGw: Gateway; // the same app without wsgiref.validate (whose wrapper hides list results)
+  let log: ReturnType<typeof memoryLogger>;
+
+  before(async () => {
+    log = memoryLogger();
+    gw = await create({ kind: 'wsgi', app: spec('testapp'), description: 'testapp' }, { logger: log.logger, version: 'test' });
+    rawGw = await create(
+      { kind: 'wsgi', app: spec('testapp', { entry: { module: 'testapp', attr: 'raw', call: false } }), description: 'raw' },
+      { logger: log.logger, version: 'test' },
+    );
+  });
+  after(async () => {
+    await gw.close();
+    await rawGw.close();
+  });
+
+  test('hello through the validator (an iterator wrapper): chunked', async () => {
+    const r = (await serve(gw, message('/hello'))).parsed();
+    assert.equal(r.status, 200);
+    assert.equal(r.text, 'Hello, world!\n');
+    assert.equal(r.framing, 'chunked');
+  });
+
+  test('hello: single-element list gets a Content-Length', async () => {
+    const r = (await serve(rawGw, message('/hello'))).parsed();
+    assert.equal(r.status, 200);
+    assert.equal(r.text, 'Hello, world!\n');
+    assert.equal(r.headers['content-length'], '14');
+    assert.equal(r.headers['x-wsgid'], 'test');
+    assert.equal(r.framing, 'content-length');
+  });
+
+  test('environ passes wsgiref.validate and maps CGI keys', async () => {
+    const r = (
+      await serve(
+        gw,
+        message('/app/environ/a%20b%2Fc?x=1&y=%20', {
+          pattern: '/app/(.*)',
+          headers: { 'x-dup': ['a', 'b'], 'content-type': 'text/plain', 'x_under': 'dropped', cookie: 'c=1' },
+        }),
+      )
+    ).parsed();
+    assert.equal(r.status, 200, r.text);
+    const env = JSON.parse(r.text) as Record<string, string>;
+    assert.equal(env.SCRIPT_NAME, '/app');
+    assert.equal(env.PATH_INFO, '/environ/a b/c');
+    assert.equal(env.QUERY_STRING, 'x=1&y=%20');
+    assert.equal(env.SERVER_NAME, '127.0.0.1');
+    assert.equal(env.SERVER_PORT, '6767');
+    assert.equal(env.REMOTE_ADDR, '127.0.0.1');
+    assert.equal(env.HTTP_X_DUP, 'a, b');
+    assert.equal(env.CONTENT_TYPE, 'text/plain');
+    assert.equal(env.HTTP_CONTENT_TYPE, undefined);
+    assert.equal(env.HTTP_X_UNDER, undefined);
+    assert.equal(env.HTTP_COOKIE, 'c=1');
+    assert.equal(env['wsgi.version'], '(1, 0)');
+    assert.equal(env['wsgi.multithread'], 'False');
+    assert.equal(env['wsgi.multiprocess'], 'True');
+    assert.equal(env['wsgi.run_once'], 'False');
+    assert.equal(env['wsgi.input_terminated'], 'True');
+    assert.equal(env['wsgi.url_scheme'], 'http');
+    assert.equal(env.WSGID_TEST_ENV, undefined, 'envs are os.environ, not the WSGI environ');
+  });
+
+  test('non-ASCII path bytes arrive as latin1 "bytes-as-str"', async () => {
+    const r = (await serve(gw, message('/caf%C3%A9'))).parsed();
+    const env = JSON.parse(r.text) as Record<string, string>;
+    assert.equal(env.PATH_INFO, '/caf\u00c3\u00a9');
+  });
+
+  test('request body read with read(n), POST', async () => {
+    const body = Buffer.from(Array.from({ length: 70_000 }, (_, i) => i % 251));
+    const r = (await serve(gw, message('/echo', { method: 'POST', body }))).parsed();
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body, body);
+    assert.equal(r.headers['x-method'], 'POST');
+  });
+
+  test('request body read with readline (through the validator)', async () => {
+    const body = Buffer.from('one\ntwo\nthree');
+    const r = (await serve(gw, message('/echo-lines', { method: 'PUT', body }))).parsed();
+    assert.equal(r.headers['x-lines'], '3');
+    assert.equal(r.text, 'one\ntwo\nthree');
+  });
+
+  test('body from an upload file (bodyFile)', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'wsgid-upload-'));
+    const file = path.join(dir, 'upload.bin');
+    const data = Buffer.alloc(300_000, 7);
+    writeFileSync(file, data);
+    const reply = new MemoryReply('POST');
+    await gw.handle(req(message('/echo', { method: 'POST', headers: { 'content-length': String(data.length) } }), undefined, file), reply);
+    const r = reply.parsed();
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body, data);
+    rmSync(dir, { recursive: true });
+  });
+
+  test('generator: chunked on HTTP/1.1, close-delimited on HTTP/1.0', async () => {
+    const r = (await serve(gw, message('/stream'))).parsed();
+    assert.equal(r.framing, 'chunked');
+    assert.equal(r.text, 'chunk 0\nchunk 1\nchunk 2\nchunk 3\nchunk 4\n');
+    const reply10 = new MemoryReply('GET', 'HTTP/1.0', false);
+    await gw.handle(req(message('/stream', { version: 'HTTP/1.0' })), reply10);
+    assert.equal(reply10.closeAfter, true);
+    assert.equal(reply10.parsed().framing, 'close');
+    assert.equal(reply10.parsed().text.split('\n').length, 6);
+  });
+
+  test('write() callable then the iterable', async () => {
+    const r = (await serve(gw, message('/write'))).parsed();
+    assert.equal(r.text, 'written then returned');
+  });
+
+  test('HEAD: no body, Content-Length of the GET when known', async () => {
+    const reply = new MemoryReply('HEAD');
+    await rawGw.handle(req(message('/hello', { method: 'HEAD' })), reply);
+    const r = reply.parsed();
+    assert.equal(r.status, 200);
+    assert.equal(r.body.length, 0);
+    assert.equal(r.headers['content-length'], '14');
+    assert.ok(reply.raw().toString('latin1').endsWith('\r\n\r\n'));
+    const reply2 = new MemoryReply('HEAD');
+    await gw.handle(req(message('/stream', { method: 'HEAD' })), reply2);
+    assert.ok(reply2.raw().toString('latin1').endsWith('\r\n\r\n'));
+    assert.equal(reply2.parsed().headers['transfer-encoding'], undefined);
+  });
+
+  test('204 has no body', async () => {
+    const reply = await serve(gw, message('/nocontent'));
+    assert.equal(reply.parsed().status, 204);
+    assert.ok(reply.raw().toString('latin1').endsWith('\r\n\r\n'));
+  });
+
+  test('exception → 500 with the traceback logged; the next request is served', async () => {
+    const r = (await serve(gw, message('/error'))).parsed();
+    assert.equal(r.status, 500);
+    assert.match(log.lines(), /boom from the test app/);
+    assert.equal((await serve(gw, message('/hello'))).parsed().status, 200);
+  });
+
+  test('exception mid-stream → truncated body and a close', async () => {
+    const reply = await serve(gw, message('/error-midstream'));
+    assert.equal(reply.closeAfter, true);
+    assert.match(reply.raw().toString('latin1'), /partial/);
+    assert.ok(!reply.raw().toString('latin1').endsWith('0\r\n\r\n'), 'no last chunk');
+    assert.match(log.lines(), /boom mid-stream/);
+  });
+
+  test('start_response with exc_info before the head replaces the status', async () => {
+    const r = (await serve(gw, message('/exc-info'))).parsed();
+    assert.equal(r.status, 503);
+    assert.equal(r.text, 'error page');
+  });
+
+  test('CR/LF in a header value → 500, nothing injected', async () => {
+    const reply = await serve(gw, message('/badheader'));
+    const r = reply.parsed();
+    assert.equal(r.status, 500);
+    assert.doesNotMatch(reply.raw().toString('latin1'), /Injected/);
+  });
+
+  test('Content-Length larger than the body → connection closed', async () => {
+    const reply = await serve(gw, message('/short'));
+    assert.equal(reply.closeAfter, true);
+  });
+
+  test('Set-Cookie twice is kept twice', async () => {
+    const r = (await serve(gw, message('/cookies'))).parsed();
+    assert.deepEqual(
+      r.rawHeaders.filter(([k]) => k.toLowerCase() === 'set-cookie').map(([, v]) => v),
+      ['a=1', 'b=2'],
+    );
+  });
+
+  test('wsgi.file_wrapper', async () => {
+    const r = (await serve(gw, message('/file'))).parsed();
+    assert.match(r.text, /WSGI test app for wsgid/);
+  });
+
+  test('wsgi.errors and print() reach the log', async () => {
+    await serve(gw, message('/errors'));
+    await serve(gw, message('/print'));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.match(log.lines(), /a line for wsgi.errors/);
+    assert.match(log.lines(), /hello from print\(\)/);
+  });
+
+  test('close() is always called on the iterable', async () => {
+    const before = Number((await serve(gw, message('/closed'))).parsed().text);
+    await serve(gw, message('/error-midstream'));
+    await serve(gw, message('/big?mb=1'));
+    const afterCount = Number((await serve(gw, message('/closed'))).parsed().text);
+    assert.equal(afterCount - before, 2);
+  });
+
+  test('50 MB generator with back-pressure: received whole, bounded memory in Python', async () => {
+    const reply = new MemoryReply('GET', 'HTTP/1.1', true, { keep: false, slow: true, keepHead: 1 });
+    const t0 = Date.now();
+    await gw.handle(req(message('/big?mb=50')), reply);
+    const ms = Date.now() - t0;
+    assert.ok(reply.bytes > 50 * 1024 * 1024, `got ${reply.bytes} bytes`);
+    assert.ok(reply.writesRefused > 0);
+    const rss = Number((await serve(gw, message('/maxrss'))).parsed().text); // KiB on Linux
+    assert.ok(rss < 80 * 1024, `Python max RSS ${rss} KiB`);
+    // One 8 MB chunk is cut into frames too.
+    const one = new MemoryReply('GET', 'HTTP/1.1', true, { keep: false, slow: true });
+    await gw.handle(req(message('/bigone')), one);
+    assert.ok(one.bytes > 8 * 1024 * 1024);
+    console.log(`50 MB generator through the gateway in ${ms} ms`);
+  });
+
+  test('many queued requests are served in order, one at a time', async () => {
+    const replies = Array.from({ length: 20 }, () => new MemoryReply());
+    await Promise.all(replies.map((r, i) => gw.handle(req(message(i % 2 ? '/hello' : '/stream')), r)));
+    for (const [i, r] of replies.entries()) {
+      assert.equal(r.parsed().status, 200);
+      assert.match(r.parsed().text, i % 2 ? /Hello/ : /chunk 4/);
+    }
+  });
+
+  test('disconnect: abort stops the stream and closes the iterable', async () => {
+    const before = Number((await serve(gw, message('/closed'))).parsed().text);
+    const ac = new AbortController();
+    const reply = new MemoryReply();
+    const t0 = Date.now();
+    const done = gw.handle(req(message('/slow'), ac.signal), reply);
+    setTimeout(() => {
+      reply.closed = true;
+      ac.abort();
+    }, 200);
+    await done;
+    assert.ok(Date.now() - t0 < 3000, 'stopped well before the 10 s generator ends');
+    const afterCount = Number((await serve(gw, message('/closed'))).parsed().text);
+    assert.equal(afterCount - before, 1);
+  });
+
+  test('aborted while queued: never reaches Python', async () => {
+    const ac = new AbortController();
+    const first = gw.handle(req(message('/stream')), new MemoryReply());
+    const queuedReply = new MemoryReply();
+    const queued = gw.handle(req(message('/hello'), ac.signal), queuedReply);
+    ac.abort();
+    await Promise.all([first, queued]);
+    assert.equal(queuedReply.bytes, 0);
+  });
+
+  test('the Python process dies → 502, and a new one serves the next request', async () => {
+    const r = (await serve(gw, message('/crash'))).parsed();
+    assert.equal(r.status, 502);
+    const next = (await serve(gw, message('/hello'))).parsed();
+    assert.equal(next.status, 200);
+  });
+});
+
+describe('WSGI gateway loading', () => {
+  test('import error → create() rejects with the traceback', async () => {
+    const { logger } = memoryLogger();
+    await assert.rejects(
+      Promise.resolve(create({ kind: 'wsgi', app: spec('broken'), description: 'broken' }, { logger, version: 'test' })),
+      (err: Error) => /this_module_does_not_exist_wsgid/.test(err.message) && /Traceback/.test(err.message),
+    );
+  });
+
+  test('missing interpreter → a clear error', async () => {
+    const { logger } = memoryLogger();
+    await assert.rejects(
+      Promise.resolve(create({ kind: 'wsgi', app: spec('testapp', { python: '/nonexistent/python' }), description: 'x' }, { logger, version: 'test' })),
+      /could not run "\/nonexistent\/python"/,
+    );
+  });
+
+  test('module:attr, dotted name, file path, and the Flask app', async () => {
+    const { logger } = memoryLogger();
+    const cases: Array<[Partial<WsgiSpec>, string, RegExp]> = [
+      [{ entry: { module: 'testapp', attr: 'raw', call: false } }, '/hello', /Hello/],
+      [{ entry: { module: 'testapp', attr: 'raw', call: false, fallbackModule: 'testapp.raw' } }, '/hello', /Hello/],
+      [{ entry: { file: path.join(FIXTURES, 'testapp.py'), call: false } }, '/hello', /Hello/],
+      [{ entry: { module: 'flaskapp', call: false } }, '/', /Hello from Flask/],
+    ];
+    for (const [extra, url, expected] of cases) {
+      const g = await create({ kind: 'wsgi', app: spec('testapp', extra), description: 'x' }, { logger, version: 'test' });
+      try {
+        const r = (await serve(g, message(url))).parsed();
+        assert.equal(r.status, 200);
+        assert.match(r.text, expected);
+      } finally {
+        await g.close();
+      }
+    }
+  });
+});
