@@ -182,6 +182,11 @@ class FilteringReply implements ReplyChannel {
     return true;
   }
 
+  /** Resolves once nothing is held back by async `after` filters. */
+  flushed(): Promise<void> {
+    return this.gate ?? Promise.resolve();
+  }
+
   drained(): Promise<void> {
     return this.gate ? this.gate.then(() => this.inner.drained()) : this.inner.drained();
   }
@@ -339,7 +344,8 @@ export class FilteredGateway implements Gateway {
     let current: FilterRequest = { ...original, headers: { ...original.headers } };
     let shortCircuit: FilterResponse | undefined;
 
-    const onHead = async (status: number, pairs: [string, string][]): Promise<FilterHeadResult> => {
+    // Runs the `after` filters, last first; stays synchronous unless a filter returns a promise.
+    const onHead = (status: number, pairs: [string, string][]): FilterHeadResult | Promise<FilterHeadResult> => {
       const info: FilterResponseInfo = {
         request: current,
         status,
@@ -348,16 +354,34 @@ export class FilteredGateway implements Gateway {
         elapsedMs: performance.now() - started,
       };
       const before = JSON.stringify(info.headers);
-      for (const filter of [...this.filters].reverse()) {
-        if (!filter.after) continue;
-        try {
-          await filter.after(info, this.context);
-        } catch (error) {
-          logger.error('after filter failed', { filter: filter.name, error });
+      const result = (): FilterHeadResult => {
+        const changed = info.status !== status || JSON.stringify(info.headers) !== before;
+        return { changed, status: info.status, headers: changed ? headerPairs(pairs, info.headers) : pairs };
+      };
+      const afters = this.filters.filter((filter) => filter.after).reverse();
+      const runFrom = (index: number): FilterHeadResult | Promise<FilterHeadResult> => {
+        for (let i = index; i < afters.length; i++) {
+          const filter = afters[i]!;
+          let outcome: void | Promise<void>;
+          try {
+            outcome = filter.after!(info, this.context);
+          } catch (error) {
+            logger.error('after filter failed', { filter: filter.name, error });
+            continue;
+          }
+          if (outcome instanceof Promise) {
+            return outcome.then(
+              () => runFrom(i + 1),
+              (error: unknown) => {
+                logger.error('after filter failed', { filter: filter.name, error });
+                return runFrom(i + 1);
+              },
+            );
+          }
         }
-      }
-      const changed = info.status !== status || JSON.stringify(info.headers) !== before;
-      return { changed, status: info.status, headers: changed ? headerPairs(pairs, info.headers) : pairs };
+        return result();
+      };
+      return runFrom(0);
     };
     const wrapped = new FilteringReply(reply, onHead, logger);
 
@@ -379,6 +403,7 @@ export class FilteredGateway implements Gateway {
 
     if (shortCircuit) {
       writeFilterResponse(wrapped, shortCircuit, this.version);
+      await wrapped.flushed();
       return;
     }
     const message = applyFilterRequest(request.message, original, current);
@@ -394,6 +419,7 @@ export class FilteredGateway implements Gateway {
         wrapped.end(undefined, true);
       }
     }
+    await wrapped.flushed();
   }
 
   close(): Promise<void> {
