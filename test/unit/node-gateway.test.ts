@@ -52,6 +52,7 @@ class CollectingReply implements ReplyChannel {
   closeRequested: boolean | undefined;
   aborted = false;
   closed = false;
+  bytes = 0;
   writes = 0;
   private waiting: Array<() => void> = [];
   /** When set, write() returns false and drained() waits until release() is called. */
@@ -67,7 +68,9 @@ class CollectingReply implements ReplyChannel {
 
   write(chunk: Uint8Array | string): boolean {
     assert.equal(this.ended, false, 'write after end');
+    if (this.closed) return true;
     this.writes++;
+    this.bytes += chunk.length;
     this.chunks.push(Buffer.from(chunk as Uint8Array));
     if (this.slow) {
       this.outstandingWhileSlow++;
@@ -88,17 +91,18 @@ class CollectingReply implements ReplyChannel {
   }
   end(chunk?: Uint8Array | string, close?: boolean): void {
     assert.equal(this.ended, false, 'end called twice');
-    if (chunk !== undefined) this.chunks.push(Buffer.from(chunk as Uint8Array));
+    if (chunk !== undefined) this.write(chunk);
     this.ended = true;
     this.closeRequested = close === true;
   }
   abort(): void {
     assert.equal(this.ended, false, 'abort after end');
     this.ended = true;
+    this.chunks.length = 0;
     this.aborted = true;
     this.closed = true;
   }
-  bytes(): Buffer {
+  data(): Buffer {
     return Buffer.concat(this.chunks);
   }
 }
@@ -210,7 +214,7 @@ async function serve(
   const reply = new CollectingReply(String(msg.headers.METHOD), String(msg.headers.VERSION), keepAliveOf(msg));
   await gateway.handle({ message: msg, bodyFile: options.bodyFile, signal: options.signal ?? new AbortController().signal }, reply);
   assert.ok(reply.ended, 'handle() settled before reply.end()');
-  return { reply, res: parseResponse(reply.bytes()) };
+  return { reply, res: parseResponse(reply.data()) };
 }
 
 async function gatewayFor(app: unknown, logger: Logger = collectingLogger()): Promise<Gateway> {
@@ -391,7 +395,7 @@ test('plain http: back-pressure — Node stops writing until the channel drains'
     assert.ok(releases < 1000, 'response did not finish');
   }
   await done;
-  const res = parseResponse(reply.bytes());
+  const res = parseResponse(reply.data());
   assert.equal(res.body.length, 1048576);
   assert.ok(releases > 4, `expected the response to wait on drain several times (${releases})`);
 });
@@ -438,15 +442,16 @@ test('plain http: abort → req aborted/close, res close, writes dropped, handle
   const reply = new CollectingReply('POST', 'HTTP/1.1', true);
   const done = gw.handle({ message: msg, signal: controller.signal }, reply);
   await new Promise((resolve) => setTimeout(resolve, 10));
-  assert.match(reply.bytes().toString('latin1'), /started/);
-  const before = reply.bytes().length;
+  assert.match(reply.data().toString('latin1'), /started/);
+  const before = reply.bytes;
   reply.closed = true; // the worker marks the channel closed on disconnect...
   controller.abort(); // ...and aborts the request's signal
   await done;
   await new Promise((resolve) => setTimeout(resolve, 10));
   // The order a real http.Server gives when the TCP peer goes away.
   assert.deepEqual(events, ['req aborted', 'res close finished=false', 'req close']);
-  assert.equal(reply.bytes().length, before, 'nothing written after the abort');
+  assert.equal(reply.bytes, before, 'nothing written after the abort');
+  assert.equal(reply.aborted, true, 'the reply was ended (as an abort) so the worker can move on');
 });
 
 test('plain http: a plain (req, res) function works as the app; instanceof checks hold', async () => {
