@@ -63,7 +63,7 @@ export function resolvePython(settings: Pick<Settings, 'python'>, appDir: string
 
 /** DJANGO_SETTINGS_MODULE named in a manage.py (`os.environ.setdefault("DJANGO_SETTINGS_MODULE", "x.settings")`). */
 export function settingsFromManagePy(source: string): string | undefined {
-  const m = /DJANGO_SETTINGS_MODULE['"]\s*[,:=]\s*['"]([A-Za-z_][A-Za-z0-9_.]*)['"]/.exec(source);
+  const m = /DJANGO_SETTINGS_MODULE['"]\]?\s*[,:=]\s*['"]([A-Za-z_][A-Za-z0-9_.]*)['"]/.exec(source);
   return m?.[1];
 }
 
