@@ -189,6 +189,9 @@ export function enterAppFolder(settings: Settings, logger?: Logger): Settings {
     const addon = loadNative();
     try {
       addon.chroot(root);
+      // The addon chdir()s to the new "/", but Node caches the cwd and only refreshes it in
+      // process.chdir(): without this, process.cwd() and path.resolve() keep the old folder.
+      process.chdir('/');
     } catch (error) {
       throw new PrivilegeError(`chroot(${root}) failed: ${(error as Error).message}`);
     }
