@@ -16,7 +16,8 @@ import type { Settings } from '../config/settings.js';
 import type { Gateway } from '../gateways/types.js';
 import { enterAppFolder } from '../app-folder/privileges.js';
 import { loadGateway } from './app.js';
-import { startWorker } from './serve.js';
+import { startWorker, type CompletedRequest } from './serve.js';
+import { createAccessLogger, type AccessLogEntry, type AccessLogger } from '../log/access-log.js';
 import { DispatchedSource } from './dispatched-source.js';
 import {
   EXIT_APP_LOAD_ERROR,
@@ -91,6 +92,7 @@ export async function runWorker(config: WorkerBootConfig, hooks: WorkerHooks = {
   const reopen = (): void => {
     try {
       logger.reopen();
+      accessLog?.reopen();
     } catch (err) {
       logger.error('could not reopen the log', { error: err });
     }
@@ -99,6 +101,8 @@ export async function runWorker(config: WorkerBootConfig, hooks: WorkerHooks = {
 
   let worker: ReturnType<typeof startWorker> | undefined;
   let gateway: Gateway | undefined;
+  let accessLog: AccessLogger | undefined;
+  let completed = 0;
 
   const graceful = (why: string): Promise<void> => {
     stopping ??= (async () => {
@@ -108,6 +112,7 @@ export async function runWorker(config: WorkerBootConfig, hooks: WorkerHooks = {
         // then sockets and the gateway.
         if (worker) await worker.close();
         else if (gateway) await gateway.close();
+        accessLog?.close();
       } catch (err) {
         logger.error('error while stopping', { error: err });
         exitCode = exitCode || 1;
@@ -119,6 +124,7 @@ export async function runWorker(config: WorkerBootConfig, hooks: WorkerHooks = {
   };
   const fast = (why: string): void => {
     logger.info('stopping now', { reason: why, inFlight: worker?.inFlight ?? 0 });
+    accessLog?.flush();
     finish(exitCode);
   };
   process.on('SIGTERM', () => void graceful('SIGTERM'));
@@ -152,7 +158,23 @@ export async function runWorker(config: WorkerBootConfig, hooks: WorkerHooks = {
       throw new BootError(`app load error: ${errorText(err)}`, EXIT_APP_LOAD_ERROR, err);
     }
     try {
-      worker = startWorker({ settings, logger, gateway, source });
+      accessLog = createAccessLogger(settings);
+      const log = accessLog;
+      worker = startWorker({
+        settings,
+        logger,
+        gateway,
+        source,
+        onComplete: (done) => {
+          if (log.enabled) log.log(accessEntry(done));
+          // Retire as soon as the count is reached (not at the next heartbeat): the master spawns
+          // the replacement while this worker keeps serving, then drains it.
+          if (++completed === config.maxRequests) {
+            logger.info('max requests reached; asking to be replaced', { served: completed, max: config.maxRequests });
+            send({ type: 'retire', served: completed });
+          }
+        },
+      });
     } catch (err) {
       throw new BootError(`worker boot error: ${errorText(err)}`, EXIT_BOOT_ERROR, err);
     }
@@ -164,14 +186,8 @@ export async function runWorker(config: WorkerBootConfig, hooks: WorkerHooks = {
   }
 
   const running = worker;
-  let retired = false;
   const beat = setInterval(() => {
     send({ type: 'heartbeat', served: running.served, inFlight: running.inFlight });
-    if (!retired && config.maxRequests > 0 && running.served >= config.maxRequests) {
-      retired = true;
-      logger.info('max requests reached; asking to be replaced', { served: running.served, max: config.maxRequests });
-      send({ type: 'retire', served: running.served });
-    }
   }, config.heartbeatMs);
   send({ type: 'ready' });
   logger.info('ready', { pid: process.pid, credits: settings.workerConnections, maxRequests: config.maxRequests });
@@ -192,6 +208,27 @@ export async function runWorker(config: WorkerBootConfig, hooks: WorkerHooks = {
     }
   });
   return code;
+}
+
+function header(message: CompletedRequest['message'], name: string): string | undefined {
+  const v = message.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** A finished request as an access log line. */
+function accessEntry(done: CompletedRequest): AccessLogEntry {
+  const m = done.message;
+  return {
+    remoteAddr: header(m, 'x-forwarded-for') ?? header(m, 'REMOTE_ADDR') ?? '',
+    method: header(m, 'METHOD') ?? '-',
+    uri: header(m, 'URI') ?? m.path,
+    httpVersion: header(m, 'VERSION') ?? 'HTTP/1.1',
+    status: done.status,
+    bytes: done.bytes,
+    referer: header(m, 'referer'),
+    userAgent: header(m, 'user-agent'),
+    durationMs: done.durationMs,
+  };
 }
 
 /** Is this module the process's entry point? */
