@@ -67,7 +67,7 @@ function renderOptions(options: readonly NamedOption[]): string[] {
 function exitCodeLines(): string[] {
   return [
     `Exit codes: ${EXIT.OK} ok (status: running), ${EXIT.FAILURE} failed, ${EXIT.USAGE} bad usage or configuration,`,
-    `  ${EXIT.NOT_RUNNING} not running, ${EXIT.APP_LOAD} the app failed to load.`,
+    `  ${EXIT.NOT_RUNNING} not running (start: the workers could not boot), ${EXIT.APP_LOAD} the app failed to load.`,
   ];
 }
 
@@ -130,8 +130,8 @@ export function renderOptionsMarkdown(): string {
     `| ${EXIT.OK} | success; \`status\`: running |`,
     `| ${EXIT.FAILURE} | failed: the app could not start, stop timed out, a signal could not be sent |`,
     `| ${EXIT.USAGE} | bad usage or configuration: unknown option, bad value, bad wsgid.json, missing app folder |`,
-    `| ${EXIT.NOT_RUNNING} | not running (\`status\`, \`restart\`, \`reload\`) |`,
-    `| ${EXIT.APP_LOAD} | the app failed to load (foreground) |`,
+    `| ${EXIT.NOT_RUNNING} | not running (\`status\`, \`restart\`, \`reload\`); for \`start\`: the workers could not boot |`,
+    `| ${EXIT.APP_LOAD} | \`start\`: the app failed to load |`,
   );
   return out.join('\n') + '\n';
 }

@@ -11,7 +11,8 @@ export const EXIT = {
   FAILURE: 1,
   /** Bad usage: unknown option or command, bad option value, bad wsgid.json, no app folder. */
   USAGE: 2,
-  /** Not running (`status`, `restart`, `reload`): LSB's "program is not running". */
+  /** Not running (`status`, `restart`, `reload`): LSB's "program is not running". For `start`: the
+   *  workers could not boot (the master's exit code, gunicorn's WORKER_BOOT_ERROR). */
   NOT_RUNNING: 3,
   /** The app failed to load (gunicorn's APP_LOAD_ERROR). */
   APP_LOAD: 4,

@@ -13,6 +13,10 @@ import { readConfigFile, validateConfigObject, writeConfigFile } from '../../src
 import { OPTIONS, OPTION_LIST, checkEndpoint, cliOptionsFor, jsonKey } from '../../src/config/options.js';
 import { resolveSettings } from '../../src/config/resolve.js';
 import { renderHelp, renderOptionsMarkdown } from '../../src/cli/help.js';
+import { replaceReference } from '../../src/cli/docs.js';
+import { fileURLToPath } from 'node:url';
+
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
 function tempFolder(): string {
   return mkdtempSync(path.join(os.tmpdir(), 'wsgid-config-'));
@@ -253,5 +257,10 @@ describe('generated help and docs', () => {
     assert.match(md, /\| `--\[no-\]keep-alive` \| `keep_alive` \| bool \| true \|/);
     assert.match(md, /\| `--env=KEY=VALUE` \| `envs` \| map/);
     assert.match(md, /### Exit codes/);
+  });
+
+  test('docs/CLI.md carries the current reference (run `npm run docs` after changing options)', () => {
+    const text = readFileSync(path.join(REPO_ROOT, 'docs', 'CLI.md'), 'utf8');
+    assert.equal(replaceReference(text), text);
   });
 });
