@@ -503,7 +503,7 @@ test('express: routes, params, query, HEAD, 404', async () => {
 test('express: JSON body parser, req.ip, req.protocol', async () => {
   const gw = await gatewayFor((await fixture('express-app.mjs')).default);
   const body = Buffer.from(JSON.stringify({ name: 'zoë', n: [1, 2] }));
-  const plain = await serve(gw, message('POST', '/json', { 'content-type': 'application/json' }, body));
+  const plain = await serve(gw, message('POST', '/api/json', { 'content-type': 'application/json' }, body));
   assert.deepEqual(JSON.parse(plain.res.body.toString()), {
     got: { name: 'zoë', n: [1, 2] },
     ip: '10.1.2.3',
@@ -512,7 +512,7 @@ test('express: JSON body parser, req.ip, req.protocol', async () => {
   });
   const secure = await serve(
     gw,
-    message('POST', '/json', { 'content-type': 'application/json' }, body, 'HTTP/1.1', { URL_SCHEME: 'https' }),
+    message('POST', '/api/json', { 'content-type': 'application/json' }, body, 'HTTP/1.1', { URL_SCHEME: 'https' }),
   );
   assert.equal((JSON.parse(secure.res.body.toString()) as { protocol: string }).protocol, 'https');
 });
