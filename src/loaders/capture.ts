@@ -15,7 +15,11 @@
  * app's business (see the docs: bind such ports in the master-less `--workers=0` mode or use port 0).
  *
  * Capture ends (the original `listen` is restored) when `stop()` is called: the loader does so
- * as soon as it has its app, or after the listen wait expires.
+ * as soon as it has its app, or after the listen wait expires. When the app came from an export
+ * (not a captured server), `guardLateListen` keeps one narrow rule for the rest of the process: a
+ * later `listen()` on an HTTP server whose request listener IS the served app (Express's
+ * `app.listen()` after a database connected, fastify's listen) is faked too, so N workers never race
+ * for the app's port.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -138,4 +142,25 @@ export function startListenCapture(): ListenCapture {
   };
   active = capture;
   return capture;
+}
+
+const guarded = new WeakSet<object>();
+let guardInstalled = false;
+
+/**
+ * From now on, `listen()` on an HTTP server whose 'request' listeners include one of `listeners`
+ * binds nothing (faked as during capture). Other servers are untouched.
+ */
+export function guardLateListen(listeners: Iterable<unknown>): void {
+  for (const listener of listeners) if (typeof listener === 'function') guarded.add(listener);
+  if (guardInstalled) return;
+  guardInstalled = true;
+  const previous: Listen = net.Server.prototype.listen;
+  net.Server.prototype.listen = function listen(this: net.Server, ...args: unknown[]): net.Server {
+    if (isHttpServer(this) && this.listeners('request').some((listener) => guarded.has(listener))) {
+      fakeListen(this, args);
+      return this;
+    }
+    return Reflect.apply(previous, this, args) as net.Server;
+  } as Listen;
 }

@@ -32,6 +32,8 @@ export interface Classified {
   readonly app: unknown;
   /** Human description of the shape, e.g. "Hono-style object with fetch()". */
   readonly shape: string;
+  /** Request listeners that identify this app on an http.Server (for the late-listen guard). */
+  readonly listeners?: readonly unknown[];
 }
 
 type Fn = (...args: unknown[]) => unknown;
@@ -89,12 +91,12 @@ export async function classify(value: unknown, forced?: JsKind): Promise<Classif
   if (isThenable(value)) value = await value;
   if (!isObjectLike(value)) return undefined;
 
-  if (isHttpServer(value)) return { kind: 'node', app: value, shape: 'http.Server' };
+  if (isHttpServer(value)) return { kind: 'node', app: value, shape: 'http.Server', listeners: value.listeners('request') };
 
   if (isFastify(value)) {
     await value.ready();
     const routing = value.routing;
-    return { kind: 'node', app: (req: unknown, res: unknown) => routing(req, res), shape: 'Fastify instance (routing)' };
+    return { kind: 'node', app: (req: unknown, res: unknown) => routing(req, res), shape: 'Fastify instance (routing)', listeners: [routing] };
   }
 
   if (isKoa(value)) return { kind: 'node', app: value.callback(), shape: 'Koa app (callback())' };
@@ -106,11 +108,11 @@ export async function classify(value: unknown, forced?: JsKind): Promise<Classif
 
   const fn = value as Fn;
   if (forced === 'fetch') return { kind: 'fetch', app: wrapFetch(fn), shape: 'fetch handler (forced)' };
-  if (forced === 'node') return { kind: 'node', app: fn, shape: 'Node request listener (forced)' };
-  if (isExpressLike(fn)) return { kind: 'node', app: fn, shape: 'Express/Connect app' };
+  if (forced === 'node') return { kind: 'node', app: fn, shape: 'Node request listener (forced)', listeners: [fn] };
+  if (isExpressLike(fn)) return { kind: 'node', app: fn, shape: 'Express/Connect app', listeners: [fn] };
   // A function that also carries a fetch method (some frameworks export callable apps).
   if (hasMethod(fn, 'fetch') && fn.length < 2) return { kind: 'fetch', app: fn, shape: 'callable with fetch()' };
-  if (fn.length >= 2) return { kind: 'node', app: fn, shape: `Node request listener (arity ${fn.length})` };
+  if (fn.length >= 2) return { kind: 'node', app: fn, shape: `Node request listener (arity ${fn.length})`, listeners: [fn] };
   return { kind: 'fetch', app: wrapFetch(fn), shape: `fetch handler (arity ${fn.length})` };
 }
 

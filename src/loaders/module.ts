@@ -8,7 +8,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { LoadedApp } from '../gateways/types.js';
 import type { Logger } from '../log/logger.js';
-import { startListenCapture } from './capture.js';
+import { guardLateListen, startListenCapture } from './capture.js';
 import { classify, FALLBACK_EXPORTS, FORCING_EXPORTS, isThenable, type Classified, type JsKind } from './classify.js';
 import { AppLoadError } from './errors.js';
 import { isTypeScriptFile } from './resolve.js';
@@ -90,6 +90,7 @@ function candidates(ns: Record<string, unknown>): Candidate[] {
 export async function loadModuleApp(file: string, options: ModuleLoadOptions): Promise<LoadedApp> {
   const rel = path.relative(options.relativeTo, file) || file;
   const capture = startListenCapture();
+  let guard: readonly unknown[] | undefined;
   try {
     let ns: Record<string, unknown>;
     try {
@@ -115,6 +116,7 @@ export async function loadModuleApp(file: string, options: ModuleLoadOptions): P
             : `${rel} export "${options.exportName}" is not an app (got ${describeValue(value)})`,
         );
       }
+      if (classified.kind === 'node') guard = classified.listeners;
       return { kind: classified.kind, app: classified.app, description: describe(`export "${options.exportName}"`, classified.shape) };
     }
 
@@ -132,7 +134,11 @@ export async function loadModuleApp(file: string, options: ModuleLoadOptions): P
     }
     const server = capture.captured[0];
     if (server) return capturedApp(server.server, describe(`server it started (listen ${server.requested})`, 'http.Server'));
-    if (found) return { kind: found.classified.kind, app: found.classified.app, description: describe(found.name, found.classified.shape) };
+    if (found) {
+      // Served from the export: a later listen() of this same app must not bind (N workers, one port).
+      guard = found.classified.listeners;
+      return { kind: found.classified.kind, app: found.classified.app, description: describe(found.name, found.classified.shape) };
+    }
 
     const wait = options.listenWaitMs ?? listenWaitMs();
     options.logger.debug('no servable export; waiting for the app to call listen()', { file: rel, ms: wait });
@@ -147,6 +153,7 @@ export async function loadModuleApp(file: string, options: ModuleLoadOptions): P
     );
   } finally {
     capture.stop();
+    if (guard?.length) guardLateListen(guard);
   }
 }
 

@@ -30,7 +30,6 @@ import type { RequestFilterPlugin } from '../../src/plugins/types.js';
 import type { Mongrel2Message } from '../../src/protocol/types.js';
 
 const require = createRequire(import.meta.url);
-const originalListen = net.Server.prototype.listen;
 const logger = createLogger({ fd: 2 }, 'error', 'test');
 const roots: string[] = [];
 after(() => {
@@ -92,7 +91,10 @@ async function loadError(files: Record<string, string>, extra: Partial<Settings>
 
 /** Serve a node-kind app on a real ephemeral server and GET `path` from it. */
 async function viaNode(app: unknown, urlPath = '/'): Promise<{ status: number; body: string }> {
-  const server = app instanceof http.Server ? http.createServer((req, res) => app.emit('request', req, res)) : http.createServer(app as http.RequestListener);
+  // A fresh listener (not `app` itself): the loader's late-listen guard fakes listen() for servers
+  // whose listener is an app it serves.
+  const listener = app as http.RequestListener;
+  const server = http.createServer((req, res) => (app instanceof http.Server ? app.emit('request', req, res) : listener(req, res)));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   try {
     const { port } = server.address() as net.AddressInfo;
@@ -339,7 +341,12 @@ server.listen(${port}, '127.0.0.1', () => events.push('callback ' + JSON.stringi
     const probe = net.createServer();
     await new Promise<void>((resolve, reject) => probe.once('error', reject).listen(port, '127.0.0.1', resolve));
     await new Promise((resolve) => probe.close(resolve));
-    assert.equal(net.Server.prototype.listen, originalListen);
+    // Capture is over: a new HTTP server binds for real again.
+    const real = http.createServer((_req, res) => res.end('real'));
+    await new Promise<void>((resolve) => real.listen(0, '127.0.0.1', resolve));
+    const realPort = (real.address() as net.AddressInfo).port;
+    assert.equal(await (await fetch(`http://127.0.0.1:${realPort}/`, { headers: { connection: 'close' } })).text(), 'real');
+    await new Promise((resolve) => real.close(resolve));
     // close(cb) works on the captured server (apps' shutdown code).
     await new Promise<void>((resolve, reject) => (a.app as http.Server).close((error) => (error ? reject(error) : resolve())));
   });
@@ -394,6 +401,24 @@ app.listen(process.env.PORT || 3000);
     });
     assert.equal(a.kind, 'node');
     assert.deepEqual(await viaNode(a.app), { status: 200, body: 'express listened' });
+  });
+
+  test('an exported Express app that listens later (after the import) does not bind', async () => {
+    const port = await freePort();
+    const a = await load({
+      'app/server.cjs': `const express = require(${mod('express')});
+const app = express().get('/', (req, res) => res.send('exported'));
+setTimeout(() => { globalThis.__wsgidLate = app.listen(${port}, '127.0.0.1'); }, 30);
+module.exports = app;
+`,
+    });
+    assert.match(a.description, /default export, Express/);
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    const late = (globalThis as { __wsgidLate?: http.Server }).__wsgidLate;
+    assert.ok(late?.listening, 'the late listen() looked successful to the app');
+    const probe = net.createServer();
+    await new Promise<void>((resolve, reject) => probe.once('error', reject).listen(port, '127.0.0.1', resolve));
+    await new Promise((resolve) => probe.close(resolve));
   });
 
   test('capture is exclusive and restores listen', () => {
