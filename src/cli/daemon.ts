@@ -2,7 +2,8 @@
  * Daemonizing without fork(): Node cannot fork() a running process, so the `wsgid` you type re-runs
  * itself (`process.execPath [execArgv] <this cli> <same arguments>`) as a detached child:
  * - `detached: true` → the child calls setsid(): new session and process group, no controlling tty;
- * - stdio → /dev/null, plus a Node IPC channel to report back;
+ * - stdin and stdout → /dev/null, stderr → logs/wsgid.log (so a crash's stack trace, which no logger
+ *   sees, still lands in the log), plus a Node IPC channel to report back;
  * - cwd = the app folder; the child sets umask 022 itself;
  * - env WSGID_DAEMON_CHILD=1 tells it that it *is* the daemon (it runs the master in-process and logs
  *   to logs/wsgid.log); it removes the variable from its environment so workers don't inherit it.
@@ -12,6 +13,7 @@
  * it opens no terminal devices) it can't acquire one.
  */
 import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { EXIT } from '../config/errors.js';
 
 export const DAEMON_CHILD_ENV = 'WSGID_DAEMON_CHILD';
@@ -66,12 +68,19 @@ export interface SpawnDaemonResult {
 /** In the parent: start the daemon and wait for its report. */
 export function spawnDaemon(options: SpawnDaemonOptions): Promise<SpawnDaemonResult> {
   const script = process.argv[1];
+  let stderr: number | 'ignore' = 'ignore';
+  try {
+    stderr = openSync(options.logFile, 'a', 0o640);
+  } catch {
+    /* the daemon reports the problem when it opens its log */
+  }
   const child = spawn(process.execPath, [...process.execArgv, script, ...options.argv], {
     detached: true,
-    stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
+    stdio: ['ignore', 'ignore', stderr, 'ipc'],
     cwd: options.cwd,
     env: { ...process.env, [DAEMON_CHILD_ENV]: '1' },
   });
+  if (typeof stderr === 'number') closeSync(stderr);
   return new Promise((resolve) => {
     let settled = false;
     const finish = (result: SpawnDaemonResult): void => {
