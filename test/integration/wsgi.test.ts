@@ -1,0 +1,266 @@
+/**
+ * Python WSGI apps through a REAL mongrel2 and the real wsgid CLI (foreground): a Django project made
+ * by `django-admin startproject`, a Flask app, and a test app wrapped in wsgiref.validate.validator.
+ * Django and Flask come from Debian (python3-django, python3-flask), so /usr/bin/python3 is used.
+ */
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
+import { request, RawConnection, rawRequest } from '../helpers/http.js';
+import { REPO_ROOT, startWsgid, wsgidArgs, type WsgidProcess } from '../helpers/wsgid.js';
+
+const PYTHON = '/usr/bin/python3';
+const FIXTURES = path.join(REPO_ROOT, 'test', 'fixtures', 'wsgi');
+const temps: string[] = [];
+
+/** A fresh app folder (DIR/app/ holding `files` copied from the fixtures, name → fixture name). */
+function appFolder(files: Record<string, string> = {}): { dir: string; app: string } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'wsgid-wsgi-it-'));
+  temps.push(dir);
+  const app = path.join(dir, 'app');
+  mkdirSync(app);
+  for (const [name, fixture] of Object.entries(files)) copyFileSync(path.join(FIXTURES, fixture), path.join(app, name));
+  return { dir, app };
+}
+
+after(() => {
+  for (const dir of temps) rmSync(dir, { recursive: true, force: true });
+});
+
+async function start(
+  m2: Mongrel2Handle,
+  handler: string,
+  dir: string,
+  extra: string[] = [],
+  readyPath = '/',
+): Promise<WsgidProcess> {
+  const h = m2.handler(handler);
+  return startWsgid(
+    wsgidArgs(h, dir, ['--stdout', `--python=${PYTHON}`, `--mongrel2-chroot=${m2.chroot}`, '--workers=1', ...extra]),
+    { readyUrl: `${m2.baseUrl}${readyPath}`, readyTimeoutMs: 30_000 },
+  );
+}
+
+describe('WSGI through mongrel2: the validated test app', () => {
+  let m2: Mongrel2Handle;
+  let wsgid: WsgidProcess;
+  let sub: WsgidProcess;
+
+  before(async () => {
+    m2 = await startMongrel2({
+      settings: { 'limits.content_length': 4096, 'upload.temp_store': '/tmp/upload.XXXXXX' },
+    });
+    const { dir } = appFolder({ 'testapp.py': 'testapp.py' });
+    wsgid = await start(m2, 'app', dir, ['--wsgi-app=testapp:application'], '/hello');
+    // The same app on the JSON-protocol handler routed at /json/: SCRIPT_NAME must be /json.
+    // (A second app folder: one wsgid instance per folder.)
+    sub = await start(m2, 'json', appFolder({ 'testapp.py': 'testapp.py' }).dir, ['--wsgi-app=testapp.application'], '/json/hello');
+  });
+  after(async () => {
+    await wsgid?.stop();
+    await sub?.stop();
+    await m2?.stop();
+  });
+
+  test('GET hello', async () => {
+    const r = await request(`${m2.baseUrl}/hello`);
+    assert.equal(r.status, 200);
+    assert.equal(r.text, 'Hello, world!\n');
+    assert.match(String(r.headers['x-wsgid']), /./);
+  });
+
+  test('environ through mongrel2 (tnetstring at /, json at /json/)', async () => {
+    const r = await request(`${m2.baseUrl}/environ/x%20y?a=1&b=%2F`, { headers: { 'X-Dup': ['1', '2'], Cookie: 'k=v' } });
+    assert.equal(r.status, 200, r.text);
+    const env = JSON.parse(r.text) as Record<string, string>;
+    assert.equal(env.SCRIPT_NAME, '');
+    assert.equal(env.PATH_INFO, '/environ/x y');
+    assert.equal(env.QUERY_STRING, 'a=1&b=%2F');
+    assert.equal(env.SERVER_NAME, '127.0.0.1');
+    assert.equal(env.SERVER_PORT, String(m2.port));
+    assert.equal(env.REMOTE_ADDR, '127.0.0.1');
+    assert.equal(env.HTTP_X_DUP, '1, 2');
+    assert.equal(env.HTTP_COOKIE, 'k=v');
+    assert.equal(env.SERVER_PROTOCOL, 'HTTP/1.1');
+
+    const j = await request(`${m2.baseUrl}/json/environ/deep?z=1`);
+    const envJ = JSON.parse(j.text) as Record<string, string>;
+    assert.equal(envJ.SCRIPT_NAME, '/json');
+    assert.equal(envJ.PATH_INFO, '/environ/deep');
+    assert.equal(envJ.QUERY_STRING, 'z=1');
+  });
+
+  test('request bodies: inline, and over limits.content_length (async upload file)', async () => {
+    const small = Buffer.from('hello body');
+    const r1 = await request(`${m2.baseUrl}/echo`, { method: 'POST', body: small });
+    assert.equal(r1.status, 200);
+    assert.deepEqual(r1.body, small);
+    const big = Buffer.alloc(200_000);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 7) % 256;
+    const r2 = await request(`${m2.baseUrl}/echo`, { method: 'POST', body: big });
+    assert.equal(r2.status, 200, r2.text.slice(0, 200));
+    assert.ok(r2.body.equals(big), 'upload echoed whole');
+    const lines = await request(`${m2.baseUrl}/echo-lines`, { method: 'POST', body: 'a\nb\nc\n' });
+    assert.equal(lines.headers['x-lines'], '3');
+  });
+
+  test('streaming generator (chunked), write(), HEAD, 204', async () => {
+    const s = await request(`${m2.baseUrl}/stream`);
+    assert.equal(s.headers['transfer-encoding'], 'chunked');
+    assert.equal(s.text, 'chunk 0\nchunk 1\nchunk 2\nchunk 3\nchunk 4\n');
+    const w = await request(`${m2.baseUrl}/write`);
+    assert.equal(w.text, 'written then returned');
+    const conn = await RawConnection.connect(m2.baseUrl);
+    conn.write(rawRequest('HEAD', '/stream'));
+    const h = await conn.readResponse({ method: 'HEAD' });
+    assert.equal(h.status, 200);
+    assert.equal(h.body.length, 0);
+    // The connection is still usable: the HEAD response carried no stray body bytes.
+    conn.write(rawRequest('GET', '/hello'));
+    assert.equal((await conn.readResponse()).text, 'Hello, world!\n');
+    conn.destroy();
+    const n = await request(`${m2.baseUrl}/nocontent`);
+    assert.equal(n.status, 204);
+  });
+
+  test('HTTP/1.0: close-delimited stream', async () => {
+    const r = await request(`${m2.baseUrl}/stream`, { httpVersion: '1.0' });
+    assert.equal(r.status, 200);
+    assert.equal(r.text.split('\n').length, 6);
+  });
+
+  test('app exception → 500, and the next request is served', async () => {
+    const r = await request(`${m2.baseUrl}/error`);
+    assert.equal(r.status, 500);
+    await wsgid.waitForOutput(/boom from the test app/);
+    assert.equal((await request(`${m2.baseUrl}/hello`)).status, 200);
+  });
+
+  test('50 MB generator received whole', async () => {
+    const t0 = Date.now();
+    const r = await request(`${m2.baseUrl}/big?mb=50`, { timeoutMs: 60_000 });
+    const ms = Date.now() - t0;
+    assert.equal(r.status, 200);
+    assert.equal(r.body.length, 50 * 1024 * 1024);
+    assert.ok(r.body.every((b) => b === 0x78));
+    const rss = Number((await request(`${m2.baseUrl}/maxrss`)).text);
+    assert.ok(rss < 80 * 1024, `Python max RSS ${rss} KiB`);
+    console.log(`50 MB through mongrel2 in ${ms} ms; Python max RSS ${rss} KiB`);
+  });
+
+  test('the Python process dies → 502, then served again', async () => {
+    const r = await request(`${m2.baseUrl}/crash`);
+    assert.equal(r.status, 502);
+    assert.equal((await request(`${m2.baseUrl}/hello`)).status, 200);
+  });
+
+  test('hello-world throughput (keep-alive, one connection, sequential)', async () => {
+    const conn = await RawConnection.connect(m2.baseUrl);
+    const n = 500;
+    const t0 = Date.now();
+    for (let i = 0; i < n; i++) {
+      conn.write(rawRequest('GET', '/hello'));
+      await conn.readResponse();
+    }
+    const ms = Date.now() - t0;
+    conn.destroy();
+    console.log(`hello world: ${n} sequential requests in ${ms} ms (${Math.round((n * 1000) / ms)} req/s)`);
+  });
+});
+
+describe('WSGI through mongrel2: Django and Flask', () => {
+  let m2: Mongrel2Handle;
+  before(async () => {
+    m2 = await startMongrel2();
+  });
+  after(async () => {
+    await m2?.stop();
+  });
+
+  test('a Django project from startproject, detected with no --wsgi-app', async () => {
+    const { dir, app } = appFolder();
+    execFileSync(PYTHON, ['-m', 'django', 'startproject', 'mysite', app]);
+    // As a user deploying it would: allow the Host this server is reached by.
+    const settingsFile = path.join(app, 'mysite', 'settings.py');
+    writeFileSync(settingsFile, readFileSync(settingsFile, 'utf8').replace('ALLOWED_HOSTS = []', "ALLOWED_HOSTS = ['*']"));
+    const w = await start(m2, 'app', dir, [], '/');
+    try {
+      await w.waitForOutput(/Django/);
+      const home = await request(`${m2.baseUrl}/`);
+      assert.equal(home.status, 200);
+      assert.match(home.text, /The install worked successfully|Django/);
+      const login = await request(`${m2.baseUrl}/admin/login/?next=/admin/`);
+      assert.equal(login.status, 200);
+      assert.match(login.text, /csrfmiddlewaretoken/);
+      assert.match(String(login.headers['set-cookie'] ?? ''), /csrftoken/);
+      const missing = await request(`${m2.baseUrl}/no/such/page`);
+      assert.equal(missing.status, 404);
+      const redirect = await request(`${m2.baseUrl}/admin`);
+      assert.equal(redirect.status, 301);
+      assert.equal(redirect.headers.location, '/admin/');
+    } finally {
+      await w.stop();
+    }
+  });
+
+  test('a Flask app (app/app.py) detected, with form posts, streaming and errors', async () => {
+    const { dir } = appFolder({ 'app.py': 'flaskapp.py' });
+    const w = await start(m2, 'app', dir, [], '/');
+    try {
+      const home = await request(`${m2.baseUrl}/`);
+      assert.equal(home.status, 200);
+      assert.equal(home.text, 'Hello from Flask');
+      const form = await request(`${m2.baseUrl}/form`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+        body: 'name=J%C3%BCrgen',
+      });
+      assert.equal(form.status, 200);
+      const got = JSON.parse(form.text) as { name: string; url: string };
+      assert.equal(got.name, 'J\u00fcrgen');
+      assert.equal(got.url, `http://127.0.0.1:${m2.port}/form`);
+      const json = await request(`${m2.baseUrl}/echo-json`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ a: [1, 2] }),
+      });
+      assert.deepEqual(JSON.parse(json.text), { got: { a: [1, 2] } });
+      const stream = await request(`${m2.baseUrl}/stream`);
+      assert.equal(stream.text, 'part 0\npart 1\npart 2\n');
+      const fail = await request(`${m2.baseUrl}/fail`);
+      assert.equal(fail.status, 500);
+      await w.waitForOutput(/flask boom/);
+      assert.equal((await request(`${m2.baseUrl}/`)).status, 200);
+    } finally {
+      await w.stop();
+    }
+  });
+});
+
+describe('WSGI: load failures', () => {
+  test('an import error at start: wsgid exits non-zero and shows the traceback', async () => {
+    const m2 = await startMongrel2();
+    try {
+      const { dir } = appFolder({ 'broken.py': 'broken.py' });
+      const h = m2.handler('app');
+      const w = await startWsgid(
+        wsgidArgs(h, dir, ['--stdout', `--python=${PYTHON}`, '--wsgi-app=broken:application', '--keep-alive']),
+      );
+      const code = await Promise.race([
+        w.exited,
+        new Promise<number>((r) => setTimeout(() => r(-999), 30_000)),
+      ]);
+      if (code === -999) await w.stop('SIGKILL');
+      assert.notEqual(code, 0, w.output());
+      assert.notEqual(code, -999, `wsgid did not exit:\n${w.output()}`);
+      assert.match(w.output(), /this_module_does_not_exist_wsgid/);
+      assert.match(w.output(), /Traceback/);
+    } finally {
+      await m2.stop();
+    }
+  });
+});
