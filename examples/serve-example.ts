@@ -1,0 +1,42 @@
+/**
+ * `npm run example -- NAME` — try an example without writing a mongrel2 config: starts a private
+ * mongrel2 (the test helper's, in a temp folder) and `wsgid --no-daemon` for examples/NAME, prints
+ * the URL, and stops both on Ctrl-C. NAME defaults to hono.
+ */
+import { readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { startMongrel2 } from '../test/helpers/mongrel2.js';
+import { REPO_ROOT, startWsgid } from '../test/helpers/wsgid.js';
+
+const examplesDir = path.join(REPO_ROOT, 'examples');
+const names = readdirSync(examplesDir).filter((name) => {
+  try {
+    return statSync(path.join(examplesDir, name, 'app')).isDirectory();
+  } catch {
+    return false;
+  }
+});
+const name = process.argv[2] ?? 'hono';
+if (!names.includes(name)) {
+  process.stderr.write(`unknown example "${name}"; one of: ${names.join(', ')}\n`);
+  process.exit(2);
+}
+
+const m2 = await startMongrel2();
+const handler = m2.handler('app');
+const wsgid = await startWsgid(
+  ['--no-daemon', '--stdout', `--app-path=${path.join(examplesDir, name)}`, `--recv=${handler.recv}`, `--send=${handler.send}`],
+  { readyUrl: `${m2.baseUrl}/`, readyTimeoutMs: 30_000, echo: true },
+);
+process.stdout.write(`\nexample "${name}" is served by wsgid behind mongrel2 at ${m2.baseUrl}/  (try ${m2.baseUrl}/hello/you; Ctrl-C stops)\n\n`);
+
+let stopping = false;
+async function stop(): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  await wsgid.stop();
+  await m2.stop();
+  process.exit(0);
+}
+process.on('SIGINT', () => void stop());
+process.on('SIGTERM', () => void stop());
