@@ -10,12 +10,15 @@
  * Both let Node's ServerResponse frame the response; the bench first checks they produce the same
  * bytes (Date aside). Env: MICRO_N (requests per case, 50000), MICRO_CONCURRENCY (in flight, 50).
  *
- * Measured (2-core box, Node 20.20, MICRO_N=50000, 50 in flight, req/s, best of 3 rounds):
- *   case             (a) feed   (b) direct   b/a
- *   plain-hello       ~76k       ~170k       ~2.2x
- *   express-hello     ~30k        ~40k       ~1.35x
- *   plain-post-1k     ~58k       ~115k       ~2.0x
- * (see the report of the run that produced these in the commit message; rerun to refresh)
+ * Measured on the 2-core box, Node 20.20, MICRO_N=50000, 50 in flight, req/s (best of 3 rounds),
+ * three runs while other builds and tests shared the machine (load average ~9), so ranges:
+ *   case             (a) feed        (b) direct       b/a
+ *   plain-hello      70k–107k        135k–158k        1.5–2.0x
+ *   express-hello    7k–12k          10k–14k          1.2–1.45x   (Express's own work dominates)
+ *   plain-post-1k    26k–53k         57k–103k         1.9–2.2x
+ * Lesson from profiling (b): destroying the per-request socket inside the response's last write
+ * callback made Writable build an ERR_STREAM_DESTROYED (with stack) per request — 17% of the CPU
+ * and GC on top; (b) now leaves a keep-alive socket open, as Node does.
  */
 import http from 'node:http';
 import { Duplex } from 'node:stream';

@@ -145,6 +145,29 @@ describe('node apps through mongrel2 + wsgid: plain http.Server', { skip }, () =
     assert.equal(res.body.length, 4 << 20);
   });
 
+  test('client gone mid-response: req aborted, res close; the worker keeps serving', async () => {
+    await request(`${s!.url}/events`); // reset the record
+    const conn = await RawConnection.connect(s!.url);
+    try {
+      conn.write(rawRequest('GET', '/hang', { Host: 'localhost' }));
+      const deadline = Date.now() + 5000;
+      while (!conn.pending.includes('started')) {
+        assert.ok(Date.now() < deadline, 'no partial response');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    } finally {
+      conn.destroy();
+    }
+    let events: string[] = [];
+    const deadline = Date.now() + 5000;
+    while (events.length < 3 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      events = events.concat(JSON.parse((await request(`${s!.url}/events`)).text) as string[]);
+    }
+    assert.deepEqual(events, ['req aborted', 'res close finished=false', 'req close'], s!.diagnostics());
+    assert.equal((await request(`${s!.url}/`)).text, 'hello world');
+  });
+
   test('an app that throws → 500, and the worker keeps serving', async () => {
     const res = await request(`${s!.url}/throw`);
     assert.equal(res.status, 500);

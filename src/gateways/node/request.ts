@@ -79,7 +79,10 @@ export function buildIncomingMessage(
 ): GatewayIncomingMessage {
   const req = new Incoming(socket) as GatewayIncomingMessage;
   const headers = message.headers;
-  req.method = first(headers.METHOD) ?? 'GET';
+  // A WebSocket handshake (METHOD=WEBSOCKET_HANDSHAKE, body = the Sec-WebSocket-Accept value)
+  // is the client's GET with Upgrade headers; it has no request body.
+  const handshake = message.kind === 'websocket-handshake';
+  req.method = handshake ? 'GET' : (first(headers.METHOD) ?? 'GET');
   req.url = requestUrl(message);
   const version = first(headers.VERSION);
   if (version === 'HTTP/1.0') {
@@ -98,7 +101,7 @@ export function buildIncomingMessage(
   if (bodyFile !== undefined) {
     streamBodyFile(req, bodyFile);
   } else {
-    if (message.body.length > 0) req.push(message.body);
+    if (message.body.length > 0 && !handshake) req.push(message.body);
     req.complete = true;
     req.push(null);
   }
