@@ -543,3 +543,43 @@ test('connect: middleware, mounting, byte-exact echo', async () => {
   assert.equal(missing.res.status, 404);
   assert.equal(missing.res.body.toString(), 'connect 404');
 });
+
+// ---------------------------------------------------------------------------------------------
+// Koa and Fastify, in the form the loader hands them over (koa.callback(), fastify.routing)
+
+test('koa: callback(), ctx.ip, ctx.protocol from the socket, cookies', async () => {
+  const { default: Koa } = await import('koa');
+  const koa = new Koa();
+  koa.use((ctx) => {
+    ctx.cookies.set('k', 'v');
+    ctx.body = { path: ctx.path, query: ctx.query.x, ip: ctx.ip, protocol: ctx.protocol };
+  });
+  const gw = await gatewayFor(koa.callback());
+  const { res } = await serve(gw, message('GET', '/k?x=1', {}, undefined, 'HTTP/1.1', { URL_SCHEME: 'https' }));
+  assert.equal(res.status, 200);
+  assert.equal(res.get('X-Wsgid'), VERSION);
+  assert.deepEqual(res.all('Set-Cookie'), ['k=v; path=/; secure; httponly'], 'secure: Koa saw an encrypted socket');
+  assert.deepEqual(JSON.parse(res.body.toString()), { path: '/k', query: '1', ip: '10.1.2.3', protocol: 'https' });
+});
+
+test('fastify: routing(), JSON body, several set-cookie', async () => {
+  const { default: Fastify } = await import('fastify');
+  const fastify = Fastify();
+  fastify.post('/p', async (req) => ({ got: req.body, ip: req.ip }));
+  fastify.get('/c', (_req, reply) => {
+    reply.header('set-cookie', ['a=1', 'b=2']).send('cookies');
+  });
+  await fastify.ready();
+  try {
+    const gw = await gatewayFor((req: http.IncomingMessage, res: http.ServerResponse) => fastify.routing(req, res));
+    const body = Buffer.from(JSON.stringify({ a: [1, 'é'] }));
+    const post = await serve(gw, message('POST', '/p', { 'content-type': 'application/json' }, body));
+    assert.equal(post.res.status, 200);
+    assert.deepEqual(JSON.parse(post.res.body.toString()), { got: { a: [1, 'é'] }, ip: '10.1.2.3' });
+    const cookies = await serve(gw, message('GET', '/c'));
+    assert.deepEqual(cookies.res.all('Set-Cookie'), ['a=1', 'b=2']);
+    assert.equal(cookies.res.body.toString(), 'cookies');
+  } finally {
+    await fastify.close();
+  }
+});
