@@ -3,10 +3,10 @@
  * The `wsgid` command. Thin: parse (config/args.ts), resolve Settings (config/resolve.ts), run the
  * command, map errors to exit codes (config/errors.ts EXIT). See `wsgid --help`.
  */
-import { readFileSync, realpathSync } from 'node:fs';
-import path from 'node:path';
+import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseCommandLine } from '../config/args.js';
+import { registerPluginCommands } from '../plugins/commands.js';
 import { EXIT, WsgidError } from '../config/errors.js';
 import { resolveSettings } from '../config/resolve.js';
 import { getPluginCommand, pluginCommands } from './commands.js';
@@ -14,30 +14,20 @@ import { restartCommand, statusCommand, stopCommand, type Output } from './contr
 import { configCommand, initCommand, systemdUnitCommand } from './folder-commands.js';
 import { renderHelp } from './help.js';
 import { startCommand } from './start.js';
+import { VERSION } from '../version.js';
 
 const io: Output = {
   out: (text) => void process.stdout.write(text),
   err: (text) => void process.stderr.write(text),
 };
 
-export function wsgidVersion(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 4; i++) {
-    dir = path.dirname(dir);
-    try {
-      const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'wsgid' && pkg.version) return pkg.version;
-    } catch {
-      /* keep climbing */
-    }
-  }
-  return 'unknown';
-}
 
 export async function main(argv: readonly string[]): Promise<number> {
+  // Subcommands from plugins (plugins/ and --loader-dir) must be known before parsing.
+  await registerPluginCommands(argv);
   const parsed = parseCommandLine(argv, [...pluginCommands().keys()]);
   if (parsed.version) {
-    io.out(`wsgid ${wsgidVersion()}\n`);
+    io.out(`wsgid ${VERSION}\n`);
     return EXIT.OK;
   }
   if (parsed.help) {

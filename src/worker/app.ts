@@ -7,11 +7,13 @@ import type { Logger } from '../log/logger.js';
 import type { Gateway } from '../gateways/types.js';
 import { gatewayFactory } from '../gateways/registry.js';
 import { loadApp } from '../loaders/index.js';
+import { withRequestFilters } from '../plugins/filters.js';
 import { VERSION } from '../version.js';
 
 export async function loadGateway(settings: Settings, logger: Logger): Promise<Gateway> {
   const loaded = await loadApp(settings, logger);
   logger.info('app loaded', { app: loaded.description, gateway: loaded.kind });
-  const create = await gatewayFactory(loaded.kind);
+  // Request-filter plugins wrap whichever gateway serves the app (unchanged when there are none).
+  const create = await withRequestFilters(await gatewayFactory(loaded.kind), settings, logger);
   return create(loaded, { logger, version: VERSION });
 }
