@@ -15,6 +15,7 @@ import { createLogger, type Logger } from '../log/logger.js';
 import type { Settings } from '../config/settings.js';
 import type { Gateway } from '../gateways/types.js';
 import { enterAppFolder } from '../app-folder/privileges.js';
+import { preloadGateways } from '../gateways/registry.js';
 import { loadGateway } from './app.js';
 import { startWorker, type CompletedRequest } from './serve.js';
 import { createAccessLogger, type AccessLogEntry, type AccessLogger } from '../log/access-log.js';
@@ -246,7 +247,9 @@ function isEntry(): boolean {
  * The before-app-load step of a forked worker: chroot into the app folder (--chroot) and drop
  * privileges to its owner (when root). See app-folder/privileges.ts.
  */
-function beforeAppLoad(settings: Settings, logger: Logger): Settings {
+async function beforeAppLoad(settings: Settings, logger: Logger): Promise<Settings> {
+  // Inside the chroot wsgid's own files are out of reach: import every gateway first.
+  if (settings.chroot) await preloadGateways();
   return enterAppFolder(settings, logger);
 }
 
