@@ -158,6 +158,22 @@ describe('WSGI through mongrel2: the validated test app', () => {
     assert.equal((await request(`${m2.baseUrl}/hello`)).status, 200);
   });
 
+  test('client disconnect mid-stream: the iterable is closed, the worker goes on', async () => {
+    const before = Number((await request(`${m2.baseUrl}/closed`)).text);
+    const conn = await RawConnection.connect(m2.baseUrl);
+    conn.write(rawRequest('GET', '/slow'));
+    await new Promise((r) => setTimeout(r, 300));
+    conn.destroy();
+    // /slow runs 10 s when nobody stops it; the close count moves long before that.
+    const deadline = Date.now() + 5000;
+    let closed = before;
+    while (Date.now() < deadline && closed === before) {
+      await new Promise((r) => setTimeout(r, 100));
+      closed = Number((await request(`${m2.baseUrl}/closed`)).text);
+    }
+    assert.equal(closed, before + 1);
+  });
+
   test('hello-world throughput (keep-alive, one connection, sequential)', async () => {
     const conn = await RawConnection.connect(m2.baseUrl);
     const n = 500;
@@ -237,6 +253,39 @@ describe('WSGI through mongrel2: Django and Flask', () => {
       assert.equal((await request(`${m2.baseUrl}/`)).status, 200);
     } finally {
       await w.stop();
+    }
+  });
+});
+
+describe('WSGI: a hung app', () => {
+  test('the master times the request out (504), the worker and its Python process are replaced', async () => {
+    const m2 = await startMongrel2();
+    const { dir } = appFolder({ 'testapp.py': 'testapp.py' });
+    const w = await start(m2, 'app', dir, ['--wsgi-app=testapp:raw', '--timeout=2'], '/hello');
+    try {
+      const oldPid = Number((await request(`${m2.baseUrl}/pid`)).text);
+      const hung = await request(`${m2.baseUrl}/hang`, { timeoutMs: 15_000 });
+      assert.equal(hung.status, 504);
+      const deadline = Date.now() + 15_000;
+      let next = await request(`${m2.baseUrl}/pid`, { timeoutMs: 15_000 });
+      while (next.status !== 200 && Date.now() < deadline) next = await request(`${m2.baseUrl}/pid`, { timeoutMs: 15_000 });
+      assert.equal(next.status, 200);
+      assert.notEqual(Number(next.text), oldPid);
+      // The old Python process dies with its worker (SIGTERM, then SIGKILL within 5 s: the hung
+      // request never finishes) through PR_SET_PDEATHSIG: gone, or a zombie where init does not reap.
+      const processState = (): string => {
+        try {
+          return /State:\s+(\S)/.exec(readFileSync(`/proc/${oldPid}/status`, 'utf8'))?.[1] ?? '';
+        } catch {
+          return 'gone';
+        }
+      };
+      const until = Date.now() + 15_000;
+      while (!['gone', 'Z'].includes(processState()) && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
+      assert.ok(['gone', 'Z'].includes(processState()), `old Python process state ${processState()}`);
+    } finally {
+      await w.stop();
+      await m2.stop();
     }
   });
 });
