@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian packages wsgid's examples, tests and benchmark use, when they are missing:
+# mongrel2 (mongrel2-core), wrk, curl, iproute2 (network-namespace tests), and the system Python's
+# Django, Flask and gunicorn (WSGI tests and the gunicorn comparison). Needs root (or sudo).
+set -euo pipefail
+
+need=()
+command -v mongrel2 >/dev/null || need+=(mongrel2-core)
+command -v m2sh >/dev/null || need+=(mongrel2-core)
+command -v wrk >/dev/null || need+=(wrk)
+command -v curl >/dev/null || need+=(curl)
+command -v ip >/dev/null || need+=(iproute2)
+command -v make >/dev/null || need+=(make)
+command -v g++ >/dev/null || need+=(g++)
+[ -x /usr/bin/python3 ] || need+=(python3)
+if [ -x /usr/bin/python3 ]; then
+  /usr/bin/python3 -c 'import django' 2>/dev/null || need+=(python3-django)
+  /usr/bin/python3 -c 'import flask' 2>/dev/null || need+=(python3-flask)
+  /usr/bin/python3 -c 'import gunicorn' 2>/dev/null || need+=(python3-gunicorn)
+else
+  need+=(python3-django python3-flask python3-gunicorn)
+fi
+
+if [ ${#need[@]} -eq 0 ]; then
+  echo "system packages: all present"
+  exit 0
+fi
+mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
+echo "system packages: installing ${need[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
