@@ -15,6 +15,7 @@ import select
 import signal
 import struct
 import sys
+import threading
 import traceback
 
 IN_FD = 3
@@ -54,6 +55,8 @@ class Pipe:
         self.pos = 0
         self.out = []
         self.out_size = 0
+        # Only the main thread serves requests, but an app thread may write to wsgi.errors.
+        self.lock = threading.RLock()
 
     def _fill(self, block):
         if not block:
@@ -87,19 +90,24 @@ class Pipe:
                 return None
 
     def send(self, kind, rid, payload=b""):
-        self.out.append(HEADER.pack(kind, rid, len(payload)))
-        if payload:
-            self.out.append(payload)
-        self.out_size += 9 + len(payload)
-        if self.out_size >= FLUSH_AT:
-            self.flush()
+        with self.lock:
+            self.out.append(HEADER.pack(kind, rid, len(payload)))
+            if payload:
+                self.out.append(payload)
+            self.out_size += 9 + len(payload)
+            if self.out_size >= FLUSH_AT:
+                self.flush()
 
     def flush(self):
-        out = self.out
-        if not out:
-            return
-        self.out = []
-        self.out_size = 0
+        with self.lock:
+            out = self.out
+            if not out:
+                return
+            self.out = []
+            self.out_size = 0
+            self._write(out)
+
+    def _write(self, out):
         try:
             while out:
                 written = os.writev(OUT_FD, out[:512])
