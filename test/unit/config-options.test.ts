@@ -259,8 +259,10 @@ describe('generated help and docs', () => {
     assert.match(md, /### Exit codes/);
   });
 
-  test('docs/CLI.md carries the current reference (run `npm run docs` after changing options)', () => {
-    const text = readFileSync(path.join(REPO_ROOT, 'docs', 'CLI.md'), 'utf8');
-    assert.equal(replaceReference(text), text);
-  });
+  for (const file of ['docs/CLI.md', 'README.md']) {
+    test(`${file} carries the current reference (run \`npm run docs\` after changing options)`, () => {
+      const text = readFileSync(path.join(REPO_ROOT, file), 'utf8');
+      assert.equal(replaceReference(text), text);
+    });
+  }
 });
