@@ -225,7 +225,6 @@ class WsgiGateway implements Gateway {
   private closing = false;
   private readonly logger: Logger;
   private readonly version: string;
-  private readonly events: ProcessEvents;
 
   constructor(
     private readonly spec: WsgiSpec,
@@ -233,11 +232,6 @@ class WsgiGateway implements Gateway {
   ) {
     this.logger = options.logger;
     this.version = options.version;
-    this.events = {
-      frame: (proc, frame) => this.onFrame(proc, frame),
-      batchEnd: (proc) => this.flushAcks(proc),
-      exit: (proc, description) => this.onExit(proc, description),
-    };
   }
 
   /** Start Python and load the app; rejects with the Python traceback when it cannot. */
