@@ -26,8 +26,54 @@ export interface Gateway {
    * (fast path) or a promise that settles when the response is fully written.
    */
   handle(request: GatewayRequest, reply: ReplyChannel): void | Promise<void>;
+  /**
+   * Optional: serve a WebSocket handshake (mongrel2's `websocket-handshake` message, kind of
+   * `request.message`). To accept, write the complete `101 Switching Protocols` head to `reply`
+   * (with `Sec-WebSocket-Accept: session.accept`), `reply.end()` it, then `session.open(listener)`:
+   * from then on the client's frames reach the listener and the gateway writes frames with
+   * `session.write()`. To refuse, write an ordinary response and `reply.end(..., true)`.
+   * Gateways without this method get the handshake through `handle()` as the client's GET, and
+   * the connection is closed after the response. See src/worker/websocket.ts.
+   */
+  upgrade?(request: GatewayRequest, reply: ReplyChannel, session: WebSocketSession): void | Promise<void>;
   /** Release app resources when the worker stops (close DB pools, Python process, ...). */
   close(): Promise<void>;
+}
+
+/** Receives one WebSocket connection's traffic from the worker (after `session.open`). */
+export interface WebSocketListener {
+  /**
+   * One client message or control frame. `flags` is the frame's first byte as mongrel2 reports
+   * it (FIN set, opcode in the low 4 bits: 0x81 text, 0x82 binary, 0x88 close, 0x89 ping,
+   * 0x8A pong); fragmented messages arrive reassembled; `payload` is unmasked and owned by you.
+   */
+  frame(flags: number, payload: Buffer): void;
+  /**
+   * The connection is over without a close handshake: `disconnect` = mongrel2 reported the client
+   * gone; `shutdown` = the worker stops (it has sent a 1001 close frame and closed the connection).
+   */
+  gone(reason: 'disconnect' | 'shutdown'): void;
+}
+
+/** A WebSocket connection held by this worker (implemented by src/worker/websocket.ts). */
+export interface WebSocketSession {
+  /** The `Sec-WebSocket-Accept` value mongrel2 computed from the client's key. */
+  readonly accept: string;
+  /** mongrel2's connection id. */
+  readonly connId: number;
+  /** True once `end()` was called or the client is gone: writes are dropped. */
+  readonly closed: boolean;
+  /** Start receiving frames. Call after the 101 head has been written and the reply ended. */
+  open(listener: WebSocketListener): void;
+  /**
+   * Send bytes to the client as they are (complete, unmasked server frames; see
+   * `encodeFrame` in src/worker/websocket.ts). Returns false when the producer should wait for
+   * `drained()`; the bytes are accepted either way.
+   */
+  write(bytes: Uint8Array): boolean;
+  drained(): Promise<void>;
+  /** Close the TCP connection once what was written has gone out (send a close frame first). */
+  end(): void;
 }
 
 /** What a loader produced: the gateway kind to use and the value it should wrap. */

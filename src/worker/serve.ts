@@ -17,6 +17,7 @@ import type { Settings } from '../config/settings.js';
 import { openReplySockets, type ReplySocket } from '../transport/reply-socket.js';
 import { ConnectionReply, type ReplyHooks } from './reply.js';
 import type { RequestSource } from './source.js';
+import { WebSocketConnections } from './websocket.js';
 
 /** One finished request, for the access log. */
 export interface CompletedRequest {
@@ -90,6 +91,7 @@ const connectionKey = (server: number, connId: number): number => server * 0x1_0
 export function startWorker(options: WorkerOptions): Worker {
   const { logger, gateway, source } = options;
   const sockets = openReplySockets(options.settings.send);
+  const websockets = new WebSocketConnections({ logger, sockets });
   const mongrel2Chroot = path.resolve(options.settings.mongrel2Chroot || '/');
   const connections = new Map<number, Connection>();
   let served = 0;
@@ -117,7 +119,14 @@ export function startWorker(options: WorkerOptions): Worker {
       case 'upload-start':
         logger.debug('upload started', { conn: message.connId, file: message.headers['x-mongrel2-upload-start'] });
         return messageDone(server, message.connId);
+      case 'websocket-handshake':
+        // Served like a request (the gateway answers 101 or refuses); frames then go to websockets.
+        return enqueue(message, undefined, server);
+      case 'websocket-frame':
+        websockets.frame(message, server);
+        return messageDone(server, message.connId);
       case 'disconnect':
+        websockets.disconnect(server, message.connId);
         disconnect(server, message.connId);
         return messageDone(server, message.connId);
       default:
@@ -202,7 +211,10 @@ export function startWorker(options: WorkerOptions): Worker {
     connection.active = request;
     let result: void | Promise<void>;
     try {
-      result = gateway.handle(request, reply);
+      result =
+        message.kind === 'websocket-handshake'
+          ? websockets.handshake(gateway, request, reply, server)
+          : gateway.handle(request, reply);
     } catch (error) {
       gatewayFailed(request, error);
       return settled(connection, request);
@@ -285,6 +297,7 @@ export function startWorker(options: WorkerOptions): Worker {
     replySocket: (server) => sockets[server]!,
     async drain() {
       await source.pause();
+      websockets.shutdown(); // their frames no longer reach this worker
       if (inFlight === 0) return;
       if (!draining) {
         let resolve!: () => void;

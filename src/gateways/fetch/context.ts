@@ -3,9 +3,78 @@
  * standard Request cannot say. Hono apps see it as `c.env`.
  */
 import type { GatewayRequest } from '../types.js';
+import type { Logger } from '../../log/logger.js';
+import { ServerWebSocket } from './websocket.js';
+
+/** Options of `context.upgradeWebSocket()`. */
+export interface UpgradeWebSocketOptions {
+  /** The subprotocol to select (sent as Sec-WebSocket-Protocol); one the client offered. */
+  protocol?: string;
+  /** Extra headers for the 101 response (e.g. Set-Cookie). */
+  headers?: HeadersInit;
+}
+
+/** What upgradeWebSocket() returns: return `response` from the handler; talk through `socket`. */
+export interface WebSocketUpgrade {
+  socket: ServerWebSocket;
+  response: Response;
+}
+
+/** @internal The pending upgrade of a handshake request, read back by the gateway. */
+export interface PendingUpgrade extends WebSocketUpgrade {
+  readonly headers: Array<[string, string]>;
+}
+
+/** @internal Set by the gateway when the request is a WebSocket handshake. */
+export interface HandshakeSlot {
+  readonly logger: Logger;
+  upgrade?: PendingUpgrade;
+}
 
 export class FetchContext {
-  constructor(private readonly source: GatewayRequest) {}
+  constructor(
+    private readonly source: GatewayRequest,
+    private readonly handshake?: HandshakeSlot,
+  ) {}
+
+  /** True when the request is a WebSocket handshake that `upgradeWebSocket()` can accept. */
+  get isWebSocket(): boolean {
+    return this.handshake !== undefined;
+  }
+
+  /**
+   * Accept a WebSocket handshake, in the style of `Deno.upgradeWebSocket(request)`: returns
+   * `{ socket, response }`; return `response` from the handler (wsgid sends the
+   * `101 Switching Protocols` with mongrel2's Sec-WebSocket-Accept), and use `socket` — a
+   * browser-like WebSocket (`onopen`, `onmessage`, `onclose`, `onerror`, `addEventListener`,
+   * `send(string | ArrayBuffer | Uint8Array)`, `close(code?, reason?)`, `readyState`) — once its
+   * `open` event fired. Pings are answered and the close handshake is handled for you.
+   * Throws a TypeError when the request is not a WebSocket handshake (see `isWebSocket`).
+   *
+   * ```js
+   * export default (request, context) => {
+   *   if (!context.isWebSocket) return new Response('use a WebSocket', { status: 426 });
+   *   const { socket, response } = context.upgradeWebSocket();
+   *   socket.onmessage = (event) => socket.send(event.data);
+   *   return response;
+   * };
+   * ```
+   */
+  upgradeWebSocket(options: UpgradeWebSocketOptions = {}): WebSocketUpgrade {
+    const slot = this.handshake;
+    if (slot === undefined) throw new TypeError('upgradeWebSocket(): this request is not a WebSocket handshake');
+    if (slot.upgrade !== undefined) throw new TypeError('upgradeWebSocket() was already called for this request');
+    const headers: Array<[string, string]> = [];
+    for (const [name, value] of new Headers(options.headers)) headers.push([name, value]);
+    const protocol = options.protocol ?? '';
+    if (protocol !== '') headers.push(['Sec-WebSocket-Protocol', protocol]);
+    const url = firstString(this.source.message.headers['URI']) ?? this.source.message.path;
+    const socket = new ServerWebSocket(url, protocol, slot.logger);
+    // A plain marker: the gateway recognises it by identity and writes the 101 instead.
+    const response = new Response(null, { status: 200, statusText: 'Switching Protocols' });
+    slot.upgrade = { socket, response, headers };
+    return { socket, response };
+  }
 
   /** The client's IP address, as mongrel2 saw it. */
   get remoteAddress(): string {
@@ -38,4 +107,8 @@ export class FetchContext {
   get signal(): AbortSignal {
     return this.source.signal;
   }
+}
+
+function firstString(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
 }

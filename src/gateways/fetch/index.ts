@@ -2,15 +2,18 @@
  * The fetch gateway: apps written against Web standards, `(request, context) => Response`, or an
  * object with such a `fetch` method (Hono, itty-router, Elysia-style exports...).
  */
-import type { Gateway, GatewayFactory, GatewayOptions, GatewayRequest } from '../types.js';
+import type { Gateway, GatewayFactory, GatewayOptions, GatewayRequest, WebSocketSession } from '../types.js';
 import type { ReplyChannel } from '../../http/reply-channel.js';
 import type { Logger } from '../../log/logger.js';
 import { LightRequest } from './request.js';
 import { installLightResponse } from './response.js';
 import { writeResponse } from './write.js';
-import { FetchContext } from './context.js';
+import { FetchContext, type HandshakeSlot } from './context.js';
+import { closingReply, switchingProtocolsHead } from '../../worker/websocket.js';
 
 export { FetchContext } from './context.js';
+export type { UpgradeWebSocketOptions, WebSocketUpgrade } from './context.js';
+export { ServerWebSocket, WebSocketCloseEvent, WebSocketErrorEvent, WebSocketMessageEvent } from './websocket.js';
 
 export type FetchHandler = (request: Request, context: FetchContext) => Response | Promise<Response>;
 
@@ -59,6 +62,42 @@ class FetchGateway implements Gateway {
       );
     }
     return this.write(reply, source, result);
+  }
+
+  /**
+   * A WebSocket handshake: the handler sees the client's GET; if it returns the response of
+   * `context.upgradeWebSocket()`, we send the 101 and attach the socket to the session. Any other
+   * response is written as usual and the connection closed.
+   */
+  upgrade(source: GatewayRequest, reply: ReplyChannel, session: WebSocketSession): void | Promise<void> {
+    const slot: HandshakeSlot = { logger: this.logger };
+    const request = new LightRequest(source) as unknown as Request;
+    const refused = closingReply(reply);
+    let result: Response | Promise<Response>;
+    try {
+      result = this.handler(request, new FetchContext(source, slot));
+    } catch (error) {
+      slot.upgrade?.socket.abandon('the handler failed');
+      return this.fail(refused, source, error);
+    }
+    const finish = (response: unknown): void | Promise<void> => {
+      const pending = slot.upgrade;
+      if (pending !== undefined && response === pending.response) {
+        if (reply.closed) {
+          reply.end();
+          return pending.socket.abandon('the client left before the upgrade');
+        }
+        reply.end(switchingProtocolsHead(session.accept, this.version, pending.headers));
+        pending.socket.attach(session);
+        return;
+      }
+      pending?.socket.abandon('the handler did not return the upgrade response');
+      return this.write(refused, source, response);
+    };
+    return Promise.resolve(result).then(finish, (error: unknown) => {
+      slot.upgrade?.socket.abandon('the handler failed');
+      return this.fail(refused, source, error);
+    });
   }
 
   private write(reply: ReplyChannel, source: GatewayRequest, response: unknown): void | Promise<void> {

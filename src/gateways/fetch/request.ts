@@ -37,6 +37,8 @@ export class LightRequest {
 
   get method(): string {
     const method = this.source.message.headers['METHOD'];
+    // A WebSocket handshake (METHOD=WEBSOCKET_HANDSHAKE) is the client's GET with Upgrade headers.
+    if (method === 'WEBSOCKET_HANDSHAKE') return 'GET';
     return typeof method === 'string' ? method : 'GET';
   }
 

@@ -28,11 +28,13 @@ import http, { IncomingMessage, OutgoingMessage, ServerResponse } from 'node:htt
 import https from 'node:https';
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import type { Gateway, GatewayFactory, GatewayOptions, GatewayRequest, LoadedApp } from '../types.js';
+import type { Gateway, GatewayFactory, GatewayOptions, GatewayRequest, LoadedApp, WebSocketSession } from '../types.js';
 import type { ReplyChannel } from '../../http/reply-channel.js';
 import type { Logger } from '../../log/logger.js';
 import { ReplySocket } from './socket.js';
 import { abandonBody, buildIncomingMessage, isHttps, remoteAddressOf, type GatewayIncomingMessage } from './request.js';
+import { UpgradeSocket } from './upgrade.js';
+import { closingReply } from '../../worker/websocket.js';
 
 type RequestListener = (this: EventEmitter, req: IncomingMessage, res: ServerResponse) => unknown;
 type IncomingMessageClass = new (socket: Socket) => IncomingMessage;
@@ -167,6 +169,40 @@ export class NodeGateway implements Gateway {
       res.assignSocket(socket as unknown as Socket);
       this.dispatch(req, res);
     });
+  }
+
+  /**
+   * A WebSocket handshake: emit the server's 'upgrade' event (req, socket, head) as Node's HTTP
+   * server does, with an in-memory socket that speaks to mongrel2 (./upgrade.ts). Without an
+   * 'upgrade' listener the request is served as an ordinary GET (as Node does) and closed.
+   */
+  upgrade(request: GatewayRequest, reply: ReplyChannel, session: WebSocketSession): void | Promise<void> {
+    if (this.server.listenerCount('upgrade') === 0) return this.handle(request, closingReply(reply));
+    const { message, signal } = request;
+    if (signal.aborted || reply.closed) return reply.end(undefined, true);
+    const headers = { ...message.headers };
+    delete headers['sec-websocket-extensions'];
+    const socket = new UpgradeSocket(reply, session, {
+      remoteAddress: remoteAddressOf(headers),
+      encrypted: isHttps(headers),
+      server: this.server as http.Server,
+    });
+    const req = buildIncomingMessage(this.Incoming, socket as unknown as Socket, { ...message, headers }, undefined);
+    req.upgrade = true;
+    const onAbort = (): void => {
+      socket.destroy();
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    socket.on('error', (error: Error) => {
+      this.logger.debug('node gateway: websocket connection error', { error, url: req.url });
+    });
+    try {
+      this.server.emit('upgrade', req, socket, Buffer.alloc(0));
+    } catch (error) {
+      this.logger.error('node gateway: upgrade listener failed', { error, url: req.url });
+      socket.destroy();
+    }
+    return socket.outcome.then(() => signal.removeEventListener('abort', onAbort));
   }
 
   /** Call the app's 'request' listeners; a synchronous throw or a rejected promise → 500. */
