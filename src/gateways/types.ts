@@ -4,6 +4,7 @@
  */
 import type { Mongrel2Message } from '../protocol/types.js';
 import type { ReplyChannel } from '../http/reply-channel.js';
+import type { BroadcastOptions } from '../broadcast.js';
 
 /** What the worker hands a gateway for one HTTP request. */
 export interface GatewayRequest {
@@ -17,6 +18,13 @@ export interface GatewayRequest {
   readonly bodyFile?: string;
   /** Aborted when mongrel2 reports the client gone (disconnect message) or the worker stops it. */
   readonly signal: AbortSignal;
+  /** Index of the mongrel2 server (--send/--recv pair) the request came from. */
+  readonly server?: number;
+  /**
+   * Push bytes to other client connections of the same mongrel2 server (docs/BROADCAST.md).
+   * Provided by the worker; test doubles may leave it out.
+   */
+  broadcast?(connIds: readonly number[], data: Uint8Array | string, options?: BroadcastOptions): number;
 }
 
 export interface Gateway {

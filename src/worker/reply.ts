@@ -8,15 +8,22 @@
  * message must hold at least twice as much as the previous one unless the producer pauses.
  * A 50 MB stream thus needs ~14 messages; an SSE stream whose events are far apart still sends
  * each event within IDLE_FLUSH_MS.
+ *
+ * With download credits (`download.flow_control=1`, worker/flow.ts) the limit is bytes, not
+ * messages: flushed bytes go to the connection's ConnectionFlow, which sends only what the credit
+ * allows; write() returns false while too much waits for credit, and drained() waits for it.
  */
-import { encodeClose, encodeReply } from '../protocol/index.js';
+import { encodeClose, encodeControl, encodeReply } from '../protocol/index.js';
 import type { ReplyChannel } from '../http/reply-channel.js';
 import type { ReplySocket } from '../transport/reply-socket.js';
+import { FLOW_HIGH_WATER, type ConnectionFlow } from './flow.js';
 
 const IMMEDIATE_MESSAGES = 4;
 const FIRST_BATCH_BYTES = 64 * 1024;
 const MAX_BATCH_BYTES = 256 * 1024 * 1024;
 const IDLE_FLUSH_MS = 25;
+/** With credits: flush once this much is pending (the flow cuts messages to the credit anyway). */
+const FLOW_BATCH_BYTES = 64 * 1024;
 /** Producers are asked to wait while this much is queued for ZeroMQ on the reply socket. */
 const SOCKET_HIGH_WATER = 8 * 1024 * 1024;
 
@@ -32,6 +39,8 @@ export class ConnectionReply implements ReplyChannel {
   bytes = 0;
   closed = false;
   ended = false;
+  /** performance.now() of the last message sent for this response (keep-alive pings count). */
+  lastActivity = performance.now();
   private chunks: Buffer[] = [];
   private pending = 0;
   private messages = 0;
@@ -47,6 +56,8 @@ export class ConnectionReply implements ReplyChannel {
     readonly httpVersion: string,
     readonly keepAlive: boolean,
     private readonly hooks: ReplyHooks,
+    /** The connection's download-credit state, when mongrel2 does flow control on it. */
+    private readonly flow?: ConnectionFlow,
   ) {}
 
   write(chunk: Uint8Array | string): boolean {
@@ -59,12 +70,25 @@ export class ConnectionReply implements ReplyChannel {
     this.pending += buffer.length;
     if (this.pending >= this.batchLimit()) this.flush();
     else this.scheduleFlush();
+    if (this.flow !== undefined && this.flow.queued + this.pending >= FLOW_HIGH_WATER) return false;
     return this.socket.pendingBytes < SOCKET_HIGH_WATER;
   }
 
-  drained(): Promise<void> {
-    if (this.closed || this.socket.pendingBytes < SOCKET_HIGH_WATER) return Promise.resolve();
-    return this.socket.flushed();
+  async drained(): Promise<void> {
+    if (this.closed) return;
+    if (this.flow !== undefined && this.flow.queued + this.pending >= FLOW_HIGH_WATER) {
+      this.flush();
+      await this.flow.drained();
+      if (this.closed) return;
+    }
+    if (this.socket.pendingBytes >= SOCKET_HIGH_WATER) await this.socket.flushed();
+  }
+
+  /** Send mongrel2's keep-alive control message (refreshes the connection's idle timer). */
+  ping(): void {
+    if (this.closed || this.ended) return;
+    this.lastActivity = performance.now();
+    this.socket.send(encodeControl(this.sender, this.connId, { keepAlive: true }));
   }
 
   end(chunk?: Uint8Array | string, close = false): void {
@@ -73,7 +97,10 @@ export class ConnectionReply implements ReplyChannel {
     this.ended = true;
     if (!this.closed) {
       this.flush();
-      if (close || !this.keepAlive) this.socket.send(encodeClose(this.sender, this.connId));
+      if (close || !this.keepAlive) {
+        if (this.flow !== undefined) this.flow.close();
+        else this.socket.send(encodeClose(this.sender, this.connId));
+      }
     }
   }
 
@@ -84,7 +111,8 @@ export class ConnectionReply implements ReplyChannel {
     this.ended = true;
     if (!this.closed) {
       this.closed = true;
-      this.socket.send(encodeClose(this.sender, this.connId));
+      if (this.flow !== undefined) this.flow.close();
+      else this.socket.send(encodeClose(this.sender, this.connId));
     }
   }
 
@@ -96,6 +124,7 @@ export class ConnectionReply implements ReplyChannel {
   }
 
   private batchLimit(): number {
+    if (this.flow !== undefined) return FLOW_BATCH_BYTES;
     if (this.messages < IMMEDIATE_MESSAGES) return Infinity; // flushed on the next tick instead
     return Math.min(FIRST_BATCH_BYTES * 2 ** (this.messages - IMMEDIATE_MESSAGES), MAX_BATCH_BYTES);
   }
@@ -103,7 +132,7 @@ export class ConnectionReply implements ReplyChannel {
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    if (this.messages < IMMEDIATE_MESSAGES) setImmediate(this.flushLater);
+    if (this.messages < IMMEDIATE_MESSAGES || this.flow !== undefined) setImmediate(this.flushLater);
     else setTimeout(this.flushLater, IDLE_FLUSH_MS);
   }
 
@@ -118,7 +147,9 @@ export class ConnectionReply implements ReplyChannel {
     this.chunks = [];
     this.pending = 0;
     if (this.messages++ === 0) this.hooks.onStart(this);
-    this.socket.send(encodeReply(this.sender, this.connId, payload));
+    this.lastActivity = performance.now();
+    if (this.flow !== undefined) this.flow.send(payload);
+    else this.socket.send(encodeReply(this.sender, this.connId, payload));
   }
 }
 

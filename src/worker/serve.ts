@@ -6,16 +6,19 @@
  * Every delivered message is reported back to the source when it is fully handled; for the master
  * that is the credit and in-flight bookkeeping (docs/INTERNALS.md).
  */
-import { unlink } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { access, lstat, realpath, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { parseMessage, peekConnection, ProtocolError } from '../protocol/index.js';
+import { encodeBroadcast, parseMessage, peekConnection, ProtocolError } from '../protocol/index.js';
 import type { Mongrel2Message } from '../protocol/index.js';
-import { requestKeepAlive } from '../http/head.js';
+import { chunkPrefix, CHUNK_SUFFIX, requestKeepAlive } from '../http/head.js';
+import { installBroadcaster, type BroadcastOptions, type Broadcaster } from '../broadcast.js';
 import type { Gateway, GatewayRequest } from '../gateways/types.js';
 import type { Logger } from '../log/logger.js';
 import type { Settings } from '../config/settings.js';
 import { openReplySockets, type ReplySocket } from '../transport/reply-socket.js';
 import { ConnectionReply, type ReplyHooks } from './reply.js';
+import { ConnectionFlow } from './flow.js';
 import type { RequestSource } from './source.js';
 import { WebSocketConnections } from './websocket.js';
 
@@ -34,8 +37,14 @@ export interface WorkerOptions {
   source: RequestSource;
   /** Called after each request (access log); keep it cheap. */
   onComplete?: (request: CompletedRequest) => void;
-  /** Messages the loop does not handle itself (WebSocket frames, JSON sockets, credits...). */
+  /** Messages the loop does not handle itself (WebSocket frames, JSON sockets...). */
   onOtherMessage?: (message: Mongrel2Message, server: number, worker: Worker) => void;
+  /**
+   * While a response is open and nothing was sent for this long, send mongrel2's keep-alive
+   * control message so its idle killer spares long polls and quiet event streams. Default: env
+   * WSGID_KEEPALIVE_MS, else 30 000. 0 disables.
+   */
+  keepAliveMs?: number;
 }
 
 export interface Worker {
@@ -63,7 +72,12 @@ class ActiveRequest implements GatewayRequest {
     readonly bodyFile: string | undefined,
     readonly reply: ConnectionReply,
     readonly server: number,
+    private readonly broadcaster: Broadcaster,
   ) {}
+
+  broadcast(connIds: readonly number[], data: Uint8Array | string, options?: BroadcastOptions): number {
+    return this.broadcaster.broadcast(connIds, data, { server: this.server, ...options });
+  }
 
   /** Created on first use: most apps never look at it (Hono's lazy AbortController). */
   get signal(): AbortSignal {
@@ -80,9 +94,44 @@ class ActiveRequest implements GatewayRequest {
   }
 }
 
+/** A message waiting its turn on a connection; `bodyError` = an upload the worker cannot read (→ 500). */
+interface Queued {
+  message: Mongrel2Message;
+  bodyFile: string | undefined;
+  bodyError?: string;
+}
+
 interface Connection {
   active: ActiveRequest | undefined;
-  queue: Array<{ message: Mongrel2Message; bodyFile: string | undefined }>;
+  queue: Queued[];
+}
+
+const DEFAULT_KEEPALIVE_MS = 30_000;
+
+function keepAliveSetting(option: number | undefined): number {
+  if (option !== undefined) return option;
+  const raw = process.env['WSGID_KEEPALIVE_MS'];
+  const fromEnv = Number(raw);
+  return raw !== undefined && raw !== '' && Number.isFinite(fromEnv) && fromEnv >= 0 ? fromEnv : DEFAULT_KEEPALIVE_MS;
+}
+
+function firstHeader(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? undefined : value;
+}
+
+/**
+ * Could this message be mongrel2's own upload-start/done rather than a client's forgery? Client
+ * header names are lowercased like mongrel2's upload headers, so a small request can carry them.
+ * A real one has an empty body and went the upload path: content-length over the inline limit
+ * (so > 0), or a chunked body; and its path header is single (a client copy would make it a list).
+ */
+function plausibleUpload(message: Mongrel2Message, header: string): string | undefined {
+  const value = message.headers[header];
+  if (typeof value !== 'string' || value === '' || message.body.length !== 0) return undefined;
+  const length = firstHeader(message.headers['content-length']);
+  const chunked = /chunked/i.test(String(message.headers['transfer-encoding'] ?? ''));
+  if (!chunked && !(length !== undefined && /^\d+$/.test(length) && Number(length) > 0)) return undefined;
+  return value;
 }
 
 /** A connection is keyed by mongrel2 server index and connection id, as one number. */
@@ -94,6 +143,13 @@ export function startWorker(options: WorkerOptions): Worker {
   const websockets = new WebSocketConnections({ logger, sockets });
   const mongrel2Chroot = path.resolve(options.settings.mongrel2Chroot || '/');
   const connections = new Map<number, Connection>();
+  /** Download-credit state per connection (download.flow_control=1), kept until the disconnect. */
+  const flows = new Map<number, ConnectionFlow>();
+  /** Upload files being written by mongrel2 (upload-start seen, done not yet), to unlink on disconnect. */
+  const uploads = new Map<number, string>();
+  /** The sender (send_ident) last seen per server: multi-id replies are addressed with it. */
+  const senders: string[] = [];
+  const keepAliveMs = keepAliveSetting(options.keepAliveMs);
   let served = 0;
   let inFlight = 0;
   let draining: { promise: Promise<void>; resolve: () => void } | undefined;
@@ -115,10 +171,16 @@ export function startWorker(options: WorkerOptions): Worker {
       case 'request':
         return enqueue(message, undefined, server);
       case 'upload-done':
-        return uploadDone(message, server);
+        return void uploadDone(message, server);
       case 'upload-start':
-        logger.debug('upload started', { conn: message.connId, file: message.headers['x-mongrel2-upload-start'] });
+        // Never answered: any reply now would cancel the upload.
+        uploadStart(message, server);
         return messageDone(server, message.connId);
+      case 'credits': {
+        const credits = Number(firstHeader(message.headers['DOWNLOAD_CREDITS']));
+        flows.get(connectionKey(server, message.connId))?.grant(credits);
+        return messageDone(server, message.connId);
+      }
       case 'websocket-handshake':
         // Served like a request (the gateway answers 101 or refuses); frames then go to websockets.
         return enqueue(message, undefined, server);
@@ -159,27 +221,92 @@ export function startWorker(options: WorkerOptions): Worker {
     if (draining && inFlight === 0) draining.resolve();
   }
 
-  /** Async upload finished: the same headers plus x-mongrel2-upload-done (protocol notes §4). */
-  function uploadDone(message: Mongrel2Message, server: number): void {
+  /**
+   * A path mongrel2 reported, as the file on our side: resolved under --mongrel2-chroot ('..' cannot
+   * climb out: the path is normalised from the root first). undefined = outside the chroot.
+   */
+  function uploadPath(reported: string): string | undefined {
+    const file = path.resolve(mongrel2Chroot, '.' + path.posix.normalize('/' + reported));
+    return file.startsWith(mongrel2Chroot === '/' ? '/' : mongrel2Chroot + path.sep) ? file : undefined;
+  }
+
+  /** Async upload began (protocol notes §4): remember the file so a disconnect can remove it. */
+  function uploadStart(message: Mongrel2Message, server: number): void {
+    const reported = plausibleUpload(message, 'x-mongrel2-upload-start');
+    const file = reported === undefined ? undefined : uploadPath(reported);
+    if (file === undefined) {
+      logger.warn('ignored an upload-start message that mongrel2 cannot have sent', {
+        conn: message.connId,
+        start: message.headers['x-mongrel2-upload-start'],
+      });
+      return;
+    }
+    noteCredits(message, server);
+    uploads.set(connectionKey(server, message.connId), file);
+    logger.debug('upload started', { conn: message.connId, file });
+  }
+
+  /**
+   * Async upload finished: the same headers plus x-mongrel2-upload-done (== start). The file must be
+   * inside the mongrel2 chroot also after symlinks are resolved, a regular file, and readable by this
+   * worker (mongrel2 writes it 0600 as its own user): otherwise the client gets a 500, the log says
+   * why, and the app is never called.
+   */
+  async function uploadDone(message: Mongrel2Message, server: number): Promise<void> {
+    const key = connectionKey(server, message.connId);
     const start = message.headers['x-mongrel2-upload-start'];
-    const done = message.headers['x-mongrel2-upload-done'];
-    if (typeof done !== 'string' || start !== done) {
+    const done = plausibleUpload(message, 'x-mongrel2-upload-done');
+    const expected = uploads.get(key);
+    const file = done === undefined || start !== done ? undefined : uploadPath(done);
+    if (file === undefined || (expected !== undefined && expected !== file)) {
       logger.warn('ignored an upload-done message that does not match its upload-start', {
         conn: message.connId,
         start,
-        done,
+        done: message.headers['x-mongrel2-upload-done'],
       });
       return messageDone(server, message.connId);
     }
-    const file = path.resolve(mongrel2Chroot, '.' + path.posix.normalize('/' + done));
-    if (!file.startsWith(mongrel2Chroot === '/' ? '/' : mongrel2Chroot + path.sep)) {
-      logger.warn('ignored an upload outside the mongrel2 chroot', { conn: message.connId, file: done });
-      return messageDone(server, message.connId);
+    uploads.delete(key);
+    let bodyError: string | undefined;
+    try {
+      const info = await lstat(file);
+      if (!info.isFile()) bodyError = 'not a regular file';
+      else {
+        const [real, root] = await Promise.all([realpath(file), realpath(mongrel2Chroot)]);
+        if (!(root === '/' || real.startsWith(root + path.sep))) bodyError = `it resolves to ${real}, outside the mongrel2 chroot`;
+        else await access(file, fsConstants.R_OK);
+      }
+    } catch (error) {
+      const e = error as NodeJS.ErrnoException;
+      bodyError =
+        e.code === 'EACCES' || e.code === 'EPERM'
+          ? `permission denied (${e.message}; worker uid ${process.getuid?.() ?? '?'}; mongrel2 writes uploads ` +
+            'with upload.temp_store_mode, 0600 by default, as its own user: run wsgid as that user or change the mode)'
+          : e.code === 'ENOENT'
+            ? `no such file (${e.message}; is --mongrel2-chroot right?)`
+            : e.message;
     }
-    enqueue(message, file, server);
+    if (bodyError !== undefined) {
+      logger.error('cannot read the upload file: answering 500', { conn: message.connId, file, reason: bodyError });
+    }
+    noteCredits(message, server);
+    enqueue(message, file, server, bodyError);
   }
 
-  function enqueue(message: Mongrel2Message, bodyFile: string | undefined, server: number): void {
+  /** The first request on a connection carries the initial download credit when flow control is on. */
+  function noteCredits(message: Mongrel2Message, server: number): void {
+    const initial = firstHeader(message.headers['DOWNLOAD_CREDITS']);
+    if (initial === undefined) return;
+    const key = connectionKey(server, message.connId);
+    if (flows.has(key)) return;
+    const credits = Number(initial);
+    if (!Number.isSafeInteger(credits) || credits <= 0) return;
+    flows.set(key, new ConnectionFlow(sockets[server]!, message.sender, message.connId, credits));
+  }
+
+  function enqueue(message: Mongrel2Message, bodyFile: string | undefined, server: number, bodyError?: string): void {
+    senders[server] = message.sender;
+    if (bodyFile === undefined) noteCredits(message, server);
     const key = connectionKey(server, message.connId);
     let connection = connections.get(key);
     if (connection === undefined) {
@@ -187,13 +314,19 @@ export function startWorker(options: WorkerOptions): Worker {
       connections.set(key, connection);
     }
     if (connection.active !== undefined) {
-      connection.queue.push({ message, bodyFile });
+      connection.queue.push(bodyError === undefined ? { message, bodyFile } : { message, bodyFile, bodyError });
       return;
     }
-    serve(connection, message, bodyFile, server);
+    serve(connection, message, bodyFile, server, bodyError);
   }
 
-  function serve(connection: Connection, message: Mongrel2Message, bodyFile: string | undefined, server: number): void {
+  function serve(
+    connection: Connection,
+    message: Mongrel2Message,
+    bodyFile: string | undefined,
+    server: number,
+    bodyError?: string,
+  ): void {
     const headers = message.headers;
     const version = headers['VERSION'] === 'HTTP/1.0' ? 'HTTP/1.0' : 'HTTP/1.1';
     const method = typeof headers['METHOD'] === 'string' ? headers['METHOD'] : 'GET';
@@ -206,9 +339,18 @@ export function startWorker(options: WorkerOptions): Worker {
       version,
       requestKeepAlive(version, headers['connection']),
       hooks,
+      flows.get(connectionKey(server, message.connId)),
     );
-    const request = new ActiveRequest(message, bodyFile, reply, server);
+    const request = new ActiveRequest(message, bodyFile, reply, server, broadcaster);
     connection.active = request;
+    if (bodyError !== undefined) {
+      reply.end(
+        'HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\nContent-Length: 22\r\n' +
+          'Connection: close\r\n\r\nInternal Server Error\n',
+        true,
+      );
+      return settled(connection, request);
+    }
     let result: void | Promise<void>;
     try {
       result =
@@ -267,7 +409,7 @@ export function startWorker(options: WorkerOptions): Worker {
     });
     const next = connection.queue.shift();
     if (next !== undefined) {
-      serve(connection, next.message, next.bodyFile, server);
+      serve(connection, next.message, next.bodyFile, server, next.bodyError);
     } else {
       connection.active = undefined;
       connections.delete(connectionKey(server, message.connId));
@@ -277,6 +419,17 @@ export function startWorker(options: WorkerOptions): Worker {
 
   function disconnect(server: number, connId: number): void {
     const key = connectionKey(server, connId);
+    const flow = flows.get(key);
+    if (flow !== undefined) {
+      flow.gone();
+      flows.delete(key);
+    }
+    const upload = uploads.get(key);
+    if (upload !== undefined) {
+      // The client left mid-upload: mongrel2 never deletes the file (protocol notes §4).
+      uploads.delete(key);
+      void removeUpload(upload);
+    }
     const connection = connections.get(key);
     if (connection === undefined) return;
     for (const queued of connection.queue) {
@@ -286,6 +439,61 @@ export function startWorker(options: WorkerOptions): Worker {
     connection.queue = [];
     connection.active?.abort(new Error('client disconnected'));
   }
+
+  /** Remove an abandoned upload file: only a regular file (never follow a symlink's target). */
+  async function removeUpload(file: string): Promise<void> {
+    try {
+      if (!(await lstat(file)).isFile()) return;
+      await unlink(file);
+      logger.debug('removed an abandoned upload', { file });
+    } catch (error) {
+      const e = error as NodeJS.ErrnoException;
+      if (e.code !== 'ENOENT') logger.warn('could not remove upload file', { file, error: e.message });
+    }
+  }
+
+  /** Keep-alive pings for open responses that have been quiet for keepAliveMs. */
+  const pinger =
+    keepAliveMs > 0
+      ? setInterval(() => {
+          const now = performance.now();
+          for (const connection of connections.values()) {
+            const reply = connection.active?.reply;
+            if (reply !== undefined && !reply.ended && !reply.closed && now - reply.lastActivity >= keepAliveMs) reply.ping();
+          }
+        }, Math.max(10, Math.min(keepAliveMs / 2, 5000)))
+      : undefined;
+  pinger?.unref();
+
+  const broadcaster: Broadcaster = {
+    broadcast(connIds, data, broadcastOptions = {}) {
+      const server = broadcastOptions.server ?? 0;
+      const socket = sockets[server];
+      if (socket === undefined) throw new RangeError(`broadcast: no mongrel2 server ${server} (there are ${sockets.length})`);
+      let bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+      if (bytes.length === 0 || connIds.length === 0) return 0;
+      if (broadcastOptions.chunked) {
+        bytes = Buffer.concat([Buffer.from(chunkPrefix(bytes.length), 'latin1'), bytes, Buffer.from(CHUNK_SUFFIX, 'latin1')]);
+      }
+      const rest: number[] = [];
+      for (const connId of connIds) {
+        const key = connectionKey(server, connId);
+        const reply = connections.get(key)?.active?.reply;
+        const flow = flows.get(key);
+        // A response this worker is writing: in order with it (and within its credit).
+        if (reply !== undefined && !reply.ended && !reply.closed) reply.write(bytes);
+        else if (flow !== undefined) flow.send(bytes);
+        else rest.push(connId);
+      }
+      if (rest.length > 0) {
+        const sender = senders[server];
+        if (sender === undefined) throw new Error('broadcast: no request seen from this mongrel2 server yet (no sender id)');
+        for (const frame of encodeBroadcast(sender, rest, bytes)) socket.send(frame);
+      }
+      return connIds.length;
+    },
+  };
+  installBroadcaster(broadcaster);
 
   const worker: Worker = {
     get served() {
@@ -309,6 +517,8 @@ export function startWorker(options: WorkerOptions): Worker {
     async close() {
       await worker.drain();
       await source.close();
+      if (pinger !== undefined) clearInterval(pinger);
+      installBroadcaster(undefined);
       await gateway.close();
       await Promise.all(sockets.map((socket) => socket.close()));
     },

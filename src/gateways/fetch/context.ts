@@ -3,6 +3,7 @@
  * standard Request cannot say. Hono apps see it as `c.env`.
  */
 import type { GatewayRequest } from '../types.js';
+import { broadcast, type BroadcastOptions } from '../../broadcast.js';
 import type { Logger } from '../../log/logger.js';
 import { ServerWebSocket } from './websocket.js';
 
@@ -106,6 +107,22 @@ export class FetchContext {
   /** Aborted when the client disconnects (same as request.signal). */
   get signal(): AbortSignal {
     return this.source.signal;
+  }
+
+  /** Index of the mongrel2 server (--send/--recv pair) the request came from; connection ids are per server. */
+  get server(): number {
+    return this.source.server ?? 0;
+  }
+
+  /**
+   * Send `data` to many client connections of this request's mongrel2 server at once (chat, push;
+   * docs/BROADCAST.md). With `{chunked: true}` the data is framed as one HTTP/1.1 chunk, for
+   * connections whose open response is a streamed (chunked) body such as an event stream.
+   * Returns the number of connections addressed.
+   */
+  broadcast(connIds: readonly number[], data: Uint8Array | string, options?: BroadcastOptions): number {
+    if (this.source.broadcast) return this.source.broadcast(connIds, data, options);
+    return broadcast(connIds, data, { server: this.server, ...options });
   }
 }
 

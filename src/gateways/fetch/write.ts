@@ -34,10 +34,19 @@ function headerPairs(headers: Headers): HeaderPair[] {
   return pairs;
 }
 
-export function writeResponse(reply: ReplyChannel, response: Response, version: string): void | Promise<void> {
+/**
+ * `signal`: the request's; when it aborts (the client is gone) a streamed body is cancelled, so its
+ * source's cancel() runs even while it is idle (an event stream waiting for its next event).
+ */
+export function writeResponse(
+  reply: ReplyChannel,
+  response: Response,
+  version: string,
+  signal?: AbortSignal,
+): void | Promise<void> {
   const fast = (response as unknown as { [cached]?: CachedResponse })[cached];
   if (fast !== undefined) return writeCached(reply, fast, version);
-  return writeStandard(reply, standardResponse(response), version);
+  return writeStandard(reply, standardResponse(response), version, signal);
 }
 
 function writeCached(reply: ReplyChannel, [status, body, init, reason]: CachedResponse, version: string): void {
@@ -58,7 +67,7 @@ function writeCached(reply: ReplyChannel, [status, body, init, reason]: CachedRe
   reply.end(body!, framed.close);
 }
 
-async function writeStandard(reply: ReplyChannel, response: Response, version: string): Promise<void> {
+async function writeStandard(reply: ReplyChannel, response: Response, version: string, signal?: AbortSignal): Promise<void> {
   const status = response.status;
   const reason = response.statusText || undefined;
   const headers = headerPairs(response.headers);
@@ -68,6 +77,13 @@ async function writeStandard(reply: ReplyChannel, response: Response, version: s
     return reply.end(framed.head, framed.close);
   }
   const reader = body.getReader();
+  const onAbort = (): void => {
+    reader.cancel(signal?.reason).catch(() => {});
+  };
+  if (signal !== undefined) {
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  }
   try {
     const first = await reader.read();
     if (first.done) {
@@ -106,6 +122,8 @@ async function writeStandard(reply: ReplyChannel, response: Response, version: s
   } catch (error) {
     reader.cancel(error).catch(() => {});
     throw error;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
   }
 }
 

@@ -31,6 +31,7 @@ import type { Socket } from 'node:net';
 import type { Gateway, GatewayFactory, GatewayOptions, GatewayRequest, LoadedApp, WebSocketSession } from '../types.js';
 import type { ReplyChannel } from '../../http/reply-channel.js';
 import type { Logger } from '../../log/logger.js';
+import { broadcast, type BroadcastOptions } from '../../broadcast.js';
 import { ReplySocket } from './socket.js';
 import { abandonBody, buildIncomingMessage, isHttps, remoteAddressOf, type GatewayIncomingMessage } from './request.js';
 import { UpgradeSocket } from './upgrade.js';
@@ -106,6 +107,7 @@ export class NodeGateway implements Gateway {
       server: this.server as http.Server,
     });
     const req = buildIncomingMessage(this.Incoming, socket as unknown as Socket, message, bodyFile);
+    attachWsgidInfo(req, request);
     const res = new this.Response(req, { highWaterMark: socket.writableHighWaterMark }) as GatewayServerResponse;
     res.shouldKeepAlive = reply.keepAlive;
     res.setHeader('X-Wsgid', this.version);
@@ -250,6 +252,34 @@ function emitClose(res: GatewayServerResponse): void {
   res.destroyed = true;
   res._closed = true;
   res.emit('close');
+}
+
+/**
+ * `req.wsgid`: what mongrel2 knows beyond HTTP, for push-style Node apps (docs/BROADCAST.md):
+ * `{ connId, server, sender, broadcast(connIds, data, options?) }`. Non-enumerable, so frameworks
+ * that copy or log the request don't see it.
+ */
+export interface WsgidRequestInfo {
+  /** mongrel2's id for the client connection. */
+  readonly connId: number;
+  /** Index of the mongrel2 server (--send/--recv pair); connection ids are per server. */
+  readonly server: number;
+  /** The handler's send_ident. */
+  readonly sender: string;
+  /** Send `data` to many connections of this server (see src/broadcast.ts). */
+  broadcast(connIds: readonly number[], data: Uint8Array | string, options?: BroadcastOptions): number;
+}
+
+function attachWsgidInfo(req: IncomingMessage, request: GatewayRequest): void {
+  const server = request.server ?? 0;
+  const info: WsgidRequestInfo = {
+    connId: request.message.connId,
+    server,
+    sender: request.message.sender,
+    broadcast: (connIds, data, options) =>
+      request.broadcast ? request.broadcast(connIds, data, options) : broadcast(connIds, data, { server, ...options }),
+  };
+  Object.defineProperty(req, 'wsgid', { value: info, enumerable: false, configurable: true });
 }
 
 export const create: GatewayFactory = (app: LoadedApp, options: GatewayOptions) =>

@@ -1,0 +1,186 @@
+/**
+ * Test helper for the long-lived, upload and flow-control tests: a fresh app folder serving
+ * test/fixtures/push-app/server.mjs through a fresh real mongrel2 and the real wsgid CLI, plus
+ * clients that keep a connection open (event streams) and curl.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { startMongrel2, type Mongrel2Handle } from './mongrel2.js';
+import { REPO_ROOT, startWsgid, wsgidArgs, type WsgidProcess } from './wsgid.js';
+
+export const PUSH_APP = path.join(REPO_ROOT, 'test', 'fixtures', 'push-app', 'server.mjs');
+
+export interface PushServer {
+  m2: Mongrel2Handle;
+  wsgid: WsgidProcess;
+  dir: string;
+  url: string;
+  diagnostics(): string;
+  stop(): Promise<number>;
+}
+
+export interface PushServerOptions {
+  settings?: Record<string, string | number>;
+  workers?: number;
+  extra?: string[];
+  env?: NodeJS.ProcessEnv;
+  /** Called with the app folder before wsgid starts (e.g. chown it). */
+  prepare?: (dir: string) => Promise<void>;
+}
+
+export async function startPushServer(options: PushServerOptions = {}): Promise<PushServer> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'wsgid-push-'));
+  await mkdir(path.join(dir, 'app'), { recursive: true });
+  await copyFile(PUSH_APP, path.join(dir, 'app', 'server.mjs'));
+  await options.prepare?.(dir);
+  const m2 = await startMongrel2({
+    settings: { 'limits.content_length': 4096, 'upload.temp_store': '/tmp/upload.XXXXXX', ...options.settings },
+  });
+  try {
+    const extra = ['--wsgi-app=server.mjs', `--workers=${options.workers ?? 0}`, ...(options.extra ?? [])];
+    if (m2.chrooted) extra.push(`--mongrel2-chroot=${m2.dir}`);
+    const wsgid = await startWsgid(wsgidArgs(m2.handler('app'), dir, extra), {
+      cwd: dir,
+      readyUrl: `${m2.baseUrl}/`,
+      env: options.env,
+    });
+    let stopped: Promise<number> | undefined;
+    return {
+      m2,
+      wsgid,
+      dir,
+      url: m2.baseUrl,
+      diagnostics: () => `--- wsgid output\n${wsgid.output()}\n--- mongrel2 log\n${m2.log()}`,
+      stop: () =>
+        (stopped ??= (async () => {
+          const code = await wsgid.stop();
+          await m2.stop();
+          await rm(dir, { recursive: true, force: true });
+          return code;
+        })()),
+    };
+  } catch (error) {
+    await m2.stop();
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/** A client holding a connection open: writes a request, collects everything that comes back. */
+export class OpenClient {
+  readonly socket: net.Socket;
+  data = Buffer.alloc(0);
+  closed = false;
+  private waiters: Array<() => void> = [];
+
+  constructor(port: number, target: string, extraHeaders = '') {
+    this.socket = net.connect(port, '127.0.0.1');
+    this.socket.on('connect', () => {
+      this.socket.write(`GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\n${extraHeaders}\r\n`);
+    });
+    this.socket.on('data', (chunk: Buffer) => {
+      this.data = Buffer.concat([this.data, chunk]);
+      this.wake();
+    });
+    this.socket.on('error', () => {});
+    this.socket.on('close', () => {
+      this.closed = true;
+      this.wake();
+    });
+  }
+
+  get text(): string {
+    return this.data.toString('latin1');
+  }
+
+  /** Wait until the received text matches, or the connection closes, or `timeoutMs` passes (then throw). */
+  async waitFor(pattern: RegExp, timeoutMs = 10_000): Promise<RegExpMatchArray> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const match = this.text.match(pattern);
+      if (match) return match;
+      if (this.closed) throw new Error(`connection closed before ${pattern}; got:\n${this.text.slice(0, 2000)}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for ${pattern}; got:\n${this.text.slice(0, 2000)}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Wait for the server to close the connection (true) or `timeoutMs` (false). */
+  async waitClosed(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.closed && Date.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.max(1, deadline - Date.now()));
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    return this.closed;
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+}
+
+/** Run a command, resolve with its stdout/stderr and exit code (never rejects on a non-zero exit). */
+export function run(
+  file: string,
+  args: string[],
+  timeoutMs = 120_000,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(file, args, { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+      const code = error ? (typeof (error as { code?: unknown }).code === 'number' ? (error as { code: number }).code : -1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Start a long-running command (e.g. a curl upload to kill midway). */
+export function launch(file: string, args: string[]): ChildProcess {
+  return spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** Poll `check` every 50 ms until it returns a truthy value or `timeoutMs` passes (then throw with `what`). */
+export async function eventually<T>(what: string, check: () => Promise<T> | T, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value;
+      last = value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${String(last)})`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** RSS in bytes of a process, from /proc. */
+export async function rssOf(pid: number): Promise<number> {
+  const { readFile } = await import('node:fs/promises');
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const match = /VmRSS:\s+(\d+) kB/.exec(status);
+  return match ? Number(match[1]) * 1024 : 0;
+}
