@@ -174,8 +174,7 @@ export function startWorker(options: WorkerOptions): Worker {
         return void uploadDone(message, server);
       case 'upload-start':
         // Never answered: any reply now would cancel the upload.
-        uploadStart(message, server);
-        return messageDone(server, message.connId);
+        return uploadStart(message, server);
       case 'credits': {
         const credits = Number(firstHeader(message.headers['DOWNLOAD_CREDITS']));
         flows.get(connectionKey(server, message.connId))?.grant(credits);
@@ -233,17 +232,23 @@ export function startWorker(options: WorkerOptions): Worker {
   /** Async upload began (protocol notes §4): remember the file so a disconnect can remove it. */
   function uploadStart(message: Mongrel2Message, server: number): void {
     const reported = plausibleUpload(message, 'x-mongrel2-upload-start');
-    const file = reported === undefined ? undefined : uploadPath(reported);
-    if (file === undefined) {
-      logger.warn('ignored an upload-start message that mongrel2 cannot have sent', {
+    if (reported === undefined) {
+      // The client sent the header itself on an ordinary request: serve it as one.
+      logger.warn('an upload-start header mongrel2 cannot have sent: serving an ordinary request', {
         conn: message.connId,
         start: message.headers['x-mongrel2-upload-start'],
       });
-      return;
+      return enqueue(message, undefined, server);
+    }
+    const file = uploadPath(reported);
+    if (file === undefined) {
+      logger.warn('ignored an upload-start outside the mongrel2 chroot', { conn: message.connId, start: reported });
+      return messageDone(server, message.connId);
     }
     noteCredits(message, server);
     uploads.set(connectionKey(server, message.connId), file);
     logger.debug('upload started', { conn: message.connId, file });
+    messageDone(server, message.connId);
   }
 
   /**
@@ -256,8 +261,15 @@ export function startWorker(options: WorkerOptions): Worker {
     const key = connectionKey(server, message.connId);
     const start = message.headers['x-mongrel2-upload-start'];
     const done = plausibleUpload(message, 'x-mongrel2-upload-done');
+    if (done === undefined) {
+      logger.warn('an upload-done header mongrel2 cannot have sent: serving an ordinary request', {
+        conn: message.connId,
+        done: message.headers['x-mongrel2-upload-done'],
+      });
+      return enqueue(message, undefined, server);
+    }
     const expected = uploads.get(key);
-    const file = done === undefined || start !== done ? undefined : uploadPath(done);
+    const file = start !== done ? undefined : uploadPath(done);
     if (file === undefined || (expected !== undefined && expected !== file)) {
       logger.warn('ignored an upload-done message that does not match its upload-start', {
         conn: message.connId,
