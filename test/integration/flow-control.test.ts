@@ -1,0 +1,108 @@
+/**
+ * mongrel2 download credits (`download.flow_control=1`) through a real mongrel2: the worker never has
+ * more unacknowledged bytes out than the credit allows (mongrel2 would drop the client), so a 200 MB
+ * streamed response to a slow client arrives whole with bounded worker memory; the credit state
+ * lives across keep-alive requests; credits messages are never taken for disconnects.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { request } from '../helpers/http.js';
+import { OpenClient, rssOf, run, startPushServer, type PushServer } from '../helpers/push.js';
+
+const MB = 1024 * 1024;
+
+function patternHash(length: number): string {
+  const block = Buffer.allocUnsafe(64 * 1024);
+  for (let i = 0; i < block.length; i++) block[i] = (i * 7 + 3) & 255;
+  const hash = createHash('sha256');
+  let left = length;
+  while (left > 0) {
+    const n = Math.min(left, block.length);
+    hash.update(n === block.length ? block : block.subarray(0, n));
+    left -= n;
+  }
+  return hash.digest('hex');
+}
+
+for (const workers of [0, 1]) {
+  describe(`download flow control (--workers=${workers})`, () => {
+    let s: PushServer;
+    before(async () => {
+      s = await startPushServer({ workers, settings: { 'download.flow_control': 1 } });
+    });
+    after(async () => {
+      const code = await s?.stop();
+      assert.equal(code, 0);
+    });
+
+    test('200 MB streamed to a slow client (curl --limit-rate 40M) arrives whole; worker RSS bounded', { timeout: 120_000 }, async () => {
+      const { pid } = JSON.parse((await request(`${s.url}/rss`)).text) as { pid: number };
+      const rssBefore = await rssOf(pid);
+      let peak = rssBefore;
+      const sampler = setInterval(() => {
+        rssOf(pid).then((rss) => (peak = Math.max(peak, rss)), () => {});
+      }, 100);
+      const started = Date.now();
+      let out;
+      try {
+        out = await run('sh', ['-c', `curl -sS --limit-rate 40M '${s.url}/stream?mb=200' | sha256sum`], 110_000);
+      } finally {
+        clearInterval(sampler);
+      }
+      const seconds = (Date.now() - started) / 1000;
+      assert.equal(out.code, 0, out.stderr + s.diagnostics());
+      assert.equal(out.stdout.split(' ')[0], patternHash(200 * MB), `body differs\n${s.diagnostics()}`);
+      console.log(`# flow control, --workers=${workers}: 200 MB in ${seconds.toFixed(1)} s; worker RSS before ` +
+        `${(rssBefore / MB).toFixed(1)} MB, peak ${(peak / MB).toFixed(1)} MB`);
+      assert.ok(peak - rssBefore < 100 * MB, `worker RSS grew by ${((peak - rssBefore) / MB).toFixed(1)} MB`);
+    });
+
+    test('a client that stops reading for 3 s, then reads: 50 MB whole (credits wait, nothing dropped)', { timeout: 60_000 }, async () => {
+      const client = new OpenClient(s.m2.port, '/stream?mb=50', 'Connection: close\r\n');
+      client.socket.pause();
+      await new Promise((r) => setTimeout(r, 3000));
+      client.socket.resume();
+      assert.ok(await client.waitClosed(50_000), 'the response ends with a close');
+      const raw = client.data;
+      const headEnd = raw.indexOf('\r\n\r\n');
+      const body = raw.subarray(headEnd + 4);
+      // Chunked: take the chunk payloads out.
+      const parts: Buffer[] = [];
+      let at = 0;
+      for (;;) {
+        const lineEnd = body.indexOf('\r\n', at);
+        const size = parseInt(body.subarray(at, lineEnd).toString('latin1'), 16);
+        if (!(size > 0)) break;
+        parts.push(body.subarray(lineEnd + 2, lineEnd + 2 + size));
+        at = lineEnd + 2 + size + 2;
+      }
+      const whole = Buffer.concat(parts);
+      assert.equal(whole.length, 50 * MB);
+      assert.equal(createHash('sha256').update(whole).digest('hex'), patternHash(50 * MB));
+    });
+
+    test('credit state lives across keep-alive requests: three 20 MB responses on one connection', { timeout: 60_000 }, async () => {
+      const url = `${s.url}/stream?mb=20`;
+      const out = await run('sh', ['-c', `curl -sS --limit-rate 30M '${url}' '${url}' '${url}' -w '%{num_connects}\\n' -o /dev/null -o /dev/null -o /dev/null`], 50_000);
+      assert.equal(out.code, 0, out.stderr + s.diagnostics());
+      assert.deepEqual(out.stdout.trim().split('\n'), ['1', '0', '0'], 'one connection, reused');
+      const hashes = await run('sh', ['-c', `curl -sS '${url}' '${url}' | sha256sum`], 50_000);
+      const twice = createHash('sha256');
+      // Two concatenated bodies = the pattern twice.
+      const block = Buffer.allocUnsafe(20 * MB);
+      for (let i = 0; i < block.length; i++) block[i] = (i * 7 + 3) & 255;
+      twice.update(block).update(block);
+      assert.equal(hashes.stdout.split(' ')[0], twice.digest('hex'));
+    });
+
+    test('credits messages are not disconnects: an event stream with frequent events lives on', async () => {
+      const client = new OpenClient(s.m2.port, `/events?id=fc-${workers}&every=5`);
+      await client.waitFor(/data: tick 100\n/, 20_000);
+      const rec = JSON.parse((await request(`${s.url}/record?id=fc-${workers}`)).text) as { aborted: boolean };
+      assert.equal(rec.aborted, false);
+      assert.equal(client.closed, false);
+      client.destroy();
+    });
+  });
+}
