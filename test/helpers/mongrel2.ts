@@ -50,6 +50,14 @@ export interface Mongrel2Options {
   bindAddr?: string;
   /** Max time to wait for the HTTP port, default 10 s. */
   startTimeoutMs?: number;
+  /**
+   * Run mongrel2 inside this network namespace (`ip netns exec NS mongrel2 ...`; needs root).
+   * `bindAddr` should then be an address of the namespace: the HTTP port AND the handler zmq
+   * endpoints bind there (without netns the zmq endpoints stay on 127.0.0.1), and readiness is
+   * probed from inside the namespace. Ports are picked on the root namespace's loopback: a fresh
+   * namespace has all of them free.
+   */
+  netns?: string;
 }
 
 export interface Mongrel2HandlerEndpoints {
@@ -175,6 +183,15 @@ function canConnect(host: string, port: number): Promise<boolean> {
   });
 }
 
+/** canConnect from inside network namespace `netns` (bash's /dev/tcp, run with `ip netns exec`). */
+function canConnectInNetns(netns: string, host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    execFile('ip', ['netns', 'exec', netns, 'bash', '-c', `exec 3<>/dev/tcp/${host}/${port}`], { timeout: 2000 }, (err) =>
+      resolve(err === null),
+    );
+  });
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ---- cleanup of everything still running when the process exits ----
@@ -246,15 +263,17 @@ async function startOnce(options: Mongrel2Options): Promise<Mongrel2Handle> {
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   const dir = await mkdtemp(path.join(os.tmpdir(), 'wsgid-m2-'));
   const uuid = randomUUID();
-  const [port, ...zmqPorts] = await freePorts(1 + 2 * handlerOpts.length, bindAddr === '0.0.0.0' ? '127.0.0.1' : bindAddr);
+  const netns = options.netns;
   const connectHost = bindAddr === '0.0.0.0' ? '127.0.0.1' : bindAddr;
+  const [port, ...zmqPorts] = await freePorts(1 + 2 * handlerOpts.length, netns ? '127.0.0.1' : connectHost);
+  const zmqHost = netns ? connectHost : '127.0.0.1';
   const tag = randomBytes(3).toString('hex');
 
   const endpoints = new Map<string, Mongrel2HandlerEndpoints>();
   handlerOpts.forEach((h, i) => {
     endpoints.set(h.name, {
-      recv: `tcp://127.0.0.1:${zmqPorts[2 * i]}`,
-      send: `tcp://127.0.0.1:${zmqPorts[2 * i + 1]}`,
+      recv: `tcp://${zmqHost}:${zmqPorts[2 * i]}`,
+      send: `tcp://${zmqHost}:${zmqPorts[2 * i + 1]}`,
       sendIdent: h.sendIdent ?? `${sanitizeIdent(h.name)}-${tag}`,
       recvIdent: h.recvIdent ?? '',
       route: h.route,
@@ -300,7 +319,11 @@ async function startOnce(options: Mongrel2Options): Promise<Mongrel2Handle> {
     throw err;
   }
 
-  const child = spawn(MONGREL2_BIN, ['config.sqlite', uuid], { cwd: dir, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  // `ip netns exec` execs the command in place: the child's pid is mongrel2's.
+  const [command, args] = netns
+    ? ['ip', ['netns', 'exec', netns, MONGREL2_BIN, 'config.sqlite', uuid]]
+    : [MONGREL2_BIN, ['config.sqlite', uuid]];
+  const child = spawn(command, args, { cwd: dir, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   const entry = { child, dir };
   live.add(entry);
   let output = '';
@@ -366,7 +389,7 @@ async function startOnce(options: Mongrel2Options): Promise<Mongrel2Handle> {
       await rm(dir, { recursive: true, force: true });
       throw new StartupExit(`mongrel2 exited during startup (code ${child.exitCode}, signal ${child.signalCode}):\n${log}`);
     }
-    if (await canConnect(connectHost, port)) break;
+    if (netns ? await canConnectInNetns(netns, connectHost, port) : await canConnect(connectHost, port)) break;
     if (Date.now() > deadline) {
       const log = readLog();
       await stop();

@@ -31,6 +31,11 @@ export interface StartWsgidOptions {
   echo?: boolean;
   /** Extra node flags, e.g. ['--enable-source-maps']. */
   nodeArgs?: string[];
+  /**
+   * A command prefix that execs node in place, e.g. ['ip', 'netns', 'exec', 'ns1'] to run wsgid in a
+   * network namespace (the pid stays wsgid's, so stop() signals it directly).
+   */
+  wrap?: string[];
 }
 
 export interface WsgidProcess {
@@ -78,7 +83,8 @@ function codeOf(c: ChildProcess): number {
 export async function startWsgid(args: string[], opts: StartWsgidOptions = {}): Promise<WsgidProcess> {
   installExitHook();
   const echo = opts.echo ?? process.env.WSGID_TEST_ECHO === '1';
-  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), WSGID_CLI, ...args], {
+  const argv = [...(opts.wrap ?? []), process.execPath, ...(opts.nodeArgs ?? []), WSGID_CLI, ...args];
+  const child = spawn(argv[0]!, argv.slice(1), {
     cwd: opts.cwd ?? REPO_ROOT,
     env: { ...process.env, ...(opts.env ?? {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
