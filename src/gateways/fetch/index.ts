@@ -106,7 +106,7 @@ class FetchGateway implements Gateway {
     }
     let written: void | Promise<void>;
     try {
-      written = writeResponse(reply, response, this.version, source.signal);
+      written = writeResponse(reply, response, this.version, () => source.signal);
     } catch (error) {
       return this.fail(reply, source, error);
     }

@@ -35,18 +35,19 @@ function headerPairs(headers: Headers): HeaderPair[] {
 }
 
 /**
- * `signal`: the request's; when it aborts (the client is gone) a streamed body is cancelled, so its
- * source's cancel() runs even while it is idle (an event stream waiting for its next event).
+ * `signalOf`: the request's signal; when it aborts (the client is gone) a streamed body is
+ * cancelled, so its source's cancel() runs even while it is idle (an event stream waiting for its
+ * next event). A function, because the signal is created on first use and the fast path needs none.
  */
 export function writeResponse(
   reply: ReplyChannel,
   response: Response,
   version: string,
-  signal?: AbortSignal,
+  signalOf?: () => AbortSignal,
 ): void | Promise<void> {
   const fast = (response as unknown as { [cached]?: CachedResponse })[cached];
   if (fast !== undefined) return writeCached(reply, fast, version);
-  return writeStandard(reply, standardResponse(response), version, signal);
+  return writeStandard(reply, standardResponse(response), version, signalOf?.());
 }
 
 function writeCached(reply: ReplyChannel, [status, body, init, reason]: CachedResponse, version: string): void {
