@@ -9,7 +9,7 @@
 import { constants as fsConstants } from 'node:fs';
 import { access, lstat, realpath, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { encodeBroadcast, parseMessage, peekConnection, ProtocolError } from '../protocol/index.js';
+import { encodeBroadcast, encodeClose, encodeReply, parseMessage, peekConnection, ProtocolError } from '../protocol/index.js';
 import type { Mongrel2Message } from '../protocol/index.js';
 import { chunkPrefix, CHUNK_SUFFIX, requestKeepAlive } from '../http/head.js';
 import { installBroadcaster, type BroadcastOptions, type Broadcaster } from '../broadcast.js';
@@ -37,8 +37,6 @@ export interface WorkerOptions {
   source: RequestSource;
   /** Called after each request (access log); keep it cheap. */
   onComplete?: (request: CompletedRequest) => void;
-  /** Messages the loop does not handle itself (WebSocket frames, JSON sockets...). */
-  onOtherMessage?: (message: Mongrel2Message, server: number, worker: Worker) => void;
   /**
    * While a response is open and nothing was sent for this long, send mongrel2's keep-alive
    * control message so its idle killer spares long polls and quiet event streams. Default: env
@@ -190,9 +188,12 @@ export function startWorker(options: WorkerOptions): Worker {
         websockets.disconnect(server, message.connId);
         disconnect(server, message.connId);
         return messageDone(server, message.connId);
+      case 'upload-stream':
+        refuseStreamingUpload(message, server);
+        return messageDone(server, message.connId);
       default:
-        if (options.onOtherMessage) options.onOtherMessage(message, server, worker);
-        else logger.debug('ignored mongrel2 message', { kind: message.kind, conn: message.connId });
+        // JSON and XML socket messages: no HTTP client is waiting for an answer.
+        logger.debug('ignored mongrel2 message', { kind: message.kind, conn: message.connId });
         return messageDone(server, message.connId);
     }
   }
@@ -387,6 +388,28 @@ export function startWorker(options: WorkerOptions): Worker {
   }
 
   /** Gateways answer app errors themselves; reaching this is a gateway bug. Never leave a client hanging. */
+  /**
+   * mongrel2's experimental streaming uploads (upload.stream=1) are not supported: answer the first
+   * message (offset 0) so the client is not left waiting, and close; later ones are dropped.
+   */
+  let streamingUploadWarned = false;
+  function refuseStreamingUpload(message: Mongrel2Message, server: number): void {
+    if (!streamingUploadWarned) {
+      streamingUploadWarned = true;
+      logger.warn('mongrel2 sends streaming uploads (upload.stream=1), which wsgid does not support; answering 501 (use the default async uploads)');
+    }
+    if (message.headers['UPLOAD_STREAM'] !== '0') return;
+    const body = 'Streaming uploads (mongrel2 upload.stream=1) are not supported by this server.\n';
+    const response =
+      'HTTP/1.1 501 Not Implemented\r\nContent-Type: text/plain\r\nContent-Length: ' +
+      Buffer.byteLength(body) +
+      '\r\nConnection: close\r\n\r\n' +
+      body;
+    const socket = sockets[server]!;
+    socket.send(encodeReply(message.sender, message.connId, response));
+    socket.send(encodeClose(message.sender, message.connId));
+  }
+
   function gatewayFailed(request: ActiveRequest, error: unknown): void {
     logger.error('gateway failed', { conn: request.message.connId, error });
     const reply = request.reply;

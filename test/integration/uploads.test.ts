@@ -174,3 +174,22 @@ describe('an upload file the worker cannot read', { skip: process.getuid?.() !==
     assert.doesNotMatch(log, /app error/);
   });
 });
+
+describe('streaming uploads (mongrel2 upload.stream=1) are refused, not left hanging', () => {
+  let s: PushServer;
+  before(async () => {
+    s = await startPushServer({ workers: 1, settings: { 'upload.stream': 1 } });
+  });
+  after(async () => {
+    await s?.stop();
+  });
+
+  test('a body over content_length gets a 501 that says why, and the next request is served', async () => {
+    const res = await request(`${s.url}/upload`, { method: 'POST', body: randomBytes(64 * 1024), timeoutMs: 20_000 });
+    assert.equal(res.status, 501, s.diagnostics());
+    assert.match(res.text, /upload\.stream=1/);
+    await s.wsgid.waitForOutput(/does not support/);
+    const ok = await request(`${s.url}/upload-text`, { method: 'POST', body: 'small' });
+    assert.equal(ok.status, 200);
+  });
+});
