@@ -9,7 +9,7 @@ import { LightRequest } from './request.js';
 import { installLightResponse } from './response.js';
 import { writeResponse } from './write.js';
 import { FetchContext, type HandshakeSlot } from './context.js';
-import { closingReply, switchingProtocolsHead } from '../../worker/websocket.js';
+import { closingReply, switchingProtocolsHead } from '../../http/websocket.js';
 
 export { FetchContext } from './context.js';
 export type { UpgradeWebSocketOptions, WebSocketUpgrade } from './context.js';

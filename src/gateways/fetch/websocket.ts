@@ -27,7 +27,7 @@ import {
   closePayload,
   encodeFrame,
   parseClosePayload,
-} from '../../worker/websocket.js';
+} from '../../http/websocket.js';
 
 /** How long we wait for the client's close frame after sending ours. */
 const CLOSE_TIMEOUT_MS = 5000;

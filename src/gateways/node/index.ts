@@ -35,7 +35,7 @@ import { broadcast, type BroadcastOptions } from '../../broadcast.js';
 import { ReplySocket } from './socket.js';
 import { abandonBody, buildIncomingMessage, isHttps, remoteAddressOf, type GatewayIncomingMessage } from './request.js';
 import { UpgradeSocket } from './upgrade.js';
-import { closingReply } from '../../worker/websocket.js';
+import { closingReply } from '../../http/websocket.js';
 
 type RequestListener = (this: EventEmitter, req: IncomingMessage, res: ServerResponse) => unknown;
 type IncomingMessageClass = new (socket: Socket) => IncomingMessage;

@@ -21,7 +21,7 @@ import { Duplex } from 'node:stream';
 import type { Server } from 'node:http';
 import type { ReplyChannel } from '../../http/reply-channel.js';
 import type { WebSocketListener, WebSocketSession } from '../types.js';
-import { encodeFrame } from '../../worker/websocket.js';
+import { encodeFrame } from '../../http/websocket.js';
 
 type WriteCallback = (error?: Error | null) => void;
 
