@@ -9,12 +9,12 @@
  * logged and skipped.
  */
 import path from 'node:path';
-import { registerCommand, getPluginCommand } from '../cli/commands.js';
+import { registerCommand, getPluginCommand } from './commands.js';
 import { readConfigFile } from '../config/file.js';
 import type { Settings } from '../config/settings.js';
 import { createLogger, type Logger } from '../log/logger.js';
-import { loadPlugins } from './discover.js';
-import type { CommandPlugin } from './types.js';
+import { loadPlugins } from '../plugins/discover.js';
+import type { CommandPlugin } from '../plugins/types.js';
 
 /** `--name=value` and `--name value` occurrences in argv. */
 export function flagValues(argv: readonly string[], name: string): string[] {
