@@ -5,13 +5,13 @@
  *
  * Wiring only: no HTTP knowledge lives here.
  */
-import { Duplex } from 'node:stream';
+import { Duplex, type DuplexOptions } from 'node:stream';
 import type { Server } from 'node:http';
 import type { ReplyChannel } from '../../http/reply-channel.js';
 
 type WriteCallback = (error?: Error | null) => void;
 
-export interface ReplySocketOptions {
+export interface SocketPeerOptions {
   /** REMOTE_ADDR (or the first x-forwarded-for entry). */
   readonly remoteAddress: string | undefined;
   /** URL_SCHEME was https: frameworks read `req.socket.encrypted` to tell. */
@@ -21,16 +21,11 @@ export interface ReplySocketOptions {
 }
 
 /**
- * One socket per request. Writes are forwarded to the reply channel; when the channel asks us to
- * wait (`write()` returned false), the write callback is held until `reply.drained()` resolves, so
- * the Writable's buffer fills, `res.write()` returns false and Node stops pulling from the app
- * exactly as it would on a slow TCP peer.
- *
- * `_writev` matters: ServerResponse corks the socket around `end()`, so a head and a small body
- * reach us as one batch and leave as ONE mongrel2 message.
+ * What every in-memory socket of this gateway shares: the fields and methods frameworks use on a
+ * net.Socket (remoteAddress, encrypted, setTimeout, ...), most of them meaningless in memory.
  */
-export class ReplySocket extends Duplex {
-  // The fields frameworks read on net.Socket. Set in the constructor so the shape is stable.
+export abstract class InMemorySocket extends Duplex {
+  // Set in the constructor so the shape is stable.
   readonly remoteAddress: string | undefined;
   readonly remoteFamily: string | undefined;
   readonly remotePort: number | undefined = undefined;
@@ -42,18 +37,54 @@ export class ReplySocket extends Duplex {
   /** Node's http internals look at these on a server socket. */
   _httpMessage: unknown = null;
   parser: null = null;
+
+  constructor(peer: SocketPeerOptions, options: DuplexOptions) {
+    super(options);
+    this.remoteAddress = peer.remoteAddress;
+    this.remoteFamily = peer.remoteAddress === undefined ? undefined : peer.remoteAddress.includes(':') ? 'IPv6' : 'IPv4';
+    this.encrypted = peer.encrypted ? true : undefined;
+    this.server = peer.server;
+  }
+
+  setTimeout(_ms: number, listener?: () => void): this {
+    if (listener) this.once('timeout', listener);
+    return this;
+  }
+  setNoDelay(_noDelay?: boolean): this {
+    return this;
+  }
+  setKeepAlive(_enable?: boolean, _delay?: number): this {
+    return this;
+  }
+  ref(): this {
+    return this;
+  }
+  unref(): this {
+    return this;
+  }
+  address(): { address?: string; family?: string; port?: number } {
+    return {};
+  }
+}
+
+/**
+ * One socket per request. Writes are forwarded to the reply channel; when the channel asks us to
+ * wait (`write()` returned false), the write callback is held until `reply.drained()` resolves, so
+ * the Writable's buffer fills, `res.write()` returns false and Node stops pulling from the app
+ * exactly as it would on a slow TCP peer.
+ *
+ * `_writev` matters: ServerResponse corks the socket around `end()`, so a head and a small body
+ * reach us as one batch and leave as ONE mongrel2 message.
+ */
+export class ReplySocket extends InMemorySocket {
+  /** Node's http internals look at this on a server socket. */
   _paused = false;
 
   private readonly reply: ReplyChannel;
 
-  constructor(reply: ReplyChannel, options: ReplySocketOptions) {
-    super({ allowHalfOpen: true });
+  constructor(reply: ReplyChannel, peer: SocketPeerOptions) {
+    super(peer, { allowHalfOpen: true });
     this.reply = reply;
-    this.remoteAddress = options.remoteAddress;
-    this.remoteFamily =
-      options.remoteAddress === undefined ? undefined : options.remoteAddress.includes(':') ? 'IPv6' : 'IPv4';
-    this.encrypted = options.encrypted ? true : undefined;
-    this.server = options.server;
   }
 
   override _read(): void {
@@ -88,26 +119,6 @@ export class ReplySocket extends Duplex {
     callback();
   }
 
-  // --- net.Socket surface that frameworks call; meaningless in memory. ---
-  setTimeout(_ms: number, listener?: () => void): this {
-    if (listener) this.once('timeout', listener);
-    return this;
-  }
-  setNoDelay(_noDelay?: boolean): this {
-    return this;
-  }
-  setKeepAlive(_enable?: boolean, _delay?: number): this {
-    return this;
-  }
-  ref(): this {
-    return this;
-  }
-  unref(): this {
-    return this;
-  }
-  address(): { address?: string; family?: string; port?: number } {
-    return {};
-  }
   /** http's server calls this when a response says the connection must close. */
   destroySoon(): void {
     if (this.writable) this.end();

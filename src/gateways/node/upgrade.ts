@@ -17,11 +17,10 @@
  * `sec-websocket-extensions` is removed from the request: a negotiated permessage-deflate would set
  * RSV bits mongrel2 does not promise to carry.
  */
-import { Duplex } from 'node:stream';
-import type { Server } from 'node:http';
 import type { ReplyChannel } from '../../http/reply-channel.js';
 import type { WebSocketListener, WebSocketSession } from '../types.js';
 import { encodeFrame } from '../../http/websocket.js';
+import { InMemorySocket, type SocketPeerOptions } from './socket.js';
 
 type WriteCallback = (error?: Error | null) => void;
 
@@ -30,26 +29,11 @@ const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
 /** A head longer than this without its blank line is not a head: give up on it. */
 const MAX_HEAD = 64 * 1024;
 
-export interface UpgradeSocketOptions {
-  readonly remoteAddress: string | undefined;
-  readonly encrypted: boolean;
-  readonly server: Server;
-}
 
 /** How the handshake ended: accepted (101 sent), refused (another response, connection closed). */
 export type HandshakeOutcome = 'accepted' | 'refused';
 
-export class UpgradeSocket extends Duplex implements WebSocketListener {
-  readonly remoteAddress: string | undefined;
-  readonly remoteFamily: string | undefined;
-  readonly remotePort: number | undefined = undefined;
-  readonly localAddress: string | undefined = undefined;
-  readonly localPort: number | undefined = undefined;
-  readonly encrypted: true | undefined;
-  readonly server: Server;
-  _httpMessage: unknown = null;
-  parser: null = null;
-
+export class UpgradeSocket extends InMemorySocket implements WebSocketListener {
   /** Settles once the library answered the handshake (or dropped the socket). */
   readonly outcome: Promise<HandshakeOutcome>;
   private settle!: (outcome: HandshakeOutcome) => void;
@@ -60,14 +44,9 @@ export class UpgradeSocket extends Duplex implements WebSocketListener {
   constructor(
     private readonly reply: ReplyChannel,
     private readonly session: WebSocketSession,
-    options: UpgradeSocketOptions,
+    peer: SocketPeerOptions,
   ) {
-    super({ allowHalfOpen: false });
-    this.remoteAddress = options.remoteAddress;
-    this.remoteFamily =
-      options.remoteAddress === undefined ? undefined : options.remoteAddress.includes(':') ? 'IPv6' : 'IPv4';
-    this.encrypted = options.encrypted ? true : undefined;
-    this.server = options.server;
+    super(peer, { allowHalfOpen: false });
     this.outcome = new Promise((resolve) => (this.settle = resolve));
   }
 
@@ -179,26 +158,5 @@ export class UpgradeSocket extends Duplex implements WebSocketListener {
       case 'done':
         return;
     }
-  }
-
-  // --- net.Socket surface the libraries call; meaningless in memory. ---
-  setTimeout(_ms: number, listener?: () => void): this {
-    if (listener) this.once('timeout', listener);
-    return this;
-  }
-  setNoDelay(_noDelay?: boolean): this {
-    return this;
-  }
-  setKeepAlive(_enable?: boolean, _delay?: number): this {
-    return this;
-  }
-  ref(): this {
-    return this;
-  }
-  unref(): this {
-    return this;
-  }
-  address(): { address?: string; family?: string; port?: number } {
-    return {};
   }
 }
