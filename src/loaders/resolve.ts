@@ -28,7 +28,7 @@ export function parseAppSpec(spec: string): AppSpec {
   return { module: spec.slice(0, at), exportName: exportName === '' ? undefined : exportName };
 }
 
-function isFile(file: string): boolean {
+export function isFile(file: string): boolean {
   try {
     return statSync(file).isFile();
   } catch {
@@ -36,7 +36,7 @@ function isFile(file: string): boolean {
   }
 }
 
-function isDirectory(file: string): boolean {
+export function isDirectory(file: string): boolean {
   try {
     return statSync(file).isDirectory();
   } catch {

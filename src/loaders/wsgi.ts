@@ -11,34 +11,19 @@
  *   3. app/wsgi.py, app/app.py or app/application.py exposing `application` or `app` (Flask).
  * Anything else → undefined (not a Python app; the JS loaders decide).
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Settings } from '../config/settings.js';
 import type { LoadedApp } from '../gateways/types.js';
 import { describeEntry, parseWsgiEntry, type WsgiEntry, type WsgiSpec } from '../gateways/wsgi/spec.js';
 import type { Logger } from '../log/logger.js';
 import { AppLoadError } from './errors.js';
+import { isDirectory, isFile } from './resolve.js';
 
 const DEFAULT_PYTHON = 'python3';
 const CANDIDATES = ['application', 'app'] as const;
 const PY_MODULES = ['wsgi', 'app', 'application'] as const;
 const JS_EXTENSIONS = ['.js', '.mjs', '.cjs', '.ts', '.mts', '.cts', '.jsx', '.tsx', '.json'];
-
-function isFile(p: string): boolean {
-  try {
-    return statSync(p).isFile();
-  } catch {
-    return false;
-  }
-}
-
-function isDir(p: string): boolean {
-  try {
-    return statSync(p).isDirectory();
-  } catch {
-    return false;
-  }
-}
 
 function subdirs(dir: string): string[] {
   try {
@@ -126,7 +111,7 @@ function namesJavaScript(text: string, appDir: string): boolean {
 function pythonModuleInApp(entry: WsgiEntry, appDir: string): boolean {
   if (entry.file !== undefined) return true;
   const first = (entry.module ?? '').split('.')[0] ?? '';
-  return isFile(path.join(appDir, `${first}.py`)) || isDir(path.join(appDir, first));
+  return isFile(path.join(appDir, `${first}.py`)) || isDirectory(path.join(appDir, first));
 }
 
 /**
