@@ -14,22 +14,6 @@ import { reportToParent, spawnDaemon, takeDaemonChildMarker } from './daemon.js'
 /** How long `wsgid start` waits for the daemon to report "ready". */
 export const READY_TIMEOUT_MS = 90_000;
 
-type RunMaster = (settings: Settings, logger: Logger, hooks?: { onReady?: () => void }) => Promise<number>;
-type ServeStandalone = (settings: Settings, logger: Logger) => Promise<{ close(): Promise<void> }>;
-
-/** Import an optional module of a sibling layer by URL, so this file compiles while it's being written. */
-async function optionalImport<T>(relative: string): Promise<T | undefined> {
-  try {
-    return (await import(new URL(relative, import.meta.url).href)) as T;
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ERR_MODULE_NOT_FOUND' && String((error as Error).message).includes(relative.replace(/^\.\.\//, ''))) {
-      return undefined;
-    }
-    throw error;
-  }
-}
-
 /** Wrap a logger so the last error message is remembered (the reason a failed start reports). */
 function rememberErrors(logger: Logger, memory: { last?: string }): Logger {
   const describe = (message: string, fields?: LogFields): string => {
@@ -114,16 +98,12 @@ export async function startCommand(settings: Settings, argv: readonly string[]):
   let code: number;
   try {
     prepareForWorkers(effective);
+    // Imported here, not at the top: `wsgid status`, `--help` etc. need neither ZeroMQ nor the app.
     if (effective.workers === 0) {
       code = await runStandalone(effective, logger, onReady);
     } else {
-      const master = await optionalImport<{ runMaster?: RunMaster }>('../master/index.js');
-      if (!master?.runMaster) {
-        logger.error('the multi-process master is not available in this build; use --workers=0');
-        code = EXIT.FAILURE;
-      } else {
-        code = await master.runMaster(effective, logger, { onReady });
-      }
+      const { runMaster } = await import('../master/index.js');
+      code = await runMaster(effective, logger, { onReady });
     }
   } catch (error) {
     const exitCode = error instanceof WsgidError ? error.exitCode : EXIT.FAILURE;
@@ -134,18 +114,14 @@ export async function startCommand(settings: Settings, argv: readonly string[]):
   return code;
 }
 
-/** Fallback while the master is not there: serve in this process until SIGTERM/SIGINT. */
+/** --workers=0: serve in this process (worker/standalone.ts) until SIGTERM, SIGINT or SIGQUIT. */
 async function runStandalone(settings: Settings, logger: Logger, onReady: () => void): Promise<number> {
-  const mod = await optionalImport<{ serveStandalone?: ServeStandalone }>('../worker/standalone.js');
-  if (!mod?.serveStandalone) {
-    logger.error('no request loop available in this build (worker/standalone.js is missing)');
-    return EXIT.FAILURE;
-  }
+  const { serveStandalone } = await import('../worker/standalone.js');
   writePidFile(settings.appPath, 'master', process.pid);
   try {
     // With root, serve as the app folder's owner (no chroot here, see above).
     const inside = enterAppFolder(settings, logger);
-    const server = await mod.serveStandalone(inside, logger);
+    const server = await serveStandalone(inside, logger);
     onReady();
     await new Promise<void>((resolve) => {
       const stop = (signal: NodeJS.Signals): void => {
@@ -155,7 +131,10 @@ async function runStandalone(settings: Settings, logger: Logger, onReady: () => 
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
       process.once('SIGQUIT', stop);
-      process.on('SIGUSR1', () => logger.reopen());
+      process.on('SIGUSR1', () => {
+        logger.reopen();
+        server.reopenLogs();
+      });
     });
     await server.close();
     return EXIT.OK;

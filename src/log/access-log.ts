@@ -72,16 +72,28 @@ export function escapeField(value: string): string {
   return out;
 }
 
+// %t has a one-second resolution and a line is written per request: format each second once.
+let clfSecond = -1;
+let clfText = '';
+function clfTimeAt(ms: number): string {
+  const second = Math.floor(ms / 1000);
+  if (second !== clfSecond) {
+    clfSecond = second;
+    clfText = formatClfTime(new Date(ms));
+  }
+  return clfText;
+}
+
 /** One combined-format line (with the trailing newline). */
 export function formatAccessLine(entry: AccessLogEntry): string {
-  const time = entry.time ?? new Date(Date.now() - entry.durationMs);
+  const time = entry.time !== undefined ? formatClfTime(entry.time) : clfTimeAt(Date.now() - entry.durationMs);
   const host = entry.remoteAddr ? escapeField(entry.remoteAddr.replace(/\s/g, '')) : '-';
   const request = escapeField(`${entry.method} ${entry.uri} ${entry.httpVersion}`);
   const bytes = entry.bytes > 0 ? String(entry.bytes) : '-';
   const referer = entry.referer ? escapeField(entry.referer) : '-';
   const agent = entry.userAgent ? escapeField(entry.userAgent) : '-';
   const micros = Math.max(0, Math.round(entry.durationMs * 1000));
-  return `${host} - - ${formatClfTime(time)} "${request}" ${entry.status} ${bytes} "${referer}" "${agent}" ${micros}\n`;
+  return `${host} - - ${time} "${request}" ${entry.status} ${bytes} "${referer}" "${agent}" ${micros}\n`;
 }
 
 type Destination = { kind: 'file'; appPath: string } | { kind: 'fd'; fd: number } | { kind: 'none' };

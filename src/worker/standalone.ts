@@ -5,17 +5,34 @@
  */
 import type { Settings } from '../config/settings.js';
 import type { Logger } from '../log/logger.js';
+import { createAccessLogger } from '../log/access-log.js';
+import { accessEntry } from './access.js';
 import { loadGateway } from './app.js';
 import { DirectSource } from './direct-source.js';
-import { startWorker, type CompletedRequest } from './serve.js';
+import { startWorker } from './serve.js';
 
-export async function serveStandalone(
-  settings: Settings,
-  logger: Logger,
-  onComplete?: (request: CompletedRequest) => void,
-): Promise<{ close(): Promise<void> }> {
+export interface StandaloneServer {
+  close(): Promise<void>;
+  /** Reopen the access log (SIGUSR1, after logrotate). */
+  reopenLogs(): void;
+}
+
+export async function serveStandalone(settings: Settings, logger: Logger): Promise<StandaloneServer> {
   const gateway = await loadGateway(settings, logger);
-  const worker = startWorker({ settings, logger, gateway, source: new DirectSource(settings.recv), onComplete });
+  const accessLog = createAccessLogger(settings);
+  const worker = startWorker({
+    settings,
+    logger,
+    gateway,
+    source: new DirectSource(settings.recv),
+    onComplete: accessLog.enabled ? (done) => accessLog.log(accessEntry(done)) : undefined,
+  });
   logger.info('serving', { recv: settings.recv, send: settings.send });
-  return { close: () => worker.close() };
+  return {
+    close: async () => {
+      await worker.close();
+      accessLog.close();
+    },
+    reopenLogs: () => accessLog.reopen(),
+  };
 }

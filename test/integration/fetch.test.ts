@@ -113,6 +113,8 @@ for (const workers of [0, 1]) {
       assert.match(String(res.headers['date']), /GMT$/);
       assert.match(String(res.headers['x-wsgid']), /^\d+\.\d+\.\d+/);
       assert.equal(res.headers['content-type'], 'text/plain;charset=UTF-8');
+      // The access log (stderr in the foreground): Apache combined format plus microseconds.
+      await wsgid.waitForOutput(/^127\.0\.0\.1 - - \[[^\]]+\] "GET \/ HTTP\/1\.1" 200 \d+ "-" "-" \d+$/m);
     });
 
     for (const route of ['', '/json']) {
