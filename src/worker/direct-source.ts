@@ -23,9 +23,10 @@ export class DirectSource implements RequestSource {
 
   private async receive(socket: Pull, server: number, deliver: DeliverFn): Promise<void> {
     try {
-      for await (const [frame] of socket) {
+      // receive() directly: the async iterator wraps every message in one more promise.
+      while (!this.paused) {
+        const [frame] = await socket.receive();
         if (frame) deliver(frame, server);
-        if (this.paused) break;
       }
     } catch {
       // Closed while waiting for a message.
