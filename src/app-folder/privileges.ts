@@ -7,7 +7,7 @@
  * - The master stays root (like gunicorn's arbiter with `user=`): it must be able to fork workers that
  *   chroot, signal them, and write pid files. Before forking it calls `prepareForWorkers()`, which
  *   hands the files the workers write or reopen (logs/, logs/*.log, pid/worker/) to the owner.
- *   Anything else the master creates for workers (e.g. the ipc:// socket folder) must be given to
+ *   Anything else the master creates for workers (e.g. the dispatch socket folder) must be given to
  *   the owner with `giveToOwner()`.
  * - A worker (or the master itself with --workers=0) calls `enterAppFolder()` after it has imported
  *   every module it needs and connected its sockets, and before it loads the app. It chroots into the
@@ -20,10 +20,11 @@
  *
  * Consequences of chroot (documented in README): after it, only files under the app folder exist.
  * The app's own dependencies must be in app/node_modules (or app/…); wsgid's modules and native
- * addons (zeromq) are already loaded; relative ipc:// endpoints (resolved against the app folder) keep
- * working; /etc (DNS resolv.conf, passwd, TLS CAs) and /dev are absent unless copied or bind-mounted
- * in; Python WSGI apps need a Python inside the folder; async uploads need mongrel2's chroot inside the
- * app folder. Log files are reopened through paths relative to the new root (`inAppFolder()`).
+ * addons (zeromq) are already loaded; the master↔worker socket is connected before the chroot (its
+ * path is relative to the app folder anyway); relative ipc:// endpoints keep working; /etc (DNS
+ * resolv.conf, passwd, TLS CAs) and /dev are absent unless copied or bind-mounted in; Python WSGI
+ * apps need a Python inside the folder; async uploads need mongrel2's chroot inside the app folder.
+ * Log files are reopened through paths relative to the new root (`inAppFolder()`).
  */
 import { chownSync, closeSync, openSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';

@@ -1,28 +1,32 @@
 /**
  * The master's request hop: PULL from each mongrel2 server, forward raw frames to workers over a
- * ROUTER bound on a private ipc endpoint, read the workers' credit/started/done reports, and
- * publish the master's own answers (502/503/504 + close) on a PUB per server. The decisions are
- * all in ./table.ts; this file is wiring.
+ * unix domain stream socket per worker (listening on a path in a private 0700 folder), read the
+ * workers' hello/credit/started/done reports, and publish the master's own answers (502/503/504 +
+ * close) on a PUB per server. The decisions are all in ./table.ts; this file is wiring; the byte
+ * format is ./wire.ts.
  *
- * Cheap hop: frames are never copied or parsed beyond table.dispatch's peek; forwards to one
- * worker that pile up while a ROUTER send is in progress leave together as one multipart message
- * (`R s, raw, R s, raw, ...`), so under load the master does one send per batch, not per request.
+ * Cheap hop: frames are parsed no further than table.dispatch's peek; forwards to one worker
+ * during an event-loop turn leave in one write (small frames copied behind their 5-byte headers
+ * into one buffer, big ones written as they are); reports arrive many per read. node:net costs no
+ * promise and no N-API call per message, which measured cheaper than a ZeroMQ ROUTER/DEALER pair
+ * (docs/INTERNALS.md).
  */
 import { chmodSync, chownSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { Pull, Router } from 'zeromq';
+import { createServer, type Server, type Socket } from 'node:net';
+import { Pull } from 'zeromq';
 import type { Logger } from '../log/logger.js';
 import { ReplySocket } from '../transport/reply-socket.js';
 import { encodeClose, encodeReply, type ProtocolError } from '../protocol/index.js';
 import { DispatchTable, type AnswerStatus, type DispatchSink, type WorkerSlot } from './table.js';
-import { END_PART, requestHeader, routingIdOf, workerIdOfRouting } from './wire.js';
+import { CONTROL_END, FrameBatch, RECORD_SIZE, REPORT_HELLO, RecordReader } from './wire.js';
 
 export interface DispatcherOptions {
   /** mongrel2 send_specs (we PULL). */
   recv: readonly string[];
   /** mongrel2 recv_specs (we PUB our own answers). */
   send: readonly string[];
-  /** App folder: the master's cwd; the ipc endpoint is relative to it. */
+  /** App folder: the master's cwd; the dispatch socket path is relative to it. */
   appPath: string;
   /** Value of the X-Wsgid header in our answers. */
   version: string;
@@ -31,7 +35,7 @@ export interface DispatcherOptions {
   maxQueued?: number;
   /** A worker asked to pause ('P' report). */
   onPause?: (workerId: number) => void;
-  /** A worker's first credit arrived (its DEALER is connected). */
+  /** A worker's first credit arrived (it is connected and serving). */
   onConnected?: (workerId: number) => void;
 }
 
@@ -61,27 +65,43 @@ export function errorResponse(status: 502 | 503 | 504, version: string, date = n
 }
 
 /**
- * The private folder of the ipc endpoint, relative to the app folder: `pid/.d<masterpid>`.
- * Relative so that workers chrooted into the app folder reach it at the same path.
+ * The private folder of the dispatch socket, relative to the app folder: `pid/.d<masterpid>`, and
+ * the socket path in it. Relative so that workers chrooted into the app folder reach it at the same
+ * path, and short whatever the app path (sun_path holds 107 bytes).
  */
 export function dispatchEndpoint(masterPid: number): { dir: string; endpoint: string } {
   const dir = path.join('pid', `.d${masterPid}`);
-  return { dir, endpoint: `ipc://${dir}/router` };
+  return { dir, endpoint: path.join(dir, 'w') };
+}
+
+/** One worker's connection. */
+interface Link {
+  readonly socket: Socket;
+  /** The worker id from its hello record; -1 until then. */
+  id: number;
+  /** Forwards gathered this turn. */
+  readonly batch: FrameBatch;
+  /** In `dirty` (has a batch to write this turn). */
+  queued: boolean;
+  /** Resolves with the time the connection closed. */
+  readonly closed: Promise<number>;
 }
 
 export class Dispatcher implements DispatchSink {
   readonly table: DispatchTable;
+  /** Path of the unix socket workers connect to, relative to the app folder. */
   readonly endpoint: string;
   private readonly dirAbs: string;
-  private readonly router: Router;
+  private readonly server: Server;
+  private readonly links = new Map<number, Link>();
+  private readonly unidentified = new Set<Link>();
   private readonly pulls: Pull[] = [];
   private readonly pubs: ReplySocket[] = [];
   private readonly log: Logger;
   private readonly options: DispatcherOptions;
   private closed = false;
-  // Router send queue: forwards batched per worker while a send is in progress.
-  private readonly outbox = new Map<number, Buffer[]>();
-  private sending = false;
+  /** Links with a batch to write at the end of this turn. */
+  private dirty: Link[] = [];
   private flushScheduled = false;
   private lastOverflowLog = 0;
   private lastMalformedLog = 0;
@@ -96,19 +116,27 @@ export class Dispatcher implements DispatchSink {
     const { dir, endpoint } = dispatchEndpoint(masterPid);
     this.endpoint = endpoint;
     this.dirAbs = path.join(options.appPath, dir);
-    this.router = new Router({ mandatory: true, sendHighWaterMark: 0, receiveHighWaterMark: 0, linger: 0 });
+    this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
   }
 
-  /** Bind the ROUTER (in a fresh 0700 folder), connect to mongrel2, start the receive loops. */
+  /** Listen (in a fresh 0700 folder), connect to mongrel2, start the receive loops. */
   async start(): Promise<void> {
-    const { dir } = dispatchEndpoint(process.pid);
-    if (Buffer.byteLength(dir) + 8 > UNIX_PATH_MAX) throw new Error(`ipc path too long: ${dir}`);
+    if (Buffer.byteLength(this.endpoint) > UNIX_PATH_MAX) throw new Error(`dispatch socket path too long: ${this.endpoint}`);
     rmSync(this.dirAbs, { recursive: true, force: true });
     mkdirSync(path.dirname(this.dirAbs), { recursive: true });
     mkdirSync(this.dirAbs, { mode: 0o700 });
     chmodSync(this.dirAbs, 0o700);
-    // Relative to the cwd, which runMaster sets to the app folder.
-    await this.router.bind(this.endpoint);
+    // Relative to the cwd, which runMaster sets to the app folder (node:net passes it to bind(2) as is).
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.endpoint, () => {
+        this.server.removeListener('error', reject);
+        resolve();
+      });
+    });
+    this.server.on('error', (err) => {
+      if (!this.closed) this.log.error('dispatch socket error', { error: err });
+    });
     this.shareWithAppOwner();
     for (let i = 0; i < this.options.recv.length; i++) {
       const pull = new Pull({ receiveHighWaterMark: 0, linger: 0 });
@@ -116,7 +144,7 @@ export class Dispatcher implements DispatchSink {
       this.pulls.push(pull);
     }
     for (const spec of this.options.send) this.pubs.push(new ReplySocket(spec));
-    this.loops = [this.reportLoop(), ...this.pulls.map((pull, i) => this.pullLoop(pull, i))];
+    this.loops = this.pulls.map((pull, i) => this.pullLoop(pull, i));
   }
 
   /**
@@ -129,7 +157,7 @@ export class Dispatcher implements DispatchSink {
       const { uid, gid } = statSync(this.options.appPath);
       if (uid === 0) return;
       chownSync(this.dirAbs, uid, gid);
-      chownSync(path.join(this.dirAbs, 'router'), uid, gid);
+      chownSync(path.join(this.options.appPath, this.endpoint), uid, gid);
     } catch (err) {
       this.log.warn('could not hand the dispatch socket to the app owner', { error: err });
     }
@@ -139,6 +167,8 @@ export class Dispatcher implements DispatchSink {
     const table = this.table;
     try {
       for (;;) {
+        // Resolves at once while messages are waiting: a burst is dispatched within one turn and
+        // its forwards leave together at the end of it.
         const [frame] = await pull.receive();
         const now = Date.now();
         this.lastReceived = now;
@@ -149,85 +179,127 @@ export class Dispatcher implements DispatchSink {
     }
   }
 
-  private async reportLoop(): Promise<void> {
-    const table = this.table;
-    try {
-      for (;;) {
-        const [identity, records] = await this.router.receive();
-        if (identity === undefined || records === undefined) continue;
-        const id = workerIdOfRouting(identity);
-        if (id < 0) continue;
-        const slot = table.workers.get(id);
-        if (slot === undefined) continue; // a worker we already buried
-        const wasConnected = slot.connected;
-        const pause = table.report(id, records, Date.now());
-        if (!wasConnected && slot.connected) this.options.onConnected?.(id);
-        if (pause) this.options.onPause?.(id);
-      }
-    } catch (err) {
-      if (!this.closed) this.log.error('worker report loop failed', { error: err });
+  /** A worker connected: its first record must be a hello naming a worker we spawned. */
+  private accept(socket: Socket): void {
+    if (this.closed) {
+      socket.destroy();
+      return;
     }
+    let close!: (at: number) => void;
+    const link: Link = {
+      socket,
+      id: -1,
+      batch: new FrameBatch(),
+      queued: false,
+      closed: new Promise<number>((resolve) => (close = resolve)),
+    };
+    this.unidentified.add(link);
+    const reader = new RecordReader((records) => this.onRecords(link, records));
+    socket.on('data', (chunk: Buffer) => reader.push(chunk));
+    socket.on('error', (err) => {
+      // EPIPE/ECONNRESET: the worker died; its in-flight entries are answered when it is reaped.
+      if (!this.closed) this.log.debug('worker connection error', { worker: link.id, error: String(err) });
+    });
+    socket.on('close', () => {
+      this.unidentified.delete(link);
+      if (link.id >= 0 && this.links.get(link.id) === link) this.links.delete(link.id);
+      close(Date.now());
+    });
+  }
+
+  private onRecords(link: Link, records: Buffer): void {
+    if (link.id < 0) {
+      if (records[0] !== REPORT_HELLO || records[1] !== 0) {
+        this.log.warn('dropped a dispatch connection without hello');
+        link.socket.destroy();
+        return;
+      }
+      const id = records.readUInt32BE(2);
+      if (!this.table.workers.has(id) || this.links.has(id)) {
+        this.log.warn('dropped a dispatch connection for an unknown worker', { worker: id });
+        link.socket.destroy();
+        return;
+      }
+      link.id = id;
+      this.unidentified.delete(link);
+      this.links.set(id, link);
+      if (records.length === RECORD_SIZE) return;
+      records = records.subarray(RECORD_SIZE);
+    }
+    const slot = this.table.workers.get(link.id);
+    if (slot === undefined) return; // a worker we already buried
+    const wasConnected = slot.connected;
+    const pause = this.table.report(link.id, records, Date.now());
+    if (!wasConnected && slot.connected) this.options.onConnected?.(link.id);
+    if (pause) this.options.onPause?.(link.id);
+  }
+
+  /**
+   * Resolves, with the time it closed, when worker `id`'s connection has closed (at once when it
+   * has none), or after `timeoutMs`. The master waits for this after a worker exits: every report
+   * the worker wrote before exiting is read first, so nothing it finished is answered 502.
+   */
+  unlinked(id: number, timeoutMs: number): Promise<number> {
+    const link = this.links.get(id);
+    if (link === undefined) return Promise.resolve(Date.now());
+    return new Promise<number>((resolve) => {
+      const timer = setTimeout(() => resolve(Date.now()), timeoutMs);
+      void link.closed.then((at) => {
+        clearTimeout(timer);
+        resolve(at);
+      });
+    });
   }
 
   // ---- DispatchSink ----
 
   forward(worker: WorkerSlot, server: number, frame: Buffer): void {
-    let parts = this.outbox.get(worker.id);
-    if (parts === undefined) {
-      parts = [];
-      this.outbox.set(worker.id, parts);
-    }
-    parts.push(requestHeader(server), frame);
-    this.scheduleFlush();
+    const link = this.links.get(worker.id);
+    // No connection: the worker is gone; its in-flight entries are answered when it is reaped.
+    if (link === undefined) return;
+    link.batch.push(server, frame);
+    this.markDirty(link);
+  }
+
+  end(worker: WorkerSlot): void {
+    const link = this.links.get(worker.id);
+    if (link === undefined) return;
+    link.batch.control(CONTROL_END);
+    this.markDirty(link);
   }
 
   /**
-   * Send at the end of this event-loop turn: the receive loop drains every message already
-   * waiting on the PULL sockets first (each receive() of an available message resolves at once),
-   * so one ROUTER send carries all of them per worker. Measured: sending each message on its own
-   * spent most of the master's time in the native send.
+   * Write at the end of this event-loop turn: the receive loop dispatches every message already
+   * waiting on the PULL sockets first, so one write carries all of them per worker.
    */
-  private scheduleFlush(): void {
-    if (this.sending || this.flushScheduled) return;
-    this.flushScheduled = true;
-    setImmediate(this.flushNow);
+  private markDirty(link: Link): void {
+    if (!link.queued) {
+      link.queued = true;
+      this.dirty.push(link);
+    }
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flushNow);
+    }
   }
 
   private readonly flushNow = (): void => {
     this.flushScheduled = false;
-    this.flush();
+    const dirty = this.dirty;
+    this.dirty = [];
+    for (const link of dirty) {
+      link.queued = false;
+      if (this.closed || link.socket.destroyed) continue;
+      const chunks = link.batch.take();
+      // Within credit: what the kernel does not take now waits in the socket's buffer.
+      if (chunks.length === 1) link.socket.write(chunks[0]!);
+      else {
+        link.socket.cork();
+        for (const c of chunks) link.socket.write(c);
+        link.socket.uncork();
+      }
+    }
   };
-
-  end(worker: WorkerSlot): void {
-    let parts = this.outbox.get(worker.id);
-    if (parts === undefined) {
-      parts = [];
-      this.outbox.set(worker.id, parts);
-    }
-    parts.push(END_PART);
-    this.scheduleFlush();
-  }
-
-  private flush(): void {
-    if (this.closed) return;
-    const next = this.outbox.entries().next();
-    if (next.done) {
-      this.sending = false;
-      return;
-    }
-    const [id, parts] = next.value;
-    this.outbox.delete(id);
-    this.sending = true;
-    this.router.send([routingIdOf(id), ...parts]).then(
-      () => this.flush(),
-      (err: unknown) => {
-        // EHOSTUNREACH: the worker is gone or not connected; its in-flight entries are answered
-        // when the master reaps it.
-        if (!this.closed) this.log.warn('could not forward to worker', { worker: id, messages: parts.length >> 1, error: String(err) });
-        this.flush();
-      },
-    );
-  }
 
   answer(server: number, sender: string, connId: number, status: AnswerStatus): void {
     const pub = this.pubs[server];
@@ -269,7 +341,8 @@ export class Dispatcher implements DispatchSink {
     this.closed = true;
     for (const pull of this.pulls) pull.close();
     await Promise.all(this.pubs.map((pub) => pub.close()));
-    this.router.close();
+    for (const link of [...this.links.values(), ...this.unidentified]) link.socket.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
     await Promise.allSettled(this.loops);
     rmSync(this.dirAbs, { recursive: true, force: true });
   }

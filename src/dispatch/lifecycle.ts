@@ -12,7 +12,7 @@ export interface WorkerBootConfig {
   /** Worker id: a spawn counter (gunicorn's `age`), unique within one master. */
   id: number;
   settings: Settings;
-  /** ZeroMQ endpoint of the master's ROUTER, relative to the app folder (`ipc://pid/.d<pid>/router`). */
+  /** Path of the master's dispatch socket (unix domain, stream), relative to the app folder (`pid/.d<pid>/w`). */
   endpoint: string;
   /** Requests after which this worker retires (maxRequests + its jitter, fixed at spawn); 0 = never. */
   maxRequests: number;

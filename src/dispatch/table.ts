@@ -42,7 +42,7 @@ export class WorkerSlot {
   inFlight = 0;
   /** Messages forwarded in total. */
   forwarded = 0;
-  /** Has reported credit at least once (its DEALER is connected). */
+  /** Has reported credit at least once (its dispatch connection is up). */
   connected = false;
   /** Draining: the end marker was sent; nothing new goes to it. */
   draining = false;
@@ -417,8 +417,13 @@ export class DispatchTable {
   /**
    * Worker `id` is gone (exited, killed). Its connections with a response not started get 502 +
    * close; started ones a close; messages parked for it are answered the same way or re-routed.
+   *
+   * `suspectSince` (ms): after an abrupt death, a response the worker reported done at or after
+   * this time may still have been in its own ZeroMQ queue (a report travels faster than a reply
+   * through ZeroMQ's I/O thread): such connections get a 502 + close too rather than risking a
+   * client that waits forever. Default: never (a drained worker flushed its replies before exiting).
    */
-  workerGone(id: number, now: number): void {
+  workerGone(id: number, now: number, suspectSince = Infinity): void {
     const w = this.workers.get(id);
     if (w === undefined) return;
     this.workers.delete(id);
@@ -426,7 +431,14 @@ export class DispatchTable {
     for (const conn of this.conns.values()) {
       if (conn.worker !== w) continue;
       this.forget(conn);
-      if (conn.outstanding === 0) continue;
+      if (conn.outstanding === 0) {
+        if (conn.lastActive >= suspectSince && !conn.released) {
+          answered.add(conn.key);
+          this.counters.answered502++;
+          this.sink.answer(conn.server, conn.sender, conn.connId, 502);
+        }
+        continue;
+      }
       answered.add(conn.key);
       if (conn.started > 0) this.close(conn);
       else {

@@ -81,7 +81,15 @@ interface Exited {
   worker: WorkerProc;
   code: number | null;
   signal: NodeJS.Signals | null;
+  /** When its dispatch connection closed (≈ when it died). */
+  at: number;
 }
+
+/**
+ * After an abrupt worker death, connections it reported done on within this many ms before it died
+ * get a 502 + close too: the reply may have been still in its ZeroMQ queue (see table.workerGone).
+ */
+const SUSPECT_MS = 250;
 
 /** The status file (`pid/status.json`) the master rewrites every tick; see docs/INTERNALS.md. */
 export interface MasterStatusFile {
@@ -349,8 +357,12 @@ export class Arbiter {
     const onGone = (code: number | null, signal: NodeJS.Signals | null): void => {
       if (reported) return;
       reported = true;
-      this.exitQueue.push({ worker: w, code, signal });
-      this.wakeUp();
+      // Read what it wrote on its dispatch connection before it exited (its last 'D' reports)
+      // before burying it, or requests it finished would be answered 502.
+      void this.dispatcher.unlinked(id, 1000).then((at) => {
+        this.exitQueue.push({ worker: w, code, signal, at });
+        this.wakeUp();
+      });
     };
     child.on('exit', onGone);
     child.on('error', (err) => {
@@ -451,7 +463,10 @@ export class Arbiter {
       const w = e.worker;
       if (!this.workers.delete(w.id)) continue;
       this.servedByGone += w.served;
-      this.dispatcher.table.workerGone(w.id, now);
+      // A worker that exited 0 after being asked to stop flushed its replies; any other end may
+      // have lost replies it had already reported done.
+      const clean = w.stopRequested && e.code === 0;
+      this.dispatcher.table.workerGone(w.id, now, clean ? Infinity : e.at - SUSPECT_MS);
       if (w.pid > 0) removePidFile(this.settings.appPath, 'worker', w.pid);
       const how = e.signal ? `signal ${e.signal}` : `code ${e.code}`;
       if (w.state === 'booting') {

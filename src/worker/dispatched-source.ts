@@ -1,25 +1,26 @@
 /**
- * RequestSource over a DEALER connected to the master's ROUTER (docs/INTERNALS.md "Master ↔
- * worker"). Frames arrive as `R server, raw [, R server, raw ...]` and `E` (end of stream); the
- * worker reports credit, started and done as 6-byte records, gathered over one event-loop turn and
- * sent as one frame.
+ * RequestSource over a unix domain stream socket connected to the master's dispatch socket
+ * (docs/INTERNALS.md "Master ↔ worker", format in dispatch/wire.ts). Frames arrive as
+ * `length u32, server u8, raw` records, and `0, 'E'` (end of stream); the worker says hello with its
+ * id, then reports credit, started and done as 6-byte records, gathered over one event-loop turn
+ * and written at once.
  */
-import { Dealer } from 'zeromq';
+import { connect, type Socket } from 'node:net';
 import type { Logger } from '../log/logger.js';
 import type { DeliverFn, RequestSource } from './source.js';
 import {
+  CONTROL_END,
+  FrameReader,
   REPORT_CREDIT,
   REPORT_DONE,
+  REPORT_HELLO,
   REPORT_PAUSE,
   REPORT_STARTED,
   ReportBuffer,
-  TAG_END,
-  TAG_REQUEST,
-  routingIdOf,
 } from '../dispatch/wire.js';
 
 export interface DispatchedSourceOptions {
-  /** The master's ROUTER endpoint (relative ipc path: the cwd is the app folder). */
+  /** The master's dispatch socket (a path relative to the app folder, the cwd). */
   endpoint: string;
   workerId: number;
   /** Messages this worker may hold at once (settings.workerConnections). */
@@ -30,37 +31,54 @@ export interface DispatchedSourceOptions {
 }
 
 export class DispatchedSource implements RequestSource {
-  private readonly dealer: Dealer;
+  private socket: Socket | undefined;
   private readonly reports = new ReportBuffer();
   private readonly options: DispatchedSourceOptions;
   private deliver: DeliverFn | undefined;
-  private connected = false;
   private flushScheduled = false;
-  private sending = false;
   private ended = false;
   private paused = false;
   private closed = false;
   private endWaiters: Array<() => void> = [];
-  private flushWaiters: Array<() => void> = [];
-  private loop: Promise<void> | undefined;
   /** Messages received from the master (for tests and stats). */
   received = 0;
 
   constructor(options: DispatchedSourceOptions) {
     this.options = options;
-    this.dealer = new Dealer({
-      routingId: routingIdOf(options.workerId),
-      linger: 2000,
-      receiveHighWaterMark: 0,
-      sendHighWaterMark: 0,
-    });
   }
 
-  /** Connect to the master (idempotent). Nothing is offered until start(). */
+  /**
+   * Connect to the master (idempotent) and say hello; nothing is offered until start(). The
+   * connect(2) happens here, synchronously: before a chroot or privilege drop.
+   */
   connect(): void {
-    if (this.connected) return;
-    this.connected = true;
-    this.dealer.connect(this.options.endpoint);
+    if (this.socket !== undefined) return;
+    const socket = connect({ path: this.options.endpoint });
+    this.socket = socket;
+    const reader = new FrameReader(
+      (frame, server) => {
+        if (this.deliver === undefined) return;
+        this.received++;
+        this.deliver(frame, server);
+      },
+      (kind) => {
+        if (kind === CONTROL_END) {
+          this.ended = true;
+          this.wakeEnd();
+        }
+      },
+    );
+    socket.on('data', (chunk: Buffer) => reader.push(chunk));
+    socket.on('error', (err) => {
+      if (!this.closed) this.options.logger.error('dispatch connection failed', { error: String(err) });
+    });
+    socket.on('close', () => {
+      // The master is gone (the IPC disconnect handler exits) or we closed: nothing more comes.
+      this.ended = true;
+      this.wakeEnd();
+    });
+    this.reports.push(REPORT_HELLO, 0, this.options.workerId);
+    this.scheduleFlush();
   }
 
   start(deliver: DeliverFn): void {
@@ -69,7 +87,6 @@ export class DispatchedSource implements RequestSource {
     this.connect();
     this.reports.push(REPORT_CREDIT, 0, this.options.credits);
     this.scheduleFlush();
-    this.loop = this.receiveLoop();
   }
 
   started(server: number, connId: number): void {
@@ -109,38 +126,25 @@ export class DispatchedSource implements RequestSource {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    await this.flushed();
+    this.flushed();
     this.closed = true;
     this.wakeEnd();
-    this.dealer.close();
-    await this.loop?.catch(() => {});
+    const socket = this.socket;
+    if (socket === undefined || socket.destroyed) return;
+    // Half-close after the last reports; the master reads them all before it reaps us.
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 2000);
+      timer.unref();
+      socket.end(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   /** True once the master said nothing more will come. */
   get endOfStream(): boolean {
     return this.ended;
-  }
-
-  private async receiveLoop(): Promise<void> {
-    const deliver = this.deliver!;
-    try {
-      for (;;) {
-        const parts = await this.dealer.receive();
-        const n = parts.length;
-        for (let i = 0; i < n; i++) {
-          const head = parts[i]!;
-          if (head[0] === TAG_REQUEST && i + 1 < n) {
-            this.received++;
-            deliver(parts[++i]!, head[1]!);
-          } else if (head[0] === TAG_END) {
-            this.ended = true;
-            this.wakeEnd();
-          }
-        }
-      }
-    } catch (err) {
-      if (!this.closed) this.options.logger.error('dispatch receive loop failed', { error: err });
-    }
   }
 
   private wakeEnd(): void {
@@ -150,45 +154,20 @@ export class DispatchedSource implements RequestSource {
   }
 
   private scheduleFlush(): void {
-    if (this.flushScheduled || this.sending || this.closed) return;
+    if (this.flushScheduled || this.closed) return;
     this.flushScheduled = true;
-    setImmediate(() => this.flush());
+    setImmediate(this.flush);
   }
 
-  private flush(): void {
+  private readonly flush = (): void => {
     this.flushScheduled = false;
-    if (this.closed) return;
-    if (this.reports.length === 0) {
-      this.wakeFlushed();
-      return;
-    }
-    this.sending = true;
-    this.dealer.send(this.reports.take()).then(
-      () => {
-        this.sending = false;
-        if (this.reports.length > 0) this.flush();
-        else this.wakeFlushed();
-      },
-      (err: unknown) => {
-        this.sending = false;
-        if (!this.closed) this.options.logger.error('could not report to the master', { error: String(err) });
-        this.wakeFlushed();
-      },
-    );
-  }
+    const socket = this.socket;
+    if (this.closed || socket === undefined || socket.destroyed || this.reports.length === 0) return;
+    socket.write(this.reports.take());
+  };
 
-  private flushed(): Promise<void> {
-    if (this.reports.length === 0 && !this.sending && !this.flushScheduled) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      this.flushWaiters.push(resolve);
-      if (!this.sending && !this.flushScheduled) this.flush();
-    });
-  }
-
-  private wakeFlushed(): void {
-    if (this.sending || this.flushScheduled || this.reports.length > 0) return;
-    const waiters = this.flushWaiters;
-    this.flushWaiters = [];
-    for (const w of waiters) w();
+  /** Hand the pending reports to the socket now (close() then ends it, which waits for the writes). */
+  private flushed(): void {
+    if (this.reports.length > 0) this.flush();
   }
 }

@@ -3,7 +3,8 @@
  * (src/master/arbiter.ts) with its WorkerBootConfig in the environment.
  *
  * Boot: config → logger (`worker <id>`) → beforeAppLoad (privilege drop / chroot: the CLI's hook)
- * → load the app → gateway → DEALER to the master → request loop → IPC `ready`.
+ * → load the app → gateway → request loop (credit offered on the dispatch socket) → IPC `ready`.
+ * The dispatch socket is connected (hello sent) before beforeAppLoad.
  * Exit codes (gunicorn's contract): 0 normal, 3 boot error, 4 app load error.
  * Lifecycle: heartbeats from this event loop (a blocked loop is noticed by the master), `retire`
  * at max-requests, `drain` → finish in-flight → exit 0. SIGTERM = graceful, SIGINT/SIGQUIT = fast.
@@ -32,8 +33,8 @@ import {
 export interface WorkerHooks {
   /**
    * Runs after the logger exists and before the app is loaded: the place for privilege drop and
-   * chroot (cwd is the app folder; the dispatch endpoint is relative to it, so it survives a
-   * chroot into the app folder). Its DEALER is already connecting. May return the settings as seen
+   * chroot (cwd is the app folder; the dispatch socket path is relative to it). The dispatch
+   * socket is already connected. May return the settings as seen
    * from inside (after a chroot). Throwing makes the worker exit with code 3 (boot error).
    */
   beforeAppLoad?: (settings: Settings, logger: Logger) => Settings | void | Promise<Settings | void>;
@@ -140,8 +141,8 @@ export async function runWorker(config: WorkerBootConfig, hooks: WorkerHooks = {
   try {
     let source: DispatchedSource;
     try {
-      // Connect before a chroot / privilege drop (the endpoint is relative to the app folder, so
-      // reconnects keep working inside the chroot too); credit is offered only once the app is up.
+      // Connect before a chroot / privilege drop (one stream connection for the worker's life; the
+      // path is relative to the app folder anyway); credit is offered only once the app is up.
       source = new DispatchedSource({
         endpoint: config.endpoint,
         workerId: config.id,

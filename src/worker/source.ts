@@ -1,7 +1,7 @@
 /**
  * Where a worker's mongrel2 messages come from. Two implementations:
  * - direct-source.ts: PULL sockets connected to mongrel2 itself (single-process mode, --workers=0);
- * - dispatched-source.ts: a DEALER connected to the master's ROUTER (see docs/INTERNALS.md).
+ * - dispatched-source.ts: a unix stream socket connected to the master (see docs/INTERNALS.md).
  * The request loop (worker/serve.ts) sees only this interface.
  */
 export type DeliverFn = (frame: Buffer, server: number) => void;

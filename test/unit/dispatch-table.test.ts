@@ -6,7 +6,17 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { DispatchTable, type AnswerStatus, type DispatchSink, type WorkerSlot } from '../../src/dispatch/table.js';
 import { isDisconnectFrame } from '../../src/dispatch/frames.js';
-import { ReportBuffer, routingIdOf, workerIdOfRouting, REPORT_CREDIT, REPORT_DONE, REPORT_STARTED, REPORT_PAUSE } from '../../src/dispatch/wire.js';
+import {
+  CONTROL_END,
+  FrameBatch,
+  FrameReader,
+  RecordReader,
+  ReportBuffer,
+  REPORT_CREDIT,
+  REPORT_DONE,
+  REPORT_STARTED,
+  REPORT_PAUSE,
+} from '../../src/dispatch/wire.js';
 import type { ProtocolError } from '../../src/protocol/index.js';
 
 const SENDER = 'aaaa-1';
@@ -220,6 +230,25 @@ describe('dispatch table', () => {
     assert.deepEqual(sink.forwardedTo(), [2]);
   });
 
+  test('abrupt death: connections reported done recently get 502 + close too', () => {
+    const { table, sink } = setup([5]);
+    table.dispatch(0, req(1), 0);
+    table.dispatch(0, req(2), 0);
+    table.dispatch(0, req(3), 0);
+    table.report(1, records([REPORT_STARTED, 0, 1], [REPORT_DONE, 0, 1]), 100); // long ago
+    table.report(1, records([REPORT_STARTED, 0, 2], [REPORT_DONE, 0, 2]), 900); // recent
+    sink.take();
+    table.workerGone(1, 1000, 800);
+    assert.deepEqual(
+      sink.take().filter((e) => e.kind === 'answer'),
+      [
+        { kind: 'answer', server: 0, connId: 2, status: 502 },
+        { kind: 'answer', server: 0, connId: 3, status: 502 },
+      ],
+    );
+    assert.equal(table.counters.answered502, 2);
+  });
+
   test('messages parked for a worker that dies are re-routed', () => {
     const { table, sink } = setup([1, 0]);
     table.dispatch(0, req(1), 0);
@@ -323,11 +352,54 @@ describe('dispatch frames and wire', () => {
     assert.equal(isDisconnectFrame(Buffer.alloc(0)), false);
   });
 
-  test('routing ids round-trip', () => {
-    for (const id of [1, 9, 10, 12345, 4294967295]) assert.equal(workerIdOfRouting(Buffer.from(routingIdOf(id))), id);
-    assert.equal(workerIdOfRouting(Buffer.from('x1')), -1);
-    assert.equal(workerIdOfRouting(Buffer.from('w')), -1);
-    assert.equal(workerIdOfRouting(Buffer.from('w1a')), -1);
+  test('stream frames: batch → reader round-trip, however the stream is cut', () => {
+    const big = Buffer.alloc(40_000, 0x61);
+    const frames: Array<[number, Buffer]> = [
+      [0, req(1)],
+      [3, Buffer.from('x')],
+      [255, big],
+      [1, req(2)],
+      [0, big.subarray(0, 20_000)],
+      [2, req(3)],
+    ];
+    const batch = new FrameBatch();
+    for (const [server, frame] of frames.slice(0, 3)) batch.push(server, frame);
+    batch.control(CONTROL_END);
+    for (const [server, frame] of frames.slice(3)) batch.push(server, frame);
+    assert.equal(batch.count, 7);
+    const chunks = batch.take();
+    assert.equal(batch.empty, true);
+    // Big frames are written as they are, not copied.
+    assert.ok(chunks.includes(big));
+    const stream = Buffer.concat(chunks);
+    assert.equal(stream.length, frames.reduce((n, [, f]) => n + 5 + f.length, 5));
+    const expected = [...frames.slice(0, 3).map(([s, f]) => `${s}:${f.toString('latin1')}`), 'E', ...frames.slice(3).map(([s, f]) => `${s}:${f.toString('latin1')}`)];
+    for (const cut of [1, 2, 3, 4, 5, 6, 7, 13, 1000, 65536, stream.length]) {
+      const got: string[] = [];
+      const reader = new FrameReader(
+        (frame, server) => got.push(`${server}:${frame.toString('latin1')}`),
+        (kind) => got.push(kind === CONTROL_END ? 'E' : `?${kind}`),
+      );
+      for (let o = 0; o < stream.length; o += cut) reader.push(stream.subarray(o, o + cut));
+      assert.deepEqual(got, expected, `cut ${cut}`);
+    }
+    // A frame whole in one chunk is a view of it (no copy).
+    let view: Buffer | undefined;
+    new FrameReader((f) => (view ??= f), () => {}).push(stream);
+    assert.equal(view!.buffer, stream.buffer);
+    assert.throws(() => batch.push(256, req(1)), RangeError);
+  });
+
+  test('report records: split anywhere', () => {
+    const recs = records([REPORT_CREDIT, 0, 100], [REPORT_STARTED, 1, 7], [REPORT_DONE, 1, 7], [REPORT_PAUSE, 0, 0], [REPORT_DONE, 200, 4294967295]);
+    for (const cut of [1, 2, 5, 6, 7, 11, 12, 30]) {
+      const got: Buffer[] = [];
+      const reader = new RecordReader((r) => got.push(Buffer.from(r)));
+      for (let o = 0; o < recs.length; o += cut) reader.push(recs.subarray(o, o + cut));
+      const all = Buffer.concat(got);
+      assert.ok(got.every((g) => g.length % 6 === 0), `cut ${cut}`);
+      assert.deepEqual(all, recs, `cut ${cut}`);
+    }
   });
 
   test('report buffer grows and resets', () => {
