@@ -18,8 +18,9 @@ import type { Gateway } from '../gateways/types.js';
 import { enterAppFolder } from '../app-folder/privileges.js';
 import { preloadGateways } from '../gateways/registry.js';
 import { loadGateway } from './app.js';
-import { startWorker, type CompletedRequest } from './serve.js';
-import { createAccessLogger, type AccessLogEntry, type AccessLogger } from '../log/access-log.js';
+import { startWorker } from './serve.js';
+import { createAccessLogger, type AccessLogger } from '../log/access-log.js';
+import { accessEntry } from './access.js';
 import { DispatchedSource } from './dispatched-source.js';
 import {
   EXIT_APP_LOAD_ERROR,
@@ -210,27 +211,6 @@ export async function runWorker(config: WorkerBootConfig, hooks: WorkerHooks = {
     }
   });
   return code;
-}
-
-function header(message: CompletedRequest['message'], name: string): string | undefined {
-  const v = message.headers[name];
-  return Array.isArray(v) ? v[0] : v;
-}
-
-/** A finished request as an access log line. */
-function accessEntry(done: CompletedRequest): AccessLogEntry {
-  const m = done.message;
-  return {
-    remoteAddr: header(m, 'x-forwarded-for') ?? header(m, 'REMOTE_ADDR') ?? '',
-    method: header(m, 'METHOD') ?? '-',
-    uri: header(m, 'URI') ?? m.path,
-    httpVersion: header(m, 'VERSION') ?? 'HTTP/1.1',
-    status: done.status,
-    bytes: done.bytes,
-    referer: header(m, 'referer'),
-    userAgent: header(m, 'user-agent'),
-    durationMs: done.durationMs,
-  };
 }
 
 /** Is this module the process's entry point? */
