@@ -113,7 +113,9 @@ export async function runWorker(config: WorkerBootConfig, hooks: WorkerHooks = {
       try {
         // close() = drain (pause the source: wait for the master's end marker; finish in-flight),
         // then sockets and the gateway.
-        if (worker) await worker.close();
+        // Cut off what still runs a little before the master's SIGKILL at the graceful timeout,
+        // so those clients see their connection closed rather than a dead worker.
+        if (worker) await worker.close(Math.max(0, settings.gracefulTimeout * 1000 - 500));
         else if (gateway) await gateway.close();
         accessLog?.close();
       } catch (err) {

@@ -52,10 +52,14 @@ export interface Worker {
   readonly inFlight: number;
   /** The reply socket for mongrel2 server `server` (for gateways that write outside a request). */
   replySocket(server: number): ReplySocket;
-  /** Stop taking messages and wait for in-flight requests to finish. */
-  drain(): Promise<void>;
-  /** drain(), then release sockets and the gateway. */
-  close(): Promise<void>;
+  /**
+   * Stop taking messages and wait for in-flight requests to finish. After `graceMs` (default: no
+   * limit) the requests still running are cut off: their connections are closed and their
+   * `signal`s aborted, so an endless event stream cannot hold a stopping worker forever.
+   */
+  drain(graceMs?: number): Promise<void>;
+  /** drain(graceMs), then release sockets and the gateway. */
+  close(graceMs?: number): Promise<void>;
 }
 
 /** One request being served; the GatewayRequest handed to the gateway. */
@@ -530,6 +534,21 @@ export function startWorker(options: WorkerOptions): Worker {
   };
   installBroadcaster(broadcaster);
 
+  /** The graceful timeout ran out: close every connection still being served, and stop waiting. */
+  function cutOffInFlight(): void {
+    logger.warn('graceful timeout: closing the connections of requests still running', { inFlight });
+    for (const connection of connections.values()) {
+      for (const queued of connection.queue) {
+        if (queued.bodyFile !== undefined) void unlink(queued.bodyFile).catch(() => {});
+      }
+      connection.queue = [];
+      const active = connection.active;
+      if (active === undefined) continue;
+      active.reply.abort(); // sends mongrel2's close message
+      active.abort(new Error('the worker is stopping'));
+    }
+  }
+
   const worker: Worker = {
     get served() {
       return served;
@@ -538,7 +557,7 @@ export function startWorker(options: WorkerOptions): Worker {
       return inFlight;
     },
     replySocket: (server) => sockets[server]!,
-    async drain() {
+    async drain(graceMs = Infinity) {
       await source.pause();
       websockets.shutdown(); // their frames no longer reach this worker
       if (inFlight === 0) return;
@@ -547,10 +566,15 @@ export function startWorker(options: WorkerOptions): Worker {
         const promise = new Promise<void>((r) => (resolve = r));
         draining = { promise, resolve };
       }
-      await draining.promise;
+      if (!Number.isFinite(graceMs)) return draining.promise;
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<'late'>((resolve) => (timer = setTimeout(resolve, graceMs, 'late')));
+      const outcome = await Promise.race([draining.promise, deadline]);
+      clearTimeout(timer);
+      if (outcome === 'late') cutOffInFlight();
     },
-    async close() {
-      await worker.drain();
+    async close(graceMs?: number) {
+      await worker.drain(graceMs);
       await source.close();
       if (pinger !== undefined) clearInterval(pinger);
       installBroadcaster(undefined);

@@ -30,7 +30,7 @@ export async function serveStandalone(settings: Settings, logger: Logger): Promi
   logger.info('serving', { recv: settings.recv, send: settings.send });
   return {
     close: async () => {
-      await worker.close();
+      await worker.close(settings.gracefulTimeout * 1000);
       accessLog.close();
     },
     reopenLogs: () => accessLog.reopen(),

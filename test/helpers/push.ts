@@ -40,7 +40,9 @@ export async function startPushServer(options: PushServerOptions = {}): Promise<
     settings: { 'limits.content_length': 4096, 'upload.temp_store': '/tmp/upload.XXXXXX', ...options.settings },
   });
   try {
-    const extra = ['--wsgi-app=server.mjs', `--workers=${options.workers ?? 0}`, ...(options.extra ?? [])];
+    // A short graceful timeout: a test that ends with an event stream still open (its client's
+    // disconnect racing the stop) must not outlast startWsgid's 10 s stop budget.
+    const extra = ['--wsgi-app=server.mjs', `--workers=${options.workers ?? 0}`, '--graceful-timeout=5', ...(options.extra ?? [])];
     if (m2.chrooted) extra.push(`--mongrel2-chroot=${m2.dir}`);
     const wsgid = await startWsgid(wsgidArgs(m2.handler('app'), dir, extra), {
       cwd: dir,

@@ -15,7 +15,7 @@ for (const workers of [0, 1, 2]) {
     });
     after(async () => {
       const code = await s?.stop();
-      assert.equal(code, 0);
+      assert.equal(code, 0, s?.wsgid.output());
     });
 
     test('three event streams, a fourth request broadcasts: all three receive it', async () => {

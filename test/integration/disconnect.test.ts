@@ -16,7 +16,7 @@ for (const workers of [0, 1]) {
     });
     after(async () => {
       const code = await s?.stop();
-      assert.equal(code, 0);
+      assert.equal(code, 0, s?.wsgid.output());
     });
 
     async function recordOf(id: string): Promise<{ started: boolean; aborted: boolean; cancelled: boolean; reason: string } | null> {

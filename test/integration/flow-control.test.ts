@@ -33,7 +33,7 @@ for (const workers of [0, 1]) {
     });
     after(async () => {
       const code = await s?.stop();
-      assert.equal(code, 0);
+      assert.equal(code, 0, s?.wsgid.output());
     });
 
     test('200 MB streamed to a slow client (curl --limit-rate 40M) arrives whole; worker RSS bounded', { timeout: 120_000 }, async () => {

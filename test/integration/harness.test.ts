@@ -134,6 +134,28 @@ describe('harness: real mongrel2 + raw zeromq handler', () => {
     });
   }
 
+  // wsgid's reply socket relies on this (src/transport/reply-socket.ts): replies queued while a
+  // send is in progress leave as one multipart message, and mongrel2 handles each part alone.
+  test('a multipart message carries one reply per part, to different connections', async () => {
+    const ep = m2.handler('app');
+    const h = new RawHandler(ep);
+    await h.connect();
+    try {
+      const responses = ['/one', '/two', '/three'].map((target) => request(`${m2.baseUrl}${target}`));
+      const messages = [await h.receive(), await h.receive(), await h.receive()].map(parse);
+      const parts = messages.map((p) => {
+        const ids = String(p.connId);
+        const body = p.path.slice(1);
+        return Buffer.from(`${p.sender} ${ids.length}:${ids}, HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+      });
+      await h.pub.send(parts);
+      const texts = (await Promise.all(responses)).map((res) => res.text);
+      assert.deepEqual(texts, ['one', 'two', 'three'], m2.log());
+    } finally {
+      h.close();
+    }
+  });
+
   test('raw socket helpers: pipelining, close after response, HTTP/1.0', async () => {
     const ep = m2.handler('app');
     const h = new RawHandler(ep);

@@ -77,3 +77,22 @@ describe('master --timeout vs an event stream', () => {
     assert.equal(res.status, 504);
   });
 });
+
+for (const workers of [0, 1]) {
+  test(`graceful stop (--workers=${workers}): an open event stream is closed at --graceful-timeout and wsgid exits 0`, async () => {
+    const s = await startPushServer({ workers, extra: ['--graceful-timeout=2'] });
+    try {
+      const client = new OpenClient(s.m2.port, '/events?id=graceful-' + workers + '&every=100');
+      await client.waitFor(/data: tick 1/);
+      const started = Date.now();
+      const code = await s.wsgid.stop('SIGTERM', 15_000);
+      assert.equal(code, 0, s.wsgid.output());
+      assert.ok(await client.waitClosed(5_000), 'the event stream was not closed');
+      const took = Date.now() - started;
+      assert.ok(took < 10_000, `stopping took ${took} ms`);
+      await s.wsgid.waitForOutput(/graceful timeout: closing the connections/);
+    } finally {
+      await s.stop();
+    }
+  });
+}

@@ -35,7 +35,7 @@ for (const workers of [0, 1]) {
     });
     after(async () => {
       const code = await s?.stop();
-      assert.equal(code, 0);
+      assert.equal(code, 0, s?.wsgid.output());
     });
 
     test('a 100 KB body arrives whole through request.text() and request.body; the file is removed', async () => {
