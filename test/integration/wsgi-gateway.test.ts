@@ -357,6 +357,62 @@ describe('WSGI gateway (real Python, in-memory reply)', () => {
     }
   });
 
+  test('pipelined requests keep order and isolation: each gets its own answer, one raises → 500', async () => {
+    // All sent at once to one Python process: the gateway pipelines them (environ and body sent
+    // ahead), the bridge runs them one at a time. One raises; two are cancelled while waiting, one
+    // already sent ahead to Python (5), one still in the gateway's queue (14).
+    const n = 24;
+    const cancel = new AbortController();
+    const order: number[] = [];
+    const replies = Array.from({ length: n }, (_, i) => new MemoryReply(i % 3 === 1 ? 'POST' : 'GET'));
+    const msgs = replies.map((_, i) => {
+      if (i === 9) return message('/error');
+      if (i === 5 || i === 14) return message('/slow');
+      if (i % 3 === 1) return message('/echo', { method: 'POST', body: Buffer.from(`body of request ${i}`) });
+      if (i % 3 === 2) return message('/stream');
+      return message(`/environ/${i}?i=${i}`);
+    });
+    const cancelled = (i: number): boolean => i === 5 || i === 14;
+    const done = msgs.map((m, i) =>
+      Promise.resolve(gw.handle(req(m, cancelled(i) ? cancel.signal : undefined), replies[i]!)).then(() => {
+        if (!cancelled(i)) order.push(i);
+      }),
+    );
+    cancel.abort();
+    replies[5]!.closed = true;
+    replies[14]!.closed = true;
+    await Promise.all(done);
+    for (const [i, r] of replies.entries()) {
+      if (cancelled(i)) {
+        assert.equal(r.bytes, 0, 'the cancelled request sent nothing');
+        continue;
+      }
+      const res = r.parsed();
+      if (i === 9) {
+        assert.equal(res.status, 500);
+      } else if (i % 3 === 1) {
+        assert.equal(res.status, 200);
+        assert.equal(res.text, `body of request ${i}`);
+      } else if (i % 3 === 2) {
+        assert.equal(res.status, 200);
+        assert.match(res.text, /^chunk 0\n[^]*chunk 4\n$/);
+      } else {
+        assert.equal(res.status, 200);
+        const env = JSON.parse(res.text) as Record<string, string>;
+        assert.equal(env.PATH_INFO, `/environ/${i}`);
+        assert.equal(env.QUERY_STRING, `i=${i}`);
+      }
+    }
+    assert.deepEqual(
+      order,
+      Array.from({ length: n }, (_, i) => i).filter((i) => !cancelled(i)),
+      'answered in order',
+    );
+    assert.match(log.lines(), /boom from the test app/);
+    // The process goes on serving.
+    assert.equal((await serve(gw, message('/hello'))).parsed().status, 200);
+  });
+
   test('disconnect: abort stops the stream and closes the iterable', async () => {
     const before = Number((await serve(gw, message('/closed'))).parsed().text);
     const ac = new AbortController();
@@ -388,6 +444,17 @@ describe('WSGI gateway (real Python, in-memory reply)', () => {
     assert.equal(r.status, 502);
     const next = (await serve(gw, message('/hello'))).parsed();
     assert.equal(next.status, 200);
+    // Requests pipelined behind the crashing one never started: the new process serves them.
+    const pid = Number((await serve(gw, message('/pid'))).parsed().text);
+    const replies = Array.from({ length: 6 }, () => new MemoryReply());
+    await Promise.all(replies.map((r, i) => gw.handle(req(message(i === 0 ? '/crash' : `/environ/${i}`)), r)));
+    assert.equal(replies[0]!.parsed().status, 502);
+    for (const [i, r] of replies.entries()) {
+      if (i === 0) continue;
+      assert.equal(r.parsed().status, 200);
+      assert.equal((JSON.parse(r.parsed().text) as Record<string, string>).PATH_INFO, `/environ/${i}`);
+    }
+    assert.notEqual(Number((await serve(gw, message('/pid'))).parsed().text), pid);
   });
 });
 

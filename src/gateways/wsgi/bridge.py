@@ -3,9 +3,12 @@
 Standard library only. Started by src/gateways/wsgi/index.ts as `python bridge.py`; it talks to the
 gateway over two pipes, fd 3 (gateway -> bridge) and fd 4 (bridge -> gateway), so the app's own
 stdout and stderr stay free (the gateway forwards them to wsgid's log). The framing is described
-in src/gateways/wsgi/pipe.ts. One request at a time: the gateway queues the others.
+in src/gateways/wsgi/pipe.ts. One request at a time, but the gateway pipelines: it may send the
+environ (and small body) of later requests while one runs; they wait here, in order, in
+`Bridge.pending`, and are served one after the other without waiting for the gateway.
 """
 
+import collections
 import importlib
 import importlib.util
 import json
@@ -70,6 +73,10 @@ class Pipe:
         if not data:
             raise PipeGone()
         if self.pos:
+            if self.pos == len(self.buf):
+                self.buf = bytearray(data)
+                self.pos = 0
+                return True
             del self.buf[: self.pos]
             self.pos = 0
         self.buf += data
@@ -109,6 +116,13 @@ class Pipe:
 
     def _write(self, out):
         try:
+            if 1 < len(out) <= 64 and sum(map(len, out)) <= FLUSH_AT:
+                # A small response (head + data + done): one plain write of one joined buffer.
+                data = b"".join(out)
+                written = os.write(OUT_FD, data)
+                if written == len(data):
+                    return
+                out = [memoryview(data)[written:]]
             while out:
                 written = os.writev(OUT_FD, out[:512])
                 while written:
@@ -233,6 +247,18 @@ class FileWrapper:
         raise StopIteration
 
 
+class Request:
+    """A request received from the gateway: its environ frame, its body so far, a cancel flag."""
+
+    __slots__ = ("rid", "environ", "input", "cancelled")
+
+    def __init__(self, bridge, rid, environ):
+        self.rid = rid
+        self.environ = environ
+        self.input = PipeInput(bridge)
+        self.cancelled = False
+
+
 class Bridge:
     def __init__(self):
         self.pipe = Pipe()
@@ -241,12 +267,20 @@ class Bridge:
         self.errors = ErrorStream(self)
         self.rid = 0
         self.quit = False
+        # Requests received and not finished, by id; `pending` holds those not started, in order.
+        self.requests = {}
+        self.pending = collections.deque()
+        self.current = None
         self.reset()
+
+    @property
+    def cancelled(self):
+        current = self.current
+        return current is not None and current.cancelled
 
     def reset(self):
         self.input = None
         self.unacked = 0
-        self.cancelled = False
         self.status = None
         self.status_code = 200
         self.headers = None
@@ -264,18 +298,24 @@ class Bridge:
         if kind == T_QUIT:
             self.quit = True
             return
-        if rid != self.rid or rid == 0:
+        if kind == T_ENVIRON:
+            # A request (maybe sent ahead while another runs): it waits its turn in `pending`.
+            if rid != 0 and rid not in self.requests:
+                request = self.requests[rid] = Request(self, rid, payload)
+                self.pending.append(request)
+            return
+        request = self.requests.get(rid)
+        if request is None:
             return  # a late frame of a finished request
         if kind == T_ACK:
-            self.unacked -= U32.unpack(payload)[0]
+            if request is self.current:
+                self.unacked -= U32.unpack(payload)[0]
         elif kind == T_BODY:
-            if self.input is not None:
-                self.input.feed(payload)
+            request.input.feed(payload)
         elif kind == T_BODY_END:
-            if self.input is not None:
-                self.input.complete = True
+            request.input.complete = True
         elif kind == T_CANCEL:
-            self.cancelled = True
+            request.cancelled = True
 
     def pump(self):
         """Block for one frame from the gateway (after sending what is pending) and handle it."""
@@ -293,15 +333,19 @@ class Bridge:
     # -- one request --------------------------------------------------------------------------
 
     def serve(self):
-        while not self.quit:
-            self.pipe.flush()
-            kind, rid, payload = self.pipe.frame(block=True)
-            if kind == T_ENVIRON:
-                self.handle(rid, payload)
-            elif kind == T_QUIT:
+        """Serve the received requests in order; block for frames only when none is waiting."""
+        while True:
+            if self.pending:
+                self.handle(self.pending.popleft())
+                continue
+            if self.quit:
                 return
+            self.pipe.flush()
+            self.dispatch(self.pipe.frame(block=True))
 
-    def build_environ(self, payload):
+    def build_environ(self, request):
+        payload = request.environ
+        request.environ = None
         environ = {}
         at = 0
         end = len(payload)
@@ -319,7 +363,7 @@ class Bridge:
             stream = open(os.fsdecode(body_file.encode("latin-1")), "rb")
             self.input = None
         else:
-            stream = self.input = PipeInput(self)
+            stream = self.input = request.input
         environ["wsgi.version"] = (1, 0)
         environ["wsgi.input"] = stream
         environ["wsgi.errors"] = self.errors
@@ -330,15 +374,21 @@ class Bridge:
         environ["wsgi.file_wrapper"] = FileWrapper
         return environ
 
-    def handle(self, rid, payload):
+    def handle(self, request):
+        rid = request.rid
         self.reset()
         self.rid = rid
+        self.current = request
+        if request.cancelled:
+            # Cancelled before it started: the app never sees it.
+            self.finish(request, DONE_CANCELLED, "")
+            return
         outcome = DONE_OK
         detail = ""
         result = None
         stream = None
         try:
-            environ = self.build_environ(payload)
+            environ = self.build_environ(request)
             stream = environ["wsgi.input"]
             self.method = environ.get("REQUEST_METHOD", "GET")
             result = self.app(environ, self.start_response)
@@ -381,9 +431,14 @@ class Bridge:
                 except Exception:
                     pass
             self.errors.flush()
-        self.pipe.send(T_DONE, rid, bytes([outcome]) + detail.encode("utf-8", "replace"))
+        self.finish(request, outcome, detail)
+
+    def finish(self, request, outcome, detail):
+        self.requests.pop(request.rid, None)
+        self.pipe.send(T_DONE, request.rid, bytes([outcome]) + detail.encode("utf-8", "replace"))
         self.pipe.flush()
         self.rid = 0
+        self.current = None
         self.reset()
 
     def start_response(self, status, headers, exc_info=None):

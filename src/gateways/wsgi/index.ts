@@ -4,6 +4,10 @@
  *
  * Concurrency: one request at a time per Python process, like the original wsgid's workers. Other
  * requests wait in this gateway's FIFO queue; run more workers (--workers) for parallelism.
+ * Pipelining: up to PIPELINE requests are in flight to Python at once (environ and small inline
+ * body sent ahead), so that Python goes from one request to the next without a round trip; it
+ * still runs them one at a time, in order, and answers in order. Uploads (bodyFile) and large
+ * bodies are sent only when nothing else is in flight.
  *
  * Failures:
  * - the app raises → bridge reports it, we answer 500 (or, if the head is out, end the response
@@ -45,6 +49,12 @@ const BODY_FRAME = 256 * 1024;
 const MAX_RESTART_DELAY = 10_000;
 /** A Python process that dies sooner than this after starting counts as a crash loop. */
 const QUICK_CRASH_MS = 2_000;
+/** Requests in flight to one Python process at most (the one running and those sent ahead). */
+const PIPELINE = 8;
+/** Only requests with an inline body at most this long are sent ahead of their turn. */
+const PIPELINE_BODY_MAX = 64 * 1024;
+/** After the process exited, how long to wait for the end of its fd 4 (its last frames). */
+const EXIT_DRAIN_MS = 1_000;
 
 /**
  * bridge.py ships in src/ (package.json "files" has src/): next to this file when running from
@@ -63,7 +73,8 @@ const LEVELS: readonly LogLevelName[] = ['debug', 'info', 'warn', 'error'];
 interface ProcessEvents {
   frame(proc: PythonProcess, frame: Frame): void;
   batchEnd(proc: PythonProcess): void;
-  exit(proc: PythonProcess, description: string): void;
+  /** `complete`: all of fd 4 was read (false when it stayed open EXIT_DRAIN_MS after the exit). */
+  exit(proc: PythonProcess, description: string, complete: boolean): void;
 }
 
 /** One bridge.py child: spawn, frame I/O, stdout/stderr to the log. */
@@ -75,6 +86,10 @@ class PythonProcess {
   stderrTail = '';
   private readonly out: Writable;
   private readonly decoder = new FrameDecoder();
+  /** Frames written during this event-loop turn leave in one write (cork until setImmediate). */
+  private corked = false;
+  private exitDescription: string | undefined;
+  private outputEnded = false;
 
   constructor(
     readonly spec: WsgiSpec,
@@ -96,6 +111,10 @@ class PythonProcess {
     this.out.on('error', () => {});
     fromPython.on('error', () => {});
     fromPython.on('data', (chunk: Buffer) => this.onData(chunk));
+    fromPython.on('close', () => {
+      this.outputEnded = true;
+      if (this.exitDescription !== undefined) this.onExit(this.exitDescription, true);
+    });
     const { stdout, stderr } = this.child;
     if (stdout) forwardLines(stdout, (line) => this.logger.info(`app stdout: ${line}`));
     if (stderr) {
@@ -107,19 +126,22 @@ class PythonProcess {
     let description = '';
     this.child.on('error', (err: Error) => {
       description = `could not run ${JSON.stringify(spec.python)}: ${err.message}`;
-      this.onExit(description);
+      this.onExit(description, true);
     });
     this.child.on('exit', (code, signal) => {
       description ||= signal ? `killed by ${signal}` : `exited with code ${code ?? '?'}`;
-      // Let the last frames and stderr lines arrive first.
-      setImmediate(() => this.onExit(description));
+      // Let the last frames (all of fd 4: the gateway must know which requests Python finished)
+      // and stderr lines arrive first.
+      this.exitDescription = description;
+      if (this.outputEnded) setImmediate(() => this.onExit(description, true));
+      else setTimeout(() => this.onExit(description, false), EXIT_DRAIN_MS).unref();
     });
   }
 
-  private onExit(description: string): void {
+  private onExit(description: string, complete: boolean): void {
     if (this.exited) return;
     this.exited = true;
-    this.events.exit(this, description);
+    this.events.exit(this, description, complete);
   }
 
   private onData(chunk: Buffer): void {
@@ -136,19 +158,25 @@ class PythonProcess {
 
   send(type: number, id: number, payload?: Buffer): void {
     if (this.exited) return;
+    if (!this.corked) {
+      this.corked = true;
+      this.out.cork();
+      setImmediate(() => {
+        this.corked = false;
+        this.out.uncork();
+      });
+    }
     for (const part of encodeFrame(type, id, payload)) this.out.write(part);
   }
 
-  /** An environ frame, the body cut in B frames, and the body end, in one write. */
+  /** An environ frame, the body cut in B frames, and the body end (one write with the turn's others). */
   sendRequest(id: number, environ: Buffer, body: Buffer | undefined): void {
     if (this.exited) return;
-    this.out.cork();
     this.send(T.environ, id, environ);
     if (body) {
       for (let at = 0; at < body.length; at += BODY_FRAME) this.send(T.body, id, body.subarray(at, at + BODY_FRAME));
     }
     this.send(T.bodyEnd, id);
-    this.out.uncork();
   }
 
   kill(signal: NodeJS.Signals): void {
@@ -160,6 +188,10 @@ class PythonProcess {
     if (this.exited) return;
     const gone = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
     this.send(T.quit, 0);
+    if (this.corked) {
+      this.corked = false;
+      this.out.uncork();
+    }
     this.out.end();
     const wait = (ms: number): Promise<boolean> =>
       Promise.race([gone.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref())]);
@@ -201,6 +233,10 @@ interface Job {
   readonly onAbort: () => void;
   /** The request was handed to Python (E frame sent). */
   sent: boolean;
+  /** Aborted while sent ahead: already answered (reply aborted, promise resolved); Python skips it. */
+  dropped: boolean;
+  /** D bytes passed on and not yet acknowledged (sent at the end of the batch of frames). */
+  ackNow: number;
   headSent: boolean;
   framing: Framing;
   /** Body bytes still allowed by the Content-Length in the head ('length' framing). */
@@ -218,10 +254,10 @@ class WsgiGateway implements Gateway {
   private proc: PythonProcess | undefined;
   private restarting = false;
   private crashes = 0;
-  private current: Job | undefined;
+  /** Requests sent (or being sent) to Python, in order; the first is the one Python runs. */
+  private readonly inflight: Job[] = [];
   private readonly queue: Job[] = [];
   private nextId = 1;
-  private ackNow = 0;
   private closing = false;
   private readonly logger: Logger;
   private readonly version: string;
@@ -254,8 +290,8 @@ class WsgiGateway implements Gateway {
           }
         },
         batchEnd: (p) => this.flushAcks(p),
-        exit: (p, description) => {
-          if (settled) return this.onExit(p, description);
+        exit: (p, description, complete) => {
+          if (settled) return this.onExit(p, description, complete);
           settled = true;
           const tail = p.stderrTail.trimEnd();
           reject(
@@ -290,6 +326,8 @@ class WsgiGateway implements Gateway {
         resolve,
         onAbort: () => this.abort(job),
         sent: false,
+        dropped: false,
+        ackNow: 0,
         headSent: false,
         framing: 'none',
         remaining: 0,
@@ -315,23 +353,43 @@ class WsgiGateway implements Gateway {
   async close(): Promise<void> {
     this.closing = true;
     for (const job of this.queue.splice(0)) this.finishWithError(job, 503);
+    // The bridge serves the requests it was sent, then exits: their frames are still handled.
     const proc = this.proc;
+    if (proc) await proc.stop(this.inflight.length > 0 ? 5000 : 2000);
     this.proc = undefined;
-    if (proc) await proc.stop(this.current ? 5000 : 2000);
+    // Python did not finish them (it was killed): answer what can still be answered.
+    for (const job of this.inflight.splice(0)) {
+      if (job.dropped) continue;
+      this.finish(job, () => {
+        if (!job.headSent && !job.failed) this.sendError(job, 503);
+      });
+    }
   }
 
   // -- scheduling ---------------------------------------------------------------------------
 
   private pump(): void {
-    if (this.current || this.queue.length === 0 || this.closing) return;
-    const proc = this.proc;
-    if (!proc || proc.exited) {
-      this.restart();
-      return;
+    while (this.queue.length > 0 && !this.closing) {
+      const proc = this.proc;
+      if (!proc || proc.exited) {
+        if (this.inflight.length === 0) this.restart();
+        return;
+      }
+      const next = this.queue[0]!;
+      if (this.inflight.length > 0) {
+        // Send ahead only small inline bodies, behind requests already fully sent.
+        const last = this.inflight[this.inflight.length - 1]!;
+        const small = next.request.bodyFile === undefined && next.request.message.body.length <= PIPELINE_BODY_MAX;
+        if (!small || !last.sent || this.inflight.length >= PIPELINE) return;
+      }
+      this.queue.shift();
+      this.inflight.push(next);
+      void this.run(next, proc);
     }
-    const job = this.queue.shift()!;
-    this.current = job;
-    void this.run(job, proc);
+  }
+
+  private isInflight(job: Job): boolean {
+    return this.inflight.includes(job);
   }
 
   private restart(): void {
@@ -365,10 +423,10 @@ class WsgiGateway implements Gateway {
         bodyLength = (await stat(bodyFile)).size;
       } catch (err) {
         this.logger.error('cannot read the upload file', { file: bodyFile, error: (err as Error).message });
-        if (this.current === job) this.finish(job, () => this.sendError(job, 500));
+        if (this.isInflight(job)) this.finish(job, () => this.sendError(job, 500));
         return;
       }
-      if (this.current !== job) return;
+      if (!this.isInflight(job)) return;
       if (job.request.signal.aborted || proc.exited) {
         this.finish(job, () => this.endOnce(job, true));
         if (proc.exited) this.pump();
@@ -379,6 +437,7 @@ class WsgiGateway implements Gateway {
     if (bodyFile !== undefined) environ.push(['wsgid.body_file', Buffer.from(bodyFile, 'utf8').toString('latin1')]);
     job.sent = true;
     proc.sendRequest(job.id, encodeEnviron(environ), bodyFile === undefined ? message.body : undefined);
+    if (bodyFile !== undefined) this.pump(); // the requests behind it may go now
   }
 
   private abort(job: Job): void {
@@ -390,15 +449,28 @@ class WsgiGateway implements Gateway {
       job.resolve();
       return;
     }
-    if (this.current === job && job.sent) this.proc?.send(T.cancel, job.id);
+    const at = this.inflight.indexOf(job);
+    if (at < 0 || !job.sent) return; // an upload being prepared: run() sees the abort
+    this.proc?.send(T.cancel, job.id);
+    if (at > 0 && !job.headSent) {
+      // Sent ahead, not started as far as we know: answer now; Python skips it (or, if it had
+      // started, stops at the next chunk) and its frames are ignored.
+      job.dropped = true;
+      job.ended = true;
+      job.reply.abort();
+      job.resolve();
+    }
   }
 
   private finish(job: Job, respond: () => void): void {
-    job.request.signal.removeEventListener('abort', job.onAbort);
-    respond();
-    this.endOnce(job, true);
-    if (this.current === job) this.current = undefined;
-    job.resolve();
+    const at = this.inflight.indexOf(job);
+    if (at >= 0) this.inflight.splice(at, 1);
+    if (!job.dropped) {
+      job.request.signal.removeEventListener('abort', job.onAbort);
+      respond();
+      this.endOnce(job, true);
+      job.resolve();
+    }
     this.pump();
   }
 
@@ -418,8 +490,15 @@ class WsgiGateway implements Gateway {
 
   private onFrame(proc: PythonProcess, frame: Frame): void {
     if (frame.type === T.log) return this.logFrame(frame);
-    const job = this.current;
-    if (proc !== this.proc || !job || frame.id !== job.id) return;
+    if (proc !== this.proc) return;
+    const first = this.inflight[0];
+    const job = first !== undefined && first.id === frame.id ? first : this.inflight.find((j) => j.id === frame.id);
+    if (!job) return;
+    if (job.dropped) {
+      if (frame.type === T.data) job.ackNow += frame.payload.length;
+      else if (frame.type === T.done) this.finish(job, () => {});
+      return;
+    }
     switch (frame.type) {
       case T.head:
         return this.onHead(job, frame.payload);
@@ -467,7 +546,7 @@ class WsgiGateway implements Gateway {
     const size = payload.length;
     const reply = job.reply;
     if (job.failed || reply.closed || !job.headSent || job.framing === 'none') {
-      this.ackNow += size;
+      job.ackNow += size;
       return;
     }
     let ok = true;
@@ -495,7 +574,7 @@ class WsgiGateway implements Gateway {
         ok = reply.write(payload);
     }
     if (ok && !job.waitingDrain) {
-      this.ackNow += size;
+      job.ackNow += size;
       return;
     }
     job.pendingAck += size;
@@ -505,19 +584,21 @@ class WsgiGateway implements Gateway {
       job.waitingDrain = false;
       const bytes = job.pendingAck;
       job.pendingAck = 0;
-      if (this.current === job && bytes > 0) this.proc?.send(T.ack, job.id, encodeAck(bytes));
+      if (this.isInflight(job) && bytes > 0) this.proc?.send(T.ack, job.id, encodeAck(bytes));
     });
   }
 
   private flushAcks(proc: PythonProcess): void {
-    const job = this.current;
-    if (this.ackNow === 0 || !job || proc !== this.proc) return;
-    proc.send(T.ack, job.id, encodeAck(this.ackNow));
-    this.ackNow = 0;
+    if (proc !== this.proc) return;
+    for (const job of this.inflight) {
+      if (job.ackNow === 0) continue;
+      proc.send(T.ack, job.id, encodeAck(job.ackNow));
+      job.ackNow = 0;
+    }
   }
 
   private onDone(job: Job, payload: Buffer): void {
-    this.ackNow = 0;
+    job.ackNow = 0;
     const outcome = payload[0] ?? DONE_ERROR;
     const detail = payload.subarray(1).toString('utf8').trimEnd();
     const reply = job.reply;
@@ -559,14 +640,25 @@ class WsgiGateway implements Gateway {
     });
   }
 
-  private onExit(proc: PythonProcess, description: string): void {
+  private onExit(proc: PythonProcess, description: string, complete: boolean): void {
     if (proc !== this.proc) return;
     this.proc = undefined;
     const lived = Date.now() - proc.startedAt;
     this.crashes = lived < QUICK_CRASH_MS ? this.crashes + 1 : 0;
     if (!this.closing) this.logger.error(`the Python process of the WSGI app ${description}`, { pid: proc.child.pid });
-    const job = this.current;
-    if (job) {
+    // All of its output was read: the first request in flight is the one that was running; the
+    // others never started, and go back to the front of the queue for the next process.
+    // (Unless fd 4 stayed open, or we are closing: then they are answered 502/503, not run twice.)
+    const [job, ...notStarted] = this.inflight.splice(0);
+    const retry = notStarted.filter((j) => !j.dropped);
+    if (complete && !this.closing) {
+      for (const j of retry) j.sent = false;
+      this.queue.unshift(...retry);
+    } else {
+      for (const j of retry) this.finish(j, () => this.sendError(j, this.closing ? 503 : 502));
+    }
+    if (job && !job.dropped) {
+      this.inflight.push(job);
       this.finish(job, () => {
         if (!job.headSent && !job.failed) this.sendError(job, 502);
       });

@@ -28,6 +28,11 @@
  * Back-pressure: Python may have at most `window` bytes of D payload not yet acknowledged by an A
  * frame. Node acknowledges a D frame once ReplyChannel.write() accepted it without asking to wait,
  * or after drained(). So neither side buffers more than one window of a streamed body.
+ *
+ * Pipelining: Node may send the E/B/b frames of later requests (up to 8 in flight, small inline
+ * bodies only) while Python runs one; Python files them by id and serves them in order, so the
+ * H/D/Z frames of one request never interleave with another's. A C for a request Python has not
+ * started makes it answer Z (cancelled) without running the app. Q comes after every request sent.
  */
 
 export const FRAME_HEADER = 9;
