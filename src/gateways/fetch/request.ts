@@ -9,6 +9,7 @@ import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { GatewayRequest } from '../types.js';
+import { delegateToStandard } from './delegate.js';
 
 const GlobalRequest = globalThis.Request;
 const realRequest = Symbol('wsgid.realRequest');
@@ -142,27 +143,4 @@ function buildUrl(source: GatewayRequest): string {
 }
 
 // Everything else Request has (cache, mode, redirect, referrer, ...) is delegated to the real one.
-Object.setPrototypeOf(LightRequest.prototype, GlobalRequest.prototype);
-for (const name of Object.getOwnPropertyNames(GlobalRequest.prototype)) {
-  if (name === 'constructor' || Object.prototype.hasOwnProperty.call(LightRequest.prototype, name)) continue;
-  const descriptor = Object.getOwnPropertyDescriptor(GlobalRequest.prototype, name)!;
-  if (typeof descriptor.get === 'function') {
-    Object.defineProperty(LightRequest.prototype, name, {
-      configurable: true,
-      enumerable: descriptor.enumerable,
-      get(this: LightRequest) {
-        return Reflect.get(GlobalRequest.prototype, name, this[realRequest]());
-      },
-    });
-  } else if (typeof descriptor.value === 'function') {
-    Object.defineProperty(LightRequest.prototype, name, {
-      configurable: true,
-      writable: true,
-      value(this: LightRequest, ...args: unknown[]) {
-        const real = this[realRequest]();
-        return (Reflect.get(real, name) as (...a: unknown[]) => unknown).apply(real, args);
-      },
-    });
-  }
-}
-Object.defineProperty(LightRequest.prototype, Symbol.toStringTag, { value: 'Request' });
+delegateToStandard(LightRequest, GlobalRequest, (self) => self[realRequest]());

@@ -7,6 +7,8 @@
  * It replaces globalThis.Response in workers that serve fetch apps (installLightResponse). That is
  * a visible choice: set WSGID_STANDARD_RESPONSE=1 to keep Node's own Response.
  */
+import { delegateToStandard } from './delegate.js';
+
 const GlobalResponse = globalThis.Response;
 
 /** [status, body, headers init, statusText] while the fast path still applies. */
@@ -70,30 +72,7 @@ export class LightResponse {
   }
 }
 
-Object.setPrototypeOf(LightResponse.prototype, GlobalResponse.prototype);
-for (const name of Object.getOwnPropertyNames(GlobalResponse.prototype)) {
-  if (name === 'constructor' || Object.prototype.hasOwnProperty.call(LightResponse.prototype, name)) continue;
-  const descriptor = Object.getOwnPropertyDescriptor(GlobalResponse.prototype, name)!;
-  if (typeof descriptor.get === 'function') {
-    Object.defineProperty(LightResponse.prototype, name, {
-      configurable: true,
-      enumerable: descriptor.enumerable,
-      get(this: LightResponse) {
-        return Reflect.get(GlobalResponse.prototype, name, this[realResponse]());
-      },
-    });
-  } else if (typeof descriptor.value === 'function') {
-    Object.defineProperty(LightResponse.prototype, name, {
-      configurable: true,
-      writable: true,
-      value(this: LightResponse, ...args: unknown[]) {
-        const real = this[realResponse]();
-        return (Reflect.get(real, name) as (...a: unknown[]) => unknown).apply(real, args);
-      },
-    });
-  }
-}
-Object.defineProperty(LightResponse.prototype, Symbol.toStringTag, { value: 'Response' });
+delegateToStandard(LightResponse, GlobalResponse, (self) => self[realResponse]());
 
 /** The standard Response behind a value, or the value itself. */
 export function standardResponse(response: Response): Response {
