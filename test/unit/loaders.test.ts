@@ -28,6 +28,7 @@ import { pluginsOf } from '../../src/plugins/discover.js';
 import { FilteredGateway, wrapFactory } from '../../src/plugins/filters.js';
 import type { RequestFilterPlugin } from '../../src/plugins/types.js';
 import type { Mongrel2Message } from '../../src/protocol/types.js';
+import { testSettings } from '../helpers/settings.js';
 
 const require = createRequire(import.meta.url);
 const logger = createLogger({ fd: 2 }, 'error', 'test');
@@ -50,29 +51,7 @@ function appFolder(files: Record<string, string>): string {
 }
 
 function settingsFor(appPath: string, extra: Partial<Settings> = {}): Settings {
-  return {
-    appPath,
-    recv: [],
-    send: [],
-    workers: 1,
-    workerConnections: 16,
-    keepAlive: true,
-    timeout: 30,
-    gracefulTimeout: 30,
-    maxRequests: 0,
-    maxRequestsJitter: 0,
-    noDaemon: true,
-    stdout: true,
-    debug: false,
-    accessLog: false,
-    chroot: false,
-    mongrel2Chroot: '',
-    loaderDir: [],
-    django: false,
-    python: 'python3',
-    envs: {},
-    ...extra,
-  };
+  return testSettings(appPath, extra);
 }
 
 async function load(files: Record<string, string>, extra: Partial<Settings> = {}): Promise<LoadedApp> {

@@ -9,6 +9,7 @@ import { decodeHead, encodeEnviron, encodeHead, encodeFrame, FrameDecoder, T } f
 import { detectDjango, loadWsgi, pythonEntryFor, resolvePython, settingsFromManagePy } from '../../src/loaders/wsgi.js';
 import type { Settings } from '../../src/config/settings.js';
 import { createLogger } from '../../src/log/logger.js';
+import { testSettings } from '../helpers/settings.js';
 
 test('parseWsgiEntry: colon, dotted, bare, file, factory', () => {
   assert.deepEqual(parseWsgiEntry('pkg.mod:app', '/a'), { module: 'pkg.mod', attr: 'app', call: false });
@@ -40,29 +41,7 @@ function tempApp(files: Record<string, string>): { appPath: string; appDir: stri
 }
 
 function settings(appPath: string, extra: Partial<Settings> = {}): Settings {
-  return {
-    appPath,
-    recv: [],
-    send: [],
-    workers: 1,
-    workerConnections: 1,
-    keepAlive: true,
-    timeout: 0,
-    gracefulTimeout: 30,
-    maxRequests: 0,
-    maxRequestsJitter: 0,
-    noDaemon: true,
-    stdout: true,
-    debug: false,
-    accessLog: false,
-    chroot: false,
-    mongrel2Chroot: '',
-    loaderDir: [],
-    django: false,
-    python: 'python3',
-    envs: {},
-    ...extra,
-  } as Settings;
+  return testSettings(appPath, extra);
 }
 
 const logger = createLogger({ fd: 2 }, 'error');
