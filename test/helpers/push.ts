@@ -3,11 +3,13 @@
  * test/fixtures/push-app/server.mjs through a fresh real mongrel2 and the real wsgid CLI, plus
  * clients that keep a connection open (event streams) and curl.
  */
+import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { after, before } from 'node:test';
 import { startMongrel2, type Mongrel2Handle } from './mongrel2.js';
 import { REPO_ROOT, startWsgid, wsgidArgs, type WsgidProcess } from './wsgid.js';
 
@@ -69,6 +71,22 @@ export async function startPushServer(options: PushServerOptions = {}): Promise<
     await rm(dir, { recursive: true, force: true });
     throw error;
   }
+}
+
+/**
+ * For a test suite: start a push server before its tests (handing it to `started`), stop it after
+ * them and require that wsgid exited 0 (a clean stop is part of what every suite checks).
+ */
+export function usePushServer(options: PushServerOptions, started: (server: PushServer) => void): void {
+  let server: PushServer | undefined;
+  before(async () => {
+    server = await startPushServer(options);
+    started(server);
+  });
+  after(async () => {
+    const code = await server?.stop();
+    assert.equal(code, 0, server?.wsgid.output());
+  });
 }
 
 /** A client holding a connection open: writes a request, collects everything that comes back. */

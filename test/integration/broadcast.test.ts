@@ -2,21 +2,15 @@
  * One message to many connections (mongrel2 multi-id replies) through a real mongrel2: three event
  * stream clients, a fourth request broadcasts, all three receive it, in the stream's chunked framing.
  */
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from '../helpers/http.js';
-import { eventually, OpenClient, startPushServer, type PushServer } from '../helpers/push.js';
+import { eventually, OpenClient, type PushServer, usePushServer } from '../helpers/push.js';
 
 for (const workers of [0, 1, 2]) {
   describe(`broadcast (--workers=${workers})`, () => {
-    let s: PushServer;
-    before(async () => {
-      s = await startPushServer({ workers });
-    });
-    after(async () => {
-      const code = await s?.stop();
-      assert.equal(code, 0, s?.wsgid.output());
-    });
+    let s!: PushServer;
+    usePushServer({ workers }, (server) => (s = server));
 
     test('three event streams, a fourth request broadcasts: all three receive it', async () => {
       const clients = [0, 1, 2].map((i) => new OpenClient(s.m2.port, `/events?id=b${workers}-${i}`));

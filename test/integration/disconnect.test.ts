@@ -3,21 +3,15 @@
  * aborts), an endless streaming response stops (its ReadableStream's cancel() runs), nothing more
  * is sent, and the worker goes on serving. Single process and through the master.
  */
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from '../helpers/http.js';
-import { eventually, OpenClient, startPushServer, type PushServer } from '../helpers/push.js';
+import { eventually, OpenClient, type PushServer, usePushServer } from '../helpers/push.js';
 
 for (const workers of [0, 1]) {
   describe(`client disconnects (--workers=${workers})`, () => {
-    let s: PushServer;
-    before(async () => {
-      s = await startPushServer({ workers });
-    });
-    after(async () => {
-      const code = await s?.stop();
-      assert.equal(code, 0, s?.wsgid.output());
-    });
+    let s!: PushServer;
+    usePushServer({ workers }, (server) => (s = server));
 
     async function recordOf(id: string): Promise<{ started: boolean; aborted: boolean; cancelled: boolean; reason: string } | null> {
       const res = await request(`${s.url}/record?id=${id}`);

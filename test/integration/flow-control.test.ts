@@ -4,11 +4,11 @@
  * streamed response to a slow client arrives whole with bounded worker memory; the credit state
  * lives across keep-alive requests; credits messages are never taken for disconnects.
  */
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { request } from '../helpers/http.js';
-import { OpenClient, rssOf, run, startPushServer, type PushServer } from '../helpers/push.js';
+import { OpenClient, rssOf, run, type PushServer, usePushServer } from '../helpers/push.js';
 
 const MB = 1024 * 1024;
 
@@ -27,14 +27,8 @@ function patternHash(length: number): string {
 
 for (const workers of [0, 1]) {
   describe(`download flow control (--workers=${workers})`, () => {
-    let s: PushServer;
-    before(async () => {
-      s = await startPushServer({ workers, settings: { 'download.flow_control': 1 } });
-    });
-    after(async () => {
-      const code = await s?.stop();
-      assert.equal(code, 0, s?.wsgid.output());
-    });
+    let s!: PushServer;
+    usePushServer({ workers, settings: { 'download.flow_control': 1 } }, (server) => (s = server));
 
     test('200 MB streamed to a slow client (curl --limit-rate 40M) arrives whole; worker RSS bounded', { timeout: 120_000 }, async () => {
       const { pid } = JSON.parse((await request(`${s.url}/rss`)).text) as { pid: number };

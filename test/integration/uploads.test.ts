@@ -12,7 +12,7 @@ import { chown, open, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { request } from '../helpers/http.js';
-import { eventually, launch, rssOf, run, startPushServer, type PushServer } from '../helpers/push.js';
+import { eventually, launch, rssOf, run, startPushServer, type PushServer, usePushServer } from '../helpers/push.js';
 
 const MB = 1024 * 1024;
 
@@ -29,14 +29,8 @@ async function uploadFiles(s: PushServer): Promise<string[]> {
 
 for (const workers of [0, 1]) {
   describe(`async uploads (--workers=${workers})`, () => {
-    let s: PushServer;
-    before(async () => {
-      s = await startPushServer({ workers });
-    });
-    after(async () => {
-      const code = await s?.stop();
-      assert.equal(code, 0, s?.wsgid.output());
-    });
+    let s!: PushServer;
+    usePushServer({ workers }, (server) => (s = server));
 
     test('a 100 KB body arrives whole through request.text() and request.body; the file is removed', async () => {
       const body = randomBytes(100 * 1024).toString('base64').slice(0, 100 * 1024);
