@@ -92,8 +92,11 @@ async function writeStandard(reply: ReplyChannel, response: Response, version: s
       return reply.end(framed.head, framed.close);
     }
     // A body that is already complete (the usual case for non-stream bodies) gets a Content-Length.
+    // The second read is kept: when it is still pending after a microtask, it will deliver the next
+    // chunk, and a new read() would skip that chunk (the data loss fixed in 0.1.1).
+    const secondRead = reader.read();
     const second: ReadableStreamReadResult<Uint8Array> | typeof PENDING = await Promise.race([
-      reader.read(),
+      secondRead,
       Promise.resolve().then((): typeof PENDING => PENDING),
     ]);
     if (second !== PENDING && second.done) {
@@ -109,7 +112,7 @@ async function writeStandard(reply: ReplyChannel, response: Response, version: s
     }
     reply.write(framed.head);
     await writeBodyChunk(reply, framed, first.value);
-    let next = second === PENDING ? await reader.read() : second;
+    let next = second === PENDING ? await secondRead : second;
     while (!next.done) {
       if (reply.closed) {
         await reader.cancel();
