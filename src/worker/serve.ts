@@ -7,7 +7,7 @@
  * that is the credit and in-flight bookkeeping (docs/INTERNALS.md).
  */
 import { constants as fsConstants } from 'node:fs';
-import { access, lstat, realpath, unlink } from 'node:fs/promises';
+import { access, lstat, realpath, truncate, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { encodeBroadcast, encodeClose, encodeReply, parseMessage, peekConnection, ProtocolError } from '../protocol/index.js';
 import type { Mongrel2Message } from '../protocol/index.js';
@@ -291,7 +291,10 @@ export function startWorker(options: WorkerOptions): Worker {
       else {
         const [real, root] = await Promise.all([realpath(file), realpath(mongrel2Chroot)]);
         if (!(root === '/' || real.startsWith(root + path.sep))) bodyError = `it resolves to ${real}, outside the mongrel2 chroot`;
-        else await access(file, fsConstants.R_OK);
+        else {
+          await access(file, fsConstants.R_OK);
+          await trimToContentLength(file, info.size, message);
+        }
       }
     } catch (error) {
       const e = error as NodeJS.ErrnoException;
@@ -308,6 +311,22 @@ export function startWorker(options: WorkerOptions): Worker {
     }
     noteCredits(message, server);
     enqueue(message, file, server, bodyError);
+  }
+
+  /**
+   * mongrel2 1.12 appends the bytes of requests pipelined behind an upload to the upload file (and
+   * never serves those requests): the body is Content-Length bytes, so cut the file there. A chunked
+   * upload has no length to cut at.
+   */
+  async function trimToContentLength(file: string, size: number, message: Mongrel2Message): Promise<void> {
+    const declared = Number(firstHeader(message.headers['content-length']));
+    if (!Number.isSafeInteger(declared) || declared < 0 || size <= declared) return;
+    logger.warn('the upload file is longer than Content-Length (mongrel2 wrote pipelined bytes into it): cutting it', {
+      conn: message.connId,
+      contentLength: declared,
+      fileSize: size,
+    });
+    await truncate(file, declared);
   }
 
   /** The first request on a connection carries the initial download credit when flow control is on. */
