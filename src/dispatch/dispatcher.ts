@@ -11,6 +11,7 @@
  * promise and no N-API call per message, which measured cheaper than a ZeroMQ ROUTER/DEALER pair
  * (docs/INTERNALS.md).
  */
+import { errorResponse } from '../http/error-response.js';
 import { chmodSync, chownSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -41,28 +42,6 @@ export interface DispatcherOptions {
 
 /** Limit of unix socket paths (sun_path is 108 bytes with the terminating NUL). */
 const UNIX_PATH_MAX = 107;
-
-const REASONS: Record<number, string> = { 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' };
-const BODIES: Record<number, string> = {
-  502: 'Bad Gateway: the worker serving this request stopped before answering.\n',
-  503: 'Service Unavailable: too many requests are waiting for a worker.\n',
-  504: 'Gateway Timeout: the request was not answered in time.\n',
-};
-
-/** A complete small HTTP/1.1 response (framed with Content-Length, closing the connection). */
-export function errorResponse(status: 502 | 503 | 504, version: string, date = new Date()): string {
-  const body = BODIES[status]!;
-  return (
-    `HTTP/1.1 ${status} ${REASONS[status]}\r\n` +
-    `Date: ${date.toUTCString()}\r\n` +
-    `Content-Type: text/plain; charset=utf-8\r\n` +
-    `Content-Length: ${Buffer.byteLength(body)}\r\n` +
-    `Connection: close\r\n` +
-    `X-Wsgid: ${version}\r\n` +
-    `\r\n` +
-    body
-  );
-}
 
 /**
  * The private folder of the dispatch socket, relative to the app folder: `pid/.d<masterpid>`, and

@@ -2,7 +2,8 @@
  * HTTP/1.1 response heads for gateways that do not have Node's ServerResponse to do it
  * (fetch, wsgi). mongrel2 forwards our bytes untouched, so every rule a front server would
  * normally apply lives here: Date, X-Wsgid, Content-Length or chunked framing, no body for
- * HEAD/1xx/204/304 (RFC 9110 §6.4.1), Connection: close when the connection will close.
+ * HEAD/1xx/204/304 (RFC 9110 §6.4.1), Connection: close when the connection will close, and the
+ * refusal of any head an app could use to split the response (InvalidResponseHeadError).
  */
 import { STATUS_CODES } from 'node:http';
 import type { ReplyChannel } from './reply-channel.js';
@@ -45,12 +46,36 @@ export function bodyForbidden(method: string, status: number): boolean {
   return method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200);
 }
 
-/** A header name or value that would let an app split the response (CR, LF, NUL) is refused. */
-const UNSAFE = /[\r\n\0]/;
-export function assertSafeHeader(name: string, value: string): void {
-  if (UNSAFE.test(name) || UNSAFE.test(value) || name.length === 0 || name.includes(':')) {
-    throw new TypeError(`invalid response header ${JSON.stringify(name)}: ${JSON.stringify(value)}`);
+/**
+ * A response head wsgid refuses to write: an app's header name that is not a token, a value or
+ * reason phrase with a character outside HTAB, SP, VCHAR and obs-text (CR, LF and NUL would let a
+ * client who gets an app to echo its input split the response; a character above U+00FF would be
+ * cut to its low byte when the head is written as Latin-1, and U+010D becomes CR), or a status
+ * outside 100–999. node:http refuses the same (ERR_INVALID_CHAR, ERR_INVALID_HTTP_TOKEN).
+ */
+export class InvalidResponseHeadError extends TypeError {
+  readonly code = 'WSGID_ERR_RESPONSE_HEAD';
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidResponseHeadError';
   }
+}
+
+/** RFC 9110 §5.6.2 token. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Anything but HTAB, SP, VCHAR and obs-text (RFC 9110 §5.5 field-value, §15 reason-phrase). */
+const INVALID_TEXT = /[^\t\x20-\x7e\x80-\xff]/;
+
+export function assertSafeHeader(name: string, value: string): void {
+  if (!TOKEN.test(name)) throw new InvalidResponseHeadError(`invalid response header name ${JSON.stringify(name)}`);
+  if (INVALID_TEXT.test(value)) {
+    throw new InvalidResponseHeadError(`invalid character in the value of response header ${JSON.stringify(name)}: ${JSON.stringify(value)}`);
+  }
+}
+
+function assertSafeStatus(status: number, reason: string | undefined): void {
+  if (!Number.isInteger(status) || status < 100 || status > 999) throw new InvalidResponseHeadError(`invalid status ${status}`);
+  if (reason !== undefined && INVALID_TEXT.test(reason)) throw new InvalidResponseHeadError(`invalid character in the reason phrase ${JSON.stringify(reason)}`);
 }
 
 /**
@@ -67,11 +92,14 @@ export function frameHead(
   version: string,
   reason?: string,
 ): FramedHead {
+  assertSafeStatus(status, reason);
   let head = `HTTP/1.1 ${status} ${reason ?? statusText(status)}\r\n`;
   let appLength: string | undefined;
   let close = !reply.keepAlive;
   let hasDate = false;
   for (const [name, value] of headers) {
+    // Every byte of an app's head is checked here, whichever gateway framed it.
+    assertSafeHeader(name, value);
     switch (name.toLowerCase()) {
       case 'connection':
         if (/\bclose\b/i.test(value)) close = true;
@@ -79,9 +107,15 @@ export function frameHead(
       case 'transfer-encoding':
       case 'keep-alive':
         continue;
-      case 'content-length':
-        appLength = value;
+      case 'content-length': {
+        // A length the body does not obey would desynchronise every later response on the connection.
+        const length = value.trim();
+        if (!/^\d+$/.test(length) || (appLength !== undefined && appLength !== length)) {
+          throw new InvalidResponseHeadError(`invalid Content-Length ${JSON.stringify(value)}`);
+        }
+        appLength = length;
         continue;
+      }
       case 'date':
         hasDate = true;
         break;

@@ -12,6 +12,8 @@ import path from 'node:path';
 import { encodeBroadcast, encodeClose, encodeReply, parseMessage, peekConnection, ProtocolError } from '../protocol/index.js';
 import type { Mongrel2Message } from '../protocol/index.js';
 import { chunkPrefix, CHUNK_SUFFIX, requestKeepAlive } from '../http/head.js';
+import { errorResponse } from '../http/error-response.js';
+import { VERSION } from '../version.js';
 import { installBroadcaster, type BroadcastOptions, type Broadcaster } from '../broadcast.js';
 import type { Gateway, GatewayRequest } from '../gateways/types.js';
 import type { Logger } from '../log/logger.js';
@@ -380,11 +382,7 @@ export function startWorker(options: WorkerOptions): Worker {
     const request = new ActiveRequest(message, bodyFile, reply, server, broadcaster);
     connection.active = request;
     if (bodyError !== undefined) {
-      reply.end(
-        'HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\nContent-Length: 22\r\n' +
-          'Connection: close\r\n\r\nInternal Server Error\n',
-        true,
-      );
+      reply.end(errorResponse(500, VERSION, { method }), true);
       return settled(connection, request);
     }
     let result: void | Promise<void>;
@@ -422,12 +420,9 @@ export function startWorker(options: WorkerOptions): Worker {
       logger.warn('mongrel2 sends streaming uploads (upload.stream=1), which wsgid does not support; answering 501 (use the default async uploads)');
     }
     if (message.headers['UPLOAD_STREAM'] !== '0') return;
-    const body = 'Streaming uploads (mongrel2 upload.stream=1) are not supported by this server.\n';
-    const response =
-      'HTTP/1.1 501 Not Implemented\r\nContent-Type: text/plain\r\nContent-Length: ' +
-      Buffer.byteLength(body) +
-      '\r\nConnection: close\r\n\r\n' +
-      body;
+    const response = errorResponse(501, VERSION, {
+      body: 'Streaming uploads (mongrel2 upload.stream=1) are not supported by this server.\n',
+    });
     const socket = sockets[server]!;
     socket.send(encodeReply(message.sender, message.connId, response));
     socket.send(encodeClose(message.sender, message.connId));
@@ -438,11 +433,7 @@ export function startWorker(options: WorkerOptions): Worker {
     const reply = request.reply;
     if (reply.ended) return;
     if (reply.bytes === 0) {
-      reply.end(
-        'HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\nContent-Length: 22\r\n' +
-          'Connection: close\r\n\r\nInternal Server Error\n',
-        true,
-      );
+      reply.end(errorResponse(500, VERSION, { method: reply.method }), true);
     } else reply.abort();
   }
 

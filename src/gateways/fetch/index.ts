@@ -10,15 +10,13 @@ import { installLightResponse } from './response.js';
 import { writeResponse } from './write.js';
 import { FetchContext, type HandshakeSlot } from './context.js';
 import { closingReply, switchingProtocolsHead } from '../../http/websocket.js';
+import { errorResponse } from '../../http/error-response.js';
 
 export { FetchContext } from './context.js';
 export type { UpgradeWebSocketOptions, WebSocketUpgrade } from './context.js';
 export { ServerWebSocket, WebSocketCloseEvent, WebSocketErrorEvent, WebSocketMessageEvent } from './websocket.js';
 
 export type FetchHandler = (request: Request, context: FetchContext) => Response | Promise<Response>;
-
-const INTERNAL_ERROR =
-  'HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 22\r\n';
 
 export function toFetchHandler(app: unknown): FetchHandler {
   if (typeof app === 'function') return app as FetchHandler;
@@ -123,10 +121,7 @@ class FetchGateway implements Gateway {
       error,
     });
     if (reply.bytes > 0) return reply.abort();
-    reply.end(
-      INTERNAL_ERROR + 'X-Wsgid: ' + this.version + '\r\nConnection: close\r\n\r\nInternal Server Error\n',
-      true,
-    );
+    reply.end(errorResponse(500, this.version, { method: reply.method }), true);
   }
 
   async close(): Promise<void> {}

@@ -26,7 +26,8 @@ import { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { Gateway, GatewayFactory, GatewayOptions, GatewayRequest, LoadedApp } from '../types.js';
 import type { ReplyChannel } from '../../http/reply-channel.js';
-import { assertSafeHeader, CHUNK_SUFFIX, chunkPrefix, frameHead, LAST_CHUNK, statusText, type Framing } from '../../http/head.js';
+import { CHUNK_SUFFIX, chunkPrefix, frameHead, LAST_CHUNK, type Framing } from '../../http/head.js';
+import { errorResponse } from '../../http/error-response.js';
 import type { Logger } from '../../log/logger.js';
 import { buildEnviron } from './environ.js';
 import {
@@ -514,22 +515,13 @@ class WsgiGateway implements Gateway {
     const reply = job.reply;
     try {
       const head = decodeHead(payload);
-      let declared: string | undefined;
-      for (const [name, value] of head.headers) {
-        assertSafeHeader(name, value);
-        if (name.toLowerCase() === 'content-length') {
-          const v = value.trim();
-          if (!/^\d+$/.test(v) || (declared !== undefined && declared !== v)) {
-            throw new TypeError(`invalid Content-Length ${JSON.stringify(value)}`);
-          }
-          declared = v;
-        }
-      }
+      // frameHead refuses unsafe names, values and lengths (InvalidResponseHeadError).
       const framed = frameHead(reply, head.status, head.headers, head.bodyLength, this.version, head.reason || undefined);
       job.headSent = true;
       job.framing = framed.framing;
       job.close = framed.close;
-      job.remaining = declared !== undefined ? Number(declared) : head.bodyLength ?? 0;
+      const declared = head.headers.find(([name]) => name.toLowerCase() === 'content-length')?.[1];
+      job.remaining = declared !== undefined ? Number(declared.trim()) : head.bodyLength ?? 0;
       reply.write(Buffer.from(framed.head, 'latin1'));
     } catch (err) {
       this.logger.error('invalid response head from the WSGI app; answering 500', {
@@ -670,12 +662,8 @@ class WsgiGateway implements Gateway {
   private sendError(job: Job, status: number): void {
     const reply = job.reply;
     if (job.ended || job.headSent) return;
-    const body = Buffer.from(`${status} ${statusText(status)}\n`, 'latin1');
-    const framed = frameHead(reply, status, [['Content-Type', 'text/plain; charset=utf-8']], body.length, this.version);
     job.headSent = true;
-    reply.write(Buffer.from(framed.head, 'latin1'));
-    if (framed.framing !== 'none') reply.write(body);
-    reply.end(undefined, framed.close);
+    reply.end(errorResponse(status, this.version, { method: reply.method }), true);
     job.ended = true;
   }
 
