@@ -133,13 +133,25 @@ function hasBody(method: string): boolean {
   return method !== 'GET' && method !== 'HEAD';
 }
 
+/** A Host value that can only be an authority: a name or IPv4 address, or an IPv6 literal, and a port. */
+const SAFE_HOST = /^(?:[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+/** The authority when the client sent none or one that is not a plain host[:port]. */
+const FALLBACK_HOST = 'localhost';
+
+/**
+ * scheme://host + the path and query mongrel2 routed. The client's Host may change the authority,
+ * never the path: `Host: x/admin?` or an absolute-form request target must not make the app see
+ * another path than the one mongrel2 matched its route against, and `[::1` or `%zz` must not make
+ * the URL invalid, so a Host that is not a plain host[:port] is replaced by FALLBACK_HOST.
+ */
 function buildUrl(source: GatewayRequest): string {
   const headers = source.message.headers;
-  const uri = firstValue(headers['URI']) ?? source.message.path;
-  if (uri.startsWith('http://') || uri.startsWith('https://')) return uri;
   const scheme = firstValue(headers['URL_SCHEME']) === 'https' ? 'https' : 'http';
-  const host = firstValue(headers['host']) || 'localhost';
-  return scheme + '://' + host + (uri.startsWith('/') ? uri : '/' + uri);
+  const host = firstValue(headers['host']);
+  const authority = host !== undefined && SAFE_HOST.test(host) ? host : FALLBACK_HOST;
+  const path = firstValue(headers['PATH']) ?? source.message.path;
+  const query = firstValue(headers['QUERY']);
+  return scheme + '://' + authority + (path.startsWith('/') ? path : '/' + path) + (query === undefined ? '' : '?' + query);
 }
 
 // Everything else Request has (cache, mode, redirect, referrer, ...) is delegated to the real one.
