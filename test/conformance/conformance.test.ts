@@ -18,6 +18,10 @@ import { batchArb, describeCase, requestBytes, type Case, type GatewayProfile } 
 import { exchange, trimOws, type ExchangeResult, type RawResponse } from './raw-http.js';
 import { gunicornReference, honoReference, nodeReference, underWsgid, type Reference, type UnderTest } from './servers.js';
 
+// Frameworks' error pages must not depend on where the app's files are (Express prints stack
+// traces outside production): both sides run in production mode.
+process.env.NODE_ENV = 'production';
+
 const SEED = process.env.CONFORMANCE_SEED !== undefined ? Number(process.env.CONFORMANCE_SEED) : Date.now() % 2 ** 31;
 const PATH = process.env.CONFORMANCE_PATH;
 const SCALE = Number(process.env.CONFORMANCE_RUNS ?? 1);

@@ -135,7 +135,7 @@ export async function underWsgid(files: string[], extra: string[]): Promise<Unde
       await mkdir(path.join(dir, 'app'));
       for (const file of files) await cp(path.join(FIXTURES, file), path.join(dir, 'app', file));
       await symlink(path.join(REPO_ROOT, 'node_modules'), path.join(dir, 'app', 'node_modules'), 'dir');
-      const args = [`--workers=${variant.workers}`, '--graceful-timeout=5', ...extra];
+      const args = [`--workers=${variant.workers}`, '--graceful-timeout=5', '--env=NODE_ENV=production', ...extra];
       if (m2.chrooted) args.push(`--mongrel2-chroot=${m2.dir}`);
       const handler = m2.handler(variant.name.replace(/\W+/g, '-'));
       wsgids.push(await startWsgid(wsgidArgs(handler, dir, args), { cwd: dir, readyUrl: `${m2.baseUrl}${variant.prefix}/` }));
