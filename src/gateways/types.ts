@@ -25,6 +25,13 @@ export interface GatewayRequest {
    * Provided by the worker; test doubles may leave it out.
    */
   broadcast?(connIds: readonly number[], data: Uint8Array | string, options?: BroadcastOptions): number;
+  /**
+   * The app failed while serving this request (an exception, a rejected promise, a body stream
+   * that errored, a Python traceback): gateways call this with the error, besides logging it, so
+   * whoever wraps the gateway (request filters' `after`) learns of it whatever thread or process
+   * the error came from.
+   */
+  reportError?(error: unknown): void;
 }
 
 export interface Gateway {

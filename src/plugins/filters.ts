@@ -12,17 +12,17 @@
  *     writes until the blank line ending the head, parses the status and headers, runs the `after`
  *     filters (last registered first), re-serializes the head and lets the rest through untouched.
  *     Changing framing headers (Content-Length, Transfer-Encoding) is the filter's own risk.
- *   - errors: gateways answer an app's exception with a 500 themselves and log it with
- *     `logger.error(..., {error})`; the wrapper gives the gateway a logger that also records that
- *     error in the request's AsyncLocalStorage slot, so `after` sees `info.error`. A gateway that
- *     throws from `handle()` gets a 500 from the wrapper, with `error` set as well.
+ *   - errors: gateways answer an app's exception with a 500 themselves and report it through the
+ *     request's `reportError` (GatewayRequest), which the wrapper sets, so `after` sees
+ *     `info.error` whichever thread or process the error came from (a Python traceback arrives
+ *     over a pipe, outside the request's async context). A gateway that throws from `handle()`
+ *     gets a 500 from the wrapper, with `error` set as well.
  *
- * Cost: nothing when there are no filters (the factory is returned unchanged). With filters, one
- * AsyncLocalStorage context and a head parse per request.
+ * Cost: nothing when there are no filters (the factory is returned unchanged). With filters, a
+ * copy of the request and a head parse per request.
  *
  * Integration (the worker): `const create = await withRequestFilters(await gatewayFactory(kind), settings, logger)`.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Settings } from '../config/settings.js';
 import type { Gateway, GatewayFactory, GatewayOptions, GatewayRequest, LoadedApp } from '../gateways/types.js';
 import { frameHead, statusText } from '../http/head.js';
@@ -34,27 +34,6 @@ import type { FilterRequest, FilterResponse, FilterResponseInfo, PluginContext, 
 
 interface RequestSlot {
   error?: unknown;
-}
-
-const slots = new AsyncLocalStorage<RequestSlot>();
-
-/** A logger that also notes `fields.error` of error() calls in the current request's slot. */
-function recordingLogger(logger: Logger): Logger {
-  return {
-    get level() {
-      return logger.level;
-    },
-    debug: logger.debug,
-    info: logger.info,
-    warn: logger.warn,
-    error: (message, fields) => {
-      const slot = slots.getStore();
-      if (slot && fields && 'error' in fields && slot.error === undefined) slot.error = fields['error'];
-      logger.error(message, fields);
-    },
-    child: (role) => recordingLogger(logger.child(role)),
-    reopen: () => logger.reopen(),
-  };
 }
 
 function single(value: string | string[] | undefined): string {
@@ -333,8 +312,7 @@ export class FilteredGateway implements Gateway {
   ) {}
 
   handle(request: GatewayRequest, reply: ReplyChannel): Promise<void> {
-    const slot: RequestSlot = {};
-    return slots.run(slot, () => this.run(request, reply, slot));
+    return this.run(request, reply, {});
   }
 
   private async run(request: GatewayRequest, reply: ReplyChannel, slot: RequestSlot): Promise<void> {
@@ -407,7 +385,20 @@ export class FilteredGateway implements Gateway {
       return;
     }
     const message = applyFilterRequest(request.message, original, current);
-    const forwarded: GatewayRequest = message === request.message ? request : { message, bodyFile: request.bodyFile, signal: request.signal };
+    // Not a spread: the worker's request serves `signal` from a getter (created on first use).
+    const forwarded: GatewayRequest = {
+      message,
+      bodyFile: request.bodyFile,
+      server: request.server,
+      get signal() {
+        return request.signal;
+      },
+      broadcast: request.broadcast && ((connIds, data, options) => request.broadcast!(connIds, data, options)),
+      reportError: (error) => {
+        slot.error ??= error;
+        request.reportError?.(error);
+      },
+    };
     try {
       await this.inner.handle(forwarded, wrapped);
     } catch (error) {
@@ -441,7 +432,7 @@ export function wrapFactory(factory: GatewayFactory, filters: readonly RequestFi
   if (!filters.length) return factory;
   context.logger.info('request filters', { filters: filters.map((filter) => filter.name).join(',') });
   return async (app: LoadedApp, options: GatewayOptions) => {
-    const inner = await factory(app, { ...options, logger: recordingLogger(options.logger) });
+    const inner = await factory(app, options);
     return new FilteredGateway(inner, filters, { ...context, logger: options.logger }, options.version);
   };
 }

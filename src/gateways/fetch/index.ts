@@ -114,6 +114,7 @@ class FetchGateway implements Gateway {
   /** The app threw, rejected, or its body stream failed: 500 if nothing was sent, else cut it off. */
   private fail(reply: ReplyChannel, source: GatewayRequest, error: unknown): void {
     if (reply.closed && source.signal.aborted) return; // the client left; nothing to answer
+    source.reportError?.(error);
     this.logger.error('app error', {
       method: source.message.headers['METHOD'],
       path: source.message.path,

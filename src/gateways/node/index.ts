@@ -169,7 +169,7 @@ export class NodeGateway implements Gateway {
       signal.addEventListener('abort', onAbort, { once: true });
 
       res.assignSocket(socket as unknown as Socket);
-      this.dispatch(req, res);
+      this.dispatch(req, res, request.reportError);
     });
   }
 
@@ -208,24 +208,25 @@ export class NodeGateway implements Gateway {
   }
 
   /** Call the app's 'request' listeners; a synchronous throw or a rejected promise → 500. */
-  private dispatch(req: IncomingMessage, res: GatewayServerResponse): void {
+  private dispatch(req: IncomingMessage, res: GatewayServerResponse, report: GatewayRequest['reportError']): void {
     const listeners = this.server.listeners('request') as RequestListener[];
     if (listeners.length === 0) {
-      this.fail(new Error('the http.Server has no request listener'), req, res);
+      this.fail(new Error('the http.Server has no request listener'), req, res, report);
       return;
     }
     try {
       for (const listener of listeners) {
         const result = listener.call(this.server, req, res);
-        if (isThenable(result)) result.then(undefined, (error: unknown) => this.fail(error, req, res));
+        if (isThenable(result)) result.then(undefined, (error: unknown) => this.fail(error, req, res, report));
       }
     } catch (error) {
-      this.fail(error, req, res);
+      this.fail(error, req, res, report);
     }
   }
 
   /** The app failed: 500 if nothing was sent yet, otherwise cut the connection; log either way. */
-  private fail(error: unknown, req: IncomingMessage, res: GatewayServerResponse): void {
+  private fail(error: unknown, req: IncomingMessage, res: GatewayServerResponse, report: GatewayRequest['reportError']): void {
+    report?.(error);
     this.logger.error('node gateway: app error', { error, method: req.method, url: req.url });
     if (res.writableEnded || res.destroyed) return;
     if (res.headersSent) {

@@ -524,6 +524,7 @@ class WsgiGateway implements Gateway {
       job.remaining = declared !== undefined ? Number(declared.trim()) : head.bodyLength ?? 0;
       reply.write(Buffer.from(framed.head, 'latin1'));
     } catch (err) {
+      job.request.reportError?.(err);
       this.logger.error('invalid response head from the WSGI app; answering 500', {
         path: job.request.message.path,
         error: (err as Error).message,
@@ -621,11 +622,9 @@ class WsgiGateway implements Gateway {
       }
       if (outcome === DONE_OK || outcome === DONE_ERROR) {
         const m = job.request.message;
-        this.logger.error('the WSGI app raised an exception', {
-          method: m.headers.METHOD,
-          path: m.path,
-          traceback: detail || 'the app returned without calling start_response()',
-        });
+        const traceback = detail || 'the app returned without calling start_response()';
+        job.request.reportError?.(new WsgiAppError(traceback));
+        this.logger.error('the WSGI app raised an exception', { method: m.headers.METHOD, path: m.path, traceback });
         if (!job.headSent) this.sendError(job, 500);
       }
       // Cancelled, or failed after the head: end with a close so a truncated body is visible.
@@ -671,6 +670,15 @@ class WsgiGateway implements Gateway {
     if (job.ended) return;
     job.ended = true;
     job.reply.end(undefined, close);
+  }
+}
+
+/** An exception the WSGI app raised, with Python's traceback as the message (for filters' `after`). */
+export class WsgiAppError extends Error {
+  readonly code = 'WSGID_ERR_WSGI_APP';
+  constructor(readonly traceback: string) {
+    super(traceback.trim().split('\n').at(-1) || 'the WSGI app failed');
+    this.name = 'WsgiAppError';
   }
 }
 
