@@ -22,6 +22,8 @@ const IMMEDIATE_MESSAGES = 4;
 const FIRST_BATCH_BYTES = 64 * 1024;
 const MAX_BATCH_BYTES = 256 * 1024 * 1024;
 const IDLE_FLUSH_MS = 25;
+/** Give up looking for the end of a head after this much (the access log then counts no body). */
+const MAX_HEAD_PROBE = 64 * 1024;
 /** With credits: flush once this much is pending (the flow cuts messages to the credit anyway). */
 const FLOW_BATCH_BYTES = 64 * 1024;
 /** Producers are asked to wait while this much is queued for ZeroMQ on the reply socket. */
@@ -37,6 +39,10 @@ export class ConnectionReply implements ReplyChannel {
   status = 0;
   /** Response bytes written (head and body). */
   bytes = 0;
+  /** Length of the head (status line to the blank line) once it has been written; -1 before. */
+  private headLength = -1;
+  /** The first writes, kept while the head's end has not been seen (heads are rarely split). */
+  private headProbe: Buffer | undefined;
   closed = false;
   ended = false;
   /** performance.now() of the last message sent for this response (keep-alive pings count). */
@@ -65,6 +71,7 @@ export class ConnectionReply implements ReplyChannel {
     const buffer = toBuffer(chunk);
     if (buffer.length === 0) return true;
     if (this.bytes === 0 && this.status === 0) this.status = readStatus(buffer);
+    if (this.headLength < 0) this.findHeadEnd(buffer);
     this.bytes += buffer.length;
     this.chunks.push(buffer);
     this.pending += buffer.length;
@@ -72,6 +79,23 @@ export class ConnectionReply implements ReplyChannel {
     else this.scheduleFlush();
     if (this.flow !== undefined && this.flow.queued + this.pending >= FLOW_HIGH_WATER) return false;
     return this.socket.pendingBytes < SOCKET_HIGH_WATER;
+  }
+
+  /** Body bytes sent, after the head (the access log's %b; chunked framing included, as on the wire). */
+  get bodyBytes(): number {
+    return this.headLength < 0 ? 0 : this.bytes - this.headLength;
+  }
+
+  private findHeadEnd(buffer: Buffer): void {
+    const probe = this.headProbe === undefined ? buffer : Buffer.concat([this.headProbe, buffer]);
+    const end = probe.indexOf('\r\n\r\n');
+    if (end >= 0) {
+      this.headLength = end + 4;
+      this.headProbe = undefined;
+    } else {
+      this.headProbe = probe.length <= MAX_HEAD_PROBE ? probe : undefined;
+      if (this.headProbe === undefined) this.headLength = this.bytes + buffer.length; // not HTTP: count nothing as body
+    }
   }
 
   async drained(): Promise<void> {

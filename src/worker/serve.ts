@@ -28,6 +28,7 @@ import { WebSocketConnections } from './websocket.js';
 export interface CompletedRequest {
   readonly message: Mongrel2Message;
   readonly status: number;
+  /** Body bytes sent, the head not counted (the access log's %b). */
   readonly bytes: number;
   readonly durationMs: number;
 }
@@ -453,7 +454,7 @@ export function startWorker(options: WorkerOptions): Worker {
     options.onComplete?.({
       message,
       status: reply.status,
-      bytes: reply.bytes,
+      bytes: reply.bodyBytes,
       durationMs: performance.now() - request.startedAt,
     });
     const next = connection.queue.shift();

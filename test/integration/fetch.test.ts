@@ -114,7 +114,8 @@ for (const workers of [0, 1]) {
       assert.match(String(res.headers['x-wsgid']), /^\d+\.\d+\.\d+/);
       assert.equal(res.headers['content-type'], 'text/plain;charset=UTF-8');
       // The access log (stderr in the foreground): Apache combined format plus microseconds.
-      await wsgid.waitForOutput(/^127\.0\.0\.1 - - \[[^\]]+\] "GET \/ HTTP\/1\.1" 200 \d+ "-" "-" \d+$/m);
+      // %b is the body's size (13), not the head's and the body's.
+      await wsgid.waitForOutput(new RegExp(`^127\\.0\\.0\\.1 - - \\[[^\\]]+\\] "GET / HTTP/1\\.1" 200 ${res.body.length} "-" "-" \\d+$`, 'm'));
     });
 
     for (const route of ['', '/json']) {
