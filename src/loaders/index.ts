@@ -5,8 +5,8 @@
  *   1. `--wsgi-app=MODULE[:EXPORT]`: MODULE is a file under app/ (extension optional, or a folder)
  *      or an installed package resolved from app/; `.py` files and modules that resolve to no
  *      JavaScript file go to the WSGI loader (src/loaders/wsgi.ts). `--django` → WSGI loader.
- *   2. Loader plugins (`<app-path>/plugins/`, then each `--loader-dir`): the first whose
- *      `canLoad(appDir, settings)` is true loads the app.
+ *   2. Loader plugins (`<app-path>/plugins/`, then each `--loader-dir`; discovered by plugins/ and
+ *      passed in by the caller): the first whose `canLoad(appDir, settings)` is true loads the app.
  *   3. `app/package.json`: the `wsgid` field (string "entry[:export]" or {entry, export, kind}),
  *      else `main`, else `exports` (".": wsgid/node/import/require/default) — if that file exists.
  *   4. Conventional entries: server, app, index, main × .js .mjs .cjs .ts .mts .cts.
@@ -18,7 +18,6 @@ import path from 'node:path';
 import type { Settings } from '../config/settings.js';
 import type { LoadedApp } from '../gateways/types.js';
 import type { Logger } from '../log/logger.js';
-import { loadPlugins } from '../plugins/discover.js';
 import { AppLoadError } from './errors.js';
 import { loadModuleApp } from './module.js';
 import { packageEntry, packageWsgidOptions, parseAppSpec, readPackageJson, resolveAppModule, resolveFile } from './resolve.js';
@@ -32,29 +31,22 @@ export { startListenCapture, type ListenCapture, type CapturedServer } from './c
 export const CONVENTIONAL_ENTRIES = ['server', 'app', 'index', 'main'] as const;
 export const CONVENTIONAL_EXTENSIONS = ['.js', '.mjs', '.cjs', '.ts', '.mts', '.cts'] as const;
 
-type WsgiLoader = (settings: Settings, logger: Logger) => Promise<LoadedApp | undefined>;
-
-/** The WSGI engineer's loader, if present (imported lazily: a JS app never pays for it). */
-async function wsgiLoader(logger: Logger): Promise<WsgiLoader | undefined> {
-  const specifier = './wsgi.js';
-  try {
-    const mod = (await import(specifier)) as { loadWsgi?: WsgiLoader };
-    return typeof mod.loadWsgi === 'function' ? mod.loadWsgi : undefined;
-  } catch (error) {
-    const code = (error as { code?: string }).code;
-    if (code === 'ERR_MODULE_NOT_FOUND') return undefined;
-    logger.error('the WSGI loader failed to load', { error });
-    return undefined;
-  }
+/**
+ * What loadApp needs of a loader plugin (plugins/types.ts AppLoaderPlugin, as plugins/discover.ts
+ * found it, is one). Declared here so that loaders/ does not import plugins/, which builds on it.
+ */
+export interface LoaderPlugin {
+  readonly name: string;
+  /** The plugin's file, for the list of what was tried. */
+  readonly file: string;
+  canLoad(appDir: string, settings: Readonly<Settings>): boolean | Promise<boolean>;
+  load(appDir: string, settings: Readonly<Settings>, context: { readonly settings: Readonly<Settings>; readonly logger: Logger }): Promise<LoadedApp> | LoadedApp;
 }
 
 async function tryWsgi(settings: Settings, logger: Logger, tried: string[]): Promise<LoadedApp | undefined> {
-  const load = await wsgiLoader(logger);
-  if (!load) {
-    tried.push('Python WSGI app (WSGI loader not available in this build)');
-    return undefined;
-  }
-  const app = await load(settings, logger);
+  // Imported on demand: a JavaScript app never loads the WSGI loader.
+  const { loadWsgi } = await import('./wsgi.js');
+  const app = await loadWsgi(settings, logger);
   if (!app) tried.push('Python WSGI app (wsgi.py, manage.py, *.py with application): none found');
   return app;
 }
@@ -72,7 +64,13 @@ function hasPythonFiles(appDir: string): boolean {
 }
 
 /** Load the app of `settings.appPath` (see the module comment for the order). */
-export async function loadApp(settings: Settings, logger: Logger): Promise<LoadedApp> {
+/** Loader plugins and the folders they were looked for in (plugins/discover.ts PluginSet fits). */
+export interface LoaderPlugins {
+  readonly loaders: readonly LoaderPlugin[];
+  readonly folders: readonly string[];
+}
+
+export async function loadApp(settings: Settings, logger: Logger, plugins: LoaderPlugins = { loaders: [], folders: [] }): Promise<LoadedApp> {
   const appDir = appDirOf(settings);
   if (!existsSync(appDir)) {
     throw new AppLoadError(`app folder ${appDir} does not exist (run \`wsgid init --app-path=${settings.appPath}\` and put the app in app/)`);
@@ -104,7 +102,6 @@ export async function loadApp(settings: Settings, logger: Logger): Promise<Loade
     throw new AppLoadError(`--wsgi-app=${settings.wsgiApp}: no such JavaScript module or WSGI application under ${appDir}`, tried);
   }
 
-  const plugins = await loadPlugins(settings, logger);
   for (const plugin of plugins.loaders) {
     let can = false;
     try {
@@ -118,7 +115,7 @@ export async function loadApp(settings: Settings, logger: Logger): Promise<Loade
       return { ...app, description: `${app.description} (loader plugin "${plugin.name}")` };
     }
   }
-  if (!plugins.loaders.length) tried.push(`loader plugins in ${plugins.folders.map((f) => path.relative(settings.appPath, f) || '.').join(', ')}: none`);
+  if (!plugins.loaders.length && plugins.folders.length) tried.push(`loader plugins in ${plugins.folders.map((f) => path.relative(settings.appPath, f) || '.').join(', ')}: none`);
 
   if (pkg) {
     const entry = packageEntry(pkg);

@@ -7,11 +7,12 @@ import type { Logger } from '../log/logger.js';
 import type { Gateway } from '../gateways/types.js';
 import { gatewayFactory } from '../gateways/registry.js';
 import { loadApp } from '../loaders/index.js';
+import { loadPlugins } from '../plugins/discover.js';
 import { withRequestFilters } from '../plugins/filters.js';
 import { VERSION } from '../version.js';
 
 export async function loadGateway(settings: Settings, logger: Logger): Promise<Gateway> {
-  const loaded = await loadApp(settings, logger);
+  const loaded = await loadApp(settings, logger, await loadPlugins(settings, logger));
   logger.info('app loaded', { app: loaded.description, gateway: loaded.kind });
   // Request-filter plugins wrap whichever gateway serves the app (unchanged when there are none).
   const create = await withRequestFilters(await gatewayFactory(loaded.kind), settings, logger);

@@ -24,9 +24,14 @@ import type { ReplyChannel } from '../../src/http/reply-channel.js';
 import { createLogger, type Logger } from '../../src/log/logger.js';
 import { AppLoadError, classify, loadApp, startListenCapture } from '../../src/loaders/index.js';
 import { parseAppSpec, packageEntry, resolveExportsTarget } from '../../src/loaders/resolve.js';
-import { pluginsOf } from '../../src/plugins/discover.js';
+import { loadPlugins, pluginsOf } from '../../src/plugins/discover.js';
 import { FilteredGateway, wrapFactory } from '../../src/plugins/filters.js';
 import type { RequestFilterPlugin } from '../../src/plugins/types.js';
+
+/** Load an app as a worker does: the loader plugins that plugins/ discovers, then loadApp. */
+async function loadLikeAWorker(settings: Parameters<typeof loadApp>[0]): ReturnType<typeof loadApp> {
+  return loadApp(settings, logger, await loadPlugins(settings, logger));
+}
 import type { Mongrel2Message } from '../../src/protocol/types.js';
 import { testSettings } from '../helpers/settings.js';
 
@@ -55,7 +60,7 @@ function settingsFor(appPath: string, extra: Partial<Settings> = {}): Settings {
 }
 
 async function load(files: Record<string, string>, extra: Partial<Settings> = {}): Promise<LoadedApp> {
-  return loadApp(settingsFor(appFolder(files), extra), logger);
+  return loadLikeAWorker(settingsFor(appFolder(files), extra));
 }
 
 async function loadError(files: Record<string, string>, extra: Partial<Settings> = {}): Promise<AppLoadError> {
@@ -240,10 +245,10 @@ describe('detection', () => {
 
   test('--wsgi-app: file without extension, dotted export, and a useful error for a missing export', async () => {
     const root = appFolder({ 'app/lib/api.mjs': 'export const api = { v1: { fetch: () => new Response("v1") } };\nexport const other = 1;\n' });
-    const a = await loadApp(settingsFor(root, { wsgiApp: 'lib/api:api.v1' }), logger);
+    const a = await loadLikeAWorker(settingsFor(root, { wsgiApp: 'lib/api:api.v1' }));
     assert.deepEqual(await viaFetch(a.app), { status: 200, body: 'v1' });
-    await assert.rejects(loadApp(settingsFor(root, { wsgiApp: 'lib/api.mjs:nope' }), logger), /has no export "nope" \(exports: api, other\)/);
-    await assert.rejects(loadApp(settingsFor(root, { wsgiApp: 'lib/api.mjs:other' }), logger), /is not an app \(got number\)/);
+    await assert.rejects(loadLikeAWorker(settingsFor(root, { wsgiApp: 'lib/api.mjs:nope' })), /has no export "nope" \(exports: api, other\)/);
+    await assert.rejects(loadLikeAWorker(settingsFor(root, { wsgiApp: 'lib/api.mjs:other' })), /is not an app \(got number\)/);
   });
 
   test('--wsgi-app: an installed package resolved from app/node_modules (ESM-only exports)', async () => {
@@ -251,7 +256,7 @@ describe('detection', () => {
       'app/node_modules/@acme/site/package.json': JSON.stringify({ name: '@acme/site', type: 'module', exports: { '.': { import: './dist/site.js' } } }),
       'app/node_modules/@acme/site/dist/site.js': 'export default { fetch: () => new Response("from package") };\n',
     });
-    const a = await loadApp(settingsFor(root, { wsgiApp: '@acme/site' }), logger);
+    const a = await loadLikeAWorker(settingsFor(root, { wsgiApp: '@acme/site' }));
     assert.deepEqual(await viaFetch(a.app), { status: 200, body: 'from package' });
   });
 
@@ -261,7 +266,7 @@ describe('detection', () => {
       'app/node_modules/greeting/index.js': 'module.exports = "hello from app/node_modules";\n',
       'app/server.mjs': 'import greeting from "greeting";\nexport default { fetch: () => new Response(greeting) };\n',
     });
-    const a = await loadApp(settingsFor(root), logger);
+    const a = await loadLikeAWorker(settingsFor(root));
     assert.deepEqual(await viaFetch(a.app), { status: 200, body: 'hello from app/node_modules' });
   });
 
@@ -337,7 +342,7 @@ const server = http.createServer((req, res) => res.end(JSON.stringify(global.__w
 server.listen(4321, () => { global.__wsgidTestSeen = { address: server.address(), listening: server.listening }; });
 `,
     });
-    const a = await loadApp(settingsFor(root), logger);
+    const a = await loadLikeAWorker(settingsFor(root));
     await new Promise((resolve) => setImmediate(resolve));
     const seen = JSON.parse((await viaNode(a.app)).body) as { address: net.AddressInfo; listening: boolean };
     assert.equal(seen.address.port, 4321);
@@ -519,7 +524,10 @@ describe('request filters wrap any gateway', () => {
     handle(request: GatewayRequest, reply: ReplyChannel) {
       const uri = String(request.message.headers['URI']);
       if (uri === '/fail') {
-        log.error('app error', { error: new Error('app failed') });
+        // The gateway contract: report the app's error on the request, besides logging it.
+        const error = new Error('app failed');
+        request.reportError?.(error);
+        log.error('app error', { error });
         reply.write('HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n');
         reply.end();
         return;
