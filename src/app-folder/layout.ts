@@ -13,6 +13,7 @@
 import { mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { AppFolderError } from '../config/errors.js';
+import { withAnchoredDir } from '../fs/anchored.js';
 import { CONFIG_FILE_NAME } from '../config/file.js';
 
 /** Folders `wsgid init` creates, relative to the app folder. */
@@ -103,7 +104,8 @@ export function checkAppFolder(appPath: string): AppFolderPaths {
   }
   for (const dir of [paths.logs, paths.pidMaster, paths.pidWorker]) {
     try {
-      mkdirSync(dir, { recursive: true, mode: 0o755 });
+      // Walked without following symlinks: we may be root in a folder the app's user can write.
+      withAnchoredDir(paths.root, path.relative(paths.root, dir).split(path.sep), () => {}, 0o755);
     } catch (error) {
       throw new AppFolderError(`cannot create ${dir}: ${(error as Error).message}`);
     }

@@ -74,7 +74,7 @@ export async function startCommand(settings: Settings, argv: readonly string[]):
   let baseLogger: Logger;
   try {
     baseLogger = isDaemonChild
-      ? createLogger({ path: paths.wsgidLog }, level, 'master')
+      ? createLogger({ path: paths.wsgidLog, root: paths.root }, level, 'master')
       : createLogger({ fd: settings.stdout ? 1 : 2 }, level, 'master');
   } catch (error) {
     const reason = `cannot open the log ${paths.wsgidLog}: ${(error as Error).message}`;

@@ -164,7 +164,7 @@ export function openAppendBelow(root: string, relative: string, mode: number): n
 }
 
 /** Read `name` if it is a regular file (no symlink, no fifo); undefined when missing or refused. */
-export function readFileAt(dir: AnchoredDir, name: string): string | undefined {
+export function readFileAt(dir: AnchoredDir, name: string): { text: string; mtimeMs: number } | undefined {
   let fd: number;
   try {
     fd = openSync(dir.at(name), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
@@ -172,8 +172,9 @@ export function readFileAt(dir: AnchoredDir, name: string): string | undefined {
     return undefined;
   }
   try {
-    if (!fstatSync(fd).isFile()) return undefined;
-    return readFileSync(fd, 'utf8');
+    const st = fstatSync(fd);
+    if (!st.isFile()) return undefined;
+    return { text: readFileSync(fd, 'utf8'), mtimeMs: st.mtimeMs };
   } finally {
     closeSync(fd);
   }
