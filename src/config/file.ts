@@ -4,8 +4,9 @@
  * Unknown keys, wrong types and broken JSON are refused with the file name, the key and what was
  * expected. For compatibility with the original, a list option also accepts a single string.
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { replaceFileAt, withAnchoredDir } from '../fs/anchored.js';
 import { assign } from './args.js';
 import { ConfigFileError } from './errors.js';
 import { fileOptions, jsonKey, type NamedOption, type OptionSpec, type OptionType, type OptionValues, type ValueOf } from './options.js';
@@ -160,8 +161,7 @@ export function writeConfigFile(appPath: string, values: Partial<OptionValues>):
   if (existing.envs && values.envs) merged.envs = { ...existing.envs, ...values.envs };
   const json = toJsonObject(merged);
   validateConfigObject(json, file);
-  const temp = `${file}.${process.pid}.tmp`;
-  writeFileSync(temp, JSON.stringify(json, null, 2) + '\n', { mode: 0o644 });
-  renameSync(temp, file);
+  // `wsgid config` may run as root in a folder the app's user can write: random temp name, no symlink.
+  withAnchoredDir(path.dirname(file), [], (dir) => replaceFileAt(dir, path.basename(file), JSON.stringify(json, null, 2) + '\n', 0o644));
   return { path: file, values: merged };
 }
