@@ -9,17 +9,34 @@ import { readFileSync } from 'node:fs';
 /** USER_HZ: the unit of /proc start times; 100 on every Linux ABI Node runs on. */
 const TICKS_PER_SECOND = 100;
 
-/** The start time of `pid` in clock ticks since boot, or undefined (gone, or no /proc). */
-export function processStartTicks(pid: number): number | undefined {
+interface ProcStat {
+  /** Field 3: R, S, D, Z (zombie), X (dead)… */
+  state: string;
+  /** Field 22: start time in clock ticks since boot. */
+  startTicks: number;
+}
+
+function readStat(pid: number): ProcStat | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Field 2 (comm) may hold spaces and parentheses: count from the last ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[22 - 3]);
-    return Number.isSafeInteger(ticks) ? ticks : undefined;
+    const startTicks = Number(fields[22 - 3]);
+    return Number.isSafeInteger(startTicks) ? { state: fields[0] ?? '', startTicks } : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** The start time of `pid` in clock ticks since boot, or undefined (gone, or no /proc). */
+export function processStartTicks(pid: number): number | undefined {
+  return readStat(pid)?.startTicks;
+}
+
+/** A zombie (or dying) process: it exited, nobody reaped it yet; no master, whatever its pid file says. */
+export function isZombie(pid: number): boolean {
+  const state = readStat(pid)?.state;
+  return state === 'Z' || state === 'X';
 }
 
 let bootTimeMs: number | undefined;

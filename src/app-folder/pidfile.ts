@@ -14,7 +14,7 @@
  */
 import path from 'node:path';
 import { openAnchoredDir, readFileAt, removeAt, replaceFileAt, withAnchoredDir, type AnchoredDir } from '../fs/anchored.js';
-import { processStartMs, processStartTicks } from './identity.js';
+import { isZombie, processStartMs, processStartTicks } from './identity.js';
 
 export type PidRole = 'master' | 'worker';
 
@@ -52,7 +52,7 @@ export interface PidRecord {
 
 /** Is the process the record names still the one that wrote it? */
 export function isSameProcess(record: PidRecord): boolean {
-  if (!isAlive(record.pid)) return false;
+  if (!isAlive(record.pid) || isZombie(record.pid)) return false;
   if (record.startTicks !== undefined) {
     const now = processStartTicks(record.pid);
     return now === undefined || now === record.startTicks; // undefined: no /proc, kill(0) is all we have
