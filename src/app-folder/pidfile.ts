@@ -50,15 +50,20 @@ export interface PidRecord {
   mtimeMs: number;
 }
 
-/** Is the process the record names still the one that wrote it? */
-export function isSameProcess(record: PidRecord): boolean {
-  if (!isAlive(record.pid) || isZombie(record.pid)) return false;
+/** Does the process that wrote the record still hold its pid (running, or a zombie not reaped yet)? */
+export function stillHoldsPid(record: PidRecord): boolean {
+  if (!isAlive(record.pid)) return false;
   if (record.startTicks !== undefined) {
     const now = processStartTicks(record.pid);
     return now === undefined || now === record.startTicks; // undefined: no /proc, kill(0) is all we have
   }
   const started = processStartMs(record.pid);
   return started === undefined || started <= record.mtimeMs + LEGACY_SLACK_MS;
+}
+
+/** Is the process that wrote the record still running (a zombie has exited)? */
+export function isSameProcess(record: PidRecord): boolean {
+  return stillHoldsPid(record) && !isZombie(record.pid);
 }
 
 function parse(text: string, mtimeMs: number): PidRecord | undefined {

@@ -9,7 +9,7 @@ import { OPTIONS, checkSignal } from '../config/options.js';
 import type { CommandValues } from '../config/options.js';
 import type { Settings } from '../config/settings.js';
 import { checkAppFolderExists } from '../app-folder/layout.js';
-import { isSameProcess, listPidFiles, type PidEntry } from '../app-folder/pidfile.js';
+import { isSameProcess, listPidFiles, stillHoldsPid, type PidEntry } from '../app-folder/pidfile.js';
 import { removeStaleState } from '../app-folder/stale.js';
 import { readStatusFile } from '../app-folder/status-file.js';
 
@@ -75,9 +75,10 @@ export async function stopCommand(settings: Settings, values: CommandValues, io:
   io.out(`sent ${signalName(signal)} to master pid ${masters.map((m) => m.pid).join(', ')}; waiting for it to exit\n`);
   const limitMs = (gracefulTimeoutSeconds(paths.root) + 10) * 1000;
   const deadline = Date.now() + limitMs;
-  while (masters.some(isSameProcess)) {
+  // Until the pid is released (reaped), as before; a pid taken over by another process ends the wait.
+  while (masters.some(stillHoldsPid)) {
     if (Date.now() > deadline) {
-      const left = masters.filter(isSameProcess).map((m) => m.pid);
+      const left = masters.filter(stillHoldsPid).map((m) => m.pid);
       io.err(`wsgid: master pid ${left.join(', ')} still running after ${limitMs / 1000} s (try --send-signal=KILL)\n`);
       return EXIT.FAILURE;
     }

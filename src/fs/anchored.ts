@@ -54,7 +54,8 @@ function checkName(name: string): void {
 
 function refuse(what: string, error: unknown): never {
   const code = (error as NodeJS.ErrnoException).code;
-  if (code === 'ELOOP' || code === 'ENOTDIR') throw new UnsafePathError(`refusing ${what}: it is a symlink or not a folder`);
+  if (code === 'ELOOP') throw new UnsafePathError(`refusing ${what}: it is a symlink`);
+  if (code === 'ENOTDIR') throw new UnsafePathError(`refusing ${what}: not a folder`);
   throw error;
 }
 
@@ -219,7 +220,8 @@ export function removeAt(dir: AnchoredDir, name: string): boolean {
 
 /**
  * Remove the folder `name` and what is directly in it, never descending: sub-folders (which a
- * writer could swap for symlinks mid-walk) make it stay. Returns true when the folder is gone.
+ * writer could swap for symlinks mid-walk) make it stay. A symlink or file there is unlinked
+ * itself. Returns true when the name is gone.
  */
 export function removeFlatFolderAt(dir: AnchoredDir, name: string): boolean {
   let inner: AnchoredDir;
@@ -227,7 +229,9 @@ export function removeFlatFolderAt(dir: AnchoredDir, name: string): boolean {
     inner = openChildDir(dir, name);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return true;
-    throw error;
+    if (!(error instanceof UnsafePathError)) throw error;
+    removeAt(dir, name); // a symlink (or file) planted there: removed itself, never followed
+    return true;
   }
   try {
     for (const entry of inner.list()) {
