@@ -32,6 +32,9 @@ function wsgid(args: string[], timeoutMs = 60_000): Promise<CliResult> {
   });
 }
 
+/** The master's own ready line (a worker logs "ready" earlier). */
+const MASTER_READY = /\[master \d+\] ready\b/;
+
 const folders: string[] = [];
 const bystanders: ChildProcess[] = [];
 
@@ -114,7 +117,7 @@ describe('stale pid files', () => {
 
     // A real master, killed with SIGKILL: it leaves its pid file, status.json and socket folder.
     const first = await startWsgid(['--no-daemon', ...args]);
-    await first.waitForOutput(/\bready\b/, 30_000);
+    await first.waitForOutput(MASTER_READY, 30_000);
     const dead = first.pid;
     await waitFor(() => existsSync(path.join(pidDir, 'status.json')), 'the status file');
     assert.ok(existsSync(path.join(pidDir, `.d${dead}`)), 'the socket folder');
@@ -142,14 +145,14 @@ describe('stale pid files', () => {
     // Started again: not refused; the dead master's leftovers are gone.
     const second = await startWsgid(['--no-daemon', ...args]);
     try {
-      await second.waitForOutput(/\bready\b/, 30_000);
+      await second.waitForOutput(MASTER_READY, 30_000);
       assert.deepEqual(pids(dir, 'master'), [second.pid]);
       assert.ok(!existsSync(path.join(pidDir, `.d${dead}`)), 'the dead master\'s socket folder is removed');
       await waitFor(() => existsSync(path.join(pidDir, 'status.json')), 'the new status file');
       const owner = (JSON.parse(readFileSync(path.join(pidDir, 'status.json'), 'utf8')) as { master: { pid: number } }).master.pid;
       assert.equal(owner, second.pid);
     } finally {
-      assert.equal(await second.stop(), 0);
+      assert.equal(await second.stop(), 0, second.output());
     }
     assert.deepEqual(await other.signalsSoFar(), [], 'the bystander was never signalled');
   });
@@ -181,10 +184,10 @@ describe('stale pid files', () => {
     assert.equal(status.code, 3, status.stdout + status.stderr);
     const started = await startWsgid(['--no-daemon', ...args]);
     try {
-      await started.waitForOutput(/\bready\b/, 30_000);
+      await started.waitForOutput(MASTER_READY, 30_000);
       assert.deepEqual(pids(dir, 'master'), [started.pid], 'start removed the stale file');
     } finally {
-      assert.equal(await started.stop(), 0);
+      assert.equal(await started.stop(), 0, started.output());
     }
     assert.deepEqual(await other.signalsSoFar(), [], 'the bystander was never signalled');
   });
