@@ -246,4 +246,19 @@ describe('a root master and symlinks planted by the app user', { skip }, () => {
     });
     target.check();
   });
+
+  test('a root CLI never imports plugins from a folder the app user owns', async () => {
+    const { dir } = await appFolder();
+    const marker = path.join(dir, 'imported-by');
+    // What the user can put there: a command plugin that records who imported it.
+    asNobody(`cat > ${dir}/plugins/cmd.mjs <<'EOF'
+import { writeFileSync } from 'node:fs';
+writeFileSync(${JSON.stringify(marker)}, String(process.getuid()));
+export default { command: 'hello', description: 'says hello', run: () => 0 };
+EOF`);
+    const status = await wsgid(['status', `--app-path=${dir}`]);
+    assert.equal(status.code, 3, status.stdout + status.stderr);
+    assert.equal(existsSync(marker), false, `imported as uid ${read(marker)}`);
+    assert.match(status.stderr, /not loading plugins as root/);
+  });
 });
