@@ -261,4 +261,15 @@ EOF`);
     assert.equal(existsSync(marker), false, `imported as uid ${read(marker)}`);
     assert.match(status.stderr, /not loading plugins as root/);
   });
+
+  test('wsgid.json is never read through a symlink (its start would show in the error)', async () => {
+    const { dir } = await appFolder();
+    const target = rootOnlyTarget();
+    asNobody(`ln -s ${target.file} ${dir}/wsgid.json`);
+    const config = await wsgid(['config', `--app-path=${dir}`]);
+    assert.notEqual(config.code, 0);
+    assert.doesNotMatch(config.stdout + config.stderr, /root only/);
+    assert.match(config.stderr, /wsgid\.json: cannot read/);
+    target.check();
+  });
 });
