@@ -64,7 +64,6 @@ export function dropTarget(appPath: string): Owner | undefined {
   return owner.uid === 0 ? undefined : owner;
 }
 
-
 /**
  * Master side, before the first worker: create logs/wsgid.log and logs/access.log if missing and
  * give them, logs/, pid/master/ and pid/worker/ to the owner, so dropped workers (and the

@@ -12,10 +12,10 @@
  * (docs/INTERNALS.md).
  */
 import { fchmodSync, mkdirSync, statSync } from 'node:fs';
-import { chownAt, chownDir, openChildDir, removeFlatFolderAt, withAnchoredDir, type AnchoredDir } from '../fs/anchored.js';
 import path from 'node:path';
 import { createServer, type Server, type Socket } from 'node:net';
 import { Pull } from 'zeromq';
+import { chownAt, chownDir, openChildDir, removeFlatFolderAt, withAnchoredDir, type AnchoredDir } from '../fs/anchored.js';
 import type { Logger } from '../log/logger.js';
 import { ReplySocket } from '../transport/reply-socket.js';
 import { encodeClose, encodeReply, type ProtocolError } from '../protocol/index.js';
