@@ -98,16 +98,17 @@ function readRecordAt(dir: AnchoredDir, name: string): PidRecord | undefined {
 
 /** Remove `pid/<role>/<pid>.pid` if (and only if) it still holds `pid`. Returns true when removed. */
 export function removePidFile(appPath: string, role: PidRole, pid: number): boolean {
-  const dir = openPidDir(appPath, role);
-  if (!dir) return false;
+  let dir: AnchoredDir | undefined;
   try {
+    dir = openPidDir(appPath, role);
+    if (!dir) return false;
     const name = `${pid}.pid`;
     if (readRecordAt(dir, name)?.pid !== pid) return false;
     return removeAt(dir, name);
   } catch {
-    return false;
+    return false; // pid/ swapped for a symlink, or raced away: nothing of ours to remove there
   } finally {
-    dir.close();
+    dir?.close();
   }
 }
 

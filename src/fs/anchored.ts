@@ -55,7 +55,7 @@ function checkName(name: string): void {
 function refuse(what: string, error: unknown): never {
   const code = (error as NodeJS.ErrnoException).code;
   if (code === 'ELOOP') throw new UnsafePathError(`refusing ${what}: it is a symlink`);
-  if (code === 'ENOTDIR') throw new UnsafePathError(`refusing ${what}: not a folder`);
+  if (code === 'ENOTDIR') throw new UnsafePathError(`refusing ${what}: a symlink or not a folder`);
   throw error;
 }
 

@@ -198,6 +198,25 @@ describe('a root master and symlinks planted by the app user', { skip }, () => {
     target.check();
   });
 
+  test('nothing is written through a pid/ folder swapped for a symlink (worker respawn, status tick)', async () => {
+    const { dir, args } = await appFolder();
+    const target = rootOnlyTarget();
+    const log = path.join(dir, 'logs', 'wsgid.log');
+    await running(args, dir, async () => {
+      const [worker] = pids(dir, 'worker');
+      assert.ok(worker !== undefined, 'a worker pid file');
+      asNobody(`cd ${dir} && mv pid pid.old && ln -s ${target.dir} pid`);
+      try {
+        process.kill(worker, 'SIGKILL'); // the respawn writes a worker pid file; every tick writes status.json
+        await waitFor(() => /could not write the worker pid file/.test(read(log)) || readdirSync(target.dir).length > 1, 'the respawn');
+        target.check();
+      } finally {
+        asNobody(`cd ${dir} && rm pid && mv pid.old pid`); // so that stop finds the master
+      }
+    });
+    target.check();
+  });
+
   test('start refuses log files that are symlinks instead of chowning or opening their targets', async () => {
     const { dir, args } = await appFolder();
     const target = rootOnlyTarget();
