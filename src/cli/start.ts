@@ -132,8 +132,13 @@ async function runStandalone(settings: Settings, logger: Logger, onReady: () => 
       process.once('SIGINT', stop);
       process.once('SIGQUIT', stop);
       process.on('SIGUSR1', () => {
-        logger.reopen();
-        server.reopenLogs();
+        try {
+          logger.reopen();
+          server.reopenLogs();
+        } catch (error) {
+          // A refused or failed reopen (e.g. a symlink planted at the log's name) keeps the old file.
+          logger.error('could not reopen the log', { error: error instanceof Error ? error : new Error(String(error)) });
+        }
       });
     });
     await server.close();
