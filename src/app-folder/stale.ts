@@ -5,6 +5,7 @@
  */
 import { readFileAt, removeAt, removeFlatFolderAt, withAnchoredDir } from '../fs/anchored.js';
 import { listPidFiles, removeStalePidFiles } from './pidfile.js';
+import { STATUS_FILE } from './status-file.js';
 
 /** The master pid `pid/status.json` was written by, if it parses. */
 function statusOwner(text: string): number | undefined {
@@ -28,10 +29,10 @@ export function removeStaleState(appPath: string): number[] {
         const m = /^\.d(\d+)$/.exec(name);
         if (m && !live.has(Number(m[1]))) removeFlatFolderAt(dir, name);
       }
-      const status = readFileAt(dir, 'status.json');
+      const status = readFileAt(dir, STATUS_FILE);
       if (status) {
         const owner = statusOwner(status.text);
-        if (owner === undefined || !live.has(owner)) removeAt(dir, 'status.json');
+        if (owner === undefined || !live.has(owner)) removeAt(dir, STATUS_FILE);
       }
     });
   } catch (error) {
