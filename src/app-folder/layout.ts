@@ -10,9 +10,10 @@
  *
  * `wsgid init` creates the folders (and DIR itself) if needed; it never touches existing files.
  */
-import { mkdirSync, statSync } from 'node:fs';
+import { lstatSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { AppFolderError } from '../config/errors.js';
+import { withAnchoredDir } from '../fs/anchored.js';
 import { CONFIG_FILE_NAME } from '../config/file.js';
 
 /** Folders `wsgid init` creates, relative to the app folder. */
@@ -68,13 +69,31 @@ function isDirectory(p: string): boolean | undefined {
 export function initAppFolder(appPath: string): string[] {
   const root = path.resolve(appPath);
   const created: string[] = [];
-  for (const dir of ['', ...LAYOUT_DIRS]) {
-    const full = path.join(root, dir);
-    const state = isDirectory(full);
-    if (state === true) continue;
-    if (state === false) throw new AppFolderError(`${full} exists and is not a folder`);
+  const state = isDirectory(root);
+  if (state === false) throw new AppFolderError(`${root} exists and is not a folder`);
+  if (state === undefined) {
     try {
-      mkdirSync(full, { mode: 0o755, recursive: true });
+      mkdirSync(root, { mode: 0o755, recursive: true });
+    } catch (error) {
+      throw new AppFolderError(`cannot create ${root}: ${(error as Error).message}`);
+    }
+    created.push(root);
+  }
+  // Below the folder, nothing is followed: init may run as root in a folder its user can write.
+  for (const dir of LAYOUT_DIRS) {
+    const full = path.join(root, dir);
+    let existed: boolean;
+    try {
+      const st = lstatSync(full);
+      if (!st.isDirectory()) throw new AppFolderError(`${full} exists and is not a folder${st.isSymbolicLink() ? ' (a symlink)' : ''}`);
+      existed = true;
+    } catch (error) {
+      if (error instanceof AppFolderError) throw error;
+      existed = false;
+    }
+    if (existed) continue;
+    try {
+      withAnchoredDir(root, dir.split('/'), () => {}, 0o755);
     } catch (error) {
       throw new AppFolderError(`cannot create ${full}: ${(error as Error).message}`);
     }
@@ -103,7 +122,8 @@ export function checkAppFolder(appPath: string): AppFolderPaths {
   }
   for (const dir of [paths.logs, paths.pidMaster, paths.pidWorker]) {
     try {
-      mkdirSync(dir, { recursive: true, mode: 0o755 });
+      // Walked without following symlinks: we may be root in a folder the app's user can write.
+      withAnchoredDir(paths.root, path.relative(paths.root, dir).split(path.sep), () => {}, 0o755);
     } catch (error) {
       throw new AppFolderError(`cannot create ${dir}: ${(error as Error).message}`);
     }

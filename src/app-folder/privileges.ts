@@ -7,8 +7,8 @@
  * - The master stays root (like gunicorn's arbiter with `user=`): it must be able to fork workers that
  *   chroot, signal them, and write pid files. Before forking it calls `prepareForWorkers()`, which
  *   hands the files the workers write or reopen (logs/, logs/*.log, pid/worker/) to the owner.
- *   Anything else the master creates for workers (e.g. the dispatch socket folder) must be given to
- *   the owner with `giveToOwner()`.
+ *   Anything else the master creates for workers (e.g. the dispatch socket folder) is given to the
+ *   owner through an fd opened without following symlinks (fs/anchored.ts, docs/SECURITY.md).
  * - A worker (or the master itself with --workers=0) calls `enterAppFolder()` after it has imported
  *   every module it needs and connected its sockets, and before it loads the app. It chroots into the
  *   app folder (when asked), then drops to the owner: supplementary groups, gid, uid (in that order;
@@ -26,13 +26,14 @@
  * apps need a Python inside the folder; async uploads need mongrel2's chroot inside the app folder.
  * Log files are reopened through paths relative to the new root (`inAppFolder()`).
  */
-import { chownSync, closeSync, openSync, statSync } from 'node:fs';
+import { closeSync, fchownSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WsgidError, EXIT } from '../config/errors.js';
 import type { Settings } from '../config/settings.js';
 import type { Logger } from '../log/logger.js';
+import { chownDir, openAppendAt, withAnchoredDir } from '../fs/anchored.js';
 import { appFolderPaths } from './layout.js';
 
 export interface Owner {
@@ -63,13 +64,6 @@ export function dropTarget(appPath: string): Owner | undefined {
   return owner.uid === 0 ? undefined : owner;
 }
 
-/** chown `target` to the app folder's owner when workers will drop privileges; no-op otherwise. */
-export function giveToOwner(appPath: string, target: string): void {
-  const owner = dropTarget(appPath);
-  if (!owner) return;
-  chownSync(target, owner.uid, owner.gid);
-}
-
 /**
  * Master side, before the first worker: create logs/wsgid.log and logs/access.log if missing and
  * give them, logs/, pid/master/ and pid/worker/ to the owner, so dropped workers (and the
@@ -83,9 +77,21 @@ export function prepareForWorkers(settings: Settings): void {
   }
   const owner = dropTarget(settings.appPath);
   if (!owner) return;
-  const paths = appFolderPaths(settings.appPath);
-  for (const file of [paths.wsgidLog, paths.accessLog]) closeSync(openSync(file, 'a', 0o640));
-  for (const p of [paths.logs, paths.wsgidLog, paths.accessLog, paths.pidMaster, paths.pidWorker]) chownSync(p, owner.uid, owner.gid);
+  // The owner may have planted symlinks anywhere below the folder: everything is opened without
+  // following them and chowned through the open fd (fs/anchored.ts).
+  const { root } = appFolderPaths(settings.appPath);
+  withAnchoredDir(root, ['logs'], (logs) => {
+    for (const name of ['wsgid.log', 'access.log']) {
+      const fd = openAppendAt(logs, name, 0o640);
+      try {
+        fchownSync(fd, owner.uid, owner.gid);
+      } finally {
+        closeSync(fd);
+      }
+    }
+    chownDir(logs, owner.uid, owner.gid);
+  });
+  for (const role of ['master', 'worker']) withAnchoredDir(root, ['pid', role], (dir) => chownDir(dir, owner.uid, owner.gid));
 }
 
 // ---------------------------------------------------------------------------------------------

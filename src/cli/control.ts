@@ -2,8 +2,6 @@
  * Commands that talk to a running wsgid through its pid files and signals: stop, restart/reload,
  * status. They need only the app folder (wsgid.json is read, when valid, just for graceful_timeout).
  */
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { constants as osConstants } from 'node:os';
 import { EXIT, UsageError, WsgidError } from '../config/errors.js';
 import { readConfigFile } from '../config/file.js';
@@ -11,7 +9,9 @@ import { OPTIONS, checkSignal } from '../config/options.js';
 import type { CommandValues } from '../config/options.js';
 import type { Settings } from '../config/settings.js';
 import { checkAppFolderExists } from '../app-folder/layout.js';
-import { isAlive, listPidFiles, removeStalePidFiles, type PidEntry } from '../app-folder/pidfile.js';
+import { isSameProcess, listPidFiles, stillHoldsPid, type PidEntry } from '../app-folder/pidfile.js';
+import { removeStaleState } from '../app-folder/stale.js';
+import { readStatusFile } from '../app-folder/status-file.js';
 
 export interface Output {
   out(text: string): void;
@@ -33,7 +33,10 @@ function signalName(signal: NodeJS.Signals | number): string {
   return entry ? `${entry[0]} (${signal})` : String(signal);
 }
 
-function send(pid: number, signal: NodeJS.Signals | number): void {
+function send(master: PidEntry, signal: NodeJS.Signals | number): void {
+  const { pid } = master;
+  // Checked again right before the signal: never signal a process that merely reuses the pid.
+  if (!isSameProcess(master)) return;
   try {
     process.kill(pid, signal);
   } catch (error) {
@@ -64,26 +67,25 @@ export async function stopCommand(settings: Settings, values: CommandValues, io:
   const signal = normalizeSignal(values.sendSignal ?? 'TERM');
   const masters = liveMasters(paths.root);
   if (masters.length === 0) {
-    removeStalePidFiles(paths.root, 'master');
-    removeStalePidFiles(paths.root, 'worker');
+    removeStaleState(paths.root);
     io.out(`wsgid is not running in ${paths.root}\n`);
     return EXIT.OK;
   }
-  for (const m of masters) send(m.pid, signal);
+  for (const m of masters) send(m, signal);
   io.out(`sent ${signalName(signal)} to master pid ${masters.map((m) => m.pid).join(', ')}; waiting for it to exit\n`);
   const limitMs = (gracefulTimeoutSeconds(paths.root) + 10) * 1000;
   const deadline = Date.now() + limitMs;
-  while (masters.some((m) => isAlive(m.pid))) {
+  // Until the pid is released (reaped), as before; a pid taken over by another process ends the wait.
+  while (masters.some(stillHoldsPid)) {
     if (Date.now() > deadline) {
-      const left = masters.filter((m) => isAlive(m.pid)).map((m) => m.pid);
+      const left = masters.filter(stillHoldsPid).map((m) => m.pid);
       io.err(`wsgid: master pid ${left.join(', ')} still running after ${limitMs / 1000} s (try --send-signal=KILL)\n`);
       return EXIT.FAILURE;
     }
     await sleep(100);
   }
   // The master removes its own files; clear what a crash (or SIGKILL) left behind.
-  removeStalePidFiles(paths.root, 'master');
-  removeStalePidFiles(paths.root, 'worker');
+  removeStaleState(paths.root);
   io.out('stopped\n');
   return EXIT.OK;
 }
@@ -97,7 +99,7 @@ export function restartCommand(settings: Settings, values: CommandValues, io: Ou
     io.err(`wsgid: not running in ${paths.root} (start it with: wsgid --app-path=${paths.root})\n`);
     return EXIT.NOT_RUNNING;
   }
-  for (const m of masters) send(m.pid, signal);
+  for (const m of masters) send(m, signal);
   io.out(`sent ${signalName(signal)} to master pid ${masters.map((m) => m.pid).join(', ')}: rolling reload requested\n`);
   return EXIT.OK;
 }
@@ -118,7 +120,7 @@ export interface MasterStatus {
 /** The master's status file, if it has one and it parses. */
 export function readMasterStatus(appPath: string): MasterStatus | undefined {
   try {
-    const raw: unknown = JSON.parse(readFileSync(path.join(appPath, 'pid', 'status.json'), 'utf8'));
+    const raw: unknown = JSON.parse(readStatusFile(appPath) ?? 'null');
     return raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? (raw as MasterStatus) : undefined;
   } catch {
     return undefined;

@@ -13,7 +13,9 @@
  * it opens no terminal devices) it can't acquire one.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync } from 'node:fs';
+import path from 'node:path';
+import { openAppendBelow } from '../fs/anchored.js';
 import { EXIT } from '../config/errors.js';
 
 export const DAEMON_CHILD_ENV = 'WSGID_DAEMON_CHILD';
@@ -70,7 +72,8 @@ export function spawnDaemon(options: SpawnDaemonOptions): Promise<SpawnDaemonRes
   const script = process.argv[1];
   let stderr: number | 'ignore' = 'ignore';
   try {
-    stderr = openSync(options.logFile, 'a', 0o640);
+    // The app folder's user may have planted a symlink there: never follow one (we may be root).
+    stderr = openAppendBelow(options.cwd, path.relative(options.cwd, options.logFile), 0o640);
   } catch {
     /* the daemon reports the problem when it opens its log */
   }

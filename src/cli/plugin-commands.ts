@@ -6,10 +6,12 @@
  * `--app-path` (and `--loader-dir`) in argv, reads `loader_dir` from `<app-path>/wsgid.json` too,
  * imports the plugins and registers each command. Without `--app-path` it does nothing (so
  * `wsgid --help` stays fast and never runs app code). A clash with a built-in command name is
- * logged and skipped.
+ * logged and skipped. As root in a folder owned by another user, none are loaded (docs/SECURITY.md).
  */
+import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { registerCommand, getPluginCommand } from './commands.js';
+import { dropTarget } from '../app-folder/privileges.js';
 import { readConfigFile } from '../config/file.js';
 import type { Settings } from '../config/settings.js';
 import { createLogger, type Logger } from '../log/logger.js';
@@ -33,6 +35,15 @@ export async function registerPluginCommands(argv: readonly string[], logger: Lo
   const appPathArg = flagValues(argv, 'app-path').pop();
   if (!appPathArg) return [];
   const appPath = path.resolve(appPathArg);
+  // Plugin code runs in this process. As root, in a folder another user owns (who can put any file
+  // in plugins/ or point wsgid.json's loader_dir anywhere), that would run that user's code as root.
+  const owner = folderOwnerIfDropping(appPath);
+  if (owner !== undefined) {
+    if (hasEntries(path.join(appPath, 'plugins'))) {
+      logger.warn(`not loading plugins as root from a folder owned by uid ${owner}: run plugin commands as that user`);
+    }
+    return [];
+  }
   let loaderDir = flagValues(argv, 'loader-dir');
   if (!loaderDir.length) {
     try {
@@ -43,6 +54,23 @@ export async function registerPluginCommands(argv: readonly string[], logger: Lo
   }
   const plugins = await loadPlugins({ appPath, loaderDir }, logger);
   return registerCommandPlugins(plugins.commands, logger);
+}
+
+/** The app folder owner's uid when we are root and it is not (workers would drop to it). */
+function folderOwnerIfDropping(appPath: string): number | undefined {
+  try {
+    return dropTarget(appPath)?.uid;
+  } catch {
+    return undefined; // no such folder: the command reports it
+  }
+}
+
+function hasEntries(folder: string): boolean {
+  try {
+    return readdirSync(folder).length > 0;
+  } catch {
+    return false;
+  }
 }
 
 /** Register already loaded command plugins (idempotent per plugin object). */

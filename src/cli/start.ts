@@ -74,7 +74,7 @@ export async function startCommand(settings: Settings, argv: readonly string[]):
   let baseLogger: Logger;
   try {
     baseLogger = isDaemonChild
-      ? createLogger({ path: paths.wsgidLog }, level, 'master')
+      ? createLogger({ path: paths.wsgidLog, root: paths.root }, level, 'master')
       : createLogger({ fd: settings.stdout ? 1 : 2 }, level, 'master');
   } catch (error) {
     const reason = `cannot open the log ${paths.wsgidLog}: ${(error as Error).message}`;
@@ -132,8 +132,13 @@ async function runStandalone(settings: Settings, logger: Logger, onReady: () => 
       process.once('SIGINT', stop);
       process.once('SIGQUIT', stop);
       process.on('SIGUSR1', () => {
-        logger.reopen();
-        server.reopenLogs();
+        try {
+          logger.reopen();
+          server.reopenLogs();
+        } catch (error) {
+          // A refused or failed reopen (e.g. a symlink planted at the log's name) keeps the old file.
+          logger.error('could not reopen the log', { error: error instanceof Error ? error : new Error(String(error)) });
+        }
       });
     });
     await server.close();

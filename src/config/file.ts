@@ -4,8 +4,9 @@
  * Unknown keys, wrong types and broken JSON are refused with the file name, the key and what was
  * expected. For compatibility with the original, a list option also accepts a single string.
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { replaceFileAt, withAnchoredDir } from '../fs/anchored.js';
 import { assign } from './args.js';
 import { ConfigFileError } from './errors.js';
 import { fileOptions, jsonKey, type NamedOption, type OptionSpec, type OptionType, type OptionValues, type ValueOf } from './options.js';
@@ -105,10 +106,25 @@ export function validateConfigObject(raw: unknown, file: string): Partial<Option
 }
 
 /** Read the raw JSON object of wsgid.json; undefined when the file does not exist. */
+/**
+ * The file's text, if it is a regular file: the app's user owns it and we may be root, so a
+ * symlink (to a file whose start would then show in an error message) or a fifo (which would hang
+ * every command) is refused.
+ */
+function readRegularFile(file: string): string {
+  const fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  try {
+    if (!fstatSync(fd).isFile()) throw new Error('not a regular file');
+    return readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function readRaw(file: string): Record<string, unknown> | undefined {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readRegularFile(file);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return undefined;
@@ -160,8 +176,7 @@ export function writeConfigFile(appPath: string, values: Partial<OptionValues>):
   if (existing.envs && values.envs) merged.envs = { ...existing.envs, ...values.envs };
   const json = toJsonObject(merged);
   validateConfigObject(json, file);
-  const temp = `${file}.${process.pid}.tmp`;
-  writeFileSync(temp, JSON.stringify(json, null, 2) + '\n', { mode: 0o644 });
-  renameSync(temp, file);
+  // `wsgid config` may run as root in a folder the app's user can write: random temp name, no symlink.
+  withAnchoredDir(path.dirname(file), [], (dir) => replaceFileAt(dir, path.basename(file), JSON.stringify(json, null, 2) + '\n', 0o644));
   return { path: file, values: merged };
 }

@@ -11,11 +11,12 @@
  * promise and no N-API call per message, which measured cheaper than a ZeroMQ ROUTER/DEALER pair
  * (docs/INTERNALS.md).
  */
-import { errorResponse } from '../http/error-response.js';
-import { chmodSync, chownSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { fchmodSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { createServer, type Server, type Socket } from 'node:net';
 import { Pull } from 'zeromq';
+import { chownAt, chownDir, openChildDir, removeFlatFolderAt, withAnchoredDir, type AnchoredDir } from '../fs/anchored.js';
+import { errorResponse } from '../http/error-response.js';
 import type { Logger } from '../log/logger.js';
 import { ReplySocket } from '../transport/reply-socket.js';
 import { encodeClose, encodeReply, type ProtocolError } from '../protocol/index.js';
@@ -70,7 +71,10 @@ export class Dispatcher implements DispatchSink {
   readonly table: DispatchTable;
   /** Path of the unix socket workers connect to, relative to the app folder. */
   readonly endpoint: string;
-  private readonly dirAbs: string;
+  /** `.d<masterpid>`, in pid/. */
+  private readonly dirName: string;
+  /** That folder, open while the server listens in it. */
+  private socketDir: AnchoredDir | undefined;
   private readonly server: Server;
   private readonly links = new Map<number, Link>();
   private readonly unidentified = new Set<Link>();
@@ -94,29 +98,42 @@ export class Dispatcher implements DispatchSink {
     this.table = new DispatchTable(this, { maxQueued: options.maxQueued ?? 10_000 });
     const { dir, endpoint } = dispatchEndpoint(masterPid);
     this.endpoint = endpoint;
-    this.dirAbs = path.join(options.appPath, dir);
+    this.dirName = path.basename(dir);
     this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
   }
 
   /** Listen (in a fresh 0700 folder), connect to mongrel2, start the receive loops. */
   async start(): Promise<void> {
     if (Buffer.byteLength(this.endpoint) > UNIX_PATH_MAX) throw new Error(`dispatch socket path too long: ${this.endpoint}`);
-    rmSync(this.dirAbs, { recursive: true, force: true });
-    mkdirSync(path.dirname(this.dirAbs), { recursive: true });
-    mkdirSync(this.dirAbs, { mode: 0o700 });
-    chmodSync(this.dirAbs, 0o700);
-    // Relative to the cwd, which runMaster sets to the app folder (node:net passes it to bind(2) as is).
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.endpoint, () => {
-        this.server.removeListener('error', reject);
-        resolve();
+    // pid/ may be the app user's and we may be root: no symlink is followed, nothing is rm -rf'd,
+    // and the folder must be new (fs/anchored.ts, docs/SECURITY.md).
+    const dir = withAnchoredDir(this.options.appPath, ['pid'], (pid) => {
+      removeFlatFolderAt(pid, this.dirName);
+      mkdirSync(pid.at(this.dirName), 0o700);
+      return openChildDir(pid, this.dirName);
+    }, 0o755);
+    try {
+      fchmodSync(dir.fd, 0o700);
+      // Bound through the open folder when /proc allows it (a swapped pid/ cannot redirect it); the
+      // relative endpoint is what workers connect to (the cwd is the app folder).
+      const bindPath = dir.viaProc ? dir.at('w') : this.endpoint;
+      await new Promise<void>((resolve, reject) => {
+        this.server.once('error', reject);
+        this.server.listen(bindPath, () => {
+          this.server.removeListener('error', reject);
+          resolve();
+        });
       });
-    });
+      this.shareWithAppOwner(dir);
+    } catch (err) {
+      dir.close();
+      throw err;
+    }
+    // Kept open while the server lives: libuv unlinks the bound path when the server closes.
+    this.socketDir = dir;
     this.server.on('error', (err) => {
       if (!this.closed) this.log.error('dispatch socket error', { error: err });
     });
-    this.shareWithAppOwner();
     for (let i = 0; i < this.options.recv.length; i++) {
       const pull = new Pull({ receiveHighWaterMark: 0, linger: 0 });
       pull.connect(this.options.recv[i]!);
@@ -130,13 +147,13 @@ export class Dispatcher implements DispatchSink {
    * Workers may drop privileges to the app folder's owner before connecting: when we run as root,
    * hand them the private folder and the socket (still 0700: nobody else gets in).
    */
-  private shareWithAppOwner(): void {
+  private shareWithAppOwner(dir: AnchoredDir): void {
     if (typeof process.getuid !== 'function' || process.getuid() !== 0) return;
     try {
       const { uid, gid } = statSync(this.options.appPath);
       if (uid === 0) return;
-      chownSync(this.dirAbs, uid, gid);
-      chownSync(path.join(this.options.appPath, this.endpoint), uid, gid);
+      chownDir(dir, uid, gid);
+      chownAt(dir, 'w', uid, gid);
     } catch (err) {
       this.log.warn('could not hand the dispatch socket to the app owner', { error: err });
     }
@@ -322,8 +339,14 @@ export class Dispatcher implements DispatchSink {
     await Promise.all(this.pubs.map((pub) => pub.close()));
     for (const link of [...this.links.values(), ...this.unidentified]) link.socket.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.socketDir?.close();
+    this.socketDir = undefined;
     await Promise.allSettled(this.loops);
-    rmSync(this.dirAbs, { recursive: true, force: true });
+    try {
+      withAnchoredDir(this.options.appPath, ['pid'], (pid) => removeFlatFolderAt(pid, this.dirName));
+    } catch (err) {
+      this.log.warn('could not remove the dispatch socket folder', { error: err });
+    }
   }
 
   /**

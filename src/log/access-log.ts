@@ -10,7 +10,8 @@
  * for one event-loop turn and written together; `reopen()` (SIGUSR1, logrotate) reopens the file,
  * through a path valid inside a chroot (app-folder/privileges.ts `inAppFolder`).
  */
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, writeSync } from 'node:fs';
+import { openAppendBelow } from '../fs/anchored.js';
 import { inAppFolder } from '../app-folder/privileges.js';
 import type { Settings } from '../config/settings.js';
 
@@ -117,7 +118,7 @@ export function createAccessLogger(settings: Settings): AccessLogger {
   const destination = accessLogDestination(settings);
   if (destination.kind === 'none') return disabled;
   const open = (): number =>
-    destination.kind === 'fd' ? destination.fd : openSync(inAppFolder(destination.appPath, 'logs', 'access.log'), 'a', 0o640);
+    destination.kind === 'fd' ? destination.fd : openAppendBelow(inAppFolder(destination.appPath), 'logs/access.log', 0o640);
 
   let fd = open();
   let pending: string[] = [];

@@ -3,7 +3,9 @@
  * synchronous writes so the last line before a crash survives, and `reopen()` for logrotate
  * (SIGUSR1). One line per event: `<ISO time> <LEVEL> [<role> <pid>] message key=value ...`.
  */
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, constants, openSync, writeSync } from 'node:fs';
+import path from 'node:path';
+import { openAppendBelow } from '../fs/anchored.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type LogFields = Record<string, unknown>;
@@ -24,13 +26,22 @@ export interface Logger {
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 const noop: LogFn = () => {};
 
-/** Where lines go: a file path (appended, reopenable) or an already open fd (1 or 2). */
-export type LogDestination = { path: string } | { fd: number };
+/**
+ * Where lines go: a file path (appended, reopenable) or an already open fd (1 or 2). With `root`
+ * (the app folder, trusted), the folders between it and the file are opened without following
+ * symlinks, and so is the file: it lives where the app's user can plant them (docs/SECURITY.md).
+ */
+export type LogDestination = { path: string; root?: string } | { fd: number };
+
+function openLog(destination: { path: string; root?: string }): number {
+  if (destination.root === undefined) return openSync(destination.path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o640);
+  return openAppendBelow(destination.root, path.relative(destination.root, destination.path), 0o640);
+}
 
 class Sink {
   private fd: number;
   constructor(private readonly destination: LogDestination) {
-    this.fd = 'fd' in destination ? destination.fd : openSync(destination.path, 'a', 0o640);
+    this.fd = 'fd' in destination ? destination.fd : openLog(destination);
   }
   write(line: string): void {
     try {
@@ -41,7 +52,7 @@ class Sink {
   }
   reopen(): void {
     if (!('path' in this.destination)) return;
-    const next = openSync(this.destination.path, 'a', 0o640);
+    const next = openLog(this.destination);
     const previous = this.fd;
     this.fd = next;
     closeSync(previous);

@@ -12,7 +12,6 @@
  * TTIN/TTOU one worker more/less, USR1 reopen logs (master and workers).
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Settings } from '../config/settings.js';
@@ -28,7 +27,9 @@ import {
   type WorkerBootConfig,
   type WorkerMessage,
 } from '../dispatch/lifecycle.js';
-import { listPidFiles, removePidFile, removeStalePidFiles, writePidFile } from '../app-folder/pidfile.js';
+import { listPidFiles, removePidFile, writePidFile } from '../app-folder/pidfile.js';
+import { removeStaleState } from '../app-folder/stale.js';
+import { removeStatusFile, writeStatusFile } from '../app-folder/status-file.js';
 
 export interface MasterHooks {
   /** Called once, when the first full set of workers is ready. */
@@ -149,7 +150,6 @@ export class Arbiter {
   private recycled = 0;
   private reloads = 0;
   private servedByGone = 0;
-  private readonly statusFile: string;
   private readonly listeners: Array<[Signal, () => void]> = [];
 
   constructor(settings: Settings, logger: Logger, hooks: MasterHooks = {}) {
@@ -157,7 +157,6 @@ export class Arbiter {
     this.log = logger;
     this.hooks = hooks;
     this.numWorkers = Math.max(1, settings.workers);
-    this.statusFile = path.join(settings.appPath, 'pid', 'status.json');
     this.dispatcher = new Dispatcher({
       recv: settings.recv,
       send: settings.send,
@@ -195,7 +194,7 @@ export class Arbiter {
       this.log.error('another master is running in this app folder', { pids: others.map((e) => e.pid) });
       return 1;
     }
-    const stale = [...removeStalePidFiles(settings.appPath, 'master'), ...removeStalePidFiles(settings.appPath, 'worker')];
+    const stale = removeStaleState(settings.appPath);
     if (stale.length > 0) this.log.info('removed stale pid files', { pids: stale });
     writePidFile(settings.appPath, 'master', process.pid);
     try {
@@ -233,7 +232,7 @@ export class Arbiter {
     } finally {
       for (const [sig, handler] of this.listeners) process.removeListener(sig, handler);
       await this.dispatcher.close().catch(() => {});
-      rmSync(this.statusFile, { force: true });
+      removeStatusFile(settings.appPath);
       removePidFile(settings.appPath, 'master', process.pid);
     }
   }
@@ -376,7 +375,7 @@ export class Arbiter {
   private workerLogDestination(): LogDestination {
     // Relative to the app folder (the worker's cwd), so it can be reopened inside a chroot.
     if (this.settings.noDaemon) return { fd: this.settings.stdout ? 1 : 2 };
-    return { path: path.join('logs', 'wsgid.log') };
+    return { path: path.join('logs', 'wsgid.log'), root: '.' };
   }
 
   private onWorkerMessage(w: WorkerProc, message: WorkerMessage): void {
@@ -702,10 +701,8 @@ export class Arbiter {
   }
 
   private writeStatus(): void {
-    const temp = `${this.statusFile}.${process.pid}.tmp`;
     try {
-      writeFileSync(temp, JSON.stringify(this.status(), null, 2) + '\n', { mode: 0o644 });
-      renameSync(temp, this.statusFile);
+      writeStatusFile(this.settings.appPath, JSON.stringify(this.status(), null, 2) + '\n');
     } catch (err) {
       this.log.debug('could not write the status file', { error: err });
     }

@@ -1,0 +1,294 @@
+/**
+ * Issue 14 item 2: a root master must never write through symlinks the app's user plants in the
+ * app folder (docs/SECURITY.md). wsgid runs as root in a folder owned by `nobody`; the symlinks are
+ * planted *as nobody* (setpriv), pointing at a root-only file; then what makes the master write is
+ * triggered (start, USR1, a worker respawn, the status tick) and the file must be unchanged.
+ *
+ * No mongrel2 is needed: workers get ready without it (ZeroMQ connects lazily to the ipc endpoints).
+ */
+import { test, describe, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawnSync } from 'node:child_process';
+import { chownSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { REPO_ROOT, WSGID_CLI } from '../helpers/wsgid.js';
+
+const root = typeof process.getuid === 'function' && process.getuid() === 0;
+const setpriv = spawnSync('setpriv', ['--version']).status === 0;
+const skip = !root ? 'needs root: the attacks are by an unprivileged app user against a root master' : !setpriv ? 'needs setpriv (util-linux)' : false;
+const addon = existsSync(path.join(REPO_ROOT, 'native', 'build', 'Release', 'wsgid_native.node'));
+
+const NOBODY = 65534;
+const folders: string[] = [];
+
+interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function wsgid(args: string[], timeoutMs = 60_000): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [WSGID_CLI, ...args], { timeout: timeoutMs, encoding: 'utf8' }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
+    });
+  });
+}
+
+/** Run a shell command as nobody:nogroup, no supplementary groups. */
+function asNobody(script: string): void {
+  const r = spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', 'sh', '-c', script], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `as nobody: ${script}\n${r.stderr}`);
+}
+
+function chownTree(dir: string): void {
+  chownSync(dir, NOBODY, NOBODY);
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, entry.name);
+    if (entry.isDirectory()) chownTree(p);
+    else chownSync(p, NOBODY, NOBODY);
+  }
+}
+
+/** A root-only folder with a root-only file `name` in it: what the symlinks point at. */
+function rootOnlyTarget(name = 'secret'): { dir: string; file: string; check(): void } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'wsgid-target-')); // 0700, root's
+  folders.push(dir);
+  const file = path.join(dir, name);
+  writeFileSync(file, 'root only\n', { mode: 0o600 });
+  return {
+    dir,
+    file,
+    check() {
+      const st = statSync(file);
+      assert.equal(readFileSync(file, 'utf8'), 'root only\n', `${file} was written to`);
+      assert.deepEqual({ uid: st.uid, gid: st.gid, mode: st.mode & 0o777 }, { uid: 0, gid: 0, mode: 0o600 }, `${file} changed owner or mode`);
+      assert.deepEqual(readdirSync(dir), [name], `something was created in ${dir}`);
+    },
+  };
+}
+
+/** An app folder (cli-app fixture) owned by nobody, in a folder nobody owns. */
+async function appFolder(): Promise<{ dir: string; args: string[] }> {
+  const parent = mkdtempSync(path.join(os.tmpdir(), 'wsgid-sec-'));
+  folders.push(parent);
+  const dir = path.join(parent, 'site');
+  const init = await wsgid(['init', `--app-path=${dir}`]);
+  assert.equal(init.code, 0, init.stderr);
+  cpSync(path.join(REPO_ROOT, 'test', 'fixtures', 'cli-app', 'app'), path.join(dir, 'app'), { recursive: true });
+  chownTree(parent);
+  // Nothing listens there: workers get ready anyway, which is all these tests need.
+  return { dir, args: [`--app-path=${dir}`, `--recv=ipc://${parent}/recv`, `--send=ipc://${parent}/send`, '--workers=1'] };
+}
+
+function pids(dir: string, role: 'master' | 'worker'): number[] {
+  try {
+    return readdirSync(path.join(dir, 'pid', role))
+      .filter((f) => /^\d+\.pid$/.test(f))
+      .map((f) => Number(f.slice(0, -4)));
+  } catch {
+    return [];
+  }
+}
+
+function read(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+async function waitFor(check: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Start wsgid (as root), run `body`, always stop it. */
+async function running(args: string[], dir: string, body: (master: number) => Promise<void>): Promise<void> {
+  const start = await wsgid(args);
+  assert.equal(start.code, 0, start.stderr + read(path.join(dir, 'logs', 'wsgid.log')));
+  const [master] = pids(dir, 'master');
+  assert.ok(master !== undefined, 'a master pid file');
+  try {
+    await body(master);
+  } finally {
+    const stop = await wsgid(['stop', `--app-path=${dir}`]);
+    assert.equal(stop.code, 0, stop.stderr);
+  }
+}
+
+/**
+ * As nobody, in one process (a shell loop would use up the very pids it plants), plant symlinks to
+ * `target` named `pattern` (`{p}` = pid) for the next `count` pids the kernel will hand out.
+ */
+function plantForNextPids(folder: string, pattern: string, target: string, count = 500): void {
+  const script = `
+    const fs = require('node:fs');
+    const last = Number(fs.readFileSync('/proc/sys/kernel/ns_last_pid', 'utf8'));
+    for (let p = last + 1; p <= last + ${count}; p++) {
+      fs.symlinkSync(${JSON.stringify(target)}, require('node:path').join(${JSON.stringify(folder)}, ${JSON.stringify(pattern)}.replace('{p}', String(p))));
+    }`;
+  const r = spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, '-e', script], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+}
+
+after(() => {
+  for (const dir of folders) {
+    for (const role of ['master', 'worker'] as const) {
+      for (const pid of pids(path.join(dir, 'site'), role)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+    }
+  }
+  for (const dir of folders) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('a root master and symlinks planted by the app user', { skip }, () => {
+  for (const chroot of [false, true]) {
+    const label = chroot ? ' (--chroot)' : '';
+    test(`USR1 never reopens logs/wsgid.log through a symlink${label}`, { skip: chroot && !addon && 'native addon not built (npm run build:native)' }, async () => {
+      const { dir, args } = await appFolder();
+      const target = rootOnlyTarget();
+      const logs = path.join(dir, 'logs');
+      await running(chroot ? [...args, '--chroot'] : args, dir, async (master) => {
+        // What logrotate does, except that the new name is a symlink to a root-only file.
+        asNobody(`cd ${logs} && mv wsgid.log wsgid.log.1 && ln -s ${target.file} wsgid.log`);
+        process.kill(master, 'SIGUSR1');
+        // The master logs its reopen (or its refusal) through whichever fd it then holds.
+        await waitFor(
+          () => /could not reopen the log|USR1: logs reopened/.test(read(path.join(logs, 'wsgid.log.1'))) || read(target.file) !== 'root only\n',
+          'the master to handle USR1',
+        );
+        target.check();
+        assert.match(read(path.join(logs, 'wsgid.log.1')), /could not reopen the log.*symlink/);
+
+        // A real rotation still works afterwards.
+        asNobody(`cd ${logs} && rm wsgid.log`);
+        process.kill(master, 'SIGUSR1');
+        await waitFor(() => /USR1: logs reopened/.test(read(path.join(logs, 'wsgid.log'))), 'the reopened log');
+      });
+      target.check();
+    });
+  }
+
+  test('USR1 never reopens the log through a logs/ folder swapped for a symlink', async () => {
+    const { dir, args } = await appFolder();
+    const target = rootOnlyTarget('wsgid.log');
+    const logs = path.join(dir, 'logs');
+    await running(args, dir, async (master) => {
+      asNobody(`cd ${dir} && mv logs logs.old && ln -s ${target.dir} logs`);
+      process.kill(master, 'SIGUSR1');
+      await waitFor(
+        () => /could not reopen the log|USR1: logs reopened/.test(read(path.join(dir, 'logs.old', 'wsgid.log'))) || read(target.file) !== 'root only\n',
+        'the master to handle USR1',
+      );
+      target.check();
+      asNobody(`cd ${dir} && rm logs && mv logs.old logs`);
+    });
+    assert.ok(existsSync(path.join(logs, 'wsgid.log')));
+    target.check();
+  });
+
+  test('nothing is written through a pid/ folder swapped for a symlink (worker respawn, status tick)', async () => {
+    const { dir, args } = await appFolder();
+    const target = rootOnlyTarget();
+    const log = path.join(dir, 'logs', 'wsgid.log');
+    await running(args, dir, async () => {
+      const [worker] = pids(dir, 'worker');
+      assert.ok(worker !== undefined, 'a worker pid file');
+      asNobody(`cd ${dir} && mv pid pid.old && ln -s ${target.dir} pid`);
+      try {
+        process.kill(worker, 'SIGKILL'); // the respawn writes a worker pid file; every tick writes status.json
+        await waitFor(() => /could not write the worker pid file/.test(read(log)) || readdirSync(target.dir).length > 1, 'the respawn');
+        target.check();
+      } finally {
+        asNobody(`cd ${dir} && rm pid && mv pid.old pid`); // so that stop finds the master
+      }
+    });
+    target.check();
+  });
+
+  test('start refuses log files that are symlinks instead of chowning or opening their targets', async () => {
+    const { dir, args } = await appFolder();
+    const target = rootOnlyTarget();
+    asNobody(`cd ${dir}/logs && ln -s ${target.file} access.log`);
+    const start = await wsgid(args);
+    assert.notEqual(start.code, 0, 'start must refuse');
+    assert.match(start.stderr, /logs\/access\.log.*symlink/);
+    target.check();
+    assert.deepEqual(pids(dir, 'master'), []);
+  });
+
+  test('pid files are never written through symlinks at their temp names (start, worker respawn)', async () => {
+    const { dir, args } = await appFolder();
+    const target = rootOnlyTarget();
+    // The temp names the master used: .<pid>.pid.<writer pid>.tmp. For the master's own file both
+    // pids are its own; plant the likely next ones.
+    plantForNextPids(path.join(dir, 'pid', 'master'), '.{p}.pid.{p}.tmp', target.file);
+    await running(args, dir, async (master) => {
+      const [worker] = pids(dir, 'worker');
+      assert.ok(worker !== undefined, 'a worker pid file');
+      plantForNextPids(path.join(dir, 'pid', 'worker'), `.{p}.pid.${master}.tmp`, target.file);
+      process.kill(worker, 'SIGKILL'); // the master respawns it and writes the new worker's pid file
+      await waitFor(() => pids(dir, 'worker').some((p) => p !== worker), 'a respawned worker');
+      target.check();
+    });
+    target.check();
+  });
+
+  test('pid/status.json is never written through a symlink at its temp name', async () => {
+    const { dir, args } = await appFolder();
+    const target = rootOnlyTarget();
+    const statusFile = path.join(dir, 'pid', 'status.json');
+    const updatedAt = (): string => {
+      try {
+        return (JSON.parse(read(statusFile)) as { updatedAt?: string }).updatedAt ?? '';
+      } catch {
+        return '';
+      }
+    };
+    await running(args, dir, async (master) => {
+      asNobody(`ln -s ${target.file} ${statusFile}.${master}.tmp`);
+      await waitFor(() => updatedAt() !== '', 'a status file');
+      const first = updatedAt();
+      await waitFor(() => updatedAt() !== first, 'the status file to be rewritten');
+      target.check();
+    });
+    target.check();
+  });
+
+  test('a root CLI never imports plugins from a folder the app user owns', async () => {
+    const { dir } = await appFolder();
+    const marker = path.join(dir, 'imported-by');
+    // What the user can put there: a command plugin that records who imported it.
+    asNobody(`cat > ${dir}/plugins/cmd.mjs <<'EOF'
+import { writeFileSync } from 'node:fs';
+writeFileSync(${JSON.stringify(marker)}, String(process.getuid()));
+export default { command: 'hello', description: 'says hello', run: () => 0 };
+EOF`);
+    const status = await wsgid(['status', `--app-path=${dir}`]);
+    assert.equal(status.code, 3, status.stdout + status.stderr);
+    assert.equal(existsSync(marker), false, `imported as uid ${read(marker)}`);
+    assert.match(status.stderr, /not loading plugins as root/);
+  });
+
+  test('wsgid.json is never read through a symlink (its start would show in the error)', async () => {
+    const { dir } = await appFolder();
+    const target = rootOnlyTarget();
+    asNobody(`ln -s ${target.file} ${dir}/wsgid.json`);
+    const config = await wsgid(['config', `--app-path=${dir}`]);
+    assert.notEqual(config.code, 0);
+    assert.doesNotMatch(config.stdout + config.stderr, /root only/);
+    assert.match(config.stderr, /wsgid\.json: cannot read/);
+    target.check();
+  });
+});
