@@ -12,7 +12,7 @@
  */
 import { lstatSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { AppFolderError } from '../config/errors.js';
+import { AppFolderError } from '../errors.js';
 import { withAnchoredDir } from '../fs/anchored.js';
 import { CONFIG_FILE_NAME } from '../config/file.js';
 

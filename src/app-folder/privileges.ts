@@ -30,7 +30,7 @@ import { closeSync, fchownSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { WsgidError, EXIT } from '../config/errors.js';
+import { WsgidError, EXIT } from '../errors.js';
 import type { Settings } from '../config/settings.js';
 import type { Logger } from '../log/logger.js';
 import { chownDir, openAppendAt, withAnchoredDir } from '../fs/anchored.js';

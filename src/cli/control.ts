@@ -3,7 +3,7 @@
  * status. They need only the app folder (wsgid.json is read, when valid, just for graceful_timeout).
  */
 import { constants as osConstants } from 'node:os';
-import { EXIT, UsageError, WsgidError } from '../config/errors.js';
+import { EXIT, UsageError, WsgidError } from '../errors.js';
 import { readConfigFile } from '../config/file.js';
 import { OPTIONS, checkSignal } from '../config/options.js';
 import type { CommandValues } from '../config/options.js';

@@ -16,7 +16,7 @@ import { spawn } from 'node:child_process';
 import { closeSync } from 'node:fs';
 import path from 'node:path';
 import { openAppendBelow } from '../fs/anchored.js';
-import { EXIT } from '../config/errors.js';
+import { EXIT } from '../errors.js';
 
 export const DAEMON_CHILD_ENV = 'WSGID_DAEMON_CHILD';
 

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { writeConfigFile, toJsonObject } from '../config/file.js';
 import type { OptionValues } from '../config/options.js';
 import type { Settings } from '../config/settings.js';
-import { EXIT } from '../config/errors.js';
+import { EXIT } from '../errors.js';
 import { appFolderPaths, checkAppFolderExists, initAppFolder } from '../app-folder/layout.js';
 import type { Output } from './control.js';
 

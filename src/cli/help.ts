@@ -2,7 +2,7 @@
  * `--help` text and the Markdown CLI reference, both generated from the option table
  * (config/options.ts) and the command table (cli/commands.ts). `npm run docs` prints the Markdown.
  */
-import { EXIT } from '../config/errors.js';
+import { EXIT } from '../errors.js';
 import { COMMANDS, OPTION_LIST, cliOptionsFor, isNegatable, jsonKey, type CommandName, type NamedOption, type OptionSpec } from '../config/options.js';
 import { BUILTIN_COMMANDS, pluginCommands } from './commands.js';
 

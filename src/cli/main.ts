@@ -7,7 +7,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseCommandLine } from '../config/args.js';
 import { registerPluginCommands } from './plugin-commands.js';
-import { EXIT, WsgidError } from '../config/errors.js';
+import { EXIT, WsgidError } from '../errors.js';
 import { resolveSettings } from '../config/resolve.js';
 import { getPluginCommand, pluginCommands } from './commands.js';
 import { restartCommand, statusCommand, stopCommand, type Output } from './control.js';

@@ -2,7 +2,7 @@
  * `wsgid [start]`: check the app folder, then either detach (daemon.ts) and wait for the daemon's
  * report, or run the master here (foreground with --no-daemon, or as the detached daemon itself).
  */
-import { AppFolderError, EXIT, UsageError, WsgidError } from '../config/errors.js';
+import { AppFolderError, EXIT, UsageError, WsgidError } from '../errors.js';
 import { checkSettings } from '../config/resolve.js';
 import type { Settings } from '../config/settings.js';
 import { checkAppFolder } from '../app-folder/layout.js';

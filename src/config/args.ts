@@ -4,7 +4,7 @@
  * none means `start`.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { UsageError } from './errors.js';
+import { UsageError } from '../errors.js';
 import {
   COMMANDS,
   OPTION_LIST,

@@ -8,7 +8,7 @@ import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs
 import path from 'node:path';
 import { replaceFileAt, withAnchoredDir } from '../fs/anchored.js';
 import { assign } from './args.js';
-import { ConfigFileError } from './errors.js';
+import { ConfigFileError } from '../errors.js';
 import { fileOptions, jsonKey, type NamedOption, type OptionSpec, type OptionType, type OptionValues, type ValueOf } from './options.js';
 
 export const CONFIG_FILE_NAME = 'wsgid.json';

@@ -6,7 +6,7 @@
  * (wsgid.json).
  */
 import path from 'node:path';
-import { UsageError } from './errors.js';
+import { UsageError } from '../errors.js';
 import { readConfigFile } from './file.js';
 import { OPTION_LIST, defaultOf, type CommandValues, type OptionValues, type OptionName } from './options.js';
 import type { Settings } from './settings.js';

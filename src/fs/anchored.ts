@@ -31,7 +31,7 @@ import {
   writeSync,
 } from 'node:fs';
 import path from 'node:path';
-import { WsgidError } from '../config/errors.js';
+import { WsgidError } from '../errors.js';
 
 const { O_RDONLY, O_WRONLY, O_APPEND, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY, O_NONBLOCK } = constants;
 

@@ -8,11 +8,10 @@
  * Destination (from Settings): logs/access.log in the daemon; the log stream (stderr, or stdout
  * with --stdout) in the foreground (--no-daemon); nowhere with --no-access-log. Lines are buffered
  * for one event-loop turn and written together; `reopen()` (SIGUSR1, logrotate) reopens the file,
- * through a path valid inside a chroot (app-folder/privileges.ts `inAppFolder`).
+ * through a path valid inside a chroot (the caller passes the app folder's root as it sees it).
  */
 import { closeSync, writeSync } from 'node:fs';
 import { openAppendBelow } from '../fs/anchored.js';
-import { inAppFolder } from '../app-folder/privileges.js';
 import type { Settings } from '../config/settings.js';
 
 export interface AccessLogEntry {
@@ -114,11 +113,14 @@ const disabled: AccessLogger = {
   close: () => {},
 };
 
-export function createAccessLogger(settings: Settings): AccessLogger {
+/**
+ * `appRoot`: the app folder as this process reaches it, which is `/` in a worker chrooted into it
+ * (app-folder/privileges.ts `inAppFolder()`); the caller knows, the log does not.
+ */
+export function createAccessLogger(settings: Settings, appRoot: string = settings.appPath): AccessLogger {
   const destination = accessLogDestination(settings);
   if (destination.kind === 'none') return disabled;
-  const open = (): number =>
-    destination.kind === 'fd' ? destination.fd : openAppendBelow(inAppFolder(destination.appPath), 'logs/access.log', 0o640);
+  const open = (): number => (destination.kind === 'fd' ? destination.fd : openAppendBelow(appRoot, 'logs/access.log', 0o640));
 
   let fd = open();
   let pending: string[] = [];

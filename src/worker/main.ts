@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { createLogger, type Logger } from '../log/logger.js';
 import type { Settings } from '../config/settings.js';
 import type { Gateway } from '../gateways/types.js';
-import { enterAppFolder } from '../app-folder/privileges.js';
+import { enterAppFolder, inAppFolder } from '../app-folder/privileges.js';
 import { preloadGateways } from '../gateways/registry.js';
 import { loadGateway } from './app.js';
 import { startWorker } from './serve.js';
@@ -163,7 +163,7 @@ export async function runWorker(config: WorkerBootConfig, hooks: WorkerHooks = {
       throw new BootError(`app load error: ${errorText(err)}`, EXIT_APP_LOAD_ERROR, err);
     }
     try {
-      accessLog = createAccessLogger(settings);
+      accessLog = createAccessLogger(settings, inAppFolder(settings.appPath));
       const log = accessLog;
       worker = startWorker({
         settings,

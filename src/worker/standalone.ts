@@ -6,6 +6,7 @@
 import type { Settings } from '../config/settings.js';
 import type { Logger } from '../log/logger.js';
 import { createAccessLogger } from '../log/access-log.js';
+import { inAppFolder } from '../app-folder/privileges.js';
 import { accessEntry } from './access.js';
 import { loadGateway } from './app.js';
 import { DirectSource } from './direct-source.js';
@@ -19,7 +20,7 @@ export interface StandaloneServer {
 
 export async function serveStandalone(settings: Settings, logger: Logger): Promise<StandaloneServer> {
   const gateway = await loadGateway(settings, logger);
-  const accessLog = createAccessLogger(settings);
+  const accessLog = createAccessLogger(settings, inAppFolder(settings.appPath));
   const worker = startWorker({
     settings,
     logger,
