@@ -8,7 +8,7 @@ import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseCommandLine, parseArgsOptions } from '../../src/config/args.js';
-import { ConfigFileError, UsageError } from '../../src/config/errors.js';
+import { ConfigFileError, UsageError } from '../../src/errors.js';
 import { readConfigFile, validateConfigObject, writeConfigFile } from '../../src/config/file.js';
 import { OPTIONS, OPTION_LIST, checkEndpoint, cliOptionsFor, jsonKey } from '../../src/config/options.js';
 import { resolveSettings } from '../../src/config/resolve.js';
