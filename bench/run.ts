@@ -6,7 +6,7 @@
  *   fetch-w0   hello-world fetch app through wsgid, single process (--workers=0)
  *   fetch-w1   the same with the master and 1 worker (--workers=1); also the master's CPU per request
  *   express-w1 an Express app (JSON body, middleware) through wsgid --workers=1
- *   wsgi-w1    a WSGI hello world through wsgid --workers=1 (skipped while the gateway isn't there)
+ *   wsgi-w1    a WSGI hello world through wsgid --workers=1
  * and, as references without mongrel2 (plain HTTP straight to the server):
  *   express-direct  the same Express app on node:http
  *   gunicorn        the same WSGI app under gunicorn (1 sync worker)

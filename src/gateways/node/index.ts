@@ -21,7 +21,7 @@
  * ('aborted', 'close', ECONNRESET) when the connection goes away first.
  *
  * Seam for WebSockets (later): mongrel2's WEBSOCKET_HANDSHAKE becomes a `handleUpgrade()` that
- * builds the IncomingMessage the same way (with `upgrade = true`), makes a ReplySocket whose
+ * builds the IncomingMessage the same way (with `upgrade = true`), makes a ResponseSocket whose
  * readable side receives the frames, and emits the server's 'upgrade' event (req, socket, head).
  */
 import http, { IncomingMessage, OutgoingMessage, ServerResponse } from 'node:http';
@@ -32,7 +32,7 @@ import type { Gateway, GatewayFactory, GatewayOptions, GatewayRequest, LoadedApp
 import type { ReplyChannel } from '../../http/reply-channel.js';
 import type { Logger } from '../../log/logger.js';
 import { broadcast, type BroadcastOptions } from '../../broadcast.js';
-import { ReplySocket } from './socket.js';
+import { ResponseSocket } from './socket.js';
 import { abandonBody, buildIncomingMessage, isHttps, remoteAddressOf, type GatewayIncomingMessage } from './request.js';
 import { UpgradeSocket } from './upgrade.js';
 import { closingReply } from '../../http/websocket.js';
@@ -101,7 +101,7 @@ export class NodeGateway implements Gateway {
     const { message, bodyFile, signal } = request;
     if (signal.aborted || reply.closed) return; // the client left before we began
     const headers = message.headers;
-    const socket = new ReplySocket(reply, {
+    const socket = new ResponseSocket(reply, {
       remoteAddress: remoteAddressOf(headers),
       encrypted: isHttps(headers),
       server: this.server as http.Server,

@@ -76,7 +76,7 @@ export abstract class InMemorySocket extends Duplex {
  * `_writev` matters: ServerResponse corks the socket around `end()`, so a head and a small body
  * reach us as one batch and leave as ONE mongrel2 message.
  */
-export class ReplySocket extends InMemorySocket {
+export class ResponseSocket extends InMemorySocket {
   /** Node's http internals look at this on a server socket. */
   _paused = false;
 
