@@ -208,6 +208,17 @@ export const OPTIONS: OptionTable = {
     help: 'A request not answered within this time gets a 504 and its worker is replaced. 0 disables.',
     check: atLeast(0),
   },
+  bootTimeout: {
+    flag: 'boot-timeout',
+    type: 'int',
+    default: 60,
+    commands: START,
+    metavar: 'SECONDS',
+    help:
+      'A worker not ready (app loaded, connected) within this time is killed (SIGTERM, SIGKILL 2 s later) ' +
+      'and counts as a boot failure.',
+    check: atLeast(1),
+  },
   gracefulTimeout: {
     flag: 'graceful-timeout',
     type: 'int',

@@ -42,8 +42,12 @@ export const WORKER_ENTRY = fileURLToPath(new URL('../worker/main.js', import.me
 export const MAX_BOOT_FAILURES = 5;
 const BACKOFF_BASE_MS = 250;
 const BACKOFF_MAX_MS = 15_000;
-/** A worker that has not booted in this long is killed (counted as a boot failure). */
-const BOOT_TIMEOUT_MS = 60_000;
+/**
+ * A worker that is killed while it boots (boot timeout, or stopped before it was ready) gets this
+ * long after SIGTERM before SIGKILL: it has nothing in flight, and an app blocked in its import
+ * cannot run the SIGTERM handler at all.
+ */
+const BOOT_KILL_GRACE_MS = 2000;
 const TICK_MS = 1000;
 /** Connections with nothing in flight and no word from mongrel2 for this long are forgotten. */
 const CONN_IDLE_MS = 60 * 60 * 1000;
@@ -72,6 +76,8 @@ interface WorkerProc {
   fatal: string | undefined;
   /** The master asked it to stop (drain, abort, shutdown): its exit is expected. */
   stopRequested: boolean;
+  /** Killed for not becoming ready within the boot timeout (still a boot failure). */
+  bootTimedOut: boolean;
 }
 
 type Signal = 'SIGTERM' | 'SIGINT' | 'SIGQUIT' | 'SIGHUP' | 'SIGTTIN' | 'SIGTTOU' | 'SIGUSR1';
@@ -341,6 +347,7 @@ export class Arbiter {
       killAt: 0,
       fatal: undefined,
       stopRequested: false,
+      bootTimedOut: false,
     };
     this.workers.set(id, w);
     if (w.pid > 0) {
@@ -437,10 +444,17 @@ export class Arbiter {
     if (w.state === 'draining' || w.state === 'aborted') return;
     const now = Date.now();
     this.log.info('draining worker', { worker: w.id, pid: w.pid, reason: why });
+    const booting = w.state === 'booting';
     w.state = 'draining';
     w.stopRequested = true;
-    w.killAt = now + this.settings.gracefulTimeout * 1000;
     this.dispatcher.table.drain(w.id, now);
+    if (booting) {
+      // Nothing in flight: no reason to wait the graceful timeout (the app may hang in its import).
+      w.killAt = now + BOOT_KILL_GRACE_MS;
+      this.kill(w, 'SIGTERM');
+      return;
+    }
+    w.killAt = now + this.settings.gracefulTimeout * 1000;
     this.tell(w, { type: 'drain' });
   }
 
@@ -536,9 +550,16 @@ export class Arbiter {
       }
       if (w.state === 'serving' && now - w.lastBeat > silence) {
         this.abort(w, `no heartbeat for ${Math.round((now - w.lastBeat) / 1000)} s (event loop blocked?)`);
-      } else if (w.state === 'booting' && now - w.spawnedAt > Math.max(BOOT_TIMEOUT_MS, timeout * 1000)) {
-        this.log.error('worker did not become ready in time', { worker: w.id, pid: w.pid });
-        w.killAt = now + 2000;
+      } else if (w.state === 'booting' && !w.bootTimedOut && now - w.spawnedAt > this.settings.bootTimeout * 1000) {
+        // Once: the SIGKILL at killAt above follows (re-arming killAt every tick never escalated).
+        this.log.error('worker did not become ready in time: SIGTERM, then SIGKILL', {
+          worker: w.id,
+          pid: w.pid,
+          bootTimeout: this.settings.bootTimeout,
+        });
+        w.bootTimedOut = true;
+        w.fatal ??= `not ready within the boot timeout (${this.settings.bootTimeout} s)`;
+        w.killAt = now + BOOT_KILL_GRACE_MS;
         this.kill(w, 'SIGTERM');
       }
     }
@@ -571,7 +592,6 @@ export class Arbiter {
     for (const w of retiring) {
       if (w.state === 'booting') {
         this.drain(w, 'replaced before it was ready');
-        this.kill(w, 'SIGTERM');
         continue;
       }
       if (serving - 1 < this.numWorkers) break;

