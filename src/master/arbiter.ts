@@ -316,6 +316,7 @@ export class Arbiter {
     const heartbeatMs = settings.timeout > 0 ? Math.min(1000, Math.max(100, Math.floor((settings.timeout * 1000) / 4))) : 1000;
     const config: WorkerBootConfig = {
       id,
+      masterPid: process.pid,
       settings,
       endpoint: this.dispatcher.endpoint,
       maxRequests,

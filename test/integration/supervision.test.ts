@@ -7,6 +7,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, mkdir, writeFile, rm, readdir, readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
@@ -88,4 +89,44 @@ describe('supervision', { timeout: 300_000 }, () => {
     // Its replacements (spawned with backoff) are gone as well once the master is.
     await waitFor('no worker left', async () => (await workerPids(dir)).length === 0, 20_000);
   });
+
+  // The master dies (kill -9) while a new worker is still importing the app: the worker must go too.
+  // 'sync': the import blocks the event loop (only the watchdog thread can act); 'async': it awaits.
+  for (const mode of ['sync', 'async'] as const) {
+    test(`a worker still booting (${mode} import) exits when its master is killed`, async () => {
+      const dir = await makeApp(`
+import { existsSync } from 'node:fs';
+const block = ${JSON.stringify('BLOCK')}, go = ${JSON.stringify('GO')};
+if (existsSync(block)) {
+  while (!existsSync(go)) {
+    ${mode === 'sync' ? 'Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);' : 'await new Promise((r) => setTimeout(r, 50));'}
+  }
+}
+export default { fetch: () => new Response('pid=' + process.pid) };
+`);
+      dirs.push(dir);
+      // Paths relative to the worker's cwd (the app folder).
+      const source = (await readFile(path.join(dir, 'app', 'server.mjs'), 'utf8')).replace('"BLOCK"', JSON.stringify(path.join(dir, 'block'))).replace('"GO"', JSON.stringify(path.join(dir, 'go')));
+      await writeFile(path.join(dir, 'app', 'server.mjs'), source);
+      const w = await startWsgid(wsgidArgs(m2.handler('app'), dir, ['--workers=1']), { readyUrl: `${m2.baseUrl}/ready` });
+      started.push(w);
+      const first = await waitFor('the first worker', async () => {
+        const pids = await workerPids(dir);
+        return pids.length === 1 ? pids : undefined;
+      });
+      await writeFile(path.join(dir, 'block'), '');
+      process.kill(w.pid, 'SIGTTIN');
+      const [booting] = await waitFor('a second, booting worker', async () => {
+        const pids = (await workerPids(dir)).filter((p) => !first.includes(p));
+        return pids.length === 1 ? pids : undefined;
+      });
+      // It is inside the app's import now (or about to be): kill the master.
+      await sleep(300);
+      assert.ok(!existsSync(path.join(dir, 'go')));
+      process.kill(w.pid, 'SIGKILL');
+      await w.exited;
+      await waitFor(`the booting worker ${booting} gone`, () => dead(booting!), 30_000);
+      await waitFor(`the serving worker ${first[0]} gone`, () => dead(first[0]!), 30_000);
+    });
+  }
 });
