@@ -48,6 +48,15 @@ export class WorkerSlot {
   draining = false;
   /** Messages for connections it holds, waiting for its credit (or, draining, for it to finish). */
   readonly pending: Queued[] = [];
+  /** When a report from it was last read (ms); the arbiter adds its heartbeats. */
+  lastReport = 0;
+  /**
+   * Connections it reported done on lately, with when (two generations of `recentMs` each): their
+   * replies may still sit in its ZeroMQ queue should it die or freeze now (see workerGone).
+   */
+  recentDone = new Map<Conn, number>();
+  olderDone = new Map<Conn, number>();
+  recentSince = 0;
   constructor(readonly id: number) {}
   get accepting(): boolean {
     return this.connected && !this.draining;
@@ -71,6 +80,8 @@ export interface Conn {
   lastActive: number;
   /** mongrel2 said the client is gone: forget it once nothing is in flight. */
   released: boolean;
+  /** We answered it ourselves (502/504 or a close): nothing more may go to the client. */
+  closed: boolean;
 }
 
 export interface Queued {
@@ -101,7 +112,15 @@ export interface DispatchCounters {
 export interface TableOptions {
   /** Messages that may wait for credit in the master before new ones get a 503. */
   maxQueued: number;
+  /** RECENT_MS unless given (tests). */
+  recentMs?: number;
 }
+
+/**
+ * A reply reported done counts as out of the worker's ZeroMQ queue once the worker has been heard
+ * from this long after the report (ms): its I/O thread had the time to write it.
+ */
+export const RECENT_MS = 250;
 
 const KEY_SERVER = 4294967296; // 2^32: key = server * 2^32 + connId, exact in a double
 
@@ -152,12 +171,14 @@ export class DispatchTable {
   private readonly waiting = new Fifo<Queued>();
   private pendingCount = 0;
   private readonly maxQueued: number;
+  private readonly recentMs: number;
 
   constructor(
     private readonly sink: DispatchSink,
     options: TableOptions,
   ) {
     this.maxQueued = options.maxQueued;
+    this.recentMs = options.recentMs ?? RECENT_MS;
   }
 
   /** Messages waiting in the master (for any worker's credit or a holder's). */
@@ -244,6 +265,7 @@ export class DispatchTable {
       since: now,
       lastActive: now,
       released: false,
+      closed: false,
     };
     this.conns.set(q.key, fresh);
     this.send(best, fresh, q, now);
@@ -310,6 +332,15 @@ export class DispatchTable {
     if (w === undefined) return false;
     let pause = false;
     let credited = false;
+    w.lastReport = now;
+    if (now - w.recentSince >= this.recentMs) {
+      // Older than two windows: the worker has been heard from since, long enough after it.
+      const old = w.olderDone;
+      w.olderDone = w.recentDone;
+      old.clear();
+      w.recentDone = old;
+      w.recentSince = now;
+    }
     const n = records.length - (records.length % 6);
     for (let o = 0; o < n; o += 6) {
       const kind = records[o]!;
@@ -324,6 +355,7 @@ export class DispatchTable {
           if (conn.started > 0) conn.started--;
           conn.outstanding--;
           conn.lastActive = now;
+          w.recentDone.set(conn, now);
           if (headWasUnstarted && conn.outstanding > conn.started) conn.since = now;
           if (conn.outstanding === 0) this.settled(conn, now);
         }
@@ -420,8 +452,10 @@ export class DispatchTable {
    *
    * `suspectSince` (ms): after an abrupt death, a response the worker reported done at or after
    * this time may still have been in its own ZeroMQ queue (a report travels faster than a reply
-   * through ZeroMQ's I/O thread): such connections get a 502 + close too rather than risking a
-   * client that waits forever. Default: never (a drained worker flushed its replies before exiting).
+   * through ZeroMQ's I/O thread, and a frozen worker's replies stay there): such connections get a
+   * 502 + close too rather than risking a client that waits forever, also when the table let go of
+   * them already (drained, timed out). The caller passes "last heard from it − recentMs"; default:
+   * never (a drained worker flushed its replies before exiting).
    */
   workerGone(id: number, now: number, suspectSince = Infinity): void {
     const w = this.workers.get(id);
@@ -431,21 +465,26 @@ export class DispatchTable {
     for (const conn of this.conns.values()) {
       if (conn.worker !== w) continue;
       this.forget(conn);
-      if (conn.outstanding === 0) {
-        if (conn.lastActive >= suspectSince && !conn.released) {
-          answered.add(conn.key);
-          this.counters.answered502++;
-          this.sink.answer(conn.server, conn.sender, conn.connId, 502);
-        }
-        continue;
-      }
+      if (conn.outstanding === 0) continue; // a recent reply on it is judged below
       answered.add(conn.key);
       if (conn.started > 0) this.close(conn);
-      else {
-        this.counters.answered502++;
-        this.sink.answer(conn.server, conn.sender, conn.connId, 502);
+      else this.answer502(conn);
+    }
+    if (suspectSince !== Infinity) {
+      for (const done of [w.olderDone, w.recentDone]) {
+        for (const [conn, at] of done) {
+          if (at < suspectSince || conn.closed || conn.released || answered.has(conn.key)) continue;
+          // Moved to another worker since: the client sent more, so it had this reply (or it
+          // pipelines, and the other worker's answers are on their way).
+          const current = this.conns.get(conn.key);
+          if (current !== undefined && current !== conn) continue;
+          answered.add(conn.key);
+          this.answer502(conn);
+        }
       }
     }
+    w.olderDone.clear();
+    w.recentDone.clear();
     const parked = w.pending.splice(0);
     this.pendingCount -= parked.length;
     const again = parked.filter((q) => !answered.has(q.key) && !q.disconnect);
@@ -453,7 +492,14 @@ export class DispatchTable {
     if (this.queued > 0) this.pump(now);
   }
 
+  private answer502(conn: Conn): void {
+    conn.closed = true;
+    this.counters.answered502++;
+    this.sink.answer(conn.server, conn.sender, conn.connId, 502);
+  }
+
   private close(conn: Conn): void {
+    conn.closed = true;
     this.counters.closed++;
     this.sink.answer(conn.server, conn.sender, conn.connId, 0);
   }
@@ -471,6 +517,7 @@ export class DispatchTable {
         // corrupt it; close instead.
         if (conn.started > 0) this.close(conn);
         else {
+          conn.closed = true;
           this.counters.answered504++;
           this.sink.answer(conn.server, conn.sender, conn.connId, 504);
         }

@@ -19,6 +19,7 @@ import type { Settings } from '../config/settings.js';
 import type { LogDestination, Logger } from '../log/logger.js';
 import { VERSION } from '../version.js';
 import { Dispatcher } from '../dispatch/dispatcher.js';
+import { RECENT_MS } from '../dispatch/table.js';
 import {
   EXIT_APP_LOAD_ERROR,
   EXIT_BOOT_ERROR,
@@ -91,11 +92,6 @@ interface Exited {
   at: number;
 }
 
-/**
- * After an abrupt worker death, connections it reported done on within this many ms before it died
- * get a 502 + close too: the reply may have been still in its ZeroMQ queue (see table.workerGone).
- */
-const SUSPECT_MS = 250;
 
 /** The status file (`pid/status.json`) the master rewrites every tick; see docs/INTERNALS.md. */
 export interface MasterStatusFile {
@@ -481,7 +477,11 @@ export class Arbiter {
       // A worker that exited 0 after being asked to stop flushed its replies; any other end may
       // have lost replies it had already reported done.
       const clean = w.stopRequested && e.code === 0;
-      this.dispatcher.table.workerGone(w.id, now, clean ? Infinity : e.at - SUSPECT_MS);
+      // Replies it reported done within RECENT_MS before it was last heard from (report or
+      // heartbeat) may have died in its ZeroMQ queue: for a frozen worker that is long before it
+      // exits. Those clients get a 502 + close.
+      const lastHeard = Math.min(e.at, Math.max(w.lastBeat, this.dispatcher.table.workers.get(w.id)?.lastReport ?? 0));
+      this.dispatcher.table.workerGone(w.id, now, clean ? Infinity : lastHeard - RECENT_MS);
       if (w.pid > 0) removePidFile(this.settings.appPath, 'worker', w.pid);
       const how = e.signal ? `signal ${e.signal}` : `code ${e.code}`;
       if (w.state === 'booting') {

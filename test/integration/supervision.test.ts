@@ -11,6 +11,7 @@ import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
+import { RawConnection } from '../helpers/http.js';
 import { startWsgid, wsgidArgs, type WsgidProcess } from '../helpers/wsgid.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -129,4 +130,68 @@ export default { fetch: () => new Response('pid=' + process.pid) };
       await waitFor(`the serving worker ${first[0]} gone`, () => dead(first[0]!), 30_000);
     });
   }
+
+  test('a worker frozen (SIGSTOP) under load, then killed: every client gets a response or a close', async () => {
+    // Big replies keep ZeroMQ's queue in the worker busy, so a freeze catches replies the worker
+    // already reported done but that had not left it.
+    const dir = await makeApp(`const body = 'x'.repeat(256 * 1024);\nexport default { fetch: () => new Response(body) };\n`);
+    dirs.push(dir);
+    const w = await startWsgid(wsgidArgs(m2.handler('app'), dir, ['--workers=2', '--timeout=2', '--graceful-timeout=1']), {
+      readyUrl: `${m2.baseUrl}/ready`,
+    });
+    started.push(w);
+    let stop = false;
+    let answered = 0;
+    let closed = 0;
+    const statuses: Record<number, number> = {};
+    const lost: string[] = [];
+    // Keep-alive clients (as wrk): a connection stays with its worker between requests.
+    const host = new URL(m2.baseUrl).host;
+    const client = async (): Promise<void> => {
+      while (!stop) {
+        let conn: RawConnection;
+        try {
+          conn = await RawConnection.connect(m2.baseUrl, { timeoutMs: 25_000 });
+        } catch {
+          continue;
+        }
+        try {
+          while (!stop) {
+            conn.write(`GET /big HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+            const res = await conn.readResponse();
+            answered++;
+            if (res.status !== 200) {
+              statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+              break; // our answers close the connection
+            }
+          }
+        } catch (err) {
+          if (/timed out/.test(String(err))) lost.push(String(err).slice(0, 120));
+          else closed++; // the connection was closed: the client knows
+        } finally {
+          conn.destroy();
+        }
+      }
+    };
+    const clients = Array.from({ length: 16 }, client);
+    try {
+      for (let round = 0; round < 3; round++) {
+        const pids = await waitFor('two workers', async () => {
+          const p = await workerPids(dir);
+          return p.length === 2 ? p : undefined;
+        });
+        await waitFor('requests flowing', async () => answered > 0 || undefined);
+        await sleep(300);
+        const victim = pids[round % 2]!;
+        process.kill(victim, 'SIGSTOP');
+        await waitFor(`frozen worker ${victim} killed`, () => dead(victim), 60_000);
+      }
+    } finally {
+      stop = true;
+      await Promise.all(clients);
+    }
+    console.log(`# frozen workers: ${answered} answered (not 200: ${JSON.stringify(statuses)}), ${closed} closed, ${lost.length} lost`);
+    assert.deepEqual(lost, [], `${lost.length} requests neither answered nor closed`);
+    assert.ok(answered > 0);
+  });
 });

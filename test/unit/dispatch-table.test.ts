@@ -240,13 +240,65 @@ describe('dispatch table', () => {
     sink.take();
     table.workerGone(1, 1000, 800);
     assert.deepEqual(
-      sink.take().filter((e) => e.kind === 'answer'),
+      sink
+        .take()
+        .filter((e) => e.kind === 'answer')
+        .sort((a, b) => (a.kind === 'answer' && b.kind === 'answer' ? a.connId - b.connId : 0)),
       [
         { kind: 'answer', server: 0, connId: 2, status: 502 },
         { kind: 'answer', server: 0, connId: 3, status: 502 },
       ],
     );
     assert.equal(table.counters.answered502, 2);
+  });
+
+  test('frozen worker: replies reported done before it went silent get 502 + close after its drain', () => {
+    // The worker reports conns 1 and 2 done, then freezes (SIGSTOP): nothing more is heard from
+    // it. Conn 3's request times out (504), which drains the worker: idle conns 1 and 2 are let go
+    // of. Long after, it is killed; the caller passes "last heard − window" as suspectSince.
+    const { table, sink } = setup([5, 5]);
+    for (const c of [1, 2, 3, 4]) table.dispatch(0, req(c), 1000);
+    // w1 has conns 1 and 3, w2 conns 2 and 4 (most credit first, ties: least sent).
+    table.report(1, records([REPORT_STARTED, 0, 1], [REPORT_DONE, 0, 1]), 1000); // long before the freeze
+    table.report(2, records([REPORT_STARTED, 0, 2], [REPORT_DONE, 0, 2]), 1000);
+    table.dispatch(0, req(1, '/next'), 5000);
+    table.report(1, records([REPORT_STARTED, 0, 1], [REPORT_DONE, 0, 1]), 9000); // just before
+    sink.take();
+    assert.deepEqual([...table.expire(12_000, 2000)], [1, 2]);
+    sink.take(); // 504 for conns 3 and 4
+    table.drain(1, 12_000);
+    assert.equal(table.conns.has(1), false, 'drain let go of the idle connection');
+    const lastHeard = 9000;
+    table.workerGone(1, 20_000, lastHeard - 250);
+    assert.deepEqual(
+      sink.take().filter((e) => e.kind === 'answer'),
+      [{ kind: 'answer', server: 0, connId: 1, status: 502 }],
+      'conn 1 answered; conn 3 had its 504 already',
+    );
+  });
+
+  test('suspect replies: not for released, closed or moved connections, nor after a clean exit', () => {
+    const { table, sink } = setup([5, 0]);
+    for (const c of [1, 2, 3]) table.dispatch(0, req(c), 0);
+    table.report(1, records([REPORT_DONE, 0, 1], [REPORT_DONE, 0, 2], [REPORT_DONE, 0, 3]), 100);
+    table.dispatch(0, disconnect(1), 100); // client gone: released
+    table.report(1, done(1), 100);
+    table.drain(1, 100); // conns 2 and 3 let go of
+    table.report(2, credit(5), 100);
+    table.dispatch(0, req(3, '/again'), 100); // conn 3 moved to w2: the client had its reply
+    sink.take();
+    table.workerGone(1, 200, 0);
+    assert.deepEqual(
+      sink.take().filter((e) => e.kind === 'answer'),
+      [{ kind: 'answer', server: 0, connId: 2, status: 502 }],
+    );
+    // A clean exit (drained, flushed): nothing.
+    const b = setup([5]);
+    b.table.dispatch(0, req(7), 0);
+    b.table.report(1, done(7), 10);
+    b.sink.take();
+    b.table.workerGone(1, 20);
+    assert.deepEqual(b.sink.take(), []);
   });
 
   test('messages parked for a worker that dies are re-routed', () => {
