@@ -37,6 +37,8 @@ export interface DispatcherOptions {
   onPause?: (workerId: number) => void;
   /** A worker's first credit arrived (it is connected and serving). */
   onConnected?: (workerId: number) => void;
+  /** A retiring worker reached the bound of messages it may still be sent (table.retire). */
+  onRetireLimit?: (workerId: number) => void;
 }
 
 /** Limit of unix socket paths (sun_path is 108 bytes with the terminating NUL). */
@@ -326,6 +328,10 @@ export class Dispatcher implements DispatchSink {
       count: this.malformedSinceLog,
     });
     this.malformedSinceLog = 0;
+  }
+
+  retireLimit(worker: WorkerSlot): void {
+    this.options.onRetireLimit?.(worker.id);
   }
 
   overflow(queued: number): void {

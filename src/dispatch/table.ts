@@ -30,6 +30,8 @@ export interface DispatchSink {
   malformed(server: number, frame: Buffer, error: ProtocolError): void;
   /** The wait queue overflowed (the message was answered 503). */
   overflow(queued: number): void;
+  /** A retiring worker was sent as much as its bound allows: drain it now (see retire()). */
+  retireLimit(worker: WorkerSlot): void;
 }
 
 export type AnswerStatus = 0 | 502 | 503 | 504;
@@ -46,6 +48,10 @@ export class WorkerSlot {
   connected = false;
   /** Draining: the end marker was sent; nothing new goes to it. */
   draining = false;
+  /** Retiring (max-requests, reload): new connections go to it only when nobody else can take them. */
+  retiring = false;
+  /** While retiring: once `forwarded` reaches this, the owner is told to drain it (retireLimit). */
+  retireAt = Infinity;
   /** Messages for connections it holds, waiting for its credit (or, draining, for it to finish). */
   readonly pending: Queued[] = [];
   /** When a report from it was last read (ms); the arbiter adds its heartbeats. */
@@ -271,13 +277,23 @@ export class DispatchTable {
     this.send(best, fresh, q, now);
   }
 
-  /** The accepting worker with the most credit (undefined when nobody has any). */
+  /**
+   * The accepting worker with the most credit (undefined when nobody has any); a retiring one only
+   * when no other has credit (it keeps the capacity up while its replacement boots).
+   */
   private best(): WorkerSlot | undefined {
     let best: WorkerSlot | undefined;
     for (const w of this.workers.values()) {
       if (w.credit <= 0 || !w.accepting || w.pending.length > 0) continue;
-      // Most credit; on a tie the one sent the least so far, so idle workers share the load.
-      if (best === undefined || w.credit > best.credit || (w.credit === best.credit && w.forwarded < best.forwarded)) best = w;
+      // Not retiring first; then most credit; on a tie the one sent the least so far, so idle
+      // workers share the load.
+      if (
+        best === undefined ||
+        (best.retiring && !w.retiring) ||
+        (best.retiring === w.retiring && (w.credit > best.credit || (w.credit === best.credit && w.forwarded < best.forwarded)))
+      ) {
+        best = w;
+      }
     }
     return best;
   }
@@ -287,10 +303,12 @@ export class DispatchTable {
     w.inFlight++;
     w.forwarded++;
     this.counters.forwarded++;
+
     if (conn.outstanding === conn.started) conn.since = now; // becomes the head of the line
     conn.outstanding++;
     conn.lastActive = now;
     this.sink.forward(w, q.server, q.frame);
+    if (w.forwarded === w.retireAt) this.sink.retireLimit(w); // after the forward: it may drain w
   }
 
   private park(w: WorkerSlot, q: Queued): void {
@@ -418,6 +436,26 @@ export class DispatchTable {
       if (this.best() === undefined) return;
       this.route(this.waiting.shift()!, now);
     }
+  }
+
+  /**
+   * Worker `id` is to be replaced: new connections prefer other workers from now on. `bound`:
+   * messages it may still be sent (sticky connections included) before the owner is told to drain
+   * it even though no replacement is ready (max-requests: bounds the overshoot; reload: Infinity).
+   */
+  retire(id: number, bound = Infinity): void {
+    const w = this.workers.get(id);
+    if (w === undefined || w.draining) return;
+    w.retiring = true;
+    w.retireAt = w.forwarded + Math.max(1, bound);
+  }
+
+  /** Keep worker `id` after all (its replacement cannot start). */
+  unretire(id: number): void {
+    const w = this.workers.get(id);
+    if (w === undefined) return;
+    w.retiring = false;
+    w.retireAt = Infinity;
   }
 
   /**

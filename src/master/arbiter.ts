@@ -79,6 +79,8 @@ interface WorkerProc {
   stopRequested: boolean;
   /** Killed for not becoming ready within the boot timeout (still a boot failure). */
   bootTimedOut: boolean;
+  /** Retiring at max-requests and sent all its overshoot bound allows: drain it even if alone. */
+  overshot: boolean;
 }
 
 type Signal = 'SIGTERM' | 'SIGINT' | 'SIGQUIT' | 'SIGHUP' | 'SIGTTIN' | 'SIGTTOU' | 'SIGUSR1';
@@ -181,6 +183,14 @@ export class Arbiter {
           w.stopRequested = true;
           w.killAt = Date.now() + this.settings.gracefulTimeout * 1000;
           this.dispatcher.table.drain(id, Date.now());
+          this.wakeUp();
+        }
+      },
+      onRetireLimit: (id) => {
+        // From inside the table: only note it; manage() drains it.
+        const w = this.workers.get(id);
+        if (w && w.retiring && !w.overshot) {
+          w.overshot = true;
           this.wakeUp();
         }
       },
@@ -345,6 +355,7 @@ export class Arbiter {
       fatal: undefined,
       stopRequested: false,
       bootTimedOut: false,
+      overshot: false,
     };
     this.workers.set(id, w);
     if (w.pid > 0) {
@@ -398,6 +409,10 @@ export class Arbiter {
         w.served = message.served;
         if (!w.retiring && w.state === 'serving') {
           w.retiring = true;
+          // New connections go to other workers from now on; its own (sticky) ones and, while
+          // nobody else has credit, new ones too keep it serving until the replacement is ready,
+          // but no more than one credit's worth: then it is drained even if alone.
+          this.dispatcher.table.retire(w.id, this.settings.workerConnections);
           this.recycled++;
           this.log.info('worker reached max requests; replacing it', { worker: w.id, pid: w.pid, served: message.served });
           this.wakeUp();
@@ -519,8 +534,9 @@ export class Arbiter {
       // A reload or recycling whose new workers cannot start: keep the old ones serving.
       let kept = 0;
       for (const x of this.workers.values()) {
-        if (x.retiring && x.state === 'serving') {
+        if (x.retiring && x.state === 'serving' && !x.overshot) {
           x.retiring = false;
+          this.dispatcher.table.unretire(x.id);
           kept++;
         }
       }
@@ -595,7 +611,12 @@ export class Arbiter {
         this.drain(w, 'replaced before it was ready');
         continue;
       }
-      if (serving - 1 < this.numWorkers) break;
+      if (w.overshot) {
+        this.drain(w, 'max requests reached; overshoot bound used up');
+        serving--;
+        continue;
+      }
+      if (serving - 1 < this.numWorkers) continue;
       this.drain(w, 'replaced by a newer worker');
       serving--;
     }
@@ -619,6 +640,7 @@ export class Arbiter {
     for (const w of this.workers.values()) {
       if (w.state === 'serving' || w.state === 'booting') {
         w.retiring = true;
+        this.dispatcher.table.retire(w.id);
         n++;
       }
     }

@@ -34,7 +34,8 @@ type Event =
   | { kind: 'end'; worker: number }
   | { kind: 'answer'; server: number; connId: number; status: AnswerStatus }
   | { kind: 'malformed'; code: string }
-  | { kind: 'overflow' };
+  | { kind: 'overflow' }
+  | { kind: 'retireLimit'; worker: number };
 
 class Recorder implements DispatchSink {
   events: Event[] = [];
@@ -52,6 +53,9 @@ class Recorder implements DispatchSink {
   }
   overflow(): void {
     this.events.push({ kind: 'overflow' });
+  }
+  retireLimit(worker: WorkerSlot): void {
+    this.events.push({ kind: 'retireLimit', worker: worker.id });
   }
   take(): Event[] {
     const e = this.events;
@@ -250,6 +254,28 @@ describe('dispatch table', () => {
       ],
     );
     assert.equal(table.counters.answered502, 2);
+  });
+
+  test('retiring: new connections prefer other workers, sticky ones stay, the bound is reported once', () => {
+    const { table, sink } = setup([10, 2]);
+    table.dispatch(0, req(1), 0); // w1 (most credit)
+    table.retire(1, 2);
+    table.dispatch(0, req(2), 0); // new: w2 although w1 has more credit
+    table.dispatch(0, req(1, '/sticky'), 0); // held by w1: stays (order, state)
+    assert.deepEqual(sink.forwardedTo(), [1, 2, 1]);
+    table.dispatch(0, req(3), 0); // w2 (1 credit left)
+    table.dispatch(0, req(4), 0); // w2 has none: the retiring one keeps capacity up
+    assert.deepEqual(sink.take(), [
+      { kind: 'forward', worker: 2, server: 0, frame: req(3).toString('latin1') },
+      { kind: 'forward', worker: 1, server: 0, frame: req(4).toString('latin1') },
+      { kind: 'retireLimit', worker: 1 }, // its 2nd message since retire(), reported after the forward
+    ]);
+    table.dispatch(0, req(5), 0); // no credit at w2, w1 still accepting until drained
+    assert.deepEqual(sink.take().map((e) => e.kind), ['forward'], 'reported once');
+    table.unretire(1);
+    table.report(2, credit(5), 0);
+    table.dispatch(0, req(6), 0); // back to "most credit"
+    assert.deepEqual(sink.forwardedTo(), [1]);
   });
 
   test('frozen worker: replies reported done before it went silent get 502 + close after its drain', () => {
