@@ -16,6 +16,7 @@ import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Settings } from '../config/settings.js';
+import { MAX_WORKERS } from '../config/options.js';
 import type { LogDestination, Logger } from '../log/logger.js';
 import { VERSION } from '../version.js';
 import { Dispatcher } from '../dispatch/dispatcher.js';
@@ -290,7 +291,7 @@ export class Arbiter {
           this.reload();
           break;
         case 'SIGTTIN':
-          if (this.phase === 'stopping') break;
+          if (this.phase === 'stopping' || this.numWorkers >= MAX_WORKERS) break;
           this.numWorkers++;
           this.log.info('TTIN: one more worker', { workers: this.numWorkers });
           break;
