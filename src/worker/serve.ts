@@ -15,6 +15,7 @@ import { chunkPrefix, CHUNK_SUFFIX, requestKeepAlive } from '../http/head.js';
 import { installBroadcaster, type BroadcastOptions, type Broadcaster } from '../broadcast.js';
 import type { Gateway, GatewayRequest } from '../gateways/types.js';
 import type { Logger } from '../log/logger.js';
+import { LogRateLimit } from '../log/rate-limit.js';
 import type { Settings } from '../config/settings.js';
 import { openReplySockets, type ReplySocket } from '../transport/reply-socket.js';
 import { ConnectionReply, type ReplyHooks } from './reply.js';
@@ -154,6 +155,7 @@ export function startWorker(options: WorkerOptions): Worker {
   const keepAliveMs = keepAliveSetting(options.keepAliveMs);
   let served = 0;
   let inFlight = 0;
+  const malformedLog = new LogRateLimit();
   let draining: { promise: Promise<void>; resolve: () => void } | undefined;
 
   const hooks: ReplyHooks = {
@@ -203,13 +205,18 @@ export function startWorker(options: WorkerOptions): Worker {
   }
 
   function dropMalformed(frame: Buffer, server: number, error: unknown): void {
-    const reason = error instanceof ProtocolError ? `${error.code}: ${error.message}` : String(error);
-    logger.warn('dropped a malformed message from mongrel2', {
-      server: options.settings.send[server],
-      reason,
-      bytes: frame.length,
-      start: frame.subarray(0, 80).toString('latin1'),
-    });
+    // Rate-limited: a broken or hostile mongrel2 can send these at any rate.
+    const count = malformedLog.hit(Date.now());
+    if (count !== undefined) {
+      const reason = error instanceof ProtocolError ? `${error.code}: ${error.message}` : String(error);
+      logger.warn('dropped a malformed message from mongrel2', {
+        server: options.settings.send[server],
+        reason,
+        bytes: frame.length,
+        start: frame.subarray(0, 80).toString('latin1'), // the logger escapes control bytes
+        count,
+      });
+    }
     let connId = 0;
     try {
       connId = peekConnection(frame).connId;
@@ -276,11 +283,15 @@ export function startWorker(options: WorkerOptions): Worker {
     const expected = uploads.get(key);
     const file = start !== done ? undefined : uploadPath(done);
     if (file === undefined || (expected !== undefined && expected !== file)) {
-      logger.warn('ignored an upload-done message that does not match its upload-start', {
+      // A client forged the header (mongrel2 sends done == start), or the upload-start message
+      // carried a forged done: answer, or nothing ever would (this also cancels the upload).
+      logger.warn('refused an upload-done message that does not match its upload-start: answering 400', {
         conn: message.connId,
         start,
         done: message.headers['x-mongrel2-upload-done'],
       });
+      uploads.delete(key);
+      refuse(message, server, '400 Bad Request', 'The request carries an upload header only mongrel2 may set.\n');
       return messageDone(server, message.connId);
     }
     uploads.delete(key);
@@ -403,9 +414,13 @@ export function startWorker(options: WorkerOptions): Worker {
       logger.warn('mongrel2 sends streaming uploads (upload.stream=1), which wsgid does not support; answering 501 (use the default async uploads)');
     }
     if (message.headers['UPLOAD_STREAM'] !== '0') return;
-    const body = 'Streaming uploads (mongrel2 upload.stream=1) are not supported by this server.\n';
+    refuse(message, server, '501 Not Implemented', 'Streaming uploads (mongrel2 upload.stream=1) are not supported by this server.\n');
+  }
+
+  /** Answer a message ourselves (the app is not called) and close the connection. */
+  function refuse(message: Mongrel2Message, server: number, status: string, body: string): void {
     const response =
-      'HTTP/1.1 501 Not Implemented\r\nContent-Type: text/plain\r\nContent-Length: ' +
+      `HTTP/1.1 ${status}\r\nContent-Type: text/plain\r\nContent-Length: ` +
       Buffer.byteLength(body) +
       '\r\nConnection: close\r\n\r\n' +
       body;
