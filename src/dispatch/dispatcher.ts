@@ -114,7 +114,7 @@ export class Dispatcher implements DispatchSink {
   constructor(options: DispatcherOptions, masterPid = process.pid) {
     this.options = options;
     this.log = options.logger;
-    this.table = new DispatchTable(this, { maxQueued: options.maxQueued ?? 10_000 });
+    this.table = new DispatchTable(this, { maxQueued: options.maxQueued ?? 10_000, servers: options.recv.length });
     const { dir, endpoint } = dispatchEndpoint(masterPid);
     this.endpoint = endpoint;
     this.dirAbs = path.join(options.appPath, dir);

@@ -8,7 +8,8 @@
  * - a message for a connection some worker holds goes to that worker (sticky: order and
  *   per-connection state hold); otherwise to the accepting worker with the most credit;
  * - every forwarded message costs one credit and comes back with a 'D' report;
- * - no credit anywhere → the message waits in the master (bounded: beyond `maxQueued` the client
+ * - no credit anywhere → the message waits in the master, in one FIFO per mongrel2 server served
+ *   in turn (bounded per server: beyond its share of `maxQueued` the client
  *   gets a 503 and a close);
  * - a disconnect goes to the holder, then the connection is forgotten (once nothing is in flight);
  * - worker gone → each of its connections with a not-yet-started response gets 502 + close,
@@ -113,11 +114,23 @@ export interface DispatchCounters {
   closed: number;
   /** Messages that had to wait for credit. */
   queuedTotal: number;
+  /** Idle connections forgotten because the table was full (see TableOptions.maxConns). */
+  pruned: number;
 }
 
 export interface TableOptions {
   /** Messages that may wait for credit in the master before new ones get a 503. */
   maxQueued: number;
+  /**
+   * mongrel2 servers (default 1): each may have at most maxQueued / servers messages waiting, so
+   * one flooding server cannot take the others' room.
+   */
+  servers?: number;
+  /**
+   * Connections kept (default 100 000): beyond, idle ones (nothing in flight) are forgotten oldest
+   * first, so a server that never sends disconnects cannot grow the table without bound.
+   */
+  maxConns?: number;
   /** RECENT_MS unless given (tests). */
   recentMs?: number;
 }
@@ -173,10 +186,18 @@ export class DispatchTable {
     answered504: 0,
     closed: 0,
     queuedTotal: 0,
+    pruned: 0,
   };
-  private readonly waiting = new Fifo<Queued>();
+  /** Per server: messages for nobody in particular waiting for credit. Served in turn (rr). */
+  private readonly waiting: Fifo<Queued>[] = [];
+  private waitingCount = 0;
+  private rr = 0;
   private pendingCount = 0;
+  /** Per server: messages waiting (in `waiting` or parked at a worker). */
+  private readonly queuedBy: number[] = [];
   private readonly maxQueued: number;
+  private readonly perServer: number;
+  private readonly maxConns: number;
   private readonly recentMs: number;
 
   constructor(
@@ -184,12 +205,14 @@ export class DispatchTable {
     options: TableOptions,
   ) {
     this.maxQueued = options.maxQueued;
+    this.perServer = Math.max(1, Math.floor(options.maxQueued / Math.max(1, options.servers ?? 1)));
+    this.maxConns = options.maxConns ?? 100_000;
     this.recentMs = options.recentMs ?? RECENT_MS;
   }
 
   /** Messages waiting in the master (for any worker's credit or a holder's). */
   get queued(): number {
-    return this.waiting.length + this.pendingCount;
+    return this.waitingCount + this.pendingCount;
   }
 
   get inFlight(): number {
@@ -260,6 +283,7 @@ export class DispatchTable {
       this.enqueue(q);
       return;
     }
+    if (this.conns.size >= this.maxConns) this.prune();
     const fresh: Conn = {
       key: q.key,
       server: q.server,
@@ -311,23 +335,58 @@ export class DispatchTable {
     if (w.forwarded === w.retireAt) this.sink.retireLimit(w); // after the forward: it may drain w
   }
 
+  /** No room for one more waiting message from `server` (its share, or the total, is used up). */
+  private full(server: number): boolean {
+    return (this.queuedBy[server] ?? 0) >= this.perServer || this.queued >= this.maxQueued;
+  }
+
+  private counted(server: number, delta: number): void {
+    this.queuedBy[server] = (this.queuedBy[server] ?? 0) + delta;
+  }
+
   private park(w: WorkerSlot, q: Queued): void {
-    if (this.queued >= this.maxQueued) {
+    if (this.full(q.server)) {
       this.refuse(q);
       return;
     }
     w.pending.push(q);
     this.pendingCount++;
+    this.counted(q.server, 1);
     this.counters.queuedTotal++;
   }
 
+  /** Parked messages leave `w.pending` (the caller removed them). */
+  private unparked(items: readonly Queued[]): void {
+    this.pendingCount -= items.length;
+    for (const q of items) this.counted(q.server, -1);
+  }
+
   private enqueue(q: Queued): void {
-    if (this.queued >= this.maxQueued) {
+    if (this.full(q.server)) {
       this.refuse(q);
       return;
     }
-    this.waiting.push(q);
+    (this.waiting[q.server] ??= new Fifo<Queued>()).push(q);
+    this.waitingCount++;
+    this.counted(q.server, 1);
     this.counters.queuedTotal++;
+  }
+
+  /**
+   * Too many connections: forget idle ones, oldest first (Map order = first seen), down to 90%
+   * so this runs once per many new connections. Busy ones stay: they are bounded by credit.
+   */
+  private prune(): void {
+    const target = Math.floor(this.maxConns * 0.9);
+    let n = 0;
+    for (const conn of this.conns.values()) {
+      if (this.conns.size <= target) break;
+      if (conn.outstanding === 0) {
+        this.forget(conn);
+        n++;
+      }
+    }
+    this.counters.pruned += n;
   }
 
   private refuse(q: Queued): void {
@@ -413,7 +472,7 @@ export class DispatchTable {
         if (mine.length > 0) {
           w.pending.length = 0;
           w.pending.push(...rest);
-          this.pendingCount -= mine.length;
+          this.unparked(mine);
           for (const q of mine) this.route(q, now);
         }
       }
@@ -426,15 +485,28 @@ export class DispatchTable {
       if (!w.accepting) continue;
       while (w.credit > 0 && w.pending.length > 0) {
         const q = w.pending.shift()!;
-        this.pendingCount--;
+        this.unparked([q]);
         const conn = this.conns.get(q.key);
         if (conn !== undefined && conn.worker === w) this.send(w, conn, q, now);
         else this.route(q, now);
       }
     }
-    while (this.waiting.length > 0) {
+    // One server's FIFO after the other, so a flooding server cannot make the others wait behind it.
+    const n = this.waiting.length;
+    for (let empty = 0; this.waitingCount > 0 && empty < n; ) {
+      const server = this.rr;
+      this.rr = (this.rr + 1) % n;
+      const fifo = this.waiting[server];
+      if (fifo === undefined || fifo.length === 0) {
+        empty++;
+        continue;
+      }
       if (this.best() === undefined) return;
-      this.route(this.waiting.shift()!, now);
+      empty = 0;
+      const q = fifo.shift()!;
+      this.waitingCount--;
+      this.counted(server, -1);
+      this.route(q, now);
     }
   }
 
@@ -478,7 +550,7 @@ export class DispatchTable {
       }
       w.pending.length = 0;
       w.pending.push(...keep);
-      this.pendingCount -= move.length;
+      this.unparked(move);
       for (const q of move) this.route(q, now);
     }
     if (this.queued > 0) this.pump(now);
@@ -524,9 +596,20 @@ export class DispatchTable {
     w.olderDone.clear();
     w.recentDone.clear();
     const parked = w.pending.splice(0);
-    this.pendingCount -= parked.length;
+    this.unparked(parked);
     const again = parked.filter((q) => !answered.has(q.key) && !q.disconnect);
-    if (again.length > 0) this.waiting.unshiftAll(again);
+    // Back to the front of their server's line, in their order.
+    const byServer = new Map<number, Queued[]>();
+    for (const q of again) {
+      const list = byServer.get(q.server);
+      if (list === undefined) byServer.set(q.server, [q]);
+      else list.push(q);
+    }
+    for (const [server, list] of byServer) {
+      (this.waiting[server] ??= new Fifo<Queued>()).unshiftAll(list);
+      this.waitingCount += list.length;
+      this.counted(server, list.length);
+    }
     if (this.queued > 0) this.pump(now);
   }
 

@@ -278,6 +278,41 @@ describe('dispatch table', () => {
     assert.deepEqual(sink.forwardedTo(), [1]);
   });
 
+  test('one flooding server cannot take the wait queue from another; servers are served in turn', () => {
+    const sink = new Recorder();
+    const table = new DispatchTable(sink, { maxQueued: 10, servers: 2 });
+    table.addWorker(1);
+    table.report(1, credit(0), 0);
+    for (let c = 1; c <= 20; c++) table.dispatch(0, req(c), 0); // server 0 floods: 5 wait, 15 refused
+    assert.equal(table.counters.answered503, 15);
+    for (let c = 1; c <= 3; c++) table.dispatch(1, req(100 + c), 0); // server 1 still gets in
+    assert.equal(table.counters.answered503, 15);
+    assert.equal(table.queued, 8);
+    sink.take();
+    table.report(1, credit(6), 0);
+    const order = sink.take().flatMap((e) => (e.kind === 'forward' ? [`${e.server}:${/ (\d+) /.exec(e.frame)![1]}`] : []));
+    assert.deepEqual(order, ['0:1', '1:101', '0:2', '1:102', '0:3', '1:103']);
+    assert.equal(table.queued, 2);
+  });
+
+  test('the connection table is bounded: idle connections are forgotten oldest first, busy ones kept', () => {
+    const sink = new Recorder();
+    const table = new DispatchTable(sink, { maxQueued: 100, maxConns: 10 });
+    table.addWorker(1);
+    table.report(1, credit(1000), 0);
+    table.dispatch(0, req(1), 0); // stays busy
+    for (let c = 2; c <= 10; c++) {
+      table.dispatch(0, req(c), 0);
+      table.report(1, done(c), 0); // idle, never disconnected
+    }
+    assert.equal(table.conns.size, 10);
+    table.dispatch(0, req(11), 0);
+    assert.ok(table.conns.size <= 10, `${table.conns.size} connections`);
+    assert.ok(table.conns.has(1), 'the busy one is kept');
+    assert.ok(table.conns.has(11) && !table.conns.has(2), 'the oldest idle one went');
+    assert.equal(table.counters.pruned, 1, "down to 90%, then the new one");
+  });
+
   test('frozen worker: replies reported done before it went silent get 502 + close after its drain', () => {
     // The worker reports conns 1 and 2 done, then freezes (SIGSTOP): nothing more is heard from
     // it. Conn 3's request times out (504), which drains the worker: idle conns 1 and 2 are let go
