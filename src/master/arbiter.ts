@@ -612,7 +612,8 @@ export class Arbiter {
         this.drain(w, 'replaced before it was ready');
         continue;
       }
-      if (w.overshot) {
+      // Not while replacements fail to boot: then the old worker is all the capacity there is.
+      if (w.overshot && this.bootFailures === 0) {
         this.drain(w, 'max requests reached; overshoot bound used up');
         serving--;
         continue;
