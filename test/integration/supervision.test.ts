@@ -10,8 +10,9 @@ import { mkdtemp, mkdir, writeFile, rm, readdir, readFile } from 'node:fs/promis
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
-import { RawConnection } from '../helpers/http.js';
+import { Push } from 'zeromq';
+import { freePorts, startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
+import { RawConnection, request } from '../helpers/http.js';
 import { startWsgid, wsgidArgs, type WsgidProcess } from '../helpers/wsgid.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -193,5 +194,36 @@ export default { fetch: () => new Response('pid=' + process.pid) };
     console.log(`# frozen workers: ${answered} answered (not 200: ${JSON.stringify(statuses)}), ${closed} closed, ${lost.length} lost`);
     assert.deepEqual(lost, [], `${lost.length} requests neither answered nor closed`);
     assert.ok(answered > 0);
+  });
+
+  test('a mongrel2 flooding malformed messages with NUL bytes: a few log lines, escaped; clients still served', async () => {
+    const dir = await makeApp(`export default { fetch: () => new Response('ok') };\n`);
+    dirs.push(dir);
+    // A second "mongrel2 server" played by the test; peekable frames whose headers do not parse.
+    const [pushPort, subPort] = await freePorts(2);
+    const push = new Push();
+    await push.bind(`tcp://127.0.0.1:${pushPort}`);
+    const app = m2.handler('app');
+    const w = await startWsgid(
+      wsgidArgs(app, dir, ['--workers=1', `--recv=tcp://127.0.0.1:${pushPort}`, `--send=tcp://127.0.0.1:${subPort}`]),
+      { readyUrl: `${m2.baseUrl}/ready` },
+    );
+    started.push(w);
+    try {
+      for (let i = 0; i < 300; i++) await push.send(Buffer.from(`evil-1 ${i + 1} /x 6:\0\0{\0\x1b[,0:,`, 'latin1'));
+      await w.waitForOutput(/dropped a malformed message/, 20_000);
+      await waitFor('the flood handled', async () => {
+        const res = await request(`${m2.baseUrl}/after`);
+        return res.text === 'ok' || undefined;
+      });
+      await sleep(1500);
+      const out = w.output();
+      const lines = out.split('\n').filter((l) => /dropped a malformed message/.test(l));
+      assert.ok(lines.length >= 1 && lines.length <= 10, `${lines.length} log lines:\n${lines.slice(0, 5).join('\n')}`);
+      assert.doesNotMatch(out, /[\x00\x1b]/, 'no raw NUL or ESC in the log');
+      assert.match(lines.join('\n'), /\\u0000/);
+    } finally {
+      push.close();
+    }
   });
 });
