@@ -95,7 +95,6 @@ interface Exited {
   at: number;
 }
 
-
 /** The status file (`pid/status.json`) the master rewrites every tick; see docs/INTERNALS.md. */
 export interface MasterStatusFile {
   version: 1;
