@@ -468,7 +468,11 @@ export function startWorker(options: WorkerOptions): Worker {
       connection.active = undefined;
       connections.delete(connectionKey(server, message.connId));
     }
-    messageDone(server, message.connId);
+    // Report it done once its reply has left our own queue (normally at once, or within this
+    // turn): the master takes 'D' for "sent" when this worker dies later (docs/INTERNALS.md).
+    const socket = sockets[server];
+    if (socket === undefined) messageDone(server, message.connId);
+    else socket.whenHandedOver(() => messageDone(server, message.connId));
   }
 
   function disconnect(server: number, connId: number): void {
