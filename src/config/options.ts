@@ -105,6 +105,15 @@ const eachEndpoint = (values: string[]): string | undefined => {
 const atLeast = (min: number) => (n: number) =>
   n >= min ? undefined : `expected an integer >= ${min}, got ${n}`;
 
+const between = (min: number, max: number) => (n: number) =>
+  n >= min && n <= max ? undefined : `expected an integer from ${min} to ${max}, got ${n}`;
+
+/**
+ * More workers than this is a typo (--workers=1000 for 100), not a plan: each is a Node process
+ * (tens of MB) and the master's loop visits every worker each tick.
+ */
+export const MAX_WORKERS = 256;
+
 const SIGNAL_NAME = /^(SIG)?[A-Z0-9]+$/;
 /** A signal given by name (TERM, SIGTERM) or number; normalized by the stop/restart commands. */
 export function checkSignal(value: string): string | undefined {
@@ -180,8 +189,8 @@ export const OPTIONS: OptionTable = {
     default: 1,
     commands: START,
     metavar: 'N',
-    help: 'Worker processes. 0 serves inside the master process.',
-    check: atLeast(0),
+    help: `Worker processes (max ${MAX_WORKERS}); 0 serves in the master process.`,
+    check: between(0, MAX_WORKERS),
   },
   workerConnections: {
     flag: 'worker-connections',
@@ -207,6 +216,17 @@ export const OPTIONS: OptionTable = {
     metavar: 'SECONDS',
     help: 'A request not answered within this time gets a 504 and its worker is replaced. 0 disables.',
     check: atLeast(0),
+  },
+  bootTimeout: {
+    flag: 'boot-timeout',
+    type: 'int',
+    default: 60,
+    commands: START,
+    metavar: 'SECONDS',
+    help:
+      'A worker not ready (app loaded, connected) within this time is killed (SIGTERM, SIGKILL 2 s later) ' +
+      'and counts as a boot failure.',
+    check: atLeast(1),
   },
   gracefulTimeout: {
     flag: 'graceful-timeout',

@@ -20,6 +20,8 @@ export interface Settings {
   keepAlive: boolean;
   /** Seconds a request may run before it is answered 504 and its worker replaced; 0 = off. */
   timeout: number;
+  /** Seconds a worker may take to load the app and become ready before it is killed. */
+  bootTimeout: number;
   /** Seconds stopping workers get to finish in-flight requests. */
   gracefulTimeout: number;
   /** Recycle a worker after this many requests; 0 = never. */

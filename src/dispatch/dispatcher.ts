@@ -39,6 +39,8 @@ export interface DispatcherOptions {
   onPause?: (workerId: number) => void;
   /** A worker's first credit arrived (it is connected and serving). */
   onConnected?: (workerId: number) => void;
+  /** A retiring worker reached the bound of messages it may still be sent (table.retire). */
+  onRetireLimit?: (workerId: number) => void;
 }
 
 /** Limit of unix socket paths (sun_path is 108 bytes with the terminating NUL). */
@@ -95,7 +97,7 @@ export class Dispatcher implements DispatchSink {
   constructor(options: DispatcherOptions, masterPid = process.pid) {
     this.options = options;
     this.log = options.logger;
-    this.table = new DispatchTable(this, { maxQueued: options.maxQueued ?? 10_000 });
+    this.table = new DispatchTable(this, { maxQueued: options.maxQueued ?? 10_000, servers: options.recv.length });
     const { dir, endpoint } = dispatchEndpoint(masterPid);
     this.endpoint = endpoint;
     this.dirName = path.basename(dir);
@@ -322,6 +324,10 @@ export class Dispatcher implements DispatchSink {
       count: this.malformedSinceLog,
     });
     this.malformedSinceLog = 0;
+  }
+
+  retireLimit(worker: WorkerSlot): void {
+    this.options.onRetireLimit?.(worker.id);
   }
 
   overflow(queued: number): void {

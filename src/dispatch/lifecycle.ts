@@ -11,6 +11,8 @@ export const WORKER_ENV = 'WSGID_WORKER_CONFIG';
 export interface WorkerBootConfig {
   /** Worker id: a spawn counter (gunicorn's `age`), unique within one master. */
   id: number;
+  /** The master's pid: a worker whose parent pid differs has been orphaned and exits. */
+  masterPid: number;
   settings: Settings;
   /** Path of the master's dispatch socket (unix domain, stream), relative to the app folder (`pid/.d<pid>/w`). */
   endpoint: string;

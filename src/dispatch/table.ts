@@ -8,7 +8,8 @@
  * - a message for a connection some worker holds goes to that worker (sticky: order and
  *   per-connection state hold); otherwise to the accepting worker with the most credit;
  * - every forwarded message costs one credit and comes back with a 'D' report;
- * - no credit anywhere → the message waits in the master (bounded: beyond `maxQueued` the client
+ * - no credit anywhere → the message waits in the master, in one FIFO per mongrel2 server served
+ *   in turn (bounded per server: beyond its share of `maxQueued` the client
  *   gets a 503 and a close);
  * - a disconnect goes to the holder, then the connection is forgotten (once nothing is in flight);
  * - worker gone → each of its connections with a not-yet-started response gets 502 + close,
@@ -30,6 +31,8 @@ export interface DispatchSink {
   malformed(server: number, frame: Buffer, error: ProtocolError): void;
   /** The wait queue overflowed (the message was answered 503). */
   overflow(queued: number): void;
+  /** A retiring worker was sent as much as its bound allows: drain it now (see retire()). */
+  retireLimit(worker: WorkerSlot): void;
 }
 
 export type AnswerStatus = 0 | 502 | 503 | 504;
@@ -46,8 +49,21 @@ export class WorkerSlot {
   connected = false;
   /** Draining: the end marker was sent; nothing new goes to it. */
   draining = false;
+  /** Retiring (max-requests, reload): new connections go to it only when nobody else can take them. */
+  retiring = false;
+  /** While retiring: once `forwarded` reaches this, the owner is told to drain it (retireLimit). */
+  retireAt = Infinity;
   /** Messages for connections it holds, waiting for its credit (or, draining, for it to finish). */
   readonly pending: Queued[] = [];
+  /** When a report from it was last read (ms); the arbiter adds its heartbeats. */
+  lastReport = 0;
+  /**
+   * Connections it reported done on lately, with when (two generations of `recentMs` each): their
+   * replies may still sit in its ZeroMQ queue should it die or freeze now (see workerGone).
+   */
+  recentDone = new Map<Conn, number>();
+  olderDone = new Map<Conn, number>();
+  recentSince = 0;
   constructor(readonly id: number) {}
   get accepting(): boolean {
     return this.connected && !this.draining;
@@ -71,6 +87,8 @@ export interface Conn {
   lastActive: number;
   /** mongrel2 said the client is gone: forget it once nothing is in flight. */
   released: boolean;
+  /** We answered it ourselves (502/504 or a close): nothing more may go to the client. */
+  closed: boolean;
 }
 
 export interface Queued {
@@ -96,12 +114,32 @@ export interface DispatchCounters {
   closed: number;
   /** Messages that had to wait for credit. */
   queuedTotal: number;
+  /** Idle connections forgotten because the table was full (see TableOptions.maxConns). */
+  pruned: number;
 }
 
 export interface TableOptions {
   /** Messages that may wait for credit in the master before new ones get a 503. */
   maxQueued: number;
+  /**
+   * mongrel2 servers (default 1): each may have at most maxQueued / servers messages waiting, so
+   * one flooding server cannot take the others' room.
+   */
+  servers?: number;
+  /**
+   * Connections kept (default 100 000): beyond, idle ones (nothing in flight) are forgotten oldest
+   * first, so a server that never sends disconnects cannot grow the table without bound.
+   */
+  maxConns?: number;
+  /** RECENT_MS unless given (tests). */
+  recentMs?: number;
 }
+
+/**
+ * A reply reported done counts as out of the worker's ZeroMQ queue once the worker has been heard
+ * from this long after the report (ms): its I/O thread had the time to write it.
+ */
+export const RECENT_MS = 250;
 
 const KEY_SERVER = 4294967296; // 2^32: key = server * 2^32 + connId, exact in a double
 
@@ -148,21 +186,33 @@ export class DispatchTable {
     answered504: 0,
     closed: 0,
     queuedTotal: 0,
+    pruned: 0,
   };
-  private readonly waiting = new Fifo<Queued>();
+  /** Per server: messages for nobody in particular waiting for credit. Served in turn (rr). */
+  private readonly waiting: Fifo<Queued>[] = [];
+  private waitingCount = 0;
+  private rr = 0;
   private pendingCount = 0;
+  /** Per server: messages waiting (in `waiting` or parked at a worker). */
+  private readonly queuedBy: number[] = [];
   private readonly maxQueued: number;
+  private readonly perServer: number;
+  private readonly maxConns: number;
+  private readonly recentMs: number;
 
   constructor(
     private readonly sink: DispatchSink,
     options: TableOptions,
   ) {
     this.maxQueued = options.maxQueued;
+    this.perServer = Math.max(1, Math.floor(options.maxQueued / Math.max(1, options.servers ?? 1)));
+    this.maxConns = options.maxConns ?? 100_000;
+    this.recentMs = options.recentMs ?? RECENT_MS;
   }
 
   /** Messages waiting in the master (for any worker's credit or a holder's). */
   get queued(): number {
-    return this.waiting.length + this.pendingCount;
+    return this.waitingCount + this.pendingCount;
   }
 
   get inFlight(): number {
@@ -233,6 +283,7 @@ export class DispatchTable {
       this.enqueue(q);
       return;
     }
+    if (this.conns.size >= this.maxConns) this.prune();
     const fresh: Conn = {
       key: q.key,
       server: q.server,
@@ -244,18 +295,29 @@ export class DispatchTable {
       since: now,
       lastActive: now,
       released: false,
+      closed: false,
     };
     this.conns.set(q.key, fresh);
     this.send(best, fresh, q, now);
   }
 
-  /** The accepting worker with the most credit (undefined when nobody has any). */
+  /**
+   * The accepting worker with the most credit (undefined when nobody has any); a retiring one only
+   * when no other has credit (it keeps the capacity up while its replacement boots).
+   */
   private best(): WorkerSlot | undefined {
     let best: WorkerSlot | undefined;
     for (const w of this.workers.values()) {
       if (w.credit <= 0 || !w.accepting || w.pending.length > 0) continue;
-      // Most credit; on a tie the one sent the least so far, so idle workers share the load.
-      if (best === undefined || w.credit > best.credit || (w.credit === best.credit && w.forwarded < best.forwarded)) best = w;
+      // Not retiring first; then most credit; on a tie the one sent the least so far, so idle
+      // workers share the load.
+      if (
+        best === undefined ||
+        (best.retiring && !w.retiring) ||
+        (best.retiring === w.retiring && (w.credit > best.credit || (w.credit === best.credit && w.forwarded < best.forwarded)))
+      ) {
+        best = w;
+      }
     }
     return best;
   }
@@ -265,29 +327,66 @@ export class DispatchTable {
     w.inFlight++;
     w.forwarded++;
     this.counters.forwarded++;
+
     if (conn.outstanding === conn.started) conn.since = now; // becomes the head of the line
     conn.outstanding++;
     conn.lastActive = now;
     this.sink.forward(w, q.server, q.frame);
+    if (w.forwarded === w.retireAt) this.sink.retireLimit(w); // after the forward: it may drain w
+  }
+
+  /** No room for one more waiting message from `server` (its share, or the total, is used up). */
+  private full(server: number): boolean {
+    return (this.queuedBy[server] ?? 0) >= this.perServer || this.queued >= this.maxQueued;
+  }
+
+  private counted(server: number, delta: number): void {
+    this.queuedBy[server] = (this.queuedBy[server] ?? 0) + delta;
   }
 
   private park(w: WorkerSlot, q: Queued): void {
-    if (this.queued >= this.maxQueued) {
+    if (this.full(q.server)) {
       this.refuse(q);
       return;
     }
     w.pending.push(q);
     this.pendingCount++;
+    this.counted(q.server, 1);
     this.counters.queuedTotal++;
   }
 
+  /** Parked messages leave `w.pending` (the caller removed them). */
+  private unparked(items: readonly Queued[]): void {
+    this.pendingCount -= items.length;
+    for (const q of items) this.counted(q.server, -1);
+  }
+
   private enqueue(q: Queued): void {
-    if (this.queued >= this.maxQueued) {
+    if (this.full(q.server)) {
       this.refuse(q);
       return;
     }
-    this.waiting.push(q);
+    (this.waiting[q.server] ??= new Fifo<Queued>()).push(q);
+    this.waitingCount++;
+    this.counted(q.server, 1);
     this.counters.queuedTotal++;
+  }
+
+  /**
+   * Too many connections: forget idle ones, oldest first (Map order = first seen), down to 90%
+   * so this runs once per many new connections. Busy ones stay: they are bounded by credit.
+   */
+  private prune(): void {
+    const target = Math.floor(this.maxConns * 0.9);
+    let n = 0;
+    for (const conn of this.conns.values()) {
+      if (this.conns.size <= target) break;
+      if (conn.outstanding === 0) {
+        this.forget(conn);
+        n++;
+      }
+    }
+    this.counters.pruned += n;
   }
 
   private refuse(q: Queued): void {
@@ -310,6 +409,15 @@ export class DispatchTable {
     if (w === undefined) return false;
     let pause = false;
     let credited = false;
+    w.lastReport = now;
+    if (now - w.recentSince >= this.recentMs) {
+      // Older than two windows: the worker has been heard from since, long enough after it.
+      const old = w.olderDone;
+      w.olderDone = w.recentDone;
+      old.clear();
+      w.recentDone = old;
+      w.recentSince = now;
+    }
     const n = records.length - (records.length % 6);
     for (let o = 0; o < n; o += 6) {
       const kind = records[o]!;
@@ -324,6 +432,7 @@ export class DispatchTable {
           if (conn.started > 0) conn.started--;
           conn.outstanding--;
           conn.lastActive = now;
+          w.recentDone.set(conn, now);
           if (headWasUnstarted && conn.outstanding > conn.started) conn.since = now;
           if (conn.outstanding === 0) this.settled(conn, now);
         }
@@ -363,7 +472,7 @@ export class DispatchTable {
         if (mine.length > 0) {
           w.pending.length = 0;
           w.pending.push(...rest);
-          this.pendingCount -= mine.length;
+          this.unparked(mine);
           for (const q of mine) this.route(q, now);
         }
       }
@@ -376,16 +485,49 @@ export class DispatchTable {
       if (!w.accepting) continue;
       while (w.credit > 0 && w.pending.length > 0) {
         const q = w.pending.shift()!;
-        this.pendingCount--;
+        this.unparked([q]);
         const conn = this.conns.get(q.key);
         if (conn !== undefined && conn.worker === w) this.send(w, conn, q, now);
         else this.route(q, now);
       }
     }
-    while (this.waiting.length > 0) {
+    // One server's FIFO after the other, so a flooding server cannot make the others wait behind it.
+    const n = this.waiting.length;
+    for (let empty = 0; this.waitingCount > 0 && empty < n; ) {
+      const server = this.rr;
+      this.rr = (this.rr + 1) % n;
+      const fifo = this.waiting[server];
+      if (fifo === undefined || fifo.length === 0) {
+        empty++;
+        continue;
+      }
       if (this.best() === undefined) return;
-      this.route(this.waiting.shift()!, now);
+      empty = 0;
+      const q = fifo.shift()!;
+      this.waitingCount--;
+      this.counted(server, -1);
+      this.route(q, now);
     }
+  }
+
+  /**
+   * Worker `id` is to be replaced: new connections prefer other workers from now on. `bound`:
+   * messages it may still be sent (sticky connections included) before the owner is told to drain
+   * it even though no replacement is ready (max-requests: bounds the overshoot; reload: Infinity).
+   */
+  retire(id: number, bound = Infinity): void {
+    const w = this.workers.get(id);
+    if (w === undefined || w.draining) return;
+    w.retiring = true;
+    w.retireAt = w.forwarded + Math.max(1, bound);
+  }
+
+  /** Keep worker `id` after all (its replacement cannot start). */
+  unretire(id: number): void {
+    const w = this.workers.get(id);
+    if (w === undefined) return;
+    w.retiring = false;
+    w.retireAt = Infinity;
   }
 
   /**
@@ -408,7 +550,7 @@ export class DispatchTable {
       }
       w.pending.length = 0;
       w.pending.push(...keep);
-      this.pendingCount -= move.length;
+      this.unparked(move);
       for (const q of move) this.route(q, now);
     }
     if (this.queued > 0) this.pump(now);
@@ -420,8 +562,10 @@ export class DispatchTable {
    *
    * `suspectSince` (ms): after an abrupt death, a response the worker reported done at or after
    * this time may still have been in its own ZeroMQ queue (a report travels faster than a reply
-   * through ZeroMQ's I/O thread): such connections get a 502 + close too rather than risking a
-   * client that waits forever. Default: never (a drained worker flushed its replies before exiting).
+   * through ZeroMQ's I/O thread, and a frozen worker's replies stay there): such connections get a
+   * 502 + close too rather than risking a client that waits forever, also when the table let go of
+   * them already (drained, timed out). The caller passes "last heard from it − recentMs"; default:
+   * never (a drained worker flushed its replies before exiting).
    */
   workerGone(id: number, now: number, suspectSince = Infinity): void {
     const w = this.workers.get(id);
@@ -431,29 +575,52 @@ export class DispatchTable {
     for (const conn of this.conns.values()) {
       if (conn.worker !== w) continue;
       this.forget(conn);
-      if (conn.outstanding === 0) {
-        if (conn.lastActive >= suspectSince && !conn.released) {
-          answered.add(conn.key);
-          this.counters.answered502++;
-          this.sink.answer(conn.server, conn.sender, conn.connId, 502);
-        }
-        continue;
-      }
+      if (conn.outstanding === 0) continue; // a recent reply on it is judged below
       answered.add(conn.key);
       if (conn.started > 0) this.close(conn);
-      else {
-        this.counters.answered502++;
-        this.sink.answer(conn.server, conn.sender, conn.connId, 502);
+      else this.answer502(conn);
+    }
+    if (suspectSince !== Infinity) {
+      for (const done of [w.olderDone, w.recentDone]) {
+        for (const [conn, at] of done) {
+          if (at < suspectSince || conn.closed || conn.released || answered.has(conn.key)) continue;
+          // Moved to another worker since: the client sent more, so it had this reply (or it
+          // pipelines, and the other worker's answers are on their way).
+          const current = this.conns.get(conn.key);
+          if (current !== undefined && current !== conn) continue;
+          answered.add(conn.key);
+          this.answer502(conn);
+        }
       }
     }
+    w.olderDone.clear();
+    w.recentDone.clear();
     const parked = w.pending.splice(0);
-    this.pendingCount -= parked.length;
+    this.unparked(parked);
     const again = parked.filter((q) => !answered.has(q.key) && !q.disconnect);
-    if (again.length > 0) this.waiting.unshiftAll(again);
+    // Back to the front of their server's line, in their order.
+    const byServer = new Map<number, Queued[]>();
+    for (const q of again) {
+      const list = byServer.get(q.server);
+      if (list === undefined) byServer.set(q.server, [q]);
+      else list.push(q);
+    }
+    for (const [server, list] of byServer) {
+      (this.waiting[server] ??= new Fifo<Queued>()).unshiftAll(list);
+      this.waitingCount += list.length;
+      this.counted(server, list.length);
+    }
     if (this.queued > 0) this.pump(now);
   }
 
+  private answer502(conn: Conn): void {
+    conn.closed = true;
+    this.counters.answered502++;
+    this.sink.answer(conn.server, conn.sender, conn.connId, 502);
+  }
+
   private close(conn: Conn): void {
+    conn.closed = true;
     this.counters.closed++;
     this.sink.answer(conn.server, conn.sender, conn.connId, 0);
   }
@@ -471,6 +638,7 @@ export class DispatchTable {
         // corrupt it; close instead.
         if (conn.started > 0) this.close(conn);
         else {
+          conn.closed = true;
           this.counters.answered504++;
           this.sink.answer(conn.server, conn.sender, conn.connId, 504);
         }

@@ -59,11 +59,17 @@ class Sink {
   }
 }
 
-function formatValue(value: unknown): string {
-  if (value instanceof Error) return JSON.stringify(value.stack ?? value.message);
-  if (typeof value === 'string') return /^[^\s"=]+$/.test(value) ? value : JSON.stringify(value);
+/** JSON quoting, plus the C1 controls and DEL JSON leaves raw: a log line never carries control bytes. */
+function quote(value: unknown): string {
+  return (JSON.stringify(value) ?? String(value)).replace(/[\x7f-\x9f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** A field value: bare when it is one plain word, quoted (control bytes escaped) otherwise. */
+export function formatValue(value: unknown): string {
+  if (value instanceof Error) return quote(value.stack ?? value.message);
+  if (typeof value === 'string') return /^[^\s"=\x00-\x1f\x7f-\x9f]+$/.test(value) ? value : quote(value);
   if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
-  return JSON.stringify(value);
+  return quote(value);
 }
 
 function makeLogger(sink: Sink, level: LogLevel, role: string): Logger {

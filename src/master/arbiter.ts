@@ -15,9 +15,11 @@ import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Settings } from '../config/settings.js';
+import { MAX_WORKERS } from '../config/options.js';
 import type { LogDestination, Logger } from '../log/logger.js';
 import { VERSION } from '../version.js';
 import { Dispatcher } from '../dispatch/dispatcher.js';
+import { RECENT_MS } from '../dispatch/table.js';
 import {
   EXIT_APP_LOAD_ERROR,
   EXIT_BOOT_ERROR,
@@ -43,8 +45,12 @@ export const WORKER_ENTRY = fileURLToPath(new URL('../worker/main.js', import.me
 export const MAX_BOOT_FAILURES = 5;
 const BACKOFF_BASE_MS = 250;
 const BACKOFF_MAX_MS = 15_000;
-/** A worker that has not booted in this long is killed (counted as a boot failure). */
-const BOOT_TIMEOUT_MS = 60_000;
+/**
+ * A worker that is killed while it boots (boot timeout, or stopped before it was ready) gets this
+ * long after SIGTERM before SIGKILL: it has nothing in flight, and an app blocked in its import
+ * cannot run the SIGTERM handler at all.
+ */
+const BOOT_KILL_GRACE_MS = 2000;
 const TICK_MS = 1000;
 /** Connections with nothing in flight and no word from mongrel2 for this long are forgotten. */
 const CONN_IDLE_MS = 60 * 60 * 1000;
@@ -73,6 +79,10 @@ interface WorkerProc {
   fatal: string | undefined;
   /** The master asked it to stop (drain, abort, shutdown): its exit is expected. */
   stopRequested: boolean;
+  /** Killed for not becoming ready within the boot timeout (still a boot failure). */
+  bootTimedOut: boolean;
+  /** Retiring at max-requests and sent all its overshoot bound allows: drain it even if alone. */
+  overshot: boolean;
 }
 
 type Signal = 'SIGTERM' | 'SIGINT' | 'SIGQUIT' | 'SIGHUP' | 'SIGTTIN' | 'SIGTTOU' | 'SIGUSR1';
@@ -85,12 +95,6 @@ interface Exited {
   /** When its dispatch connection closed (≈ when it died). */
   at: number;
 }
-
-/**
- * After an abrupt worker death, connections it reported done on within this many ms before it died
- * get a 502 + close too: the reply may have been still in its ZeroMQ queue (see table.workerGone).
- */
-const SUSPECT_MS = 250;
 
 /** The status file (`pid/status.json`) the master rewrites every tick; see docs/INTERNALS.md. */
 export interface MasterStatusFile {
@@ -178,6 +182,14 @@ export class Arbiter {
           w.stopRequested = true;
           w.killAt = Date.now() + this.settings.gracefulTimeout * 1000;
           this.dispatcher.table.drain(id, Date.now());
+          this.wakeUp();
+        }
+      },
+      onRetireLimit: (id) => {
+        // From inside the table: only note it; manage() drains it.
+        const w = this.workers.get(id);
+        if (w && w.retiring && !w.overshot) {
+          w.overshot = true;
           this.wakeUp();
         }
       },
@@ -277,7 +289,7 @@ export class Arbiter {
           this.reload();
           break;
         case 'SIGTTIN':
-          if (this.phase === 'stopping') break;
+          if (this.phase === 'stopping' || this.numWorkers >= MAX_WORKERS) break;
           this.numWorkers++;
           this.log.info('TTIN: one more worker', { workers: this.numWorkers });
           break;
@@ -309,6 +321,7 @@ export class Arbiter {
     const heartbeatMs = settings.timeout > 0 ? Math.min(1000, Math.max(100, Math.floor((settings.timeout * 1000) / 4))) : 1000;
     const config: WorkerBootConfig = {
       id,
+      masterPid: process.pid,
       settings,
       endpoint: this.dispatcher.endpoint,
       maxRequests,
@@ -340,6 +353,8 @@ export class Arbiter {
       killAt: 0,
       fatal: undefined,
       stopRequested: false,
+      bootTimedOut: false,
+      overshot: false,
     };
     this.workers.set(id, w);
     if (w.pid > 0) {
@@ -393,6 +408,10 @@ export class Arbiter {
         w.served = message.served;
         if (!w.retiring && w.state === 'serving') {
           w.retiring = true;
+          // New connections go to other workers from now on; its own (sticky) ones and, while
+          // nobody else has credit, new ones too keep it serving until the replacement is ready,
+          // but no more than one credit's worth: then it is drained even if alone.
+          this.dispatcher.table.retire(w.id, this.settings.workerConnections);
           this.recycled++;
           this.log.info('worker reached max requests; replacing it', { worker: w.id, pid: w.pid, served: message.served });
           this.wakeUp();
@@ -436,10 +455,17 @@ export class Arbiter {
     if (w.state === 'draining' || w.state === 'aborted') return;
     const now = Date.now();
     this.log.info('draining worker', { worker: w.id, pid: w.pid, reason: why });
+    const booting = w.state === 'booting';
     w.state = 'draining';
     w.stopRequested = true;
-    w.killAt = now + this.settings.gracefulTimeout * 1000;
     this.dispatcher.table.drain(w.id, now);
+    if (booting) {
+      // Nothing in flight: no reason to wait the graceful timeout (the app may hang in its import).
+      w.killAt = now + BOOT_KILL_GRACE_MS;
+      this.kill(w, 'SIGTERM');
+      return;
+    }
+    w.killAt = now + this.settings.gracefulTimeout * 1000;
     this.tell(w, { type: 'drain' });
   }
 
@@ -465,7 +491,11 @@ export class Arbiter {
       // A worker that exited 0 after being asked to stop flushed its replies; any other end may
       // have lost replies it had already reported done.
       const clean = w.stopRequested && e.code === 0;
-      this.dispatcher.table.workerGone(w.id, now, clean ? Infinity : e.at - SUSPECT_MS);
+      // Replies it reported done within RECENT_MS before it was last heard from (report or
+      // heartbeat) may have died in its ZeroMQ queue: for a frozen worker that is long before it
+      // exits. Those clients get a 502 + close.
+      const lastHeard = Math.min(e.at, Math.max(w.lastBeat, this.dispatcher.table.workers.get(w.id)?.lastReport ?? 0));
+      this.dispatcher.table.workerGone(w.id, now, clean ? Infinity : lastHeard - RECENT_MS);
       if (w.pid > 0) removePidFile(this.settings.appPath, 'worker', w.pid);
       const how = e.signal ? `signal ${e.signal}` : `code ${e.code}`;
       if (w.state === 'booting') {
@@ -503,8 +533,9 @@ export class Arbiter {
       // A reload or recycling whose new workers cannot start: keep the old ones serving.
       let kept = 0;
       for (const x of this.workers.values()) {
-        if (x.retiring && x.state === 'serving') {
+        if (x.retiring && x.state === 'serving' && !x.overshot) {
           x.retiring = false;
+          this.dispatcher.table.unretire(x.id);
           kept++;
         }
       }
@@ -535,9 +566,16 @@ export class Arbiter {
       }
       if (w.state === 'serving' && now - w.lastBeat > silence) {
         this.abort(w, `no heartbeat for ${Math.round((now - w.lastBeat) / 1000)} s (event loop blocked?)`);
-      } else if (w.state === 'booting' && now - w.spawnedAt > Math.max(BOOT_TIMEOUT_MS, timeout * 1000)) {
-        this.log.error('worker did not become ready in time', { worker: w.id, pid: w.pid });
-        w.killAt = now + 2000;
+      } else if (w.state === 'booting' && !w.bootTimedOut && now - w.spawnedAt > this.settings.bootTimeout * 1000) {
+        // Once: the SIGKILL at killAt above follows (re-arming killAt every tick never escalated).
+        this.log.error('worker did not become ready in time: SIGTERM, then SIGKILL', {
+          worker: w.id,
+          pid: w.pid,
+          bootTimeout: this.settings.bootTimeout,
+        });
+        w.bootTimedOut = true;
+        w.fatal ??= `not ready within the boot timeout (${this.settings.bootTimeout} s)`;
+        w.killAt = now + BOOT_KILL_GRACE_MS;
         this.kill(w, 'SIGTERM');
       }
     }
@@ -570,10 +608,15 @@ export class Arbiter {
     for (const w of retiring) {
       if (w.state === 'booting') {
         this.drain(w, 'replaced before it was ready');
-        this.kill(w, 'SIGTERM');
         continue;
       }
-      if (serving - 1 < this.numWorkers) break;
+      // Not while replacements fail to boot: then the old worker is all the capacity there is.
+      if (w.overshot && this.bootFailures === 0) {
+        this.drain(w, 'max requests reached; overshoot bound used up');
+        serving--;
+        continue;
+      }
+      if (serving - 1 < this.numWorkers) continue;
       this.drain(w, 'replaced by a newer worker');
       serving--;
     }
@@ -597,6 +640,7 @@ export class Arbiter {
     for (const w of this.workers.values()) {
       if (w.state === 'serving' || w.state === 'booting') {
         w.retiring = true;
+        this.dispatcher.table.retire(w.id);
         n++;
       }
     }

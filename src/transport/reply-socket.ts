@@ -26,6 +26,10 @@ export class ReplySocket {
   private subscribed = false;
   private closed = false;
   private waiters: Array<() => void> = [];
+  /** Frames accepted in total, and of those handed to ZeroMQ: positions for whenHandedOver(). */
+  private accepted = 0;
+  private handed = 0;
+  private handoverWaiters: Array<{ at: number; fn: () => void }> = [];
 
   constructor(endpoint: string) {
     this.endpoint = endpoint;
@@ -49,7 +53,18 @@ export class ReplySocket {
     if (this.closed) return;
     this.queue.push(frame);
     this.queuedBytes += frame.length;
+    this.accepted++;
     if (!this.sending && this.subscribed) void this.pump();
+  }
+
+  /**
+   * Run `fn` once every frame accepted so far has been handed to ZeroMQ (at once when it has).
+   * The worker reports a request done only then: what its master counts as sent is no longer in
+   * this process's own queue. Cheaper than flushed(): no promise, and later frames do not delay it.
+   */
+  whenHandedOver(fn: () => void): void {
+    if (this.handed >= this.accepted || this.closed) fn();
+    else this.handoverWaiters.push({ at: this.accepted, fn });
   }
 
   /** Resolves when everything queued so far has been handed to ZeroMQ. */
@@ -64,6 +79,7 @@ export class ReplySocket {
     if (this.subscribed) await Promise.race([this.flushed(), new Promise((r) => setTimeout(r, 2000))]);
     this.closed = true;
     this.socket.close();
+    this.handedOver(this.accepted); // nothing more will leave: release every waiter
     this.wake();
   }
 
@@ -73,10 +89,12 @@ export class ReplySocket {
       while (this.queue.length > 0 && !this.closed) {
         const batch = this.takeBatch();
         await this.socket.send(batch.length === 1 ? batch[0]! : batch);
+        this.handedOver(batch.length);
       }
     } catch (error) {
       // Only a closed socket makes send() fail here; nothing useful can be done with the rest.
       if (!this.closed) process.emitWarning(`wsgid: reply socket ${this.endpoint}: ${String(error)}`);
+      this.handedOver(this.accepted); // nothing more will leave: release every waiter
       this.queue = [];
       this.queuedBytes = 0;
     } finally {
@@ -100,6 +118,16 @@ export class ReplySocket {
       return queue;
     }
     return queue.splice(0, count);
+  }
+
+  private handedOver(n: number): void {
+    this.handed = Math.min(this.accepted, this.handed + n);
+    if (this.handoverWaiters.length === 0) return;
+    let i = 0;
+    while (i < this.handoverWaiters.length && this.handoverWaiters[i]!.at <= this.handed) i++;
+    if (i === 0) return;
+    const due = this.handoverWaiters.splice(0, i);
+    for (const w of due) w.fn();
   }
 
   private wake(): void {

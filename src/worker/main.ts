@@ -8,8 +8,10 @@
  * Exit codes (gunicorn's contract): 0 normal, 3 boot error, 4 app load error.
  * Lifecycle: heartbeats from this event loop (a blocked loop is noticed by the master), `retire`
  * at max-requests, `drain` → finish in-flight → exit 0. SIGTERM = graceful, SIGINT/SIGQUIT = fast.
- * The worker exits when the master disappears (IPC channel closed).
+ * The worker exits when the master disappears (worker/orphan-guard.ts says what covers what).
  */
+// First: it must run before the rest is imported (a worker never outlives its master).
+import { masterGone, stopBootWatchdog, takeOverDisconnect } from './orphan-guard.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLogger, type Logger } from '../log/logger.js';
@@ -90,6 +92,7 @@ export async function runWorker(config: WorkerBootConfig, hooks: WorkerHooks = {
     logger.warn('master went away; exiting');
     process.exit(exitCode || 0);
   });
+  takeOverDisconnect();
   // Signals meant for the master's process group must not kill workers (gunicorn#1868).
   for (const sig of ['SIGHUP', 'SIGTTIN', 'SIGTTOU', 'SIGUSR2', 'SIGWINCH'] as const) process.on(sig, () => {});
   const reopen = (): void => {
@@ -108,6 +111,11 @@ export async function runWorker(config: WorkerBootConfig, hooks: WorkerHooks = {
   let completed = 0;
 
   const graceful = (why: string): Promise<void> => {
+    if (worker === undefined && stopping === undefined) {
+      // Still booting: nothing in flight, nothing to drain; the app load would only delay the exit.
+      logger.info('stopping before ready', { reason: why });
+      process.exit(0);
+    }
     stopping ??= (async () => {
       logger.info('draining', { reason: why, inFlight: worker?.inFlight ?? 0 });
       try {
@@ -192,9 +200,14 @@ export async function runWorker(config: WorkerBootConfig, hooks: WorkerHooks = {
 
   const running = worker;
   const beat = setInterval(() => {
+    if (masterGone()) {
+      logger.warn('master went away (reparented); exiting');
+      process.exit(exitCode || 0);
+    }
     send({ type: 'heartbeat', served: running.served, inFlight: running.inFlight });
   }, config.heartbeatMs);
   send({ type: 'ready' });
+  stopBootWatchdog();
   logger.info('ready', { pid: process.pid, credits: settings.workerConnections, maxRequests: config.maxRequests });
 
   const code = await done;

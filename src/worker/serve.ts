@@ -17,6 +17,7 @@ import { VERSION } from '../version.js';
 import { installBroadcaster, type BroadcastOptions, type Broadcaster } from '../broadcast.js';
 import type { Gateway, GatewayRequest } from '../gateways/types.js';
 import type { Logger } from '../log/logger.js';
+import { LogRateLimit } from '../log/rate-limit.js';
 import type { Settings } from '../config/settings.js';
 import { openReplySockets, type ReplySocket } from '../transport/reply-socket.js';
 import { ConnectionReply, type ReplyHooks } from './reply.js';
@@ -157,6 +158,7 @@ export function startWorker(options: WorkerOptions): Worker {
   const keepAliveMs = keepAliveSetting(options.keepAliveMs);
   let served = 0;
   let inFlight = 0;
+  const malformedLog = new LogRateLimit();
   let draining: { promise: Promise<void>; resolve: () => void } | undefined;
 
   const hooks: ReplyHooks = {
@@ -206,13 +208,18 @@ export function startWorker(options: WorkerOptions): Worker {
   }
 
   function dropMalformed(frame: Buffer, server: number, error: unknown): void {
-    const reason = error instanceof ProtocolError ? `${error.code}: ${error.message}` : String(error);
-    logger.warn('dropped a malformed message from mongrel2', {
-      server: options.settings.send[server],
-      reason,
-      bytes: frame.length,
-      start: frame.subarray(0, 80).toString('latin1'),
-    });
+    // Rate-limited: a broken or hostile mongrel2 can send these at any rate.
+    const count = malformedLog.hit(Date.now());
+    if (count !== undefined) {
+      const reason = error instanceof ProtocolError ? `${error.code}: ${error.message}` : String(error);
+      logger.warn('dropped a malformed message from mongrel2', {
+        server: options.settings.send[server],
+        reason,
+        bytes: frame.length,
+        start: frame.subarray(0, 80).toString('latin1'), // the logger escapes control bytes
+        count,
+      });
+    }
     let connId = 0;
     try {
       connId = peekConnection(frame).connId;
@@ -279,11 +286,15 @@ export function startWorker(options: WorkerOptions): Worker {
     const expected = uploads.get(key);
     const file = start !== done ? undefined : uploadPath(done);
     if (file === undefined || (expected !== undefined && expected !== file)) {
-      logger.warn('ignored an upload-done message that does not match its upload-start', {
+      // A client forged the header (mongrel2 sends done == start), or the upload-start message
+      // carried a forged done: answer, or nothing ever would (this also cancels the upload).
+      logger.warn('refused an upload-done message that does not match its upload-start: answering 400', {
         conn: message.connId,
         start,
         done: message.headers['x-mongrel2-upload-done'],
       });
+      uploads.delete(key);
+      refuse(message, server, 400, 'The request carries an upload header only mongrel2 may set.\n');
       return messageDone(server, message.connId);
     }
     uploads.delete(key);
@@ -421,9 +432,12 @@ export function startWorker(options: WorkerOptions): Worker {
       logger.warn('mongrel2 sends streaming uploads (upload.stream=1), which wsgid does not support; answering 501 (use the default async uploads)');
     }
     if (message.headers['UPLOAD_STREAM'] !== '0') return;
-    const response = errorResponse(501, VERSION, {
-      body: 'Streaming uploads (mongrel2 upload.stream=1) are not supported by this server.\n',
-    });
+    refuse(message, server, 501, 'Streaming uploads (mongrel2 upload.stream=1) are not supported by this server.\n');
+  }
+
+  /** Answer a message ourselves (the app is not called) and close the connection. */
+  function refuse(message: Mongrel2Message, server: number, status: number, body: string): void {
+    const response = errorResponse(status, VERSION, { body });
     const socket = sockets[server]!;
     socket.send(encodeReply(message.sender, message.connId, response));
     socket.send(encodeClose(message.sender, message.connId));
@@ -464,7 +478,11 @@ export function startWorker(options: WorkerOptions): Worker {
       connection.active = undefined;
       connections.delete(connectionKey(server, message.connId));
     }
-    messageDone(server, message.connId);
+    // Report it done once its reply has left our own queue (normally at once, or within this
+    // turn): the master takes 'D' for "sent" when this worker dies later (docs/INTERNALS.md).
+    const socket = sockets[server];
+    if (socket === undefined) messageDone(server, message.connId);
+    else socket.whenHandedOver(() => messageDone(server, message.connId));
   }
 
   function disconnect(server: number, connId: number): void {

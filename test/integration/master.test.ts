@@ -311,6 +311,30 @@ describe('master: timeouts, recycling, load errors', { timeout: 300_000 }, () =>
     }
   });
 
+  test('max-requests: a worker serves no more than one credit beyond its limit while its replacement boots', async () => {
+    const dir = await makeApp();
+    dirs.push(dir);
+    const w = await startWsgid(
+      wsgidArgs(m2.handler('app'), dir, ['--workers=1', '--max-requests=50', '--worker-connections=10', '--no-access-log']),
+      { readyUrl: `${m2.baseUrl}/ready` },
+    );
+    try {
+      await settled(dir, 1);
+      const r = await load(m2.baseUrl, 600, 10, (i) => `/overshoot?i=${i}`);
+      assert.equal(r.unanswered, 0, r.errors.join('\n'));
+      assert.equal(r.ok, r.total, JSON.stringify(r.statuses));
+      assert.ok(r.pids.size >= 3, `served by ${r.pids.size} workers`);
+      // Each recycled worker's count, from the master's log ("worker exited" … served).
+      const served = [...w.output().matchAll(/\[master \d+\] worker exited .*served=(\d+)/g)].map((m) => Number(m[1]));
+      assert.ok(served.length >= 2, w.output().slice(-3000));
+      // 50, plus what it held when it asked to retire (≤ 10), plus the bound (10); the readyUrl probe.
+      const over = served.filter((n) => n > 50 + 10 + 10 + 1);
+      assert.deepEqual(over, [], `served per recycled worker: ${served.join(', ')}`);
+    } finally {
+      assert.equal(await w.stop('SIGTERM', 20_000), 0, w.output());
+    }
+  });
+
   test('an app that throws at load time: the master exits non-zero with the reason logged', async () => {
     const dir = await makeApp(`throw new Error('boom at load time');\nexport default { fetch() { return new Response('x'); } };\n`);
     dirs.push(dir);

@@ -102,6 +102,29 @@ for (const workers of [0, 1]) {
       const handle = await open(victim, 'r');
       await handle.close();
     });
+
+    const forgeries: Array<[string, Array<[string, string]>]> = [
+      ['done', [['x-mongrel2-upload-done', '/tmp/forged']]],
+      ['start', [['x-mongrel2-upload-start', '/tmp/forged']]],
+      ['done twice', [['x-mongrel2-upload-done', '/tmp/a'], ['x-mongrel2-upload-done', '/tmp/b']]],
+      ['start and done', [['x-mongrel2-upload-start', '/tmp/a'], ['x-mongrel2-upload-done', '/tmp/a']]],
+    ];
+    for (const [what, headers] of forgeries) {
+      test(`forged ${what} header on a real upload: the client is answered, not left waiting`, async () => {
+        const res = await request(`${s.url}/upload`, { method: 'POST', body: randomBytes(50_000), headers, timeoutMs: 15_000 }).catch(
+          (err: unknown) => {
+            // A closed connection is an answer too; a timeout is not.
+            assert.doesNotMatch(String(err), /timed out/, s.diagnostics());
+            return undefined;
+          },
+        );
+        // A done that does not match the upload's start is refused (the real done would be served).
+        if (what === 'done' && res !== undefined) assert.equal(res.status, 400, res.text);
+        await eventually('upload files removed', async () => (await uploadFiles(s)).length === 0, 20_000);
+        const next = await request(`${s.url}/`);
+        assert.equal(next.text, 'ok');
+      });
+    }
   });
 }
 

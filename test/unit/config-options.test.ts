@@ -91,7 +91,9 @@ describe('command line', () => {
       message: "--recv: expected a ZeroMQ endpoint like tcp://127.0.0.1:9997 or ipc:///path/to/socket, got 'x'",
     });
     assert.throws(() => parseCommandLine(['--workers=two']), { message: "--workers: expected an integer, got 'two'" });
-    assert.throws(() => parseCommandLine(['--workers=-1']), { message: '--workers: expected an integer >= 0, got -1' });
+    assert.throws(() => parseCommandLine(['--workers=-1']), { message: '--workers: expected an integer from 0 to 256, got -1' });
+    assert.throws(() => parseCommandLine(['--workers=100000']), { message: '--workers: expected an integer from 0 to 256, got 100000' });
+    assert.equal(parseCommandLine(['--workers=256']).values.workers, 256);
     assert.throws(() => parseCommandLine(['--worker-connections=0']), /--worker-connections: expected an integer >= 1/);
     assert.throws(() => parseCommandLine(['--env=NOEQUALS']), /--env: expected KEY=VALUE, got 'NOEQUALS'/);
     assert.throws(() => parseCommandLine(['--recv']), /--recv needs a value/);

@@ -34,7 +34,8 @@ type Event =
   | { kind: 'end'; worker: number }
   | { kind: 'answer'; server: number; connId: number; status: AnswerStatus }
   | { kind: 'malformed'; code: string }
-  | { kind: 'overflow' };
+  | { kind: 'overflow' }
+  | { kind: 'retireLimit'; worker: number };
 
 class Recorder implements DispatchSink {
   events: Event[] = [];
@@ -52,6 +53,9 @@ class Recorder implements DispatchSink {
   }
   overflow(): void {
     this.events.push({ kind: 'overflow' });
+  }
+  retireLimit(worker: WorkerSlot): void {
+    this.events.push({ kind: 'retireLimit', worker: worker.id });
   }
   take(): Event[] {
     const e = this.events;
@@ -240,13 +244,122 @@ describe('dispatch table', () => {
     sink.take();
     table.workerGone(1, 1000, 800);
     assert.deepEqual(
-      sink.take().filter((e) => e.kind === 'answer'),
+      sink
+        .take()
+        .filter((e) => e.kind === 'answer')
+        .sort((a, b) => (a.kind === 'answer' && b.kind === 'answer' ? a.connId - b.connId : 0)),
       [
         { kind: 'answer', server: 0, connId: 2, status: 502 },
         { kind: 'answer', server: 0, connId: 3, status: 502 },
       ],
     );
     assert.equal(table.counters.answered502, 2);
+  });
+
+  test('retiring: new connections prefer other workers, sticky ones stay, the bound is reported once', () => {
+    const { table, sink } = setup([10, 2]);
+    table.dispatch(0, req(1), 0); // w1 (most credit)
+    table.retire(1, 2);
+    table.dispatch(0, req(2), 0); // new: w2 although w1 has more credit
+    table.dispatch(0, req(1, '/sticky'), 0); // held by w1: stays (order, state)
+    assert.deepEqual(sink.forwardedTo(), [1, 2, 1]);
+    table.dispatch(0, req(3), 0); // w2 (1 credit left)
+    table.dispatch(0, req(4), 0); // w2 has none: the retiring one keeps capacity up
+    assert.deepEqual(sink.take(), [
+      { kind: 'forward', worker: 2, server: 0, frame: req(3).toString('latin1') },
+      { kind: 'forward', worker: 1, server: 0, frame: req(4).toString('latin1') },
+      { kind: 'retireLimit', worker: 1 }, // its 2nd message since retire(), reported after the forward
+    ]);
+    table.dispatch(0, req(5), 0); // no credit at w2, w1 still accepting until drained
+    assert.deepEqual(sink.take().map((e) => e.kind), ['forward'], 'reported once');
+    table.unretire(1);
+    table.report(2, credit(5), 0);
+    table.dispatch(0, req(6), 0); // back to "most credit"
+    assert.deepEqual(sink.forwardedTo(), [1]);
+  });
+
+  test('one flooding server cannot take the wait queue from another; servers are served in turn', () => {
+    const sink = new Recorder();
+    const table = new DispatchTable(sink, { maxQueued: 10, servers: 2 });
+    table.addWorker(1);
+    table.report(1, credit(0), 0);
+    for (let c = 1; c <= 20; c++) table.dispatch(0, req(c), 0); // server 0 floods: 5 wait, 15 refused
+    assert.equal(table.counters.answered503, 15);
+    for (let c = 1; c <= 3; c++) table.dispatch(1, req(100 + c), 0); // server 1 still gets in
+    assert.equal(table.counters.answered503, 15);
+    assert.equal(table.queued, 8);
+    sink.take();
+    table.report(1, credit(6), 0);
+    const order = sink.take().flatMap((e) => (e.kind === 'forward' ? [`${e.server}:${/ (\d+) /.exec(e.frame)![1]}`] : []));
+    assert.deepEqual(order, ['0:1', '1:101', '0:2', '1:102', '0:3', '1:103']);
+    assert.equal(table.queued, 2);
+  });
+
+  test('the connection table is bounded: idle connections are forgotten oldest first, busy ones kept', () => {
+    const sink = new Recorder();
+    const table = new DispatchTable(sink, { maxQueued: 100, maxConns: 10 });
+    table.addWorker(1);
+    table.report(1, credit(1000), 0);
+    table.dispatch(0, req(1), 0); // stays busy
+    for (let c = 2; c <= 10; c++) {
+      table.dispatch(0, req(c), 0);
+      table.report(1, done(c), 0); // idle, never disconnected
+    }
+    assert.equal(table.conns.size, 10);
+    table.dispatch(0, req(11), 0);
+    assert.ok(table.conns.size <= 10, `${table.conns.size} connections`);
+    assert.ok(table.conns.has(1), 'the busy one is kept');
+    assert.ok(table.conns.has(11) && !table.conns.has(2), 'the oldest idle one went');
+    assert.equal(table.counters.pruned, 1, "down to 90%, then the new one");
+  });
+
+  test('frozen worker: replies reported done before it went silent get 502 + close after its drain', () => {
+    // The worker reports conns 1 and 2 done, then freezes (SIGSTOP): nothing more is heard from
+    // it. Conn 3's request times out (504), which drains the worker: idle conns 1 and 2 are let go
+    // of. Long after, it is killed; the caller passes "last heard − window" as suspectSince.
+    const { table, sink } = setup([5, 5]);
+    for (const c of [1, 2, 3, 4]) table.dispatch(0, req(c), 1000);
+    // w1 has conns 1 and 3, w2 conns 2 and 4 (most credit first, ties: least sent).
+    table.report(1, records([REPORT_STARTED, 0, 1], [REPORT_DONE, 0, 1]), 1000); // long before the freeze
+    table.report(2, records([REPORT_STARTED, 0, 2], [REPORT_DONE, 0, 2]), 1000);
+    table.dispatch(0, req(1, '/next'), 5000);
+    table.report(1, records([REPORT_STARTED, 0, 1], [REPORT_DONE, 0, 1]), 9000); // just before
+    sink.take();
+    assert.deepEqual([...table.expire(12_000, 2000)], [1, 2]);
+    sink.take(); // 504 for conns 3 and 4
+    table.drain(1, 12_000);
+    assert.equal(table.conns.has(1), false, 'drain let go of the idle connection');
+    const lastHeard = 9000;
+    table.workerGone(1, 20_000, lastHeard - 250);
+    assert.deepEqual(
+      sink.take().filter((e) => e.kind === 'answer'),
+      [{ kind: 'answer', server: 0, connId: 1, status: 502 }],
+      'conn 1 answered; conn 3 had its 504 already',
+    );
+  });
+
+  test('suspect replies: not for released, closed or moved connections, nor after a clean exit', () => {
+    const { table, sink } = setup([5, 0]);
+    for (const c of [1, 2, 3]) table.dispatch(0, req(c), 0);
+    table.report(1, records([REPORT_DONE, 0, 1], [REPORT_DONE, 0, 2], [REPORT_DONE, 0, 3]), 100);
+    table.dispatch(0, disconnect(1), 100); // client gone: released
+    table.report(1, done(1), 100);
+    table.drain(1, 100); // conns 2 and 3 let go of
+    table.report(2, credit(5), 100);
+    table.dispatch(0, req(3, '/again'), 100); // conn 3 moved to w2: the client had its reply
+    sink.take();
+    table.workerGone(1, 200, 0);
+    assert.deepEqual(
+      sink.take().filter((e) => e.kind === 'answer'),
+      [{ kind: 'answer', server: 0, connId: 2, status: 502 }],
+    );
+    // A clean exit (drained, flushed): nothing.
+    const b = setup([5]);
+    b.table.dispatch(0, req(7), 0);
+    b.table.report(1, done(7), 10);
+    b.sink.take();
+    b.table.workerGone(1, 20);
+    assert.deepEqual(b.sink.take(), []);
   });
 
   test('messages parked for a worker that dies are re-routed', () => {
