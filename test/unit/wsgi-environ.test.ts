@@ -93,7 +93,7 @@ test('buildEnviron: a typical request', () => {
   assert.equal(e.REMOTE_ADDR, '10.0.0.9');
   assert.equal(e.CONTENT_TYPE, 'application/json');
   assert.equal(e.CONTENT_LENGTH, '2');
-  assert.equal(e.HTTP_ACCEPT, 'text/html, application/json');
+  assert.equal(e.HTTP_ACCEPT, 'text/html,application/json' /* joined as gunicorn and wsgiref do */);
   assert.equal(e.HTTP_X_FORWARDED_FOR, '10.0.0.9');
   assert.equal(e['wsgi.url_scheme'], 'https');
   assert.equal(e.REQUEST_URI, '/app/items/42?q=1');

@@ -18,10 +18,13 @@ export interface EnvironOptions {
 /** Client headers that never reach the app: mongrel2's upload bookkeeping. */
 const INTERNAL_HEADERS = new Set(['x-mongrel2-upload-start', 'x-mongrel2-upload-done']);
 
-/** One value for a header mongrel2 may have sent up to 5 times. */
+/**
+ * One value for a header mongrel2 may have sent up to 5 times, joined with `,` as gunicorn, uWSGI
+ * and wsgiref do (Django and Flask apps were written against that; found by the conformance suite).
+ */
 export function joinHeader(value: HeaderValue | undefined): string | undefined {
   if (value === undefined) return undefined;
-  return Array.isArray(value) ? value.join(', ') : value;
+  return Array.isArray(value) ? value.join(',') : value;
 }
 
 /** First value of a header (what mongrel2 itself uses for Host, Content-Length...). */
