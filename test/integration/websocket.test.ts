@@ -43,6 +43,8 @@ async function serve(fixture: string, workers: number): Promise<Served> {
       cwd: dir,
       readyUrl: `${m2.baseUrl}/`,
     });
+    // The probe is answered by the first worker ready; tests that need every worker wait for all.
+    await wsgid.waitForOutput(/all workers ready/, 60_000);
     return {
       m2,
       wsgid,
@@ -321,6 +323,6 @@ describe('WebSockets: fetch app details', { skip }, () => {
     const stopped = s.wsgid.stop();
     const closed = await within(c.closed, 'close on stop');
     assert.equal(closed.code, 1001);
-    assert.equal(await stopped, 0);
+    assert.equal(await stopped, 0, s.wsgid.output().slice(-3000));
   });
 });
