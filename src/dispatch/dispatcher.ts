@@ -19,7 +19,8 @@ import { chownAt, chownDir, openChildDir, removeFlatFolderAt, withAnchoredDir, t
 import { errorResponse } from '../http/error-response.js';
 import type { Logger } from '../log/logger.js';
 import { ReplySocket } from '../transport/reply-socket.js';
-import { encodeClose, encodeReply, type ProtocolError } from '../protocol/index.js';
+import { encodeClose, encodeReply, parseMessage, type Mongrel2Message, type ProtocolError } from '../protocol/index.js';
+import { accessEntryOf, type AccessLogEntry } from '../log/access-log.js';
 import { DispatchTable, type AnswerStatus, type DispatchSink, type WorkerSlot } from './table.js';
 import { CONTROL_END, FrameBatch, RECORD_SIZE, REPORT_HELLO, RecordReader } from './wire.js';
 
@@ -39,6 +40,8 @@ export interface DispatcherOptions {
   onPause?: (workerId: number) => void;
   /** A worker's first credit arrived (it is connected and serving). */
   onConnected?: (workerId: number) => void;
+  /** Where the answers the master writes itself (502, 503, 504) are access-logged. */
+  accessLog?: (entry: AccessLogEntry) => void;
   /** A retiring worker reached the bound of messages it may still be sent (table.retire). */
   onRetireLimit?: (workerId: number) => void;
 }
@@ -299,16 +302,29 @@ export class Dispatcher implements DispatchSink {
     }
   };
 
-  answer(server: number, sender: string, connId: number, status: AnswerStatus): void {
+  answer(server: number, sender: string, connId: number, status: AnswerStatus, request?: Buffer, since?: number): void {
     const pub = this.pubs[server];
     if (pub === undefined) return;
+    let message: Mongrel2Message | undefined;
+    if (status !== 0 && request !== undefined) {
+      try {
+        message = parseMessage(request);
+      } catch {
+        // Logged as "-": it was forwarded, so it peeked fine; the rest is the worker's business.
+      }
+    }
     try {
-      if (status !== 0) pub.send(encodeReply(sender, connId, errorResponse(status, this.options.version)));
+      if (status !== 0) {
+        const response = errorResponse(status, this.options.version, { method: firstValue(message?.headers['METHOD']) });
+        pub.send(encodeReply(sender, connId, response));
+        const bodyBytes = response.length - (response.indexOf('\r\n\r\n') + 4);
+        this.options.accessLog?.(accessEntryOf(message, status, bodyBytes, since === undefined ? 0 : Date.now() - since));
+      }
       pub.send(encodeClose(sender, connId));
     } catch (err) {
       this.log.error('could not encode an answer', { status, connId, error: err });
     }
-    if (status !== 0) this.log.warn(`answered ${status}`, { server, conn: connId });
+    if (status !== 0) this.log.warn(`answered ${status}`, { server, conn: connId, request: message?.headers['URI'] });
   }
 
   malformed(server: number, frame: Buffer, error: ProtocolError): void {
@@ -374,4 +390,8 @@ export class Dispatcher implements DispatchSink {
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
   }
+}
+
+function firstValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
 }

@@ -26,7 +26,11 @@ export interface DispatchSink {
   /** Tell `worker` nothing more will come (in-band end marker). */
   end(worker: WorkerSlot): void;
   /** Answer a connection ourselves: `status` 502/503/504 then a close, or 0 for just a close. */
-  answer(server: number, sender: string, connId: number, status: AnswerStatus): void;
+  /**
+   * Answer a connection ourselves (status 0: just close it). `request` is the message it was
+   * answered for, when still held, and `since` when that wait began (ms), for the access log.
+   */
+  answer(server: number, sender: string, connId: number, status: AnswerStatus, request?: Buffer, since?: number): void;
   /** A frame that could not be peeked; it was dropped. */
   malformed(server: number, frame: Buffer, error: ProtocolError): void;
   /** The wait queue overflowed (the message was answered 503). */
@@ -89,6 +93,11 @@ export interface Conn {
   released: boolean;
   /** We answered it ourselves (502/504 or a close): nothing more may go to the client. */
   closed: boolean;
+  /**
+   * The last message forwarded while something is outstanding (a reference, not a copy), so that
+   * an answer of our own can be access-logged with its method and path; dropped once settled.
+   */
+  lastFrame: Buffer | undefined;
 }
 
 export interface Queued {
@@ -296,6 +305,7 @@ export class DispatchTable {
       lastActive: now,
       released: false,
       closed: false,
+      lastFrame: undefined,
     };
     this.conns.set(q.key, fresh);
     this.send(best, fresh, q, now);
@@ -331,6 +341,7 @@ export class DispatchTable {
     if (conn.outstanding === conn.started) conn.since = now; // becomes the head of the line
     conn.outstanding++;
     conn.lastActive = now;
+    if (!q.disconnect) conn.lastFrame = q.frame;
     this.sink.forward(w, q.server, q.frame);
     if (w.forwarded === w.retireAt) this.sink.retireLimit(w); // after the forward: it may drain w
   }
@@ -393,7 +404,7 @@ export class DispatchTable {
     if (q.disconnect) return;
     this.counters.answered503++;
     this.sink.overflow(this.queued);
-    this.sink.answer(q.server, q.sender, q.connId, 503);
+    this.sink.answer(q.server, q.sender, q.connId, 503, q.frame);
   }
 
   private forget(conn: Conn): void {
@@ -434,7 +445,10 @@ export class DispatchTable {
           conn.lastActive = now;
           w.recentDone.set(conn, now);
           if (headWasUnstarted && conn.outstanding > conn.started) conn.since = now;
-          if (conn.outstanding === 0) this.settled(conn, now);
+          if (conn.outstanding === 0) {
+            conn.lastFrame = undefined;
+            this.settled(conn, now);
+          }
         }
       } else if (kind === 0x53 /* S */) {
         const conn = this.conns.get(records[o + 1]! * KEY_SERVER + value);
@@ -616,7 +630,7 @@ export class DispatchTable {
   private answer502(conn: Conn): void {
     conn.closed = true;
     this.counters.answered502++;
-    this.sink.answer(conn.server, conn.sender, conn.connId, 502);
+    this.sink.answer(conn.server, conn.sender, conn.connId, 502, conn.lastFrame, conn.since);
   }
 
   private close(conn: Conn): void {
@@ -640,7 +654,7 @@ export class DispatchTable {
         else {
           conn.closed = true;
           this.counters.answered504++;
-          this.sink.answer(conn.server, conn.sender, conn.connId, 504);
+          this.sink.answer(conn.server, conn.sender, conn.connId, 504, conn.lastFrame, conn.since);
         }
         this.forget(conn);
         culprits.add(conn.worker.id);

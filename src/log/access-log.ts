@@ -13,6 +13,7 @@
 import { closeSync, writeSync } from 'node:fs';
 import { openAppendBelow } from '../fs/anchored.js';
 import type { Settings } from '../config/settings.js';
+import type { Mongrel2Message } from '../protocol/index.js';
 
 export interface AccessLogEntry {
   /** Client address (x-forwarded-for or REMOTE_ADDR as mongrel2 gave it); '' → '-'. */
@@ -30,6 +31,32 @@ export interface AccessLogEntry {
   durationMs: number;
   /** When the request arrived (default: now - durationMs). */
   time?: Date;
+}
+
+function header(message: Mongrel2Message, name: string): string | undefined {
+  const value = message.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/**
+ * The entry for a request mongrel2 sent in `message` (undefined when the master answered a
+ * connection whose request it no longer holds: logged as "-").
+ */
+export function accessEntryOf(message: Mongrel2Message | undefined, status: number, bytes: number, durationMs: number): AccessLogEntry {
+  if (message === undefined) {
+    return { remoteAddr: '', method: '-', uri: '-', httpVersion: '-', status, bytes, durationMs };
+  }
+  return {
+    remoteAddr: header(message, 'x-forwarded-for') ?? header(message, 'REMOTE_ADDR') ?? '',
+    method: header(message, 'METHOD') ?? '-',
+    uri: header(message, 'URI') ?? message.path,
+    httpVersion: header(message, 'VERSION') ?? 'HTTP/1.1',
+    status,
+    bytes,
+    referer: header(message, 'referer'),
+    userAgent: header(message, 'user-agent'),
+    durationMs,
+  };
 }
 
 export interface AccessLogger {
@@ -88,7 +115,8 @@ function clfTimeAt(ms: number): string {
 export function formatAccessLine(entry: AccessLogEntry): string {
   const time = entry.time !== undefined ? formatClfTime(entry.time) : clfTimeAt(Date.now() - entry.durationMs);
   const host = entry.remoteAddr ? escapeField(entry.remoteAddr.replace(/\s/g, '')) : '-';
-  const request = escapeField(`${entry.method} ${entry.uri} ${entry.httpVersion}`);
+  // Apache writes "-" when there is no request line to show (the master answered a connection).
+  const request = entry.method === '-' && entry.uri === '-' ? '-' : escapeField(`${entry.method} ${entry.uri} ${entry.httpVersion}`);
   const bytes = entry.bytes > 0 ? String(entry.bytes) : '-';
   const referer = entry.referer ? escapeField(entry.referer) : '-';
   const agent = entry.userAgent ? escapeField(entry.userAgent) : '-';

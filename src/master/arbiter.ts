@@ -18,6 +18,7 @@ import type { Settings } from '../config/settings.js';
 import { MAX_WORKERS } from '../config/options.js';
 import type { LogDestination, Logger } from '../log/logger.js';
 import { VERSION } from '../version.js';
+import { createAccessLogger, type AccessLogger } from '../log/access-log.js';
 import { Dispatcher } from '../dispatch/dispatcher.js';
 import { RECENT_MS } from '../dispatch/table.js';
 import {
@@ -137,6 +138,8 @@ export class Arbiter {
   private readonly log: Logger;
   private readonly hooks: MasterHooks;
   private readonly dispatcher: Dispatcher;
+  /** The master's own answers (502, 503, 504) go to the same access log as the workers' lines. */
+  private readonly accessLog: AccessLogger;
   private readonly workers = new Map<number, WorkerProc>();
   private readonly signalQueue: Signal[] = [];
   private readonly exitQueue: Exited[] = [];
@@ -161,7 +164,9 @@ export class Arbiter {
     this.log = logger;
     this.hooks = hooks;
     this.numWorkers = Math.max(1, settings.workers);
+    this.accessLog = createAccessLogger(settings);
     this.dispatcher = new Dispatcher({
+      accessLog: this.accessLog.enabled ? (entry) => this.accessLog.log(entry) : undefined,
       recv: settings.recv,
       send: settings.send,
       appPath: settings.appPath,
@@ -244,6 +249,7 @@ export class Arbiter {
     } finally {
       for (const [sig, handler] of this.listeners) process.removeListener(sig, handler);
       await this.dispatcher.close().catch(() => {});
+      this.accessLog.close();
       removeStatusFile(settings.appPath);
       removePidFile(settings.appPath, 'master', process.pid);
     }
@@ -301,6 +307,7 @@ export class Arbiter {
         case 'SIGUSR1':
           try {
             this.log.reopen();
+            this.accessLog.reopen();
           } catch (err) {
             this.log.error('could not reopen the log', { error: err });
           }
