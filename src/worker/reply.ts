@@ -32,7 +32,15 @@ const SOCKET_HIGH_WATER = 8 * 1024 * 1024;
 export interface ReplyHooks {
   /** The first bytes of the response were handed to mongrel2. */
   onStart(reply: ConnectionReply): void;
+  /**
+   * The response passed UNPACED_WARN_BYTES without download credits: nothing tells us how much
+   * its client has read, so mongrel2 (and, briefly, this process) hold the rest in memory.
+   */
+  onUnpaced?(reply: ConnectionReply): void;
 }
+
+/** See ReplyHooks.onUnpaced. */
+export const UNPACED_WARN_BYTES = 64 * 1024 * 1024;
 
 export class ConnectionReply implements ReplyChannel {
   /** Status code read from the first bytes written (for the access log), 0 if none. */
@@ -72,6 +80,9 @@ export class ConnectionReply implements ReplyChannel {
     if (buffer.length === 0) return true;
     if (this.bytes === 0 && this.status === 0) this.status = readStatus(buffer);
     if (this.headLength < 0) this.findHeadEnd(buffer);
+    if (this.flow === undefined && this.bytes < UNPACED_WARN_BYTES && this.bytes + buffer.length >= UNPACED_WARN_BYTES) {
+      this.hooks.onUnpaced?.(this);
+    }
     this.bytes += buffer.length;
     this.chunks.push(buffer);
     this.pending += buffer.length;

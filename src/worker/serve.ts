@@ -20,7 +20,7 @@ import type { Logger } from '../log/logger.js';
 import { LogRateLimit } from '../log/rate-limit.js';
 import type { Settings } from '../config/settings.js';
 import { openReplySockets, type ReplySocket } from '../transport/reply-socket.js';
-import { ConnectionReply, type ReplyHooks } from './reply.js';
+import { ConnectionReply, UNPACED_WARN_BYTES, type ReplyHooks } from './reply.js';
 import { ConnectionFlow } from './flow.js';
 import type { RequestSource } from './source.js';
 import { WebSocketConnections } from './websocket.js';
@@ -161,8 +161,18 @@ export function startWorker(options: WorkerOptions): Worker {
   const malformedLog = new LogRateLimit();
   let draining: { promise: Promise<void>; resolve: () => void } | undefined;
 
+  let unpacedWarned = false;
   const hooks: ReplyHooks = {
     onStart: (reply) => source.started(reply.server, reply.connId),
+    onUnpaced: (reply) => {
+      if (unpacedWarned) return;
+      unpacedWarned = true;
+      logger.warn(
+        `a response passed ${UNPACED_WARN_BYTES >> 20} MB without mongrel2's download credits: what its client has not read yet is ` +
+          'held by mongrel2 (and briefly by this worker) in memory; set download.flow_control=1 in mongrel2 to pace it (docs/MONGREL2.md)',
+        { conn: reply.connId },
+      );
+    },
   };
 
   function deliver(frame: Buffer, server: number): void {
