@@ -42,6 +42,7 @@ function notes(spec: OptionSpec): string {
   if (d !== undefined) parts.push(`default: ${d}`);
   if (spec.type === 'list' || spec.type === 'map') parts.push('repeatable');
   if ((spec.where ?? 'both') !== 'cli') parts.push(`wsgid.json: ${jsonKey(spec)}`);
+  if (spec.env !== undefined) parts.push(`environment: ${spec.env}`);
   return parts.length ? ` [${parts.join('; ')}]` : '';
 }
 
@@ -82,7 +83,7 @@ export function renderHelp(command?: string): string {
     for (const [name, def] of pluginCommands()) out.push(`  ${name.padEnd(14)}${def.description}`);
     out.push('', 'Options (start; `wsgid config` saves the same options to wsgid.json):');
     out.push(...renderOptions(cliOptionsFor('start')));
-    out.push('', 'Precedence: command line over wsgid.json over defaults.', ...exitCodeLines());
+    out.push('', 'Precedence: command line over environment (where an option has a variable) over wsgid.json over defaults.', ...exitCodeLines());
     out.push('', 'Run `wsgid <command> --help` for the options of a command.');
     return out.join('\n') + '\n';
   }
@@ -113,7 +114,7 @@ export function renderOptionsMarkdown(): string {
     out.push(`| \`${name}\` | \`${c.usage}\` | ${mdEscape(text)} |`);
   }
   out.push('', '### Options', '');
-  out.push('Precedence: command line over `wsgid.json` over defaults. `wsgid.json` keys are the flag names');
+  out.push('Precedence: command line over the environment (for the options that name a variable) over `wsgid.json` over defaults. `wsgid.json` keys are the flag names');
   out.push('without `--`, with `-` replaced by `_` (`--app-path` ↔ `app_path`), except `--env` ↔ `envs`.', '');
   out.push('| Flag | wsgid.json | Type | Default | Commands | Description |', '|---|---|---|---|---|---|');
   for (const { spec } of OPTION_LIST) {
@@ -122,7 +123,7 @@ export function renderOptionsMarkdown(): string {
     const d = defaultText(spec);
     const flag = (spec.where ?? 'both') === 'file' ? '—' : `\`${flagForm(spec)}\``;
     out.push(
-      `| ${mdEscape(flag)} | ${key} | ${type} | ${d === undefined ? '' : mdEscape(d)} | ${spec.commands.join(', ')} | ${mdEscape(spec.help)} |`,
+      `| ${mdEscape(flag)} | ${key} | ${type} | ${d === undefined ? '' : mdEscape(d)} | ${spec.commands.join(', ')} | ${mdEscape(spec.help + (spec.env !== undefined ? ` Environment: \`${spec.env}\`.` : ''))} |`,
     );
   }
   out.push('', '### Exit codes', '', '| Code | Meaning |', '|---|---|');

@@ -1,8 +1,9 @@
 /**
  * Every wsgid option, declared once. From this table come:
- * - the util.parseArgs configuration of each command (config/parse.ts),
+ * - the util.parseArgs configuration of each command (config/args.ts),
  * - the validation of wsgid.json (config/file.ts),
- * - `--help` and the Markdown CLI reference (config/help.ts, `npm run docs`),
+ * - the environment variables of the few options that have one (config/resolve.ts),
+ * - `--help` and the Markdown CLI reference (cli/help.ts, `npm run docs`),
  * - the typed `Settings` (config/settings.ts) and the command-only values (`CommandValues`).
  *
  * Naming follows the original wsgid: the wsgid.json key is the flag without `--`, with `-` → `_`
@@ -63,6 +64,12 @@ export interface OptionSpec<T extends OptionType = OptionType> {
   readonly key?: string;
   /** Extra check on a parsed value; returns an error text ("expected …, got …") or undefined. */
   readonly check?: (value: ValueOf<T>) => string | undefined;
+  /**
+   * An environment variable that sets the option too (for settings one tunes per deployment or
+   * in tests without editing wsgid.json). Precedence: command line, environment, wsgid.json,
+   * default. Booleans take 1/0, true/false, yes/no.
+   */
+  readonly env?: string;
 }
 
 /** The option table's shape: one spec per option value, of the matching kind. */
@@ -226,6 +233,49 @@ export const OPTIONS: OptionTable = {
     help:
       'A worker not ready (app loaded, connected) within this time is killed (SIGTERM, SIGKILL 2 s later) ' +
       'and counts as a boot failure.',
+    check: atLeast(1),
+  },
+  pingMs: {
+    flag: 'ping-ms',
+    type: 'int',
+    default: 30_000,
+    commands: START,
+    metavar: 'MS',
+    env: 'WSGID_KEEPALIVE_MS',
+    help:
+      "While a response (event stream, long poll) or a WebSocket is open and quiet, refresh mongrel2's " +
+      'idle timer (X ctl keep-alive) or ping the WebSocket every MS milliseconds. 0 never.',
+    check: atLeast(0),
+  },
+  listenWaitMs: {
+    flag: 'listen-wait-ms',
+    type: 'int',
+    default: 5000,
+    commands: START,
+    metavar: 'MS',
+    env: 'WSGID_LISTEN_WAIT_MS',
+    help: 'How long to wait for a JavaScript app with no servable export to call listen() (e.g. after connecting to its database).',
+    check: atLeast(0),
+  },
+  standardResponse: {
+    flag: 'standard-response',
+    type: 'bool',
+    default: false,
+    commands: START,
+    env: 'WSGID_STANDARD_RESPONSE',
+    help:
+      "Keep Node's own Response in fetch apps instead of wsgid's faster one that keeps its constructor " +
+      'arguments (docs/INTERNALS.md).',
+  },
+  maxQueued: {
+    flag: 'max-queued',
+    type: 'int',
+    default: 10_000,
+    commands: START,
+    metavar: 'N',
+    help:
+      'Messages the master holds while every worker is busy (shared fairly among mongrel2 servers); ' +
+      'beyond that a new request gets a 503.',
     check: atLeast(1),
   },
   gracefulTimeout: {

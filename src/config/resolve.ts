@@ -1,5 +1,6 @@
 /**
- * Resolve the final Settings: command line over wsgid.json over defaults (the original wsgid let
+ * Resolve the final Settings: command line over the environment (options that declare a variable)
+ * over wsgid.json over defaults (the original wsgid let
  * wsgid.json override the command line; we don't: what you type wins). Lists given on the command
  * line replace the saved list; `envs` maps are merged key by key (command line wins per key).
  * Relative folders are resolved against the current directory (command line) or the app folder
@@ -37,11 +38,38 @@ function resolveFolders(values: Partial<OptionValues>, base: string): Partial<Op
   return out;
 }
 
-/** Merge the layers into complete values: cli over file over defaults. */
-export function mergeValues(cli: Partial<OptionValues>, file: Partial<OptionValues>): OptionValues {
+/** The options set through their environment variable (OptionSpec.env). */
+export function envValues(env: NodeJS.ProcessEnv = process.env): Partial<OptionValues> {
   const out: Record<string, unknown> = {};
   for (const { name, spec } of OPTION_LIST) {
-    const layers = [defaultOf(spec), file[name], cli[name]];
+    if (spec.env === undefined) continue;
+    const raw = env[spec.env];
+    if (raw === undefined || raw === '') continue;
+    let value: unknown;
+    if (spec.type === 'bool') {
+      if (/^(1|true|yes)$/i.test(raw)) value = true;
+      else if (/^(0|false|no)$/i.test(raw)) value = false;
+      else throw new UsageError(`${spec.env}: expected 1/0, true/false or yes/no, got '${raw}'`);
+    } else if (spec.type === 'int') {
+      if (!/^-?\d+$/.test(raw.trim())) throw new UsageError(`${spec.env}: expected an integer, got '${raw}'`);
+      value = Number(raw.trim());
+    } else if (spec.type === 'string') {
+      value = raw;
+    } else {
+      continue; // lists and maps have no environment form
+    }
+    const problem = (spec.check as ((v: unknown) => string | undefined) | undefined)?.(value);
+    if (problem) throw new UsageError(`${spec.env}: ${problem}`);
+    out[name] = value;
+  }
+  return out as Partial<OptionValues>;
+}
+
+/** Merge the layers into complete values: cli over environment over file over defaults. */
+export function mergeValues(cli: Partial<OptionValues>, file: Partial<OptionValues>, env: Partial<OptionValues> = {}): OptionValues {
+  const out: Record<string, unknown> = {};
+  for (const { name, spec } of OPTION_LIST) {
+    const layers = [defaultOf(spec), file[name], env[name], cli[name]];
     if (spec.type === 'map') {
       out[name] = Object.assign({}, ...layers.filter((l) => l !== undefined));
     } else {
@@ -90,7 +118,7 @@ export function resolveSettings(cli: Partial<OptionValues>, options: ResolveOpti
   cliValues.appPath = appPath;
   const file = options.readFile ? readConfigFile(appPath) : undefined;
   const fileValues = file ? resolveFolders(file.values, appPath) : {};
-  const { settings, commandValues } = splitValues(mergeValues(cliValues, fileValues));
+  const { settings, commandValues } = splitValues(mergeValues(cliValues, fileValues, envValues()));
   checkSettings(settings, options.requireEndpoints ?? false);
   return { settings, commandValues, configFile: file?.path };
 }

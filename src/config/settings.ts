@@ -22,6 +22,14 @@ export interface Settings {
   timeout: number;
   /** Seconds a worker may take to load the app and become ready before it is killed. */
   bootTimeout: number;
+  /** Milliseconds between keep-alive messages for quiet open responses and WebSockets; 0 = never. */
+  pingMs: number;
+  /** Milliseconds to wait for an app without a servable export to call listen(). */
+  listenWaitMs: number;
+  /** Keep Node's own Response in fetch apps (no constructor-argument-keeping Response). */
+  standardResponse: boolean;
+  /** Messages the master may hold while every worker is busy (then 503). */
+  maxQueued: number;
   /** Seconds stopping workers get to finish in-flight requests. */
   gracefulTimeout: number;
   /** Recycle a worker after this many requests; 0 = never. */

@@ -105,6 +105,8 @@ export interface GatewayOptions {
   readonly logger: import('../log/logger.js').Logger;
   /** Value of the X-Wsgid header and of Server-ish identification. */
   readonly version: string;
+  /** The instance's settings (gateways read their own knobs, e.g. standardResponse). */
+  readonly settings?: Readonly<import('../config/settings.js').Settings>;
 }
 
 export type GatewayFactory = (app: LoadedApp, options: GatewayOptions) => Gateway | Promise<Gateway>;

@@ -93,6 +93,7 @@ export async function loadApp(settings: Settings, logger: Logger, plugins: Loade
         exportName: spec.exportName ?? forced.exportName,
         kind: forced.kind,
         relativeTo: settings.appPath,
+        listenWaitMs: settings.listenWaitMs,
         origin: `--wsgi-app=${settings.wsgiApp}`,
         logger,
       });
@@ -127,6 +128,7 @@ export async function loadApp(settings: Settings, logger: Logger, plugins: Loade
           exportName: entry.exportName ?? forced.exportName,
           kind: forced.kind,
           relativeTo: settings.appPath,
+          listenWaitMs: settings.listenWaitMs,
           origin: `package.json ${entry.field}`,
           logger,
         });
@@ -146,6 +148,7 @@ export async function loadApp(settings: Settings, logger: Logger, plugins: Loade
           exportName: forced.exportName,
           kind: forced.kind,
           relativeTo: settings.appPath,
+          listenWaitMs: settings.listenWaitMs,
           origin: 'conventional entry name',
           logger,
         });

@@ -14,13 +14,8 @@ import { AppLoadError } from './errors.js';
 import { isTypeScriptFile } from './resolve.js';
 import { enableTypeScript } from './typescript.js';
 
-/** How long to wait for an app with no servable export to call listen() (ms). */
+/** How long to wait for an app with no servable export to call listen() (ms); --listen-wait-ms. */
 export const DEFAULT_LISTEN_WAIT_MS = 5000;
-
-export function listenWaitMs(): number {
-  const fromEnv = Number(process.env['WSGID_LISTEN_WAIT_MS']);
-  return Number.isFinite(fromEnv) && fromEnv >= 0 ? fromEnv : DEFAULT_LISTEN_WAIT_MS;
-}
 
 export interface ModuleLoadOptions {
   /** Dotted export path the user asked for (`--wsgi-app=MODULE:EXPORT`, package.json wsgid.export). */
@@ -84,7 +79,7 @@ function candidates(ns: Record<string, unknown>): Candidate[] {
  *      `requestListener`, `server`: the first servable one;
  *   3. an HTTP server the module started itself (listen() captured during the import) wins over
  *      a node-kind export (it carries the app's 'upgrade' listeners too) but not over a fetch one;
- *   4. nothing servable yet: wait up to WSGID_LISTEN_WAIT_MS (5 s) for a listen() call
+ *   4. nothing servable yet: wait up to --listen-wait-ms (5 s) for a listen() call
  *      (e.g. `app.listen()` after connecting to a database or after `fastify.ready()`).
  */
 export async function loadModuleApp(file: string, options: ModuleLoadOptions): Promise<LoadedApp> {
@@ -140,7 +135,7 @@ export async function loadModuleApp(file: string, options: ModuleLoadOptions): P
       return { kind: found.classified.kind, app: found.classified.app, description: describe(found.name, found.classified.shape) };
     }
 
-    const wait = options.listenWaitMs ?? listenWaitMs();
+    const wait = options.listenWaitMs ?? DEFAULT_LISTEN_WAIT_MS;
     options.logger.debug('no servable export; waiting for the app to call listen()', { file: rel, ms: wait });
     const late = await capture.waitForServer(wait);
     if (late) return capturedApp(late.server, describe(`server it started (listen ${late.requested})`, 'http.Server'));

@@ -169,6 +169,7 @@ export class Arbiter {
       accessLog: this.accessLog.enabled ? (entry) => this.accessLog.log(entry) : undefined,
       recv: settings.recv,
       send: settings.send,
+      maxQueued: settings.maxQueued,
       appPath: settings.appPath,
       version: VERSION,
       logger,

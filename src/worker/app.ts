@@ -16,5 +16,5 @@ export async function loadGateway(settings: Settings, logger: Logger): Promise<G
   logger.info('app loaded', { app: loaded.description, gateway: loaded.kind });
   // Request-filter plugins wrap whichever gateway serves the app (unchanged when there are none).
   const create = await withRequestFilters(await gatewayFactory(loaded.kind), settings, logger);
-  return create(loaded, { logger, version: VERSION });
+  return create(loaded, { logger, version: VERSION, settings });
 }

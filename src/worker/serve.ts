@@ -35,7 +35,7 @@ export interface CompletedRequest {
 }
 
 export interface WorkerOptions {
-  settings: Pick<Settings, 'send' | 'mongrel2Chroot'>;
+  settings: Pick<Settings, 'send' | 'mongrel2Chroot' | 'pingMs'>;
   logger: Logger;
   gateway: Gateway;
   source: RequestSource;
@@ -43,8 +43,8 @@ export interface WorkerOptions {
   onComplete?: (request: CompletedRequest) => void;
   /**
    * While a response is open and nothing was sent for this long, send mongrel2's keep-alive
-   * control message so its idle killer spares long polls and quiet event streams. Default: env
-   * WSGID_KEEPALIVE_MS, else 30 000. 0 disables.
+   * control message so its idle killer spares long polls and quiet event streams (WebSockets get
+   * a ping). Default: settings.pingMs (--ping-ms). 0 disables.
    */
   keepAliveMs?: number;
 }
@@ -112,15 +112,6 @@ interface Connection {
   queue: Queued[];
 }
 
-const DEFAULT_KEEPALIVE_MS = 30_000;
-
-function keepAliveSetting(option: number | undefined): number {
-  if (option !== undefined) return option;
-  const raw = process.env['WSGID_KEEPALIVE_MS'];
-  const fromEnv = Number(raw);
-  return raw !== undefined && raw !== '' && Number.isFinite(fromEnv) && fromEnv >= 0 ? fromEnv : DEFAULT_KEEPALIVE_MS;
-}
-
 function firstHeader(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? undefined : value;
 }
@@ -146,7 +137,8 @@ const connectionKey = (server: number, connId: number): number => server * 0x1_0
 export function startWorker(options: WorkerOptions): Worker {
   const { logger, gateway, source } = options;
   const sockets = openReplySockets(options.settings.send);
-  const websockets = new WebSocketConnections({ logger, sockets });
+  const keepAliveMs = options.keepAliveMs ?? options.settings.pingMs;
+  const websockets = new WebSocketConnections({ logger, sockets, keepAliveMs });
   const mongrel2Chroot = path.resolve(options.settings.mongrel2Chroot || '/');
   const connections = new Map<number, Connection>();
   /** Download-credit state per connection (download.flow_control=1), kept until the disconnect. */
@@ -155,7 +147,6 @@ export function startWorker(options: WorkerOptions): Worker {
   const uploads = new Map<number, string>();
   /** The sender (send_ident) last seen per server: multi-id replies are addressed with it. */
   const senders: string[] = [];
-  const keepAliveMs = keepAliveSetting(options.keepAliveMs);
   let served = 0;
   let inFlight = 0;
   const malformedLog = new LogRateLimit();

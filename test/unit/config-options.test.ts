@@ -4,14 +4,14 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseCommandLine, parseArgsOptions } from '../../src/config/args.js';
 import { ConfigFileError, UsageError } from '../../src/errors.js';
 import { readConfigFile, validateConfigObject, writeConfigFile } from '../../src/config/file.js';
 import { OPTIONS, OPTION_LIST, checkEndpoint, cliOptionsFor, jsonKey } from '../../src/config/options.js';
-import { resolveSettings } from '../../src/config/resolve.js';
+import { envValues, mergeValues, resolveSettings } from '../../src/config/resolve.js';
 import { renderHelp, renderOptionsMarkdown } from '../../src/cli/help.js';
 import { replaceReference } from '../../src/cli/docs.js';
 import { fileURLToPath } from 'node:url';
@@ -241,7 +241,7 @@ describe('generated help and docs', () => {
     assert.match(help, /default: 1; wsgid\.json: workers/);
     assert.match(help, /--\[no-\]keep-alive/);
     assert.match(help, /Commands:\n  start/);
-    assert.match(help, /Precedence: command line over wsgid\.json over defaults/);
+    assert.match(help, /Precedence: command line over environment \(where an option has a variable\) over wsgid\.json over defaults/);
   });
 
   test('command help shows only that command\'s options', () => {
@@ -267,4 +267,42 @@ describe('generated help and docs', () => {
       assert.equal(replaceReference(text), text);
     });
   }
+});
+
+describe('settings from the environment (options that declare a variable)', () => {
+  test('command line over environment over wsgid.json over defaults', () => {
+    const env = envValues({ WSGID_KEEPALIVE_MS: '500', WSGID_LISTEN_WAIT_MS: '250', WSGID_STANDARD_RESPONSE: 'yes' });
+    assert.deepEqual(env, { pingMs: 500, listenWaitMs: 250, standardResponse: true });
+    const merged = mergeValues({ listenWaitMs: 100 }, { pingMs: 9000, listenWaitMs: 7000, maxQueued: 50 }, env);
+    assert.equal(merged.listenWaitMs, 100, 'the command line wins');
+    assert.equal(merged.pingMs, 500, 'the environment beats wsgid.json');
+    assert.equal(merged.maxQueued, 50, 'wsgid.json beats the default');
+    assert.equal(merged.timeout, OPTIONS.timeout.default);
+  });
+
+  test('a bad value names the variable', () => {
+    assert.throws(() => envValues({ WSGID_KEEPALIVE_MS: 'soon' }), (e: unknown) => e instanceof UsageError && /WSGID_KEEPALIVE_MS: expected an integer, got 'soon'/.test(e.message));
+    assert.throws(() => envValues({ WSGID_STANDARD_RESPONSE: 'maybe' }), /WSGID_STANDARD_RESPONSE: expected 1\/0/);
+    assert.throws(() => envValues({ WSGID_LISTEN_WAIT_MS: '-1' }), /WSGID_LISTEN_WAIT_MS: /);
+  });
+
+  test('no code outside config/ reads a WSGID_ setting from the environment (settings come from the option table)', () => {
+    // Plumbing between wsgid's own processes, and where the native addon was built: not settings.
+    const plumbing = new Set(['WSGID_WORKER_CONFIG', 'WSGID_DAEMON_CHILD', 'WSGID_PARENT_PID', 'WSGID_NATIVE_ADDON']);
+    const src = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../src');
+    const offenders: string[] = [];
+    const walk = (dir: string): void => {
+      for (const name of readdirSync(dir)) {
+        const full = path.join(dir, name);
+        if (statSync(full).isDirectory()) walk(full);
+        else if (name.endsWith('.ts') && !full.includes(`${path.sep}config${path.sep}`)) {
+          for (const match of readFileSync(full, 'utf8').matchAll(/process\.env\[?['".]?(WSGID_[A-Z_]+)/g)) {
+            if (!plumbing.has(match[1]!)) offenders.push(`${path.relative(src, full)}: ${match[1]}`);
+          }
+        }
+      }
+    };
+    walk(src);
+    assert.deepEqual(offenders, []);
+  });
 });

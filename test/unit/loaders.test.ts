@@ -280,14 +280,9 @@ describe('detection', () => {
   });
 
   test('an entry that exports nothing servable and never listens fails after the listen wait', async () => {
-    process.env['WSGID_LISTEN_WAIT_MS'] = '100';
-    try {
-      const error = await loadError({ 'app/server.mjs': 'export const port = 3000;\n' });
-      assert.match(error.message, /exports nothing wsgid can serve/);
-      assert.match(error.message, /listen\(\) call on an HTTP server within 100 ms/);
-    } finally {
-      delete process.env['WSGID_LISTEN_WAIT_MS'];
-    }
+    const error = await loadError({ 'app/server.mjs': 'export const port = 3000;\n' }, { listenWaitMs: 100 });
+    assert.match(error.message, /exports nothing wsgid can serve/);
+    assert.match(error.message, /listen\(\) call on an HTTP server within 100 ms/);
   });
 
   test('an entry that throws on import: the error names the file and keeps the cause', async () => {

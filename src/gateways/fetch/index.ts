@@ -28,7 +28,7 @@ export function toFetchHandler(app: unknown): FetchHandler {
 }
 
 export const create: GatewayFactory = (loaded, options) => {
-  installLightResponse();
+  if (!options.settings?.standardResponse) installLightResponse();
   return new FetchGateway(toFetchHandler(loaded.app), options);
 };
 

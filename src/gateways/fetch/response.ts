@@ -5,7 +5,7 @@
  * builds the standard Response once and from then on behaves exactly like it.
  *
  * It replaces globalThis.Response in workers that serve fetch apps (installLightResponse). That is
- * a visible choice: set WSGID_STANDARD_RESPONSE=1 to keep Node's own Response.
+ * a visible choice: --standard-response (or WSGID_STANDARD_RESPONSE=1) keeps Node's own Response.
  */
 import { delegateToStandard } from './delegate.js';
 
@@ -81,9 +81,9 @@ export function standardResponse(response: Response): Response {
 }
 
 let installed = false;
-/** Make `new Response(...)` in app code produce LightResponse (unless WSGID_STANDARD_RESPONSE=1). */
+/** Make `new Response(...)` in app code produce LightResponse (the gateway skips it with --standard-response). */
 export function installLightResponse(): void {
-  if (installed || process.env['WSGID_STANDARD_RESPONSE'] === '1') return;
+  if (installed) return;
   installed = true;
   Object.defineProperty(globalThis, 'Response', {
     configurable: true,
