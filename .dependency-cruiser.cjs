@@ -3,9 +3,9 @@
  * import its own layer and the layers below it, never a layer above. Lowest first.
  */
 const LAYERS = [
+  ['shared', 'src/(version|broadcast|errors)\\.ts$', 'the version string, the broadcast API, error classes and codes'],
   ['protocol', 'src/protocol/', 'pure mongrel2 codec'],
   ['http', 'src/http/', 'pure HTTP/1.1 helpers shared by gateways'],
-  ['shared', 'src/(version|broadcast|errors)\\.ts$', 'the version string, the broadcast API, error classes and codes'],
   ['fs', 'src/fs/', 'files below the app folder, opened without following symlinks'],
   ['config', 'src/config/', 'the option table, Settings, wsgid.json'],
   ['log', 'src/log/', 'logger, access log'],

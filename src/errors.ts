@@ -1,7 +1,26 @@
 /**
- * Errors the configuration and CLI layers raise on purpose. Each carries a code and the process
- * exit code the CLI uses for it, so `wsgid` prints the message (no stack) and exits meaningfully.
+ * wsgid's errors and their codes, in one table (docs/ERRORS.md shows it to users; a unit test keeps
+ * the two and the code in step). Errors raised on purpose carry a code, as Fastify's FST_ERR_* do,
+ * and those the CLI reports carry the exit code it uses, so `wsgid` prints the message (no stack)
+ * and exits meaningfully. mongrel2 protocol errors have codes of their own (M2_ERR_*,
+ * protocol/types.ts).
  */
+
+/** Every WSGID_ERR_* code, with what it means. */
+export const ERROR_CODES = {
+  WSGID_ERR_USAGE: 'bad command line: unknown option or command, bad value',
+  WSGID_ERR_CONFIG: 'bad wsgid.json: unreadable, not JSON, unknown key or wrong type',
+  WSGID_ERR_APP_FOLDER: 'the app folder or its app/ is missing or unusable',
+  WSGID_ERR_RUNNING: 'start refused: a master of this app folder is already running',
+  WSGID_ERR_SIGNAL: 'a signal could not be sent to the master',
+  WSGID_ERR_PRIVILEGES: 'chroot or privilege drop failed, or is not possible here',
+  WSGID_ERR_UNSAFE_PATH: 'a file or folder below the app folder is a symlink or not what wsgid expects (docs/SECURITY.md)',
+  WSGID_ERR_APP_LOAD: 'the app could not be found or loaded (the message lists what was tried)',
+  WSGID_ERR_BOOT: 'a worker could not start (connect to the master, load the app)',
+  WSGID_ERR_RESPONSE_HEAD: "an app's response head would let a client split the response: answered 500",
+  WSGID_ERR_WSGI_APP: 'a WSGI app raised an exception (the traceback is the message)',
+} as const;
+export type ErrorCode = keyof typeof ERROR_CODES;
 
 /** Exit codes of the `wsgid` command (documented in README / `wsgid --help`). */
 export const EXIT = {
@@ -22,7 +41,7 @@ export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 export class WsgidError extends Error {
   constructor(
     message: string,
-    readonly code: string,
+    readonly code: ErrorCode,
     readonly exitCode: ExitCode = EXIT.FAILURE,
   ) {
     super(message);
@@ -33,7 +52,7 @@ export class WsgidError extends Error {
 /** A bad command line. */
 export class UsageError extends WsgidError {
   constructor(message: string) {
-    super(message, 'WSGID_USAGE', EXIT.USAGE);
+    super(message, 'WSGID_ERR_USAGE', EXIT.USAGE);
   }
 }
 
@@ -44,13 +63,13 @@ export class ConfigFileError extends WsgidError {
     readonly key: string | undefined,
     problem: string,
   ) {
-    super(key === undefined ? `${file}: ${problem}` : `${file}: key "${key}": ${problem}`, 'WSGID_CONFIG', EXIT.USAGE);
+    super(key === undefined ? `${file}: ${problem}` : `${file}: key "${key}": ${problem}`, 'WSGID_ERR_CONFIG', EXIT.USAGE);
   }
 }
 
 /** The app folder (or its app/ subfolder) is missing or unusable. */
 export class AppFolderError extends WsgidError {
   constructor(message: string) {
-    super(message, 'WSGID_APP_FOLDER', EXIT.USAGE);
+    super(message, 'WSGID_ERR_APP_FOLDER', EXIT.USAGE);
   }
 }

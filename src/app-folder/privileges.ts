@@ -43,7 +43,7 @@ export interface Owner {
 
 export class PrivilegeError extends WsgidError {
   constructor(message: string) {
-    super(message, 'WSGID_PRIVILEGES', EXIT.FAILURE);
+    super(message, 'WSGID_ERR_PRIVILEGES', EXIT.FAILURE);
   }
 }
 

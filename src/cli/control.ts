@@ -42,7 +42,7 @@ function send(master: PidEntry, signal: NodeJS.Signals | number): void {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ESRCH') return; // gone meanwhile: fine
-    throw new WsgidError(`cannot signal master pid ${pid}: ${(error as Error).message}`, 'WSGID_SIGNAL', EXIT.FAILURE);
+    throw new WsgidError(`cannot signal master pid ${pid}: ${(error as Error).message}`, 'WSGID_ERR_SIGNAL', EXIT.FAILURE);
   }
 }
 

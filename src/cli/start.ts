@@ -54,7 +54,7 @@ export async function startCommand(settings: Settings, argv: readonly string[]):
   if (running.length > 0) {
     throw new WsgidError(
       `already running in ${paths.root} (master pid ${running.join(', ')}); use \`wsgid restart\` to reload`,
-      'WSGID_RUNNING',
+      'WSGID_ERR_RUNNING',
       EXIT.FAILURE,
     );
   }

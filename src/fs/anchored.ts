@@ -38,7 +38,7 @@ const { O_RDONLY, O_WRONLY, O_APPEND, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY, 
 /** A path under the app folder that is not what it must be (a symlink, a hard link, a fifo…). */
 export class UnsafePathError extends WsgidError {
   constructor(message: string) {
-    super(message, 'WSGID_UNSAFE_PATH');
+    super(message, 'WSGID_ERR_UNSAFE_PATH');
   }
 }
 

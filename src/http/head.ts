@@ -7,6 +7,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import type { ReplyChannel } from './reply-channel.js';
+import type { ErrorCode } from '../errors.js';
 
 /** How the body that follows the head is delimited. */
 export type Framing =
@@ -54,7 +55,7 @@ export function bodyForbidden(method: string, status: number): boolean {
  * outside 100–999. node:http refuses the same (ERR_INVALID_CHAR, ERR_INVALID_HTTP_TOKEN).
  */
 export class InvalidResponseHeadError extends TypeError {
-  readonly code = 'WSGID_ERR_RESPONSE_HEAD';
+  readonly code: ErrorCode = 'WSGID_ERR_RESPONSE_HEAD';
   constructor(message: string) {
     super(message);
     this.name = 'InvalidResponseHeadError';

@@ -1,6 +1,9 @@
+import type { ErrorCode } from '../errors.js';
+
 /** The error a loader throws when it cannot produce an app; lists what it tried. */
 export class AppLoadError extends Error {
   override readonly name = 'AppLoadError';
+  readonly code: ErrorCode = 'WSGID_ERR_APP_LOAD';
   constructor(
     message: string,
     /** Every candidate looked at, in order (files, package fields, plugins, exports). */

@@ -13,6 +13,7 @@
 // First: it must run before the rest is imported (a worker never outlives its master).
 import { masterGone, stopBootWatchdog, takeOverDisconnect } from './orphan-guard.js';
 import path from 'node:path';
+import type { ErrorCode } from '../errors.js';
 import { fileURLToPath } from 'node:url';
 import { createLogger, type Logger } from '../log/logger.js';
 import type { Settings } from '../config/settings.js';
@@ -44,6 +45,7 @@ export interface WorkerHooks {
 }
 
 class BootError extends Error {
+  readonly code: ErrorCode = 'WSGID_ERR_BOOT';
   constructor(
     message: string,
     readonly exitCode: number,

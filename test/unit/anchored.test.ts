@@ -36,11 +36,11 @@ function setup(): { root: string; outside: string; secret: string } {
 test('appending: a symlinked file or folder is refused, a plain file is appended to', () => {
   const { root, outside, secret } = setup();
   symlinkSync(secret, path.join(root, 'logs', 'wsgid.log'));
-  assert.throws(() => openAppendBelow(root, 'logs/wsgid.log', 0o640), { code: 'WSGID_UNSAFE_PATH' });
+  assert.throws(() => openAppendBelow(root, 'logs/wsgid.log', 0o640), { code: 'WSGID_ERR_UNSAFE_PATH' });
 
   rmSync(path.join(root, 'logs'), { recursive: true });
   symlinkSync(outside, path.join(root, 'logs'));
-  assert.throws(() => openAppendBelow(root, 'logs/secret', 0o640), { code: 'WSGID_UNSAFE_PATH' });
+  assert.throws(() => openAppendBelow(root, 'logs/secret', 0o640), { code: 'WSGID_ERR_UNSAFE_PATH' });
   assert.equal(readFileSync(secret, 'utf8'), 'untouched\n');
 
   rmSync(path.join(root, 'logs'));

@@ -28,6 +28,7 @@ import type { Gateway, GatewayFactory, GatewayOptions, GatewayRequest, LoadedApp
 import type { ReplyChannel } from '../../http/reply-channel.js';
 import { CHUNK_SUFFIX, chunkPrefix, frameHead, LAST_CHUNK, type Framing } from '../../http/head.js';
 import { errorResponse } from '../../http/error-response.js';
+import type { ErrorCode } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import { buildEnviron } from './environ.js';
 import {
@@ -675,7 +676,7 @@ class WsgiGateway implements Gateway {
 
 /** An exception the WSGI app raised, with Python's traceback as the message (for filters' `after`). */
 export class WsgiAppError extends Error {
-  readonly code = 'WSGID_ERR_WSGI_APP';
+  readonly code: ErrorCode = 'WSGID_ERR_WSGI_APP';
   constructor(readonly traceback: string) {
     super(traceback.trim().split('\n').at(-1) || 'the WSGI app failed');
     this.name = 'WsgiAppError';
