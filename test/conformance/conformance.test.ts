@@ -91,7 +91,7 @@ const SUITES: Suite[] = [
   {
     name: 'fetch: Hono app vs @hono/node-server',
     profile: { kinds: ['null', 'string', 'bytes', 'pull', 'push', 'iter', 'hono'], streaming: ['pull', 'push', 'iter'], text: ['string'], empty: 'null' },
-    runs: 130,
+    runs: 170,
     reference: () => honoReference('hono-app.mjs'),
     files: ['spec.mjs', 'hono-app.mjs'],
     extra: ['--wsgi-app=hono-app.mjs'],
@@ -132,7 +132,7 @@ const SUITES: Suite[] = [
   {
     name: 'wsgi: WSGI app vs gunicorn',
     profile: { kinds: ['list', 'gen', 'write'], streaming: ['gen', 'write'], empty: 'list', underscoreHeaders: false },
-    runs: 130,
+    runs: 170,
     reference: () => gunicornReference('conformance_wsgi:application'),
     files: ['conformance_wsgi.py'],
     extra: ['--wsgi-app=conformance_wsgi:application', '--python=/usr/bin/python3'],
