@@ -145,7 +145,7 @@ export class Arbiter {
         this.murder();
         this.apply(this.pool.manage(Date.now()));
         this.writeStatus();
-        if (this.pool.phase === 'stopping' && this.pool.workers.size === 0) this.exitCode = 0;
+        if (this.pool.stopped) this.exitCode = 0;
       }
       await this.shutdownNow();
       return this.exitCode;
@@ -393,7 +393,8 @@ export class Arbiter {
   // ------------------------------------------------------------------ status
 
   status(): MasterStatusFile {
-    return buildStatus({ pool: this.pool, table: this.dispatcher.table, masterPid: process.pid, startedAt: this.startedAt, now: Date.now() });
+    const { pool, startedAt } = this;
+    return buildStatus({ pool, table: this.dispatcher.table, masterPid: process.pid, startedAt, now: Date.now() });
   }
 
   private writeStatus(): void {

@@ -1,9 +1,10 @@
 /**
  * The master's worker pool: every supervision decision, pure. It holds each worker's lifecycle
- * state and changes it in one place; it is fed events (spawned, ready, heartbeat, retire, exited,
- * signal, tick) with the clock passed in, and returns what to do as actions. No timers, no
- * processes, no I/O: ./arbiter.ts carries the actions out, test/unit/master-pool.test.ts checks
- * the rules (docs/INTERNALS.md, "Supervision").
+ * state and changes it in one place; it is fed events (forked, announced/connected = ready,
+ * heartbeat, retireRequested, paused, exited, signal) and runs its verbs each tick (murder, manage),
+ * with the clock passed in, and returns what to do as actions. No timers, no processes, no I/O:
+ * ./arbiter.ts carries the actions out, test/unit/master-pool.test.ts checks the rules
+ * (docs/INTERNALS.md, "Supervision").
  *
  * What it does not own: a worker's routing state (connected, credit, in-flight, retiring as a
  * routing preference) lives in the dispatch table (dispatch/table.ts); when a decision needs it,
@@ -39,7 +40,7 @@ export type PoolPhase = 'starting' | 'running' | 'stopping';
 export type PoolSignal = 'SIGTERM' | 'SIGINT' | 'SIGQUIT' | 'SIGHUP' | 'SIGTTIN' | 'SIGTTOU';
 export type KillSignal = 'SIGTERM' | 'SIGINT' | 'SIGKILL';
 
-/** One worker as the supervisor sees it. Read it freely; only the pool changes it. */
+/** One worker as the supervisor sees it. Outside the pool it is read-only (see `workers`). */
 export interface PoolWorker {
   /** Spawn counter (gunicorn's age): higher is newer. */
   readonly id: number;
@@ -51,7 +52,6 @@ export interface PoolWorker {
   state: WorkerState;
   /** It sent its IPC 'ready' (serving needs its dispatch connection too, which the table knows). */
   announced: boolean;
-  readyAt: number;
   /** Should be replaced (reload, max-requests): drained once enough newer workers serve. */
   retiring: boolean;
   /** Its last heartbeat (or when it became ready). */
@@ -75,7 +75,7 @@ export interface PoolWorker {
 /** What the pool asks the arbiter to do, in order. */
 export type PoolAction =
   /** Fork this worker (already registered, booting) and report its pid with `forked`. */
-  | { type: 'spawn'; worker: PoolWorker }
+  | { type: 'spawn'; worker: Readonly<PoolWorker> }
   /** Stop routing to it: the table's drain (end marker, its idle connections move). */
   | { type: 'undispatch'; id: number }
   /** New connections prefer other workers; `bound` = messages it may still be sent (table.retire). */
@@ -140,16 +140,20 @@ export interface PoolCounters {
   servedByGone: number;
 }
 
+/** A log line for the arbiter to write. */
+function note(level: LogLevel, message: string, fields?: LogFields): PoolAction {
+  return { type: 'log', level, message, fields };
+}
+
 export function backoffDelay(failures: number): number {
   return Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (failures - 1));
 }
 
 export class WorkerPool {
-  readonly workers = new Map<number, PoolWorker>();
-  readonly counters: PoolCounters = { restarts: 0, recycled: 0, reloads: 0, bootFailures: 0, servedByGone: 0 };
-  phase: PoolPhase = 'starting';
-  /** Set once the pool gave up (halt); the exit code. */
-  haltCode: number | undefined;
+  private readonly live = new Map<number, PoolWorker>();
+  private readonly count: PoolCounters = { restarts: 0, recycled: 0, reloads: 0, bootFailures: 0, servedByGone: 0 };
+  private phaseNow: PoolPhase = 'starting';
+  private halted: number | undefined;
   private wantedCount: number;
   private nextId = 1;
   private nextSpawnAt = 0;
@@ -163,15 +167,38 @@ export class WorkerPool {
     this.random = options.random ?? Math.random;
   }
 
+  /** The live workers by id, oldest first. */
+  get workers(): ReadonlyMap<number, Readonly<PoolWorker>> {
+    return this.live;
+  }
+
+  get counters(): Readonly<PoolCounters> {
+    return this.count;
+  }
+
+  get phase(): PoolPhase {
+    return this.phaseNow;
+  }
+
+  /** The exit code once the pool gave up (halt). */
+  get haltCode(): number | undefined {
+    return this.halted;
+  }
+
   /** Workers wanted (TTIN/TTOU change it). */
   get wanted(): number {
     return this.wantedCount;
   }
 
+  /** A stop is complete: every worker is gone. */
+  get stopped(): boolean {
+    return this.phaseNow === 'stopping' && this.live.size === 0;
+  }
+
   /** Requests served by every worker so far (live ones up to one heartbeat behind). */
   get served(): number {
-    let n = this.counters.servedByGone;
-    for (const w of this.workers.values()) n += w.served;
+    let n = this.count.servedByGone;
+    for (const w of this.live.values()) n += w.served;
     return n;
   }
 
@@ -179,7 +206,7 @@ export class WorkerPool {
 
   /** The process of a worker the pool asked for was forked (pid -1: the fork failed). */
   forked(id: number, pid: number): void {
-    const w = this.workers.get(id);
+    const w = this.live.get(id);
     if (w) w.pid = pid;
   }
 
@@ -188,7 +215,7 @@ export class WorkerPool {
    * needs both.
    */
   announced(id: number, connected: boolean, now: number): PoolAction[] {
-    const w = this.workers.get(id);
+    const w = this.live.get(id);
     if (!w) return [];
     w.announced = true;
     return this.checkReady(w, connected, now);
@@ -196,42 +223,42 @@ export class WorkerPool {
 
   /** Its dispatch connection came up (first credit seen). */
   connected(id: number, now: number): PoolAction[] {
-    const w = this.workers.get(id);
+    const w = this.live.get(id);
     return w ? this.checkReady(w, true, now) : [];
   }
 
   heartbeat(id: number, served: number, now: number): void {
-    const w = this.workers.get(id);
+    const w = this.live.get(id);
     if (!w) return;
     w.lastBeat = now;
     w.served = served;
   }
 
   fatal(id: number, message: string): void {
-    const w = this.workers.get(id);
+    const w = this.live.get(id);
     if (w) w.fatal = message;
   }
 
   /** It reached its max-requests: replace it, with a bound on what it may still be sent. */
   retireRequested(id: number, served: number): PoolAction[] {
-    const w = this.workers.get(id);
+    const w = this.live.get(id);
     if (!w) return [];
     w.served = served;
     if (w.retiring || w.state !== 'serving') return [];
     w.retiring = true;
-    this.counters.recycled++;
+    this.count.recycled++;
     // New connections go to other workers from now on; its own (sticky) ones and, while nobody
     // else has credit, new ones too keep it serving until the replacement is ready, but no more
     // than one credit's worth: then it is drained even if alone.
     return [
       { type: 'retire', id, bound: this.options.workerConnections },
-      { type: 'log', level: 'info', message: 'worker reached max requests; replacing it', fields: { worker: id, pid: w.pid, served } },
+      note('info', 'worker reached max requests; replacing it', { worker: id, pid: w.pid, served }),
     ];
   }
 
   /** The table sent a retiring worker all its bound allows. Returns whether anything changed. */
   overshootReached(id: number): boolean {
-    const w = this.workers.get(id);
+    const w = this.live.get(id);
     if (!w || !w.retiring || w.overshot) return false;
     w.overshot = true;
     return true;
@@ -239,21 +266,21 @@ export class WorkerPool {
 
   /** The worker stops on its own (it told the table 'P'): drain it. */
   paused(id: number, now: number): PoolAction[] {
-    const w = this.workers.get(id);
+    const w = this.live.get(id);
     if (!w || w.state === 'draining' || w.state === 'aborted') return [];
     this.toStopping(w, 'draining', 'stopping on its own', now + this.options.gracefulTimeoutMs);
     return [
-      { type: 'log', level: 'info', message: 'worker is stopping on its own; draining it', fields: { worker: id, pid: w.pid } },
+      note('info', 'worker is stopping on its own; draining it', { worker: id, pid: w.pid }),
       { type: 'undispatch', id },
     ];
   }
 
   /** Its process exited (and its dispatch connection was read out). */
   exited(id: number, exit: WorkerExit, now: number): PoolAction[] {
-    const w = this.workers.get(id);
+    const w = this.live.get(id);
     if (!w) return [];
-    this.workers.delete(id);
-    this.counters.servedByGone += w.served;
+    this.live.delete(id);
+    this.count.servedByGone += w.served;
     // A worker that exited 0 after being asked to stop flushed its replies; any other end may
     // have lost replies it had already reported done: those within RECENT_MS before it was last
     // heard from (report or heartbeat); for a frozen worker that is long before it exits.
@@ -264,17 +291,12 @@ export class WorkerPool {
     if (w.state === 'booting') {
       actions.push(...this.bootFailed(w, exit.code, how, now));
     } else if (w.stopRequested) {
-      actions.push({ type: 'log', level: 'info', message: 'worker exited', fields: { worker: id, pid: w.pid, exit: how, served: w.served } });
+      actions.push(note('info', 'worker exited', { worker: id, pid: w.pid, exit: how, served: w.served }));
     } else {
-      this.counters.restarts++;
+      this.count.restarts++;
       const hint = exit.signal === 'SIGKILL' ? ' (killed: perhaps out of memory?)' : '';
-      actions.push({
-        type: 'log',
-        level: 'error',
-        message: `worker died unexpectedly${hint}`,
-        fields: { worker: id, pid: w.pid, exit: how, served: w.served },
-      });
-      if (!this.options.keepAlive && this.phase === 'running' && this.wantedCount > 1) this.wantedCount--;
+      actions.push(note('error', `worker died unexpectedly${hint}`, { worker: id, pid: w.pid, exit: how, served: w.served }));
+      if (!this.options.keepAlive && this.phaseNow === 'running' && this.wantedCount > 1) this.wantedCount--;
     }
     return actions;
   }
@@ -290,27 +312,27 @@ export class WorkerPool {
       case 'SIGHUP':
         return this.reload();
       case 'SIGTTIN':
-        if (this.phase === 'stopping' || this.wantedCount >= this.options.maxWorkers) return [];
+        if (this.phaseNow === 'stopping' || this.wantedCount >= this.options.maxWorkers) return [];
         this.wantedCount++;
-        return [{ type: 'log', level: 'info', message: 'TTIN: one more worker', fields: { workers: this.wantedCount } }];
+        return [note('info', 'TTIN: one more worker', { workers: this.wantedCount })];
       case 'SIGTTOU':
-        if (this.phase === 'stopping') return [];
+        if (this.phaseNow === 'stopping') return [];
         if (this.wantedCount > 1) this.wantedCount--;
-        return [{ type: 'log', level: 'info', message: 'TTOU: one worker less', fields: { workers: this.wantedCount } }];
+        return [note('info', 'TTOU: one worker less', { workers: this.wantedCount })];
     }
   }
 
   /** A graceful stop has taken in what mongrel2 had sent: drain every worker. */
   drainAll(now: number): PoolAction[] {
     const actions: PoolAction[] = [];
-    for (const w of this.workers.values()) actions.push(...this.drain(w, 'shutdown', now));
+    for (const w of this.live.values()) actions.push(...this.drain(w, 'shutdown', now));
     return actions;
   }
 
   /** The last step of a stop: whatever is left gets `signal`. */
   shutdown(signal: KillSignal): PoolAction[] {
     const actions: PoolAction[] = [];
-    for (const w of this.workers.values()) {
+    for (const w of this.live.values()) {
       w.stopRequested = true;
       actions.push({ type: 'kill', id: w.id, signal });
     }
@@ -327,14 +349,14 @@ export class WorkerPool {
     const actions: PoolAction[] = [];
     const { timeoutMs, bootTimeoutMs } = this.options;
     for (const id of timedOut) {
-      const w = this.workers.get(id);
+      const w = this.live.get(id);
       if (w) actions.push(...this.abort(w, `a request was not answered within ${timeoutMs / 1000} s`, now));
     }
     const silence = timeoutMs > 0 ? Math.max(timeoutMs, 2000) : 30_000;
-    for (const w of this.workers.values()) {
+    for (const w of this.live.values()) {
       if (w.killAt > 0 && now >= w.killAt) {
         actions.push(
-          { type: 'log', level: 'warn', message: 'worker did not stop in time: SIGKILL', fields: { worker: w.id, pid: w.pid, state: w.state } },
+          note('warn', 'worker did not stop in time: SIGKILL', { worker: w.id, pid: w.pid, state: w.state }),
           { type: 'kill', id: w.id, signal: 'SIGKILL' },
         );
         w.killAt = now + KILL_RETRY_MS;
@@ -346,12 +368,7 @@ export class WorkerPool {
         // Once: the SIGKILL at killAt above follows (re-arming killAt every tick never escalated).
         const seconds = bootTimeoutMs / 1000;
         actions.push(
-          {
-            type: 'log',
-            level: 'error',
-            message: 'worker did not become ready in time: SIGTERM, then SIGKILL',
-            fields: { worker: w.id, pid: w.pid, bootTimeout: seconds },
-          },
+          note('error', 'worker did not become ready in time: SIGTERM, then SIGKILL', { worker: w.id, pid: w.pid, bootTimeout: seconds }),
           { type: 'kill', id: w.id, signal: 'SIGTERM' },
         );
         w.bootTimedOut = true;
@@ -364,12 +381,12 @@ export class WorkerPool {
 
   /** Keep `wanted` workers serving: spawn what's missing, drain what's extra or replaced. */
   manage(now: number): PoolAction[] {
-    if (this.phase === 'stopping' || this.haltCode !== undefined) return [];
+    if (this.phaseNow === 'stopping' || this.halted !== undefined) return [];
     const actions: PoolAction[] = [];
-    const all = [...this.workers.values()];
+    const all = [...this.live.values()];
     // Active: will keep serving (booting or serving, not retiring).
     const active = all.filter((w) => (w.state === 'booting' || w.state === 'serving') && !w.retiring);
-    const failing = this.counters.bootFailures > 0;
+    const failing = this.count.bootFailures > 0;
     if (active.length < this.wantedCount && now >= this.nextSpawnAt) {
       // After a boot failure, one at a time until one comes up.
       const missing = failing ? 1 : this.wantedCount - active.length;
@@ -398,11 +415,11 @@ export class WorkerPool {
       actions.push(...this.drain(w, 'replaced by a newer worker', now));
       serving--;
     }
-    if (this.phase === 'starting') {
+    if (this.phaseNow === 'starting') {
       const ready = all.filter((w) => w.state === 'serving' && !w.retiring).length;
       if (ready >= this.wantedCount) {
-        this.phase = 'running';
-        actions.push({ type: 'log', level: 'info', message: 'all workers ready', fields: { workers: ready } });
+        this.phaseNow = 'running';
+        actions.push(note('info', 'all workers ready', { workers: ready }));
         if (!this.readySignalled) {
           this.readySignalled = true;
           actions.push({ type: 'allReady' });
@@ -424,7 +441,6 @@ export class WorkerPool {
       maxRequests: maxRequests > 0 ? maxRequests + jitter : 0,
       state: 'booting',
       announced: false,
-      readyAt: 0,
       retiring: false,
       lastBeat: now,
       served: 0,
@@ -435,17 +451,16 @@ export class WorkerPool {
       bootTimedOut: false,
       overshot: false,
     };
-    this.workers.set(worker.id, worker);
+    this.live.set(worker.id, worker);
     return { type: 'spawn', worker };
   }
 
   private checkReady(w: PoolWorker, connected: boolean, now: number): PoolAction[] {
     if (w.state !== 'booting' || !w.announced || !connected) return [];
     w.state = 'serving';
-    w.readyAt = now;
     w.lastBeat = now;
-    this.counters.bootFailures = 0;
-    return [{ type: 'log', level: 'info', message: 'worker ready', fields: { worker: w.id, pid: w.pid, bootMs: now - w.spawnedAt } }];
+    this.count.bootFailures = 0;
+    return [note('info', 'worker ready', { worker: w.id, pid: w.pid, bootMs: now - w.spawnedAt })];
   }
 
   /** The one place a worker leaves booting/serving: it is asked to stop, SIGKILL due at `killAt`. */
@@ -464,7 +479,7 @@ export class WorkerPool {
     // hang in its import).
     this.toStopping(w, 'draining', reason, now + (booting ? BOOT_KILL_GRACE_MS : this.options.gracefulTimeoutMs));
     return [
-      { type: 'log', level: 'info', message: 'draining worker', fields: { worker: w.id, pid: w.pid, reason } },
+      note('info', 'draining worker', { worker: w.id, pid: w.pid, reason }),
       { type: 'undispatch', id: w.id },
       booting ? { type: 'kill', id: w.id, signal: 'SIGTERM' } : { type: 'tell', id: w.id, message: { type: 'drain' } },
     ];
@@ -475,89 +490,89 @@ export class WorkerPool {
     if (w.state === 'aborted') return [];
     this.toStopping(w, 'aborted', reason, now + Math.min(this.options.gracefulTimeoutMs, ABORT_GRACE_MAX_MS));
     return [
-      { type: 'log', level: 'error', message: 'worker timed out; replacing it', fields: { worker: w.id, pid: w.pid, reason } },
+      note('error', 'worker timed out; replacing it', { worker: w.id, pid: w.pid, reason }),
       { type: 'undispatch', id: w.id },
       { type: 'kill', id: w.id, signal: 'SIGTERM' },
     ];
   }
 
   private bootFailed(w: PoolWorker, code: number | null, how: string, now: number): PoolAction[] {
-    if (this.phase === 'stopping' || w.stopRequested) {
-      return [{ type: 'log', level: 'info', message: 'worker exited before it was ready', fields: { worker: w.id, pid: w.pid, exit: how } }];
+    if (this.phaseNow === 'stopping' || w.stopRequested) {
+      return [note('info', 'worker exited before it was ready', { worker: w.id, pid: w.pid, exit: how })];
     }
-    const failures = ++this.counters.bootFailures;
+    const failures = ++this.count.bootFailures;
     const reason = w.fatal ?? `exited with ${how} before it was ready`;
-    const serving = [...this.workers.values()].some((x) => x.state === 'serving');
+    const serving = [...this.live.values()].some((x) => x.state === 'serving');
     const fatalCode = code === EXIT_APP_LOAD_ERROR || code === EXIT_BOOT_ERROR ? code : undefined;
     const hopeless = fatalCode !== undefined || failures >= MAX_BOOT_FAILURES;
     const actions: PoolAction[] = [
-      { type: 'log', level: 'error', message: 'worker failed to boot', fields: { worker: w.id, pid: w.pid, exit: how, reason, failures } },
+      note('error', 'worker failed to boot', { worker: w.id, pid: w.pid, exit: how, reason, failures }),
     ];
     if (hopeless && !serving) {
       const what = fatalCode === EXIT_APP_LOAD_ERROR ? 'the app could not be loaded' : 'workers could not boot';
-      this.haltCode = fatalCode ?? EXIT_BOOT_ERROR;
+      this.halted = fatalCode ?? EXIT_BOOT_ERROR;
       actions.push(
-        { type: 'log', level: 'error', message: `giving up: ${what}; the master halts`, fields: { reason, failures } },
-        { type: 'halt', code: this.haltCode },
+        note('error', `giving up: ${what}; the master halts`, { reason, failures }),
+        { type: 'halt', code: this.halted },
       );
       return actions;
     }
     if (hopeless) {
       // A reload or recycling whose new workers cannot start: keep the old ones serving.
       let kept = 0;
-      for (const x of this.workers.values()) {
+      for (const x of this.live.values()) {
         if (x.retiring && x.state === 'serving' && !x.overshot) {
           x.retiring = false;
           actions.push({ type: 'unretire', id: x.id });
           kept++;
         }
       }
-      if (kept > 0) actions.push({ type: 'log', level: 'error', message: 'new workers cannot start; keeping the old ones', fields: { kept, reason } });
+      if (kept > 0) actions.push(note('error', 'new workers cannot start; keeping the old ones', { kept, reason }));
     }
     const delay = backoffDelay(failures);
     this.nextSpawnAt = now + delay;
-    actions.push({ type: 'log', level: 'warn', message: 'next worker spawn delayed', fields: { ms: delay } });
+    actions.push(note('warn', 'next worker spawn delayed', { ms: delay }));
     return actions;
   }
 
   /** HUP: every worker is to be replaced; manage() spawns the new ones and drains the old. */
   private reload(): PoolAction[] {
-    if (this.phase === 'stopping') return [];
-    this.counters.reloads++;
+    if (this.phaseNow === 'stopping') return [];
+    this.count.reloads++;
     const actions: PoolAction[] = [];
     let replacing = 0;
-    for (const w of this.workers.values()) {
+    for (const w of this.live.values()) {
       if (w.state === 'serving' || w.state === 'booting') {
         w.retiring = true;
         actions.push({ type: 'retire', id: w.id, bound: Infinity });
         replacing++;
       }
     }
-    this.counters.bootFailures = 0;
+    this.count.bootFailures = 0;
     this.nextSpawnAt = 0;
-    actions.push({ type: 'log', level: 'info', message: 'HUP: rolling reload', fields: { replacing, workers: this.wantedCount } });
+    actions.push(note('info', 'HUP: rolling reload', { replacing, workers: this.wantedCount }));
     return actions;
   }
 
   private stopGracefully(): PoolAction[] {
-    if (this.phase === 'stopping') return [];
-    this.phase = 'stopping';
+    if (this.phaseNow === 'stopping') return [];
+    this.phaseNow = 'stopping';
     // Let mongrel2 keep new requests (it holds them until a handler connects); serve what we
     // already received, then drain every worker (drainAll).
     return [
-      { type: 'log', level: 'info', message: 'TERM: graceful stop', fields: { gracefulTimeout: this.options.gracefulTimeoutMs / 1000 } },
+      note('info', 'TERM: graceful stop', { gracefulTimeout: this.options.gracefulTimeoutMs / 1000 }),
       { type: 'stopReceiving', graceful: true },
     ];
   }
 
   private stopFast(now: number): PoolAction[] {
-    const first = this.phase !== 'stopping';
-    this.phase = 'stopping';
+    const first = this.phaseNow !== 'stopping';
+    this.phaseNow = 'stopping';
     const actions: PoolAction[] = [
-      { type: 'log', level: 'info', message: first ? 'fast stop' : 'fast stop (second signal)' },
+      note('info', first ? 'fast stop' : 'fast stop (second signal)'),
       { type: 'stopReceiving', graceful: false },
     ];
-    for (const w of this.workers.values()) {
+    for (const w of this.live.values()) {
       this.toStopping(w, 'aborted', 'fast stop', now + FAST_STOP_GRACE_MS);
       actions.push({ type: 'kill', id: w.id, signal: 'SIGINT' });
     }

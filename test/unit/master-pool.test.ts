@@ -322,3 +322,47 @@ describe('stop', () => {
     assert.deepEqual(messages(p.exited(id!, exit(0, 20), 20)), ['worker exited']);
   });
 });
+
+describe('unexpected deaths', () => {
+  test('a serving worker that dies is respawned at once (keep-alive)', () => {
+    const p = pool();
+    const [a] = bootAll(p, 0);
+    p.manage(0);
+    const actions = p.exited(a!, exit(1, 100), 100);
+    assert.deepEqual(messages(actions), ['worker died unexpectedly']);
+    assert.equal(p.counters.restarts, 1);
+    assert.equal(p.counters.bootFailures, 0, 'not a boot failure');
+    assert.deepEqual(spawned(p.manage(100)), [3]);
+  });
+
+  test('without keep-alive, a dead worker is not replaced (down to 1)', () => {
+    const p = pool({ keepAlive: false });
+    const [a, b] = bootAll(p, 0);
+    p.manage(0);
+    p.exited(a!, exit(1, 100), 100);
+    assert.equal(p.wanted, 1);
+    assert.deepEqual(spawned(p.manage(100)), []);
+    p.exited(b!, exit(1, 200), 200);
+    assert.equal(p.wanted, 1);
+    assert.deepEqual(spawned(p.manage(200)), [3]);
+  });
+
+  test('silent for 30 s when there is no request timeout', () => {
+    const p = pool({ workers: 1, timeoutMs: 0 });
+    const [id] = bootAll(p, 0);
+    assert.deepEqual(p.murder(30_000), []);
+    assert.deepEqual(killed(p.murder(30_001)), [[id, 'SIGTERM']]);
+  });
+
+  test('HUP while a worker boots: it is replaced before it is ready (SIGTERM, short grace)', () => {
+    const p = pool({ workers: 1 });
+    const [id] = spawned(p.manage(0));
+    p.signal('SIGHUP', 10);
+    const actions = p.manage(10);
+    assert.deepEqual(spawned(actions), [2]);
+    assert.deepEqual(killed(actions), [[id, 'SIGTERM']]);
+    assert.equal(ofType(actions, 'log')[0]?.fields?.['reason'], 'replaced before it was ready');
+    assert.deepEqual(messages(p.exited(id!, exit(null, 20, 'SIGTERM'), 20)), ['worker exited'], 'asked to stop: not a failure');
+    assert.equal(p.counters.bootFailures, 0);
+  });
+});
