@@ -279,6 +279,10 @@ export class Arbiter {
             this.dispatcher.stopReceiving(0, 0).catch(() => {});
           }
           break;
+        case 'backoff':
+          // The 1 s tick picks the spawn up once the delay is over.
+          this.log.warn('next worker spawn delayed', { ms: action.delayMs });
+          break;
         case 'allReady':
           this.hooks.onReady?.();
           break;

@@ -93,6 +93,8 @@ export type PoolAction =
   | { type: 'stopReceiving'; graceful: boolean }
   /** The first full set of workers serves. */
   | { type: 'allReady' }
+  /** Boot failures: the next spawn waits `delayMs` (manage() holds it back until then). */
+  | { type: 'backoff'; delayMs: number }
   /** Give up: the master exits with `code`. */
   | { type: 'halt'; code: number }
   | { type: 'log'; level: LogLevel; message: string; fields?: LogFields };
@@ -531,7 +533,7 @@ export class WorkerPool {
     }
     const delay = backoffDelay(failures);
     this.nextSpawnAt = now + delay;
-    actions.push(note('warn', 'next worker spawn delayed', { ms: delay }));
+    actions.push({ type: 'backoff', delayMs: delay });
     return actions;
   }
 

@@ -137,11 +137,11 @@ describe('boot failures', () => {
     assert.equal(ids.length, 2);
     let actions = p.exited(ids[0]!, exit(1, now), now);
     assert.ok(messages(actions).includes('worker failed to boot'));
-    assert.deepEqual(ofType(actions, 'log').at(-1)?.fields, { ms: 250 });
+    assert.deepEqual(ofType(actions, 'backoff'), [{ type: 'backoff', delayMs: 250 }]);
     // Worker 2 still booting: no second spawn while one boots after a failure.
     assert.deepEqual(spawned(p.manage(now + 1000)), []);
     actions = p.exited(ids[1]!, exit(1, now), now);
-    assert.deepEqual(ofType(actions, 'log').at(-1)?.fields, { ms: 500 });
+    assert.deepEqual(ofType(actions, 'backoff'), [{ type: 'backoff', delayMs: 500 }]);
     assert.deepEqual(spawned(p.manage(now + 499)), [], 'not before the backoff');
     for (let failures = 3; failures <= MAX_BOOT_FAILURES; failures++) {
       ids = spawned(p.manage(now + BACKOFF_MAX_MS));
