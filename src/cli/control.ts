@@ -104,7 +104,7 @@ export function restartCommand(settings: Settings, values: CommandValues, io: Ou
   return EXIT.OK;
 }
 
-/** What the master publishes about itself in pid/status.json (master/arbiter.ts MasterStatusFile). */
+/** What the master publishes about itself in pid/status.json (master/status.ts MasterStatusFile). */
 export interface MasterStatus {
   updatedAt?: string;
   master?: { pid?: number; startedAt?: string; uptime?: number; state?: string };

@@ -1,0 +1,368 @@
+/**
+ * The master's worker pool (src/master/pool.ts): supervision rules driven with a fake clock and
+ * no processes; the actions it returns are checked instead of their effects.
+ */
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  BACKOFF_MAX_MS,
+  BOOT_KILL_GRACE_MS,
+  MAX_BOOT_FAILURES,
+  WorkerPool,
+  backoffDelay,
+  type PoolAction,
+  type PoolOptions,
+  type WorkerExit,
+} from '../../src/master/pool.js';
+import { RECENT_MS } from '../../src/dispatch/table.js';
+
+const OPTIONS: PoolOptions = {
+  workers: 2,
+  maxWorkers: 8,
+  timeoutMs: 30_000,
+  gracefulTimeoutMs: 30_000,
+  bootTimeoutMs: 60_000,
+  keepAlive: true,
+  workerConnections: 100,
+  maxRequests: 0,
+  maxRequestsJitter: 0,
+};
+
+function pool(options: Partial<PoolOptions> = {}): WorkerPool {
+  return new WorkerPool({ ...OPTIONS, ...options });
+}
+
+function spawned(actions: readonly PoolAction[]): number[] {
+  return actions.flatMap((a) => (a.type === 'spawn' ? [a.worker.id] : []));
+}
+function ofType<T extends PoolAction['type']>(actions: readonly PoolAction[], type: T): Extract<PoolAction, { type: T }>[] {
+  return actions.filter((a): a is Extract<PoolAction, { type: T }> => a.type === type);
+}
+function drained(actions: readonly PoolAction[]): number[] {
+  return ofType(actions, 'undispatch').map((a) => a.id);
+}
+function killed(actions: readonly PoolAction[]): Array<[number, string]> {
+  return ofType(actions, 'kill').map((a) => [a.id, a.signal]);
+}
+function messages(actions: readonly PoolAction[]): string[] {
+  return ofType(actions, 'log').map((a) => a.message);
+}
+
+/** Fork and ready every worker manage() asks for; returns their ids. */
+function bootAll(p: WorkerPool, now: number): number[] {
+  const ids = spawned(p.manage(now));
+  for (const id of ids) {
+    p.forked(id, 1000 + id);
+    p.announced(id, true, now);
+  }
+  return ids;
+}
+
+const exit = (code: number | null, at: number, signal: string | null = null): WorkerExit => ({ code, signal, closedAt: at, lastReport: 0 });
+
+function serving(p: WorkerPool): number[] {
+  return [...p.workers.values()].filter((w) => w.state === 'serving').map((w) => w.id);
+}
+
+describe('start', () => {
+  test('spawns the wanted workers; serving needs both the IPC ready and the dispatch connection', () => {
+    const p = pool();
+    const ids = spawned(p.manage(0));
+    assert.deepEqual(ids, [1, 2]);
+    assert.deepEqual(p.announced(1, false, 10), []);
+    assert.equal(p.workers.get(1)?.state, 'booting');
+    assert.deepEqual(messages(p.connected(1, 20)), ['worker ready']);
+    assert.deepEqual(messages(p.connected(2, 20)), []); // not announced yet
+    p.announced(2, true, 30);
+    const actions = p.manage(40);
+    assert.equal(p.phase, 'running');
+    assert.deepEqual(actions.map((a) => a.type), ['log', 'allReady']);
+    assert.deepEqual(spawned(p.manage(50)), []);
+  });
+});
+
+describe('rolling reload (HUP)', () => {
+  test('new workers are ready before the old ones drain: capacity never drops', () => {
+    const p = pool();
+    const old = bootAll(p, 0);
+    p.manage(0);
+    const hup = p.signal('SIGHUP', 100);
+    assert.deepEqual(ofType(hup, 'retire').map((a) => [a.id, a.bound]), [[1, Infinity], [2, Infinity]]);
+    const fresh = spawned(p.manage(100));
+    assert.deepEqual(fresh, [3, 4]);
+    // Replacements booting: the old ones keep serving.
+    assert.deepEqual(drained(p.manage(200)), []);
+    p.announced(3, true, 300);
+    // One new worker serves: one old one may go, never leaving fewer than 2 serving.
+    const first = p.manage(300);
+    assert.deepEqual(drained(first), [1]);
+    assert.deepEqual(ofType(first, 'tell').map((a) => [a.id, a.message.type]), [[1, 'drain']]);
+    assert.ok(serving(p).length >= 2);
+    p.announced(4, true, 400);
+    assert.deepEqual(drained(p.manage(400)), [2]);
+    assert.deepEqual(serving(p), fresh);
+    for (const id of old) p.exited(id, exit(0, 500), 500);
+    assert.equal(p.counters.reloads, 1);
+    assert.equal(p.counters.restarts, 0);
+  });
+
+  test('a failed reload keeps the old workers', () => {
+    const p = pool();
+    bootAll(p, 0);
+    p.manage(0);
+    p.signal('SIGHUP', 0);
+    // The new code cannot load: each new worker exits 4 before it is ready.
+    const now = 0;
+    const last: PoolAction[] = [];
+    for (const id of spawned(p.manage(now))) last.push(...p.exited(id, exit(4, now), now));
+    assert.deepEqual(ofType(last, 'unretire').map((a) => a.id), [1, 2]);
+    assert.ok(messages(last).includes('new workers cannot start; keeping the old ones'));
+    assert.equal(p.haltCode, undefined);
+    assert.deepEqual(serving(p), [1, 2]);
+    assert.ok([...p.workers.values()].every((w) => !w.retiring));
+    // Nothing more to replace: no drain, no halt.
+    assert.deepEqual(drained(p.manage(now)), []);
+  });
+});
+
+describe('boot failures', () => {
+  test('backoff is exponential and capped', () => {
+    assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 8].map(backoffDelay), [250, 500, 1000, 2000, 4000, 8000, 15_000, 15_000]);
+  });
+
+  test('crashes while booting: one respawn at a time after the backoff, then the crash-loop halt', () => {
+    const p = pool();
+    let now = 0;
+    let ids = spawned(p.manage(now));
+    assert.equal(ids.length, 2);
+    let actions = p.exited(ids[0]!, exit(1, now), now);
+    assert.ok(messages(actions).includes('worker failed to boot'));
+    assert.deepEqual(ofType(actions, 'backoff'), [{ type: 'backoff', delayMs: 250 }]);
+    // Worker 2 still booting: no second spawn while one boots after a failure.
+    assert.deepEqual(spawned(p.manage(now + 1000)), []);
+    actions = p.exited(ids[1]!, exit(1, now), now);
+    assert.deepEqual(ofType(actions, 'backoff'), [{ type: 'backoff', delayMs: 500 }]);
+    assert.deepEqual(spawned(p.manage(now + 499)), [], 'not before the backoff');
+    for (let failures = 3; failures <= MAX_BOOT_FAILURES; failures++) {
+      ids = spawned(p.manage(now + BACKOFF_MAX_MS));
+      assert.equal(ids.length, 1, 'one at a time');
+      now += BACKOFF_MAX_MS;
+      actions = p.exited(ids[0]!, exit(1, now), now);
+    }
+    assert.deepEqual(ofType(actions, 'halt'), [{ type: 'halt', code: 3 }]);
+    assert.ok(messages(actions).includes('giving up: workers could not boot; the master halts'));
+    assert.deepEqual(p.manage(now + BACKOFF_MAX_MS), []);
+  });
+
+  test('exit code 4 with nobody serving halts at once with 4', () => {
+    const p = pool({ workers: 1 });
+    const [id] = spawned(p.manage(0));
+    p.fatal(id!, 'boom');
+    const actions = p.exited(id!, exit(4, 10), 10);
+    assert.deepEqual(ofType(actions, 'halt'), [{ type: 'halt', code: 4 }]);
+    assert.deepEqual(ofType(actions, 'log')[0]?.fields?.['reason'], 'boom');
+  });
+
+  test('a worker ready resets the failure count', () => {
+    const p = pool({ workers: 1 });
+    const [a] = spawned(p.manage(0));
+    p.exited(a!, exit(1, 0), 0);
+    const [b] = spawned(p.manage(1000));
+    p.announced(b!, true, 1100);
+    assert.equal(p.counters.bootFailures, 0);
+  });
+
+  test('boot timeout: SIGTERM once, SIGKILL after the grace, and it counts as a boot failure', () => {
+    const p = pool({ workers: 1, bootTimeoutMs: 1000 });
+    const [id] = spawned(p.manage(0));
+    assert.deepEqual(killed(p.murder(1000)), []);
+    const term = p.murder(1001);
+    assert.deepEqual(killed(term), [[id, 'SIGTERM']]);
+    assert.deepEqual(killed(p.murder(2000)), [], 'not re-sent every tick');
+    assert.deepEqual(killed(p.murder(1001 + BOOT_KILL_GRACE_MS)), [[id, 'SIGKILL']]);
+    const actions = p.exited(id!, exit(null, 3100, 'SIGKILL'), 3100);
+    assert.equal(ofType(actions, 'log')[0]?.fields?.['reason'], 'not ready within the boot timeout (1 s)');
+    assert.equal(p.counters.bootFailures, 1);
+  });
+});
+
+describe('timeouts', () => {
+  test('a request not answered in time: abort (SIGTERM), SIGKILL after min(graceful, 5 s), replaced', () => {
+    const p = pool({ workers: 1 });
+    const [id] = bootAll(p, 0);
+    p.manage(0);
+    const actions = p.murder(100, [id!]);
+    assert.deepEqual(messages(actions), ['worker timed out; replacing it']);
+    assert.deepEqual(drained(actions), [id]);
+    assert.deepEqual(killed(actions), [[id, 'SIGTERM']]);
+    assert.equal(p.workers.get(id!)?.state, 'aborted');
+    assert.deepEqual(spawned(p.manage(100)), [2], 'replaced at once');
+    p.heartbeat(id!, 0, 4000);
+    assert.deepEqual(killed(p.murder(5099)), []);
+    assert.deepEqual(killed(p.murder(5100)), [[id, 'SIGKILL']]);
+    assert.deepEqual(killed(p.murder(6000)), []);
+    assert.deepEqual(killed(p.murder(10_100)), [[id, 'SIGKILL']], 'again 5 s later');
+  });
+
+  test('no heartbeat for max(timeout, 2 s): aborted', () => {
+    const p = pool({ workers: 1, timeoutMs: 1000 });
+    const [id] = bootAll(p, 0);
+    p.heartbeat(id!, 5, 1000);
+    assert.deepEqual(p.murder(3000), []);
+    assert.deepEqual(killed(p.murder(3001)), [[id, 'SIGTERM']]);
+  });
+
+  test('an abrupt death: its recent replies are suspect; a clean exit after a drain is not', () => {
+    const p = pool({ workers: 2 });
+    const [a, b] = bootAll(p, 0);
+    p.heartbeat(a!, 10, 1000);
+    const died = p.exited(a!, { code: null, signal: 'SIGKILL', closedAt: 5000, lastReport: 1200 }, 5000);
+    assert.deepEqual(ofType(died, 'bury'), [{ type: 'bury', id: a, pid: 1000 + a!, suspectSince: 1200 - RECENT_MS }]);
+    assert.deepEqual(messages(died), ['worker died unexpectedly (killed: perhaps out of memory?)']);
+    assert.equal(p.counters.restarts, 1);
+    assert.equal(p.served, 10);
+    p.signal('SIGTERM', 5000);
+    p.drainAll(5000);
+    const gone = p.exited(b!, exit(0, 6000), 6000);
+    assert.equal(ofType(gone, 'bury')[0]?.suspectSince, Infinity);
+  });
+});
+
+describe('max-requests', () => {
+  test('the retiring worker is bounded and drained once its replacement serves', () => {
+    const p = pool({ workers: 1, maxRequests: 1000, maxRequestsJitter: 50, random: () => 0.5 });
+    const [id] = bootAll(p, 0);
+    assert.equal(p.workers.get(id!)?.maxRequests, 1025);
+    p.manage(0);
+    const actions = p.retireRequested(id!, 1025);
+    assert.deepEqual(ofType(actions, 'retire'), [{ type: 'retire', id, bound: 100 }]);
+    assert.deepEqual(p.retireRequested(id!, 1026), [], 'once');
+    assert.equal(p.counters.recycled, 1);
+    const [fresh] = spawned(p.manage(10));
+    assert.deepEqual(drained(p.manage(20)), [], 'alone: keeps serving while its replacement boots');
+    p.announced(fresh!, true, 30);
+    assert.deepEqual(drained(p.manage(30)), [id]);
+  });
+
+  test('overshoot bound used up: drained even though the replacement is not ready', () => {
+    const p = pool({ workers: 1, maxRequests: 10 });
+    const [id] = bootAll(p, 0);
+    p.manage(0);
+    p.retireRequested(id!, 10);
+    spawned(p.manage(10));
+    assert.equal(p.overshootReached(id!), true);
+    assert.equal(p.overshootReached(id!), false, 'noted once');
+    const actions = p.manage(20);
+    assert.deepEqual(drained(actions), [id]);
+    assert.equal(ofType(actions, 'log')[0]?.fields?.['reason'], 'max requests reached; overshoot bound used up');
+  });
+
+  test('overshoot bound used up while replacements fail to boot: the old worker stays', () => {
+    const p = pool({ workers: 1, maxRequests: 10 });
+    const [id] = bootAll(p, 0);
+    p.manage(0);
+    p.retireRequested(id!, 10);
+    const [fresh] = spawned(p.manage(10));
+    p.overshootReached(id!);
+    p.exited(fresh!, exit(1, 20), 20);
+    assert.deepEqual(drained(p.manage(30)), []);
+  });
+});
+
+describe('TTIN / TTOU', () => {
+  test('one more, one less (at least 1, at most maxWorkers); extra workers drained oldest first, booting first', () => {
+    const p = pool({ workers: 2, maxWorkers: 3 });
+    bootAll(p, 0);
+    p.manage(0);
+    assert.deepEqual(messages(p.signal('SIGTTIN', 10)), ['TTIN: one more worker']);
+    assert.deepEqual(p.signal('SIGTTIN', 10), [], 'at maxWorkers');
+    assert.equal(p.wanted, 3);
+    const [third] = spawned(p.manage(10));
+    p.signal('SIGTTOU', 20);
+    const drain = p.manage(20);
+    assert.deepEqual(drained(drain), [third], 'the booting one first');
+    assert.deepEqual(killed(drain), [[third, 'SIGTERM']], 'booting: SIGTERM, nothing in flight');
+    assert.equal(p.workers.get(third!)?.killAt, 20 + BOOT_KILL_GRACE_MS);
+    p.signal('SIGTTOU', 30);
+    assert.deepEqual(drained(p.manage(30)), [1], 'then the oldest serving one');
+    p.signal('SIGTTOU', 40);
+    assert.equal(p.wanted, 1, 'never below 1');
+  });
+});
+
+describe('stop', () => {
+  test('TERM: stop receiving, then drain all; done when all are gone', () => {
+    const p = pool();
+    const ids = bootAll(p, 0);
+    const term = p.signal('SIGTERM', 10);
+    assert.deepEqual(ofType(term, 'stopReceiving'), [{ type: 'stopReceiving', graceful: true }]);
+    assert.deepEqual(p.signal('SIGTERM', 11), []);
+    assert.deepEqual(p.signal('SIGHUP', 11), [], 'no reload while stopping');
+    assert.deepEqual(drained(p.drainAll(20)), ids);
+    assert.deepEqual(p.manage(30), [], 'no respawn while stopping');
+    for (const id of ids) assert.deepEqual(messages(p.exited(id, exit(0, 40), 40)), ['worker exited']);
+    assert.equal(p.workers.size, 0);
+  });
+
+  test('INT: SIGINT to all, SIGKILL 2 s later', () => {
+    const p = pool();
+    const ids = bootAll(p, 0);
+    const int = p.signal('SIGINT', 10);
+    assert.deepEqual(killed(int), ids.map((id) => [id, 'SIGINT']));
+    assert.deepEqual(messages(p.signal('SIGQUIT', 11)), ['fast stop (second signal)']);
+    assert.deepEqual(killed(p.murder(2011)), ids.map((id) => [id, 'SIGKILL']));
+  });
+
+  test('a worker pausing on its own is drained without being told', () => {
+    const p = pool();
+    const [id] = bootAll(p, 0);
+    const actions = p.paused(id!, 10);
+    assert.deepEqual(actions.map((a) => a.type), ['log', 'undispatch']);
+    assert.deepEqual(p.paused(id!, 11), []);
+    assert.deepEqual(messages(p.exited(id!, exit(0, 20), 20)), ['worker exited']);
+  });
+});
+
+describe('unexpected deaths', () => {
+  test('a serving worker that dies is respawned at once (keep-alive)', () => {
+    const p = pool();
+    const [a] = bootAll(p, 0);
+    p.manage(0);
+    const actions = p.exited(a!, exit(1, 100), 100);
+    assert.deepEqual(messages(actions), ['worker died unexpectedly']);
+    assert.equal(p.counters.restarts, 1);
+    assert.equal(p.counters.bootFailures, 0, 'not a boot failure');
+    assert.deepEqual(spawned(p.manage(100)), [3]);
+  });
+
+  test('without keep-alive, a dead worker is not replaced (down to 1)', () => {
+    const p = pool({ keepAlive: false });
+    const [a, b] = bootAll(p, 0);
+    p.manage(0);
+    p.exited(a!, exit(1, 100), 100);
+    assert.equal(p.wanted, 1);
+    assert.deepEqual(spawned(p.manage(100)), []);
+    p.exited(b!, exit(1, 200), 200);
+    assert.equal(p.wanted, 1);
+    assert.deepEqual(spawned(p.manage(200)), [3]);
+  });
+
+  test('silent for 30 s when there is no request timeout', () => {
+    const p = pool({ workers: 1, timeoutMs: 0 });
+    const [id] = bootAll(p, 0);
+    assert.deepEqual(p.murder(30_000), []);
+    assert.deepEqual(killed(p.murder(30_001)), [[id, 'SIGTERM']]);
+  });
+
+  test('HUP while a worker boots: it is replaced before it is ready (SIGTERM, short grace)', () => {
+    const p = pool({ workers: 1 });
+    const [id] = spawned(p.manage(0));
+    p.signal('SIGHUP', 10);
+    const actions = p.manage(10);
+    assert.deepEqual(spawned(actions), [2]);
+    assert.deepEqual(killed(actions), [[id, 'SIGTERM']]);
+    assert.equal(ofType(actions, 'log')[0]?.fields?.['reason'], 'replaced before it was ready');
+    assert.deepEqual(messages(p.exited(id!, exit(null, 20, 'SIGTERM'), 20)), ['worker exited'], 'asked to stop: not a failure');
+    assert.equal(p.counters.bootFailures, 0);
+  });
+});
