@@ -1,6 +1,6 @@
 /**
  * The request loop of a worker: frames in (from a RequestSource), gateway calls, replies out.
- * This module wires the parts, each of which has one job (docs/INTERNALS.md, "The worker"):
+ * This module wires the parts, each of which has one job (docs/INTERNALS.md, "The worker's request loop"):
  * connections.ts (per-connection order), uploads.ts, credits.ts (download credits), keep-alive.ts,
  * broadcaster.ts, websocket.ts, in-flight.ts (counting and drain).
  *

@@ -91,6 +91,6 @@ export function responseEnd(framing: ResponseFraming): { readonly last: string |
 }
 
 /** A complete error response of our own (500, 502, 503), always followed by a close. */
-export function errorAnswer(reply: ReplyChannel, status: number, version: string): Buffer | string {
+export function errorAnswer(reply: ReplyChannel, status: number, version: string): Buffer {
   return errorResponse(status, version, { method: reply.method });
 }
