@@ -10,11 +10,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { create } from '../../src/gateways/wsgi/index.js';
 import type { Gateway, GatewayRequest } from '../../src/gateways/types.js';
-import type { ReplyChannel } from '../../src/http/reply-channel.js';
 import type { WsgiSpec } from '../../src/gateways/wsgi/spec.js';
 import type { Mongrel2Headers, Mongrel2Message } from '../../src/protocol/types.js';
 import { createLogger, type Logger } from '../../src/log/logger.js';
-import { parseResponse, type ParsedResponse } from '../helpers/http.js';
+import { TestReply } from '../helpers/reply-channel.js';
 import { REPO_ROOT } from '../helpers/wsgid.js';
 
 const PYTHON = '/usr/bin/python3';
@@ -30,62 +29,6 @@ function memoryLogger(): { logger: Logger; lines: () => string } {
     logger,
     lines: () => readFileSync(file, 'utf8'),
   };
-}
-
-/** An in-memory ReplyChannel; `slow` makes every write ask for a drain (back-pressure path). */
-class MemoryReply implements ReplyChannel {
-  readonly chunks: Buffer[] = [];
-  bytes = 0;
-  ended = false;
-  closeAfter = false;
-  closed = false;
-  writesRefused = 0;
-  private endWaiters: Array<() => void> = [];
-  constructor(
-    readonly method = 'GET',
-    readonly httpVersion = 'HTTP/1.1',
-    readonly keepAlive = true,
-    private readonly opts: { keep?: boolean; slow?: boolean; keepHead?: number } = {},
-  ) {}
-  write(chunk: Uint8Array | string): boolean {
-    const b = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : Buffer.from(chunk);
-    assert.equal(this.ended, false, 'write after end');
-    this.bytes += b.length;
-    if (this.opts.keep !== false || this.chunks.length < (this.opts.keepHead ?? 1)) this.chunks.push(b);
-    if (this.opts.slow) {
-      this.writesRefused++;
-      return false;
-    }
-    return true;
-  }
-  drained(): Promise<void> {
-    return new Promise((r) => setTimeout(r, 1));
-  }
-  end(chunk?: Uint8Array | string, close = false): void {
-    if (chunk !== undefined) this.write(chunk);
-    assert.equal(this.ended, false, 'end called twice');
-    this.ended = true;
-    this.closeAfter = close || !this.keepAlive;
-    for (const w of this.endWaiters) w();
-  }
-  abort(): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.closed = true;
-    this.closeAfter = true;
-    for (const w of this.endWaiters) w();
-  }
-  whenEnded(): Promise<void> {
-    return this.ended ? Promise.resolve() : new Promise((r) => this.endWaiters.push(r));
-  }
-  raw(): Buffer {
-    return Buffer.concat(this.chunks);
-  }
-  parsed(): ParsedResponse {
-    const r = parseResponse(this.raw(), { method: this.method, eof: true });
-    assert.ok(r, 'a complete response');
-    return r.response;
-  }
 }
 
 let nextConn = 1;
@@ -128,7 +71,7 @@ function spec(module: string, extra: Partial<WsgiSpec> = {}): WsgiSpec {
   };
 }
 
-async function serve(gw: Gateway, msg: Mongrel2Message, reply = new MemoryReply(msg.headers.METHOD as string)): Promise<MemoryReply> {
+async function serve(gw: Gateway, msg: Mongrel2Message, reply = new TestReply({ method: msg.headers.METHOD as string })): Promise<TestReply> {
   await gw.handle(req(msg), reply);
   assert.equal(reply.ended, true, 'the gateway ended the reply');
   return reply;
@@ -186,7 +129,7 @@ describe('WSGI gateway (real Python, in-memory reply)', () => {
     assert.equal(env.SERVER_NAME, '127.0.0.1');
     assert.equal(env.SERVER_PORT, '6767');
     assert.equal(env.REMOTE_ADDR, '127.0.0.1');
-    assert.equal(env.HTTP_X_DUP, 'a, b');
+    assert.equal(env.HTTP_X_DUP, 'a,b'); // joined as gunicorn, uWSGI and wsgiref do
     assert.equal(env.CONTENT_TYPE, 'text/plain');
     assert.equal(env.HTTP_CONTENT_TYPE, undefined);
     assert.equal(env.HTTP_X_UNDER, undefined);
@@ -226,7 +169,7 @@ describe('WSGI gateway (real Python, in-memory reply)', () => {
     const file = path.join(dir, 'upload.bin');
     const data = Buffer.alloc(300_000, 7);
     writeFileSync(file, data);
-    const reply = new MemoryReply('POST');
+    const reply = new TestReply({ method: 'POST' });
     await gw.handle(req(message('/echo', { method: 'POST', headers: { 'content-length': String(data.length) } }), undefined, file), reply);
     const r = reply.parsed();
     assert.equal(r.status, 200);
@@ -238,7 +181,7 @@ describe('WSGI gateway (real Python, in-memory reply)', () => {
     const r = (await serve(gw, message('/stream'))).parsed();
     assert.equal(r.framing, 'chunked');
     assert.equal(r.text, 'chunk 0\nchunk 1\nchunk 2\nchunk 3\nchunk 4\n');
-    const reply10 = new MemoryReply('GET', 'HTTP/1.0', false);
+    const reply10 = new TestReply({ method: 'GET', httpVersion: 'HTTP/1.0', keepAlive: false });
     await gw.handle(req(message('/stream', { version: 'HTTP/1.0' })), reply10);
     assert.equal(reply10.closeAfter, true);
     assert.equal(reply10.parsed().framing, 'close');
@@ -251,23 +194,23 @@ describe('WSGI gateway (real Python, in-memory reply)', () => {
   });
 
   test('HEAD: no body, Content-Length of the GET when known', async () => {
-    const reply = new MemoryReply('HEAD');
+    const reply = new TestReply({ method: 'HEAD' });
     await rawGw.handle(req(message('/hello', { method: 'HEAD' })), reply);
     const r = reply.parsed();
     assert.equal(r.status, 200);
     assert.equal(r.body.length, 0);
     assert.equal(r.headers['content-length'], '14');
-    assert.ok(reply.raw().toString('latin1').endsWith('\r\n\r\n'));
-    const reply2 = new MemoryReply('HEAD');
+    assert.ok(reply.data().toString('latin1').endsWith('\r\n\r\n'));
+    const reply2 = new TestReply({ method: 'HEAD' });
     await gw.handle(req(message('/stream', { method: 'HEAD' })), reply2);
-    assert.ok(reply2.raw().toString('latin1').endsWith('\r\n\r\n'));
+    assert.ok(reply2.data().toString('latin1').endsWith('\r\n\r\n'));
     assert.equal(reply2.parsed().headers['transfer-encoding'], undefined);
   });
 
   test('204 has no body', async () => {
     const reply = await serve(gw, message('/nocontent'));
     assert.equal(reply.parsed().status, 204);
-    assert.ok(reply.raw().toString('latin1').endsWith('\r\n\r\n'));
+    assert.ok(reply.data().toString('latin1').endsWith('\r\n\r\n'));
   });
 
   test('exception → 500 with the traceback logged; the next request is served', async () => {
@@ -280,8 +223,8 @@ describe('WSGI gateway (real Python, in-memory reply)', () => {
   test('exception mid-stream → truncated body and a close', async () => {
     const reply = await serve(gw, message('/error-midstream'));
     assert.equal(reply.closeAfter, true);
-    assert.match(reply.raw().toString('latin1'), /partial/);
-    assert.ok(!reply.raw().toString('latin1').endsWith('0\r\n\r\n'), 'no last chunk');
+    assert.match(reply.data().toString('latin1'), /partial/);
+    assert.ok(!reply.data().toString('latin1').endsWith('0\r\n\r\n'), 'no last chunk');
     assert.match(log.lines(), /boom mid-stream/);
   });
 
@@ -295,7 +238,7 @@ describe('WSGI gateway (real Python, in-memory reply)', () => {
     const reply = await serve(gw, message('/badheader'));
     const r = reply.parsed();
     assert.equal(r.status, 500);
-    assert.doesNotMatch(reply.raw().toString('latin1'), /Injected/);
+    assert.doesNotMatch(reply.data().toString('latin1'), /Injected/);
   });
 
   test('Content-Length larger than the body → connection closed', async () => {
@@ -333,7 +276,7 @@ describe('WSGI gateway (real Python, in-memory reply)', () => {
   });
 
   test('50 MB generator with back-pressure: received whole, bounded memory in Python', async () => {
-    const reply = new MemoryReply('GET', 'HTTP/1.1', true, { keep: false, slow: true, keepHead: 1 });
+    const reply = new TestReply({ backPressure: 'timer', keepChunks: 1 });
     const t0 = Date.now();
     await gw.handle(req(message('/big?mb=50')), reply);
     const ms = Date.now() - t0;
@@ -342,14 +285,14 @@ describe('WSGI gateway (real Python, in-memory reply)', () => {
     const rss = Number((await serve(gw, message('/maxrss'))).parsed().text); // KiB on Linux
     assert.ok(rss < 80 * 1024, `Python max RSS ${rss} KiB`);
     // One 8 MB chunk is cut into frames too.
-    const one = new MemoryReply('GET', 'HTTP/1.1', true, { keep: false, slow: true });
+    const one = new TestReply({ backPressure: 'timer', keepChunks: 1 });
     await gw.handle(req(message('/bigone')), one);
     assert.ok(one.bytes > 8 * 1024 * 1024);
     console.log(`50 MB generator through the gateway in ${ms} ms`);
   });
 
   test('many queued requests are served in order, one at a time', async () => {
-    const replies = Array.from({ length: 20 }, () => new MemoryReply());
+    const replies = Array.from({ length: 20 }, () => new TestReply());
     await Promise.all(replies.map((r, i) => gw.handle(req(message(i % 2 ? '/hello' : '/stream')), r)));
     for (const [i, r] of replies.entries()) {
       assert.equal(r.parsed().status, 200);
@@ -364,7 +307,7 @@ describe('WSGI gateway (real Python, in-memory reply)', () => {
     const n = 24;
     const cancel = new AbortController();
     const order: number[] = [];
-    const replies = Array.from({ length: n }, (_, i) => new MemoryReply(i % 3 === 1 ? 'POST' : 'GET'));
+    const replies = Array.from({ length: n }, (_, i) => new TestReply({ method: i % 3 === 1 ? 'POST' : 'GET' }));
     const msgs = replies.map((_, i) => {
       if (i === 9) return message('/error');
       if (i === 5 || i === 14) return message('/slow');
@@ -416,7 +359,7 @@ describe('WSGI gateway (real Python, in-memory reply)', () => {
   test('disconnect: abort stops the stream and closes the iterable', async () => {
     const before = Number((await serve(gw, message('/closed'))).parsed().text);
     const ac = new AbortController();
-    const reply = new MemoryReply();
+    const reply = new TestReply();
     const t0 = Date.now();
     const done = gw.handle(req(message('/slow'), ac.signal), reply);
     setTimeout(() => {
@@ -431,8 +374,8 @@ describe('WSGI gateway (real Python, in-memory reply)', () => {
 
   test('aborted while queued: never reaches Python', async () => {
     const ac = new AbortController();
-    const first = gw.handle(req(message('/stream')), new MemoryReply());
-    const queuedReply = new MemoryReply();
+    const first = gw.handle(req(message('/stream')), new TestReply());
+    const queuedReply = new TestReply();
     const queued = gw.handle(req(message('/hello'), ac.signal), queuedReply);
     ac.abort();
     await Promise.all([first, queued]);
@@ -446,7 +389,7 @@ describe('WSGI gateway (real Python, in-memory reply)', () => {
     assert.equal(next.status, 200);
     // Requests pipelined behind the crashing one never started: the new process serves them.
     const pid = Number((await serve(gw, message('/pid'))).parsed().text);
-    const replies = Array.from({ length: 6 }, () => new MemoryReply());
+    const replies = Array.from({ length: 6 }, () => new TestReply());
     await Promise.all(replies.map((r, i) => gw.handle(req(message(i === 0 ? '/crash' : `/environ/${i}`)), r)));
     assert.equal(replies[0]!.parsed().status, 502);
     for (const [i, r] of replies.entries()) {

@@ -83,7 +83,7 @@ describe('WSGI through mongrel2: the validated test app', () => {
     assert.equal(env.SERVER_NAME, '127.0.0.1');
     assert.equal(env.SERVER_PORT, String(m2.port));
     assert.equal(env.REMOTE_ADDR, '127.0.0.1');
-    assert.equal(env.HTTP_X_DUP, '1, 2');
+    assert.equal(env.HTTP_X_DUP, '1,2'); // joined as gunicorn, uWSGI and wsgiref do
     assert.equal(env.HTTP_COOKIE, 'k=v');
     assert.equal(env.SERVER_PROTOCOL, 'HTTP/1.1');
 

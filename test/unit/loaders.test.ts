@@ -21,6 +21,7 @@ import { Hono } from 'hono';
 import type { Settings } from '../../src/config/settings.js';
 import type { Gateway, GatewayRequest, LoadedApp } from '../../src/gateways/types.js';
 import type { ReplyChannel } from '../../src/http/reply-channel.js';
+import { TestReply } from '../helpers/reply-channel.js';
 import { createLogger, type Logger } from '../../src/log/logger.js';
 import { AppLoadError, classify, loadApp, startListenCapture } from '../../src/loaders/index.js';
 import { parseAppSpec, packageEntry, resolveExportsTarget } from '../../src/loaders/resolve.js';
@@ -485,35 +486,6 @@ describe('request filters wrap any gateway', () => {
     };
   }
 
-  class Reply implements ReplyChannel {
-    readonly method = 'GET';
-    readonly httpVersion = 'HTTP/1.1';
-    readonly keepAlive = true;
-    closed = false;
-    ended = false;
-    chunks: Buffer[] = [];
-    get bytes(): number {
-      return this.chunks.reduce((n, c) => n + c.length, 0);
-    }
-    write(chunk: Uint8Array | string): boolean {
-      this.chunks.push(typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : Buffer.from(chunk));
-      return true;
-    }
-    drained(): Promise<void> {
-      return Promise.resolve();
-    }
-    end(chunk?: Uint8Array | string): void {
-      if (chunk !== undefined) this.write(chunk);
-      this.ended = true;
-    }
-    abort(): void {
-      this.closed = true;
-    }
-    text(): string {
-      return Buffer.concat(this.chunks).toString('latin1');
-    }
-  }
-
   /** A gateway that echoes the URI and a header, writing its head in two pieces. */
   const echoGateway = (log: Logger): Gateway => ({
     handle(request: GatewayRequest, reply: ReplyChannel) {
@@ -566,7 +538,7 @@ describe('request filters wrap any gateway', () => {
       },
     ];
     const gateway = new FilteredGateway(echo, filters, context, 'test');
-    const reply = new Reply();
+    const reply = new TestReply();
     await gateway.handle({ message: message('/old/x?q=1'), signal: new AbortController().signal }, reply);
     await new Promise((resolve) => setTimeout(resolve, 20));
     const text = reply.text();
@@ -591,11 +563,11 @@ describe('request filters wrap any gateway', () => {
     ];
     const create = wrapFactory((_app, options) => echoGateway(options.logger), filters, context);
     const gateway = await create({ kind: 'test', app: null, description: '' }, { logger, version: 'v' });
-    const blocked = new Reply();
+    const blocked = new TestReply();
     await gateway.handle({ message: message('/blocked'), signal: new AbortController().signal }, blocked);
     assert.match(blocked.text(), /^HTTP\/1\.1 403 Forbidden\r\n[^]*X-Wsgid: v\r\n[^]*\r\n\r\nno\n$/);
 
-    const failed = new Reply();
+    const failed = new TestReply();
     await gateway.handle({ message: message('/fail'), signal: new AbortController().signal }, failed);
     assert.match(failed.text(), /^HTTP\/1\.1 500 /);
     assert.ok(seenError instanceof Error && seenError.message === 'app failed');

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { create } from '../../src/gateways/node/index.js';
 import type { Gateway } from '../../src/gateways/types.js';
-import type { ReplyChannel } from '../../src/http/reply-channel.js';
+import { TestReply } from '../helpers/reply-channel.js';
 import type { Mongrel2Headers, Mongrel2Message } from '../../src/protocol/types.js';
 import type { Logger, LogFields } from '../../src/log/logger.js';
 
@@ -43,68 +43,6 @@ function collectingLogger(lines: LogLine[] = []): Logger & { lines: LogLine[] } 
     reopen: () => {},
   };
   return logger;
-}
-
-/** Collects the bytes; optionally simulates a slow channel (write() → false until drained). */
-class CollectingReply implements ReplyChannel {
-  readonly chunks: Buffer[] = [];
-  ended = false;
-  closeRequested: boolean | undefined;
-  aborted = false;
-  closed = false;
-  bytes = 0;
-  writes = 0;
-  private waiting: Array<() => void> = [];
-  /** When set, write() returns false and drained() waits until release() is called. */
-  slow = false;
-  maxOutstandingWhileSlow = 0;
-  private outstandingWhileSlow = 0;
-
-  constructor(
-    readonly method: string,
-    readonly httpVersion: string,
-    readonly keepAlive: boolean,
-  ) {}
-
-  write(chunk: Uint8Array | string): boolean {
-    assert.equal(this.ended, false, 'write after end');
-    if (this.closed) return true;
-    this.writes++;
-    this.bytes += chunk.length;
-    this.chunks.push(Buffer.from(chunk as Uint8Array));
-    if (this.slow) {
-      this.outstandingWhileSlow++;
-      this.maxOutstandingWhileSlow = Math.max(this.maxOutstandingWhileSlow, this.outstandingWhileSlow);
-      return false;
-    }
-    return true;
-  }
-  drained(): Promise<void> {
-    if (!this.slow || this.closed) return Promise.resolve();
-    return new Promise((resolve) => this.waiting.push(resolve));
-  }
-  release(): void {
-    this.outstandingWhileSlow = 0;
-    const waiting = this.waiting;
-    this.waiting = [];
-    for (const resolve of waiting) resolve();
-  }
-  end(chunk?: Uint8Array | string, close?: boolean): void {
-    assert.equal(this.ended, false, 'end called twice');
-    if (chunk !== undefined) this.write(chunk);
-    this.ended = true;
-    this.closeRequested = close === true;
-  }
-  abort(): void {
-    assert.equal(this.ended, false, 'abort after end');
-    this.ended = true;
-    this.chunks.length = 0;
-    this.aborted = true;
-    this.closed = true;
-  }
-  data(): Buffer {
-    return Buffer.concat(this.chunks);
-  }
 }
 
 interface ParsedResponse {
@@ -202,7 +140,7 @@ function keepAliveOf(msg: Mongrel2Message): boolean {
 }
 
 interface Served {
-  reply: CollectingReply;
+  reply: TestReply;
   res: ParsedResponse;
 }
 
@@ -211,7 +149,7 @@ async function serve(
   msg: Mongrel2Message,
   options: { bodyFile?: string; signal?: AbortSignal } = {},
 ): Promise<Served> {
-  const reply = new CollectingReply(String(msg.headers.METHOD), String(msg.headers.VERSION), keepAliveOf(msg));
+  const reply = new TestReply({ method: String(msg.headers.METHOD), httpVersion: String(msg.headers.VERSION), keepAlive: keepAliveOf(msg) });
   await gateway.handle({ message: msg, bodyFile: options.bodyFile, signal: options.signal ?? new AbortController().signal }, reply);
   assert.ok(reply.ended, 'handle() settled before reply.end()');
   return { reply, res: parseResponse(reply.data()) };
@@ -382,14 +320,13 @@ test('plain http: an upload body is streamed from bodyFile', async () => {
 test('plain http: back-pressure — Node stops writing until the channel drains', async () => {
   const gw = await gatewayFor((await fixture('plain-http.mjs')).default);
   const msg = message('GET', '/big?size=1048576');
-  const reply = new CollectingReply('GET', 'HTTP/1.1', true);
-  reply.slow = true;
+  const reply = new TestReply({ backPressure: 'manual' });
   const done = gw.handle({ message: msg, signal: new AbortController().signal }, reply);
   let releases = 0;
   while (!reply.ended) {
     await new Promise((resolve) => setTimeout(resolve, 1));
     // With the channel saying "wait", Node must not push more than one write at a time.
-    assert.ok(reply.maxOutstandingWhileSlow <= 1, `writes while waiting: ${reply.maxOutstandingWhileSlow}`);
+    assert.ok(reply.maxOutstandingWhileWaiting <= 1, `writes while waiting: ${reply.maxOutstandingWhileWaiting}`);
     reply.release();
     releases++;
     assert.ok(releases < 1000, 'response did not finish');
@@ -424,7 +361,7 @@ test('plain http: a throw after the head was sent → connection closed, no cras
   const logger = collectingLogger();
   const gw = await gatewayFor((await fixture('plain-http.mjs')).default, logger);
   const msg = message('GET', '/throw-after-head');
-  const reply = new CollectingReply('GET', 'HTTP/1.1', true);
+  const reply = new TestReply({ method: 'GET' });
   await gw.handle({ message: msg, signal: new AbortController().signal }, reply);
   // As on a socket destroyed before its corked first write went out: the connection is cut.
   assert.equal(reply.aborted, true);
@@ -439,7 +376,7 @@ test('plain http: abort → req aborted/close, res close, writes dropped, handle
   const gw = await gatewayFor(mod.default);
   const controller = new AbortController();
   const msg = message('POST', '/hang', { 'content-length': '4' }, Buffer.from('body'));
-  const reply = new CollectingReply('POST', 'HTTP/1.1', true);
+  const reply = new TestReply({ method: 'POST' });
   const done = gw.handle({ message: msg, signal: controller.signal }, reply);
   await new Promise((resolve) => setTimeout(resolve, 10));
   assert.match(reply.data().toString('latin1'), /started/);

@@ -17,240 +17,32 @@
  *   exponentially, up to 10 s; a restart that fails to load answers queued requests 502);
  * - a hang is the master's business (its request timeout replaces the worker; bridge.py dies with
  *   the worker through PR_SET_PDEATHSIG).
+ *
+ * Parts: ./python-process.ts (the child and its pipes), ./job.ts (a request's states and their
+ * transitions), ./scheduling.ts (pipelining, retry after a crash, restart backoff: the rules),
+ * ./response.ts (HTTP translation: head, body framing, ends, errors). This module wires them:
+ * the queue, the requests in flight, and the frames from Python.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import path from 'node:path';
-import { Readable, Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import type { Gateway, GatewayFactory, GatewayOptions, GatewayRequest, LoadedApp } from '../types.js';
 import type { ReplyChannel } from '../../http/reply-channel.js';
-import { CHUNK_SUFFIX, chunkPrefix, frameHead, LAST_CHUNK, type Framing } from '../../http/head.js';
-import { errorResponse } from '../../http/error-response.js';
 import type { ErrorCode } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import { buildEnviron } from './environ.js';
-import {
-  decodeHead,
-  DONE_ERROR,
-  DONE_OK,
-  encodeAck,
-  encodeEnviron,
-  encodeFrame,
-  FrameDecoder,
-  T,
-  type Frame,
-} from './pipe.js';
+import { DONE_ERROR, DONE_OK, encodeAck, encodeEnviron, T, type Frame } from './pipe.js';
 import { isWsgiSpec, type WsgiSpec } from './spec.js';
+import { Job } from './job.js';
+import { PythonProcess } from './python-process.js';
+import { errorAnswer, frameBody, responseEnd, translateHead } from './response.js';
+import { afterCrash, crashesAfterExit, maySend, restartDelay } from './scheduling.js';
+
+export { bridgePath } from './python-process.js';
 
 /** Bytes of response body bridge.py may send ahead of our acknowledgements. */
 const WINDOW = 1024 * 1024;
-/** Size of the B frames a request body is cut into. */
-const BODY_FRAME = 256 * 1024;
-const MAX_RESTART_DELAY = 10_000;
-/** A Python process that dies sooner than this after starting counts as a crash loop. */
-const QUICK_CRASH_MS = 2_000;
-/** Requests in flight to one Python process at most (the one running and those sent ahead). */
-const PIPELINE = 8;
-/** Only requests with an inline body at most this long are sent ahead of their turn. */
-const PIPELINE_BODY_MAX = 64 * 1024;
-/** After the process exited, how long to wait for the end of its fd 4 (its last frames). */
-const EXIT_DRAIN_MS = 1_000;
-
-/**
- * bridge.py ships in src/ (package.json "files" has src/): next to this file when running from
- * source, ../../../../src/gateways/wsgi/ from dist/src/gateways/wsgi/.
- */
-export function bridgePath(): string {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const candidates = [path.join(here, 'bridge.py'), path.resolve(here, '../../../../src/gateways/wsgi/bridge.py')];
-  for (const candidate of candidates) if (existsSync(candidate)) return candidate;
-  throw new Error(`wsgid's Python bridge is missing (looked for ${candidates.join(', ')})`);
-}
 
 type LogLevelName = 'debug' | 'info' | 'warn' | 'error';
 const LEVELS: readonly LogLevelName[] = ['debug', 'info', 'warn', 'error'];
-
-interface ProcessEvents {
-  frame(proc: PythonProcess, frame: Frame): void;
-  batchEnd(proc: PythonProcess): void;
-  /** `complete`: all of fd 4 was read (false when it stayed open EXIT_DRAIN_MS after the exit). */
-  exit(proc: PythonProcess, description: string, complete: boolean): void;
-}
-
-/** One bridge.py child: spawn, frame I/O, stdout/stderr to the log. */
-class PythonProcess {
-  readonly child: ChildProcess;
-  readonly startedAt = Date.now();
-  exited = false;
-  /** Last lines of stderr, for load errors that happen before the bridge can report them. */
-  stderrTail = '';
-  private readonly out: Writable;
-  private readonly decoder = new FrameDecoder();
-  /** Frames written during this event-loop turn leave in one write (cork until setImmediate). */
-  private corked = false;
-  private exitDescription: string | undefined;
-  private outputEnded = false;
-
-  constructor(
-    readonly spec: WsgiSpec,
-    private readonly logger: Logger,
-    private readonly events: ProcessEvents,
-  ) {
-    this.child = spawn(spec.python, [bridgePath()], {
-      cwd: spec.cwd,
-      env: { ...process.env, ...spec.envs, PYTHONUNBUFFERED: '1', WSGID_PARENT_PID: String(process.pid) },
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
-    });
-    const toPython = this.child.stdio[3];
-    const fromPython = this.child.stdio[4];
-    if (!(toPython instanceof Writable) || !(fromPython instanceof Readable)) {
-      throw new Error('could not open the pipes to the Python bridge');
-    }
-    this.out = toPython;
-    // EPIPE when Python died: the exit handler does the real work.
-    this.out.on('error', () => {});
-    fromPython.on('error', () => {});
-    fromPython.on('data', (chunk: Buffer) => this.onData(chunk));
-    fromPython.on('close', () => {
-      this.outputEnded = true;
-      if (this.exitDescription !== undefined) this.onExit(this.exitDescription, true);
-    });
-    const { stdout, stderr } = this.child;
-    if (stdout) forwardLines(stdout, (line) => this.logger.info(`app stdout: ${line}`));
-    if (stderr) {
-      forwardLines(stderr, (line) => {
-        this.stderrTail = (this.stderrTail + line + '\n').slice(-4000);
-        this.logger.warn(`app stderr: ${line}`);
-      });
-    }
-    let description = '';
-    this.child.on('error', (err: Error) => {
-      description = `could not run ${JSON.stringify(spec.python)}: ${err.message}`;
-      this.onExit(description, true);
-    });
-    this.child.on('exit', (code, signal) => {
-      description ||= signal ? `killed by ${signal}` : `exited with code ${code ?? '?'}`;
-      // Let the last frames (all of fd 4: the gateway must know which requests Python finished)
-      // and stderr lines arrive first.
-      this.exitDescription = description;
-      if (this.outputEnded) setImmediate(() => this.onExit(description, true));
-      else setTimeout(() => this.onExit(description, false), EXIT_DRAIN_MS).unref();
-    });
-  }
-
-  private onExit(description: string, complete: boolean): void {
-    if (this.exited) return;
-    this.exited = true;
-    this.events.exit(this, description, complete);
-  }
-
-  private onData(chunk: Buffer): void {
-    this.decoder.push(chunk);
-    try {
-      for (let frame = this.decoder.next(); frame; frame = this.decoder.next()) this.events.frame(this, frame);
-    } catch (err) {
-      this.logger.error('garbled data from the Python bridge; killing it', { error: err });
-      this.kill('SIGKILL');
-      return;
-    }
-    this.events.batchEnd(this);
-  }
-
-  send(type: number, id: number, payload?: Buffer): void {
-    if (this.exited) return;
-    if (!this.corked) {
-      this.corked = true;
-      this.out.cork();
-      setImmediate(() => {
-        this.corked = false;
-        this.out.uncork();
-      });
-    }
-    for (const part of encodeFrame(type, id, payload)) this.out.write(part);
-  }
-
-  /** An environ frame, the body cut in B frames, and the body end (one write with the turn's others). */
-  sendRequest(id: number, environ: Buffer, body: Buffer | undefined): void {
-    if (this.exited) return;
-    this.send(T.environ, id, environ);
-    if (body) {
-      for (let at = 0; at < body.length; at += BODY_FRAME) this.send(T.body, id, body.subarray(at, at + BODY_FRAME));
-    }
-    this.send(T.bodyEnd, id);
-  }
-
-  kill(signal: NodeJS.Signals): void {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
-  }
-
-  /** Ask the bridge to exit, then insist. */
-  async stop(graceMs: number): Promise<void> {
-    if (this.exited) return;
-    const gone = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
-    this.send(T.quit, 0);
-    if (this.corked) {
-      this.corked = false;
-      this.out.uncork();
-    }
-    this.out.end();
-    const wait = (ms: number): Promise<boolean> =>
-      Promise.race([gone.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref())]);
-    if (await wait(graceMs)) return;
-    this.kill('SIGTERM');
-    if (await wait(1000)) return;
-    this.kill('SIGKILL');
-    await wait(1000);
-  }
-}
-
-function forwardLines(stream: Readable, line: (text: string) => void): void {
-  let carry = '';
-  stream.setEncoding('utf8');
-  stream.on('data', (text: string) => {
-    carry += text;
-    let newline = carry.indexOf('\n');
-    while (newline >= 0) {
-      line(carry.slice(0, newline).replace(/\r$/, ''));
-      carry = carry.slice(newline + 1);
-      newline = carry.indexOf('\n');
-    }
-    if (carry.length > 16_384) {
-      line(carry);
-      carry = '';
-    }
-  });
-  stream.on('end', () => {
-    if (carry !== '') line(carry);
-    carry = '';
-  });
-}
-
-interface Job {
-  readonly id: number;
-  readonly request: GatewayRequest;
-  readonly reply: ReplyChannel;
-  readonly resolve: () => void;
-  readonly onAbort: () => void;
-  /** The request was handed to Python (E frame sent). */
-  sent: boolean;
-  /** Aborted while sent ahead: already answered (reply aborted, promise resolved); Python skips it. */
-  dropped: boolean;
-  /** D bytes passed on and not yet acknowledged (sent at the end of the batch of frames). */
-  ackNow: number;
-  headSent: boolean;
-  framing: Framing;
-  /** Body bytes still allowed by the Content-Length in the head ('length' framing). */
-  remaining: number;
-  /** The connection must be closed after the response. */
-  close: boolean;
-  /** We answered already (bad head from the app); drop the rest, wait for Python to finish. */
-  failed: boolean;
-  ended: boolean;
-  pendingAck: number;
-  waitingDrain: boolean;
-}
 
 class WsgiGateway implements Gateway {
   private proc: PythonProcess | undefined;
@@ -321,24 +113,7 @@ class WsgiGateway implements Gateway {
 
   handle(request: GatewayRequest, reply: ReplyChannel): Promise<void> {
     return new Promise<void>((resolve) => {
-      const job: Job = {
-        id: this.nextId,
-        request,
-        reply,
-        resolve,
-        onAbort: () => this.abort(job),
-        sent: false,
-        dropped: false,
-        ackNow: 0,
-        headSent: false,
-        framing: 'none',
-        remaining: 0,
-        close: false,
-        failed: false,
-        ended: false,
-        pendingAck: 0,
-        waitingDrain: false,
-      };
+      const job: Job = new Job(this.nextId, request, reply, resolve, () => this.abort(job));
       this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
       if (request.signal.aborted || this.closing) {
         if (this.closing && !request.signal.aborted) this.sendError(job, 503);
@@ -361,14 +136,12 @@ class WsgiGateway implements Gateway {
     this.proc = undefined;
     // Python did not finish them (it was killed): answer what can still be answered.
     for (const job of this.inflight.splice(0)) {
-      if (job.dropped) continue;
-      this.finish(job, () => {
-        if (!job.headSent && !job.failed) this.sendError(job, 503);
-      });
+      if (job.state === 'cancelled') continue;
+      this.finishWithError(job, 503);
     }
   }
 
-  // -- scheduling ---------------------------------------------------------------------------
+  // -- scheduling (rules in ./scheduling.ts) --------------------------------------------------
 
   private pump(): void {
     while (this.queue.length > 0 && !this.closing) {
@@ -378,13 +151,9 @@ class WsgiGateway implements Gateway {
         return;
       }
       const next = this.queue[0]!;
-      if (this.inflight.length > 0) {
-        // Send ahead only small inline bodies, behind requests already fully sent.
-        const last = this.inflight[this.inflight.length - 1]!;
-        const small = next.request.bodyFile === undefined && next.request.message.body.length <= PIPELINE_BODY_MAX;
-        if (!small || !last.sent || this.inflight.length >= PIPELINE) return;
-      }
+      if (!maySend(next.request, this.inflight.map((job) => job.state))) return;
       this.queue.shift();
+      next.apply('take');
       this.inflight.push(next);
       void this.run(next, proc);
     }
@@ -397,7 +166,7 @@ class WsgiGateway implements Gateway {
   private restart(): void {
     if (this.restarting || this.closing) return;
     this.restarting = true;
-    const delay = this.crashes === 0 ? 0 : Math.min(100 * 2 ** (this.crashes - 1), MAX_RESTART_DELAY);
+    const delay = restartDelay(this.crashes);
     this.logger.info('starting a new Python process for the WSGI app', { delayMs: delay });
     setTimeout(() => {
       this.start().then(
@@ -417,6 +186,7 @@ class WsgiGateway implements Gateway {
     }, delay);
   }
 
+  /** Hand a request taken in flight to Python (an upload is measured first). */
   private async run(job: Job, proc: PythonProcess): Promise<void> {
     const { message, bodyFile } = job.request;
     let bodyLength = message.body.length;
@@ -425,7 +195,7 @@ class WsgiGateway implements Gateway {
         bodyLength = (await stat(bodyFile)).size;
       } catch (err) {
         this.logger.error('cannot read the upload file', { file: bodyFile, error: (err as Error).message });
-        if (this.isInflight(job)) this.finish(job, () => this.sendError(job, 500));
+        if (this.isInflight(job)) this.finishWithError(job, 500);
         return;
       }
       if (!this.isInflight(job)) return;
@@ -437,37 +207,37 @@ class WsgiGateway implements Gateway {
     }
     const environ = buildEnviron(message, bodyLength, { serverName: this.spec.serverName });
     if (bodyFile !== undefined) environ.push(['wsgid.body_file', Buffer.from(bodyFile, 'utf8').toString('latin1')]);
-    job.sent = true;
+    job.apply('send');
     proc.sendRequest(job.id, encodeEnviron(environ), bodyFile === undefined ? message.body : undefined);
     if (bodyFile !== undefined) this.pump(); // the requests behind it may go now
   }
 
+  /** The client left (the request's signal aborted). */
   private abort(job: Job): void {
     const queued = this.queue.indexOf(job);
     if (queued >= 0) {
       this.queue.splice(queued, 1);
-      job.ended = true;
+      job.apply('cancel');
       job.reply.abort();
       job.resolve();
       return;
     }
     const at = this.inflight.indexOf(job);
-    if (at < 0 || !job.sent) return; // an upload being prepared: run() sees the abort
+    if (at < 0 || job.state === 'preparing') return; // an upload being prepared: run() sees the abort
     this.proc?.send(T.cancel, job.id);
-    if (at > 0 && !job.headSent) {
-      // Sent ahead, not started as far as we know: answer now; Python skips it (or, if it had
-      // started, stops at the next chunk) and its frames are ignored.
-      job.dropped = true;
-      job.ended = true;
+    // Sent ahead, not started as far as we know: answer now; Python skips it (or, if it had
+    // started, stops at the next chunk) and its frames are ignored.
+    if (at > 0 && job.apply('cancel')) {
       job.reply.abort();
       job.resolve();
     }
   }
 
+  /** The request leaves flight: `respond` gives the answer of our own, if any, then the reply ends. */
   private finish(job: Job, respond: () => void): void {
     const at = this.inflight.indexOf(job);
     if (at >= 0) this.inflight.splice(at, 1);
-    if (!job.dropped) {
+    if (job.state !== 'cancelled') {
       job.request.signal.removeEventListener('abort', job.onAbort);
       respond();
       this.endOnce(job, true);
@@ -476,10 +246,9 @@ class WsgiGateway implements Gateway {
     this.pump();
   }
 
+  /** finish with an error page when nothing of the response went out yet (else just a close). */
   private finishWithError(job: Job, status: number): void {
-    this.finish(job, () => {
-      if (!job.headSent) this.sendError(job, status);
-    });
+    this.finish(job, () => this.sendError(job, status));
   }
 
   // -- frames from Python ------------------------------------------------------------------
@@ -496,7 +265,7 @@ class WsgiGateway implements Gateway {
     const first = this.inflight[0];
     const job = first !== undefined && first.id === frame.id ? first : this.inflight.find((j) => j.id === frame.id);
     if (!job) return;
-    if (job.dropped) {
+    if (job.state === 'cancelled') {
       if (frame.type === T.data) job.ackNow += frame.payload.length;
       else if (frame.type === T.done) this.finish(job, () => {});
       return;
@@ -512,25 +281,19 @@ class WsgiGateway implements Gateway {
   }
 
   private onHead(job: Job, payload: Buffer): void {
-    if (job.failed || job.headSent) return;
-    const reply = job.reply;
+    if (!job.can('head')) return;
     try {
-      const head = decodeHead(payload);
-      // frameHead refuses unsafe names, values and lengths (InvalidResponseHeadError).
-      const framed = frameHead(reply, head.status, head.headers, head.bodyLength, this.version, head.reason || undefined);
-      job.headSent = true;
-      job.framing = framed.framing;
-      job.close = framed.close;
-      const declared = head.headers.find(([name]) => name.toLowerCase() === 'content-length')?.[1];
-      job.remaining = declared !== undefined ? Number(declared.trim()) : head.bodyLength ?? 0;
-      reply.write(Buffer.from(framed.head, 'latin1'));
+      // translateHead refuses unsafe names, values and lengths (InvalidResponseHeadError).
+      const { head, framing } = translateHead(job.reply, payload, this.version);
+      job.apply('head');
+      job.framing = framing;
+      job.reply.write(head);
     } catch (err) {
       job.request.reportError?.(err);
       this.logger.error('invalid response head from the WSGI app; answering 500', {
         path: job.request.message.path,
         error: (err as Error).message,
       });
-      job.failed = true;
       this.sendError(job, 500);
       this.proc?.send(T.cancel, job.id);
     }
@@ -539,34 +302,19 @@ class WsgiGateway implements Gateway {
   private onBody(job: Job, payload: Buffer): void {
     const size = payload.length;
     const reply = job.reply;
-    if (job.failed || reply.closed || !job.headSent || job.framing === 'none') {
+    const framing = job.framing;
+    if (job.state !== 'head-sent' || framing === undefined || reply.closed || framing.framing === 'none') {
       job.ackNow += size;
       return;
     }
-    let ok = true;
-    switch (job.framing) {
-      case 'length': {
-        const take = Math.min(size, job.remaining);
-        if (take < size && job.remaining >= 0) {
-          this.logger.warn('the WSGI app sent more than its Content-Length; extra bytes dropped', {
-            path: job.request.message.path,
-          });
-          job.remaining = -1; // warned
-        }
-        if (take > 0) {
-          job.remaining -= take;
-          ok = reply.write(take < size ? payload.subarray(0, take) : payload);
-        }
-        break;
-      }
-      case 'chunked':
-        reply.write(chunkPrefix(size));
-        reply.write(payload);
-        ok = reply.write(CHUNK_SUFFIX);
-        break;
-      default:
-        ok = reply.write(payload);
+    const { parts, overflow } = frameBody(framing, payload);
+    if (overflow) {
+      this.logger.warn('the WSGI app sent more than its Content-Length; extra bytes dropped', {
+        path: job.request.message.path,
+      });
     }
+    let ok = true;
+    for (const part of parts) ok = reply.write(part);
     if (ok && !job.waitingDrain) {
       job.ackNow += size;
       return;
@@ -595,30 +343,18 @@ class WsgiGateway implements Gateway {
     job.ackNow = 0;
     const outcome = payload[0] ?? DONE_ERROR;
     const detail = payload.subarray(1).toString('utf8').trimEnd();
-    const reply = job.reply;
     this.finish(job, () => {
-      if (job.failed) return;
-      if (outcome === DONE_OK && job.headSent) {
-        switch (job.framing) {
-          case 'chunked':
-            reply.end(LAST_CHUNK, job.close);
-            break;
-          case 'length':
-            if (job.remaining > 0) {
-              this.logger.warn('the WSGI app sent less than its Content-Length; closing the connection', {
-                path: job.request.message.path,
-                missing: job.remaining,
-              });
-              reply.end(undefined, true);
-            } else reply.end(undefined, job.close);
-            break;
-          case 'close':
-            reply.end(undefined, true);
-            break;
-          default:
-            reply.end(undefined, job.close);
+      if (job.state === 'failed') return;
+      if (outcome === DONE_OK && job.state === 'head-sent' && job.framing !== undefined) {
+        const end = responseEnd(job.framing);
+        if (end.missing > 0) {
+          this.logger.warn('the WSGI app sent less than its Content-Length; closing the connection', {
+            path: job.request.message.path,
+            missing: end.missing,
+          });
         }
-        job.ended = true;
+        job.reply.end(end.last, end.close);
+        job.apply('end');
         return;
       }
       if (outcome === DONE_OK || outcome === DONE_ERROR) {
@@ -626,7 +362,7 @@ class WsgiGateway implements Gateway {
         const traceback = detail || 'the app returned without calling start_response()';
         job.request.reportError?.(new WsgiAppError(traceback));
         this.logger.error('the WSGI app raised an exception', { method: m.headers.METHOD, path: m.path, traceback });
-        if (!job.headSent) this.sendError(job, 500);
+        this.sendError(job, 500);
       }
       // Cancelled, or failed after the head: end with a close so a truncated body is visible.
     });
@@ -635,41 +371,32 @@ class WsgiGateway implements Gateway {
   private onExit(proc: PythonProcess, description: string, complete: boolean): void {
     if (proc !== this.proc) return;
     this.proc = undefined;
-    const lived = Date.now() - proc.startedAt;
-    this.crashes = lived < QUICK_CRASH_MS ? this.crashes + 1 : 0;
+    this.crashes = crashesAfterExit(this.crashes, Date.now() - proc.startedAt);
     if (!this.closing) this.logger.error(`the Python process of the WSGI app ${description}`, { pid: proc.child.pid });
     // All of its output was read: the first request in flight is the one that was running; the
     // others never started, and go back to the front of the queue for the next process.
     // (Unless fd 4 stayed open, or we are closing: then they are answered 502/503, not run twice.)
-    const [job, ...notStarted] = this.inflight.splice(0);
-    const retry = notStarted.filter((j) => !j.dropped);
-    if (complete && !this.closing) {
-      for (const j of retry) j.sent = false;
-      this.queue.unshift(...retry);
-    } else {
-      for (const j of retry) this.finish(j, () => this.sendError(j, this.closing ? 503 : 502));
-    }
-    if (job && !job.dropped) {
-      this.inflight.push(job);
-      this.finish(job, () => {
-        if (!job.headSent && !job.failed) this.sendError(job, 502);
-      });
+    const { running, retry, answer } = afterCrash(this.inflight.splice(0), complete, this.closing);
+    for (const job of retry) job.apply('requeue');
+    this.queue.unshift(...retry);
+    for (const job of answer) this.finishWithError(job, this.closing ? 503 : 502);
+    if (running !== undefined) {
+      this.inflight.push(running);
+      this.finishWithError(running, 502);
     } else this.pump();
   }
 
   // -- answers of our own -----------------------------------------------------------------
 
+  /** An error page, only while nothing of the response went out (the `fail` transition). */
   private sendError(job: Job, status: number): void {
-    const reply = job.reply;
-    if (job.ended || job.headSent) return;
-    job.headSent = true;
-    reply.end(errorResponse(status, this.version, { method: reply.method }), true);
-    job.ended = true;
+    if (!job.apply('fail')) return;
+    job.reply.end(errorAnswer(job.reply, status, this.version), true);
   }
 
+  /** End the reply (with a close) unless it was ended, failed or cancelled already. */
   private endOnce(job: Job, close: boolean): void {
-    if (job.ended) return;
-    job.ended = true;
+    if (!job.apply('end')) return;
     job.reply.end(undefined, close);
   }
 }

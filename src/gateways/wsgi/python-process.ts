@@ -1,0 +1,184 @@
+/**
+ * One bridge.py child process per gateway: spawn, the frame I/O over fds 3 and 4 (./pipe.ts),
+ * stdout/stderr to the log, and stopping it. What the frames mean is the gateway's business
+ * (./index.ts); this module only moves them.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from '../../log/logger.js';
+import { encodeFrame, FrameDecoder, T, type Frame } from './pipe.js';
+import type { WsgiSpec } from './spec.js';
+
+/** Size of the B frames a request body is cut into. */
+const BODY_FRAME = 256 * 1024;
+/** After the process exited, how long to wait for the end of its fd 4 (its last frames). */
+const EXIT_DRAIN_MS = 1_000;
+
+/**
+ * bridge.py ships in src/ (package.json "files" has src/): next to this file when running from
+ * source, ../../../../src/gateways/wsgi/ from dist/src/gateways/wsgi/.
+ */
+export function bridgePath(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const candidates = [path.join(here, 'bridge.py'), path.resolve(here, '../../../../src/gateways/wsgi/bridge.py')];
+  for (const candidate of candidates) if (existsSync(candidate)) return candidate;
+  throw new Error(`wsgid's Python bridge is missing (looked for ${candidates.join(', ')})`);
+}
+
+export interface ProcessEvents {
+  frame(proc: PythonProcess, frame: Frame): void;
+  batchEnd(proc: PythonProcess): void;
+  /** `complete`: all of fd 4 was read (false when it stayed open EXIT_DRAIN_MS after the exit). */
+  exit(proc: PythonProcess, description: string, complete: boolean): void;
+}
+
+/** One bridge.py child: spawn, frame I/O, stdout/stderr to the log. */
+export class PythonProcess {
+  readonly child: ChildProcess;
+  readonly startedAt = Date.now();
+  exited = false;
+  /** Last lines of stderr, for load errors that happen before the bridge can report them. */
+  stderrTail = '';
+  private readonly out: Writable;
+  private readonly decoder = new FrameDecoder();
+  /** Frames written during this event-loop turn leave in one write (cork until setImmediate). */
+  private corked = false;
+  private exitDescription: string | undefined;
+  private outputEnded = false;
+
+  constructor(
+    readonly spec: WsgiSpec,
+    private readonly logger: Logger,
+    private readonly events: ProcessEvents,
+  ) {
+    this.child = spawn(spec.python, [bridgePath()], {
+      cwd: spec.cwd,
+      env: { ...process.env, ...spec.envs, PYTHONUNBUFFERED: '1', WSGID_PARENT_PID: String(process.pid) },
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
+    });
+    const toPython = this.child.stdio[3];
+    const fromPython = this.child.stdio[4];
+    if (!(toPython instanceof Writable) || !(fromPython instanceof Readable)) {
+      throw new Error('could not open the pipes to the Python bridge');
+    }
+    this.out = toPython;
+    // EPIPE when Python died: the exit handler does the real work.
+    this.out.on('error', () => {});
+    fromPython.on('error', () => {});
+    fromPython.on('data', (chunk: Buffer) => this.onData(chunk));
+    fromPython.on('close', () => {
+      this.outputEnded = true;
+      if (this.exitDescription !== undefined) this.onExit(this.exitDescription, true);
+    });
+    const { stdout, stderr } = this.child;
+    if (stdout) forwardLines(stdout, (line) => this.logger.info(`app stdout: ${line}`));
+    if (stderr) {
+      forwardLines(stderr, (line) => {
+        this.stderrTail = (this.stderrTail + line + '\n').slice(-4000);
+        this.logger.warn(`app stderr: ${line}`);
+      });
+    }
+    let description = '';
+    this.child.on('error', (err: Error) => {
+      description = `could not run ${JSON.stringify(spec.python)}: ${err.message}`;
+      this.onExit(description, true);
+    });
+    this.child.on('exit', (code, signal) => {
+      description ||= signal ? `killed by ${signal}` : `exited with code ${code ?? '?'}`;
+      // Let the last frames (all of fd 4: the gateway must know which requests Python finished)
+      // and stderr lines arrive first.
+      this.exitDescription = description;
+      if (this.outputEnded) setImmediate(() => this.onExit(description, true));
+      else setTimeout(() => this.onExit(description, false), EXIT_DRAIN_MS).unref();
+    });
+  }
+
+  private onExit(description: string, complete: boolean): void {
+    if (this.exited) return;
+    this.exited = true;
+    this.events.exit(this, description, complete);
+  }
+
+  private onData(chunk: Buffer): void {
+    this.decoder.push(chunk);
+    try {
+      for (let frame = this.decoder.next(); frame; frame = this.decoder.next()) this.events.frame(this, frame);
+    } catch (err) {
+      this.logger.error('garbled data from the Python bridge; killing it', { error: err });
+      this.kill('SIGKILL');
+      return;
+    }
+    this.events.batchEnd(this);
+  }
+
+  send(type: number, id: number, payload?: Buffer): void {
+    if (this.exited) return;
+    if (!this.corked) {
+      this.corked = true;
+      this.out.cork();
+      setImmediate(() => {
+        this.corked = false;
+        this.out.uncork();
+      });
+    }
+    for (const part of encodeFrame(type, id, payload)) this.out.write(part);
+  }
+
+  /** An environ frame, the body cut in B frames, and the body end (one write with the turn's others). */
+  sendRequest(id: number, environ: Buffer, body: Buffer | undefined): void {
+    if (this.exited) return;
+    this.send(T.environ, id, environ);
+    if (body) {
+      for (let at = 0; at < body.length; at += BODY_FRAME) this.send(T.body, id, body.subarray(at, at + BODY_FRAME));
+    }
+    this.send(T.bodyEnd, id);
+  }
+
+  kill(signal: NodeJS.Signals): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+  }
+
+  /** Ask the bridge to exit, then insist. */
+  async stop(graceMs: number): Promise<void> {
+    if (this.exited) return;
+    const gone = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    this.send(T.quit, 0);
+    if (this.corked) {
+      this.corked = false;
+      this.out.uncork();
+    }
+    this.out.end();
+    const wait = (ms: number): Promise<boolean> =>
+      Promise.race([gone.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref())]);
+    if (await wait(graceMs)) return;
+    this.kill('SIGTERM');
+    if (await wait(1000)) return;
+    this.kill('SIGKILL');
+    await wait(1000);
+  }
+}
+
+function forwardLines(stream: Readable, line: (text: string) => void): void {
+  let carry = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (text: string) => {
+    carry += text;
+    let newline = carry.indexOf('\n');
+    while (newline >= 0) {
+      line(carry.slice(0, newline).replace(/\r$/, ''));
+      carry = carry.slice(newline + 1);
+      newline = carry.indexOf('\n');
+    }
+    if (carry.length > 16_384) {
+      line(carry);
+      carry = '';
+    }
+  });
+  stream.on('end', () => {
+    if (carry !== '') line(carry);
+    carry = '';
+  });
+}
