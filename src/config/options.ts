@@ -278,6 +278,17 @@ export const OPTIONS: OptionTable = {
       'beyond that a new request gets a 503.',
     check: atLeast(1),
   },
+  wsgiPipeline: {
+    flag: 'wsgi-pipeline',
+    type: 'int',
+    default: 8,
+    commands: START,
+    metavar: 'N',
+    help:
+      "Requests a WSGI worker hands its Python process at once (the one it runs and those waiting " +
+      'behind it, so Python goes from one to the next without a round trip). 1 sends them one at a time.',
+    check: atLeast(1),
+  },
   gracefulTimeout: {
     flag: 'graceful-timeout',
     type: 'int',

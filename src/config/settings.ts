@@ -30,6 +30,8 @@ export interface Settings {
   standardResponse: boolean;
   /** Messages the master may hold while every worker is busy (then 503). */
   maxQueued: number;
+  /** Requests a WSGI worker hands its Python process at once. */
+  wsgiPipeline: number;
   /** Seconds stopping workers get to finish in-flight requests. */
   gracefulTimeout: number;
   /** Recycle a worker after this many requests; 0 = never. */

@@ -16,7 +16,6 @@ import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Settings } from '../config/settings.js';
-import { MAX_WORKERS } from '../config/options.js';
 import type { LogDestination, Logger } from '../log/logger.js';
 import { VERSION } from '../version.js';
 import { createAccessLogger, type AccessLogger } from '../log/access-log.js';
@@ -32,7 +31,7 @@ import {
 import { listPidFiles, removePidFile, writePidFile } from '../app-folder/pidfile.js';
 import { removeStaleState } from '../app-folder/stale.js';
 import { removeStatusFile, writeStatusFile } from '../app-folder/status-file.js';
-import { WorkerPool, type KillSignal, type PoolAction, type PoolSignal, type PoolWorker } from './pool.js';
+import { poolOptionsOf, WorkerPool, type KillSignal, type PoolAction, type PoolSignal, type PoolWorker } from './pool.js';
 import { buildStatus, type MasterStatusFile } from './status.js';
 
 export interface MasterHooks {
@@ -81,17 +80,7 @@ export class Arbiter {
     this.settings = settings;
     this.log = logger;
     this.hooks = hooks;
-    this.pool = new WorkerPool({
-      workers: settings.workers,
-      maxWorkers: MAX_WORKERS,
-      timeoutMs: settings.timeout * 1000,
-      gracefulTimeoutMs: settings.gracefulTimeout * 1000,
-      bootTimeoutMs: settings.bootTimeout * 1000,
-      keepAlive: settings.keepAlive,
-      workerConnections: settings.workerConnections,
-      maxRequests: settings.maxRequests,
-      maxRequestsJitter: settings.maxRequestsJitter,
-    });
+    this.pool = new WorkerPool(poolOptionsOf(settings));
     this.accessLog = createAccessLogger(settings);
     this.dispatcher = new Dispatcher({
       accessLog: this.accessLog.enabled ? (entry) => this.accessLog.log(entry) : undefined,

@@ -14,6 +14,8 @@
  * marker sent, finishing in-flight) → gone; `aborted` = timed out or fast-stopped: SIGTERM/SIGINT,
  * then SIGKILL.
  */
+import { MAX_WORKERS } from '../config/options.js';
+import type { Settings } from '../config/settings.js';
 import { EXIT_APP_LOAD_ERROR, EXIT_BOOT_ERROR, type MasterMessage } from '../dispatch/lifecycle.js';
 import { RECENT_MS } from '../dispatch/table.js';
 import type { LogFields, LogLevel } from '../log/logger.js';
@@ -117,6 +119,21 @@ export interface PoolOptions {
   maxRequestsJitter: number;
   /** In [0, 1), for the jitter (tests pass their own). */
   random?: () => number;
+}
+
+/** The pool's options from an instance's settings (seconds → milliseconds). */
+export function poolOptionsOf(settings: Settings): PoolOptions {
+  return {
+    workers: settings.workers,
+    maxWorkers: MAX_WORKERS,
+    timeoutMs: settings.timeout * 1000,
+    gracefulTimeoutMs: settings.gracefulTimeout * 1000,
+    bootTimeoutMs: settings.bootTimeout * 1000,
+    keepAlive: settings.keepAlive,
+    workerConnections: settings.workerConnections,
+    maxRequests: settings.maxRequests,
+    maxRequestsJitter: settings.maxRequestsJitter,
+  };
 }
 
 /** How a worker process ended, and what the table knows of its last words. */

@@ -12,21 +12,10 @@ import path from 'node:path';
 import { startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
 import { request } from '../helpers/http.js';
 import { REPO_ROOT, WSGID_CLI } from '../helpers/wsgid.js';
+import { runCli } from '../helpers/processes.js';
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function wsgid(args: string[], timeoutMs = 60_000): Promise<CliResult> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [WSGID_CLI, ...args], { timeout: timeoutMs, encoding: 'utf8' }, (error, stdout, stderr) => {
-      const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+/** The wsgid CLI, run to completion. */
+const wsgid = runCli;
 
 const FIXTURES = path.join(REPO_ROOT, 'test', 'fixtures');
 const folders: string[] = [];

@@ -5,12 +5,12 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, mkdir, writeFile, rm, readdir, readFile } from 'node:fs/promises';
-import os from 'node:os';
+import { rm, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
 import { request, RawConnection, rawRequest } from '../helpers/http.js';
 import { startWsgid, wsgidArgs, type WsgidProcess } from '../helpers/wsgid.js';
+import { appFolderWith, workerPids } from '../helpers/processes.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -26,30 +26,11 @@ export default {
 };
 `;
 
-async function makeApp(source = APP): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'wsgid-master-'));
-  for (const d of ['app', 'logs', 'plugins', 'pid', 'pid/master', 'pid/worker']) await mkdir(path.join(dir, d), { recursive: true });
-  await writeFile(path.join(dir, 'app', 'server.mjs'), source);
-  return dir;
+function makeApp(source = APP): Promise<string> {
+  return appFolderWith(source, 'wsgid-master-');
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
-async function workerPids(dir: string): Promise<number[]> {
-  const names = await readdir(path.join(dir, 'pid', 'worker')).catch(() => [] as string[]);
-  return names
-    .filter((n) => /^\d+\.pid$/.test(n))
-    .map((n) => Number(n.slice(0, -4)))
-    .filter(alive)
-    .sort((a, b) => a - b);
-}
 
 interface Status {
   workers: Array<{ pid: number; state: string; retiring: boolean }>;

@@ -8,11 +8,12 @@
  */
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chownSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { REPO_ROOT, WSGID_CLI } from '../helpers/wsgid.js';
+import { REPO_ROOT } from '../helpers/wsgid.js';
+import { runCli } from '../helpers/processes.js';
 
 const root = typeof process.getuid === 'function' && process.getuid() === 0;
 const setpriv = spawnSync('setpriv', ['--version']).status === 0;
@@ -22,19 +23,8 @@ const addon = existsSync(path.join(REPO_ROOT, 'native', 'build', 'Release', 'wsg
 const NOBODY = 65534;
 const folders: string[] = [];
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function wsgid(args: string[], timeoutMs = 60_000): Promise<CliResult> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [WSGID_CLI, ...args], { timeout: timeoutMs, encoding: 'utf8' }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
-    });
-  });
-}
+/** The wsgid CLI, run to completion. */
+const wsgid = runCli;
 
 /** Run a shell command as nobody:nogroup, no supplementary groups. */
 function asNobody(script: string): void {

@@ -12,25 +12,15 @@
  */
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { REPO_ROOT, WSGID_CLI, startWsgid } from '../helpers/wsgid.js';
+import { REPO_ROOT, startWsgid } from '../helpers/wsgid.js';
+import { runCli } from '../helpers/processes.js';
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function wsgid(args: string[], timeoutMs = 60_000): Promise<CliResult> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [WSGID_CLI, ...args], { timeout: timeoutMs, encoding: 'utf8' }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
-    });
-  });
-}
+/** The wsgid CLI, run to completion. */
+const wsgid = runCli;
 
 /** The master's own ready line (a worker logs "ready" earlier). */
 const MASTER_READY = /\[master \d+\] ready\b/;

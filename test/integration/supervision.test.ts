@@ -6,42 +6,22 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, mkdir, writeFile, rm, readdir, readFile } from 'node:fs/promises';
+import { writeFile, rm, readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { Push } from 'zeromq';
 import { freePorts, startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
 import { RawConnection, request } from '../helpers/http.js';
 import { startWsgid, wsgidArgs, type WsgidProcess } from '../helpers/wsgid.js';
+import { alive, appFolderWith, workerPids } from '../helpers/processes.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function makeApp(source: string): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'wsgid-sup-'));
-  for (const d of ['app', 'logs', 'plugins', 'pid', 'pid/master', 'pid/worker']) await mkdir(path.join(dir, d), { recursive: true });
-  await writeFile(path.join(dir, 'app', 'server.mjs'), source);
-  return dir;
+function makeApp(source: string): Promise<string> {
+  return appFolderWith(source, 'wsgid-sup-');
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
-/** Live pids listed in pid/worker/. */
-async function workerPids(dir: string): Promise<number[]> {
-  const names = await readdir(path.join(dir, 'pid', 'worker')).catch(() => [] as string[]);
-  return names
-    .filter((n) => /^\d+\.pid$/.test(n))
-    .map((n) => Number(n.slice(0, -4)))
-    .filter(alive)
-    .sort((a, b) => a - b);
-}
 
 async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -13,20 +13,13 @@ import {
   type PoolAction,
   type PoolOptions,
   type WorkerExit,
+  poolOptionsOf,
 } from '../../src/master/pool.js';
+import { testSettings } from '../helpers/settings.js';
 import { RECENT_MS } from '../../src/dispatch/table.js';
 
-const OPTIONS: PoolOptions = {
-  workers: 2,
-  maxWorkers: 8,
-  timeoutMs: 30_000,
-  gracefulTimeoutMs: 30_000,
-  bootTimeoutMs: 60_000,
-  keepAlive: true,
-  workerConnections: 100,
-  maxRequests: 0,
-  maxRequestsJitter: 0,
-};
+/** The real defaults (option table), two workers, TTIN up to 8. */
+const OPTIONS: PoolOptions = { ...poolOptionsOf(testSettings('/srv/site', { workers: 2 })), maxWorkers: 8 };
 
 function pool(options: Partial<PoolOptions> = {}): WorkerPool {
   return new WorkerPool({ ...OPTIONS, ...options });

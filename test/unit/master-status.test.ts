@@ -5,24 +5,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DispatchTable, type DispatchSink } from '../../src/dispatch/table.js';
-import { WorkerPool, type PoolAction } from '../../src/master/pool.js';
+import { poolOptionsOf, WorkerPool, type PoolAction } from '../../src/master/pool.js';
 import { buildStatus } from '../../src/master/status.js';
+import { testSettings } from '../helpers/settings.js';
 import { VERSION } from '../../src/version.js';
 
 const sink: DispatchSink = { forward() {}, end() {}, answer() {}, malformed() {}, overflow() {}, retireLimit() {} };
 
 test('status: workers from the pool, their credit and in-flight from the table', () => {
-  const pool = new WorkerPool({
-    workers: 2,
-    maxWorkers: 8,
-    timeoutMs: 30_000,
-    gracefulTimeoutMs: 30_000,
-    bootTimeoutMs: 60_000,
-    keepAlive: true,
-    workerConnections: 100,
-    maxRequests: 0,
-    maxRequestsJitter: 0,
-  });
+  const pool = new WorkerPool(poolOptionsOf(testSettings('/srv/site', { workers: 2 })));
   const table = new DispatchTable(sink, { maxQueued: 100 });
   const ids = pool.manage(0).flatMap((a: PoolAction) => (a.type === 'spawn' ? [a.worker.id] : []));
   for (const id of ids) {

@@ -34,7 +34,7 @@ import { isWsgiSpec, type WsgiSpec } from './spec.js';
 import { Job } from './job.js';
 import { PythonProcess } from './python-process.js';
 import { errorAnswer, frameBody, responseEnd, translateHead } from './response.js';
-import { afterCrash, crashesAfterExit, maySend, restartDelay } from './scheduling.js';
+import { afterCrash, crashesAfterExit, maySend, PIPELINE, restartDelay } from './scheduling.js';
 
 export { bridgePath } from './python-process.js';
 
@@ -55,6 +55,8 @@ class WsgiGateway implements Gateway {
   private closing = false;
   private readonly logger: Logger;
   private readonly version: string;
+  /** Requests in flight to the Python process at most (--wsgi-pipeline). */
+  private readonly pipelineDepth: number;
 
   constructor(
     private readonly spec: WsgiSpec,
@@ -62,6 +64,7 @@ class WsgiGateway implements Gateway {
   ) {
     this.logger = options.logger;
     this.version = options.version;
+    this.pipelineDepth = options.settings?.wsgiPipeline ?? PIPELINE;
   }
 
   /** Start Python and load the app; rejects with the Python traceback when it cannot. */
@@ -151,7 +154,7 @@ class WsgiGateway implements Gateway {
         return;
       }
       const next = this.queue[0]!;
-      if (!maySend(next.request, this.inflight.map((job) => job.state))) return;
+      if (!maySend(next.request, this.inflight.map((job) => job.state), this.pipelineDepth)) return;
       this.queue.shift();
       next.apply('take');
       this.inflight.push(next);

@@ -1,6 +1,6 @@
 /**
  * The WSGI gateway's scheduling rules, pure (the gateway in ./index.ts applies them):
- * - pipelining: up to PIPELINE requests in flight to one Python process (the one it runs and those
+ * - pipelining: up to `depth` (--wsgi-pipeline) requests in flight to one Python process (the one it runs and those
  *   sent ahead, so it goes from one request to the next without a round trip); only small inline
  *   bodies go ahead, behind requests fully sent; uploads and large bodies go alone;
  * - after a crash: which in-flight requests Python never started (retried on the next process)
@@ -10,7 +10,7 @@
 import type { GatewayRequest } from '../types.js';
 import { isSentToPython, type JobState } from './job.js';
 
-/** Requests in flight to one Python process at most (the one running and those sent ahead). */
+/** Requests in flight to one Python process at most by default (--wsgi-pipeline). */
 export const PIPELINE = 8;
 /** Only requests with an inline body at most this long are sent ahead of their turn. */
 export const PIPELINE_BODY_MAX = 64 * 1024;
@@ -22,11 +22,11 @@ export const QUICK_CRASH_MS = 2_000;
  * May `next` be sent to Python now? `inFlight`: the states of the requests already in flight, in
  * order (the first is the one Python runs).
  */
-export function maySend(next: Pick<GatewayRequest, 'bodyFile' | 'message'>, inFlight: readonly JobState[]): boolean {
+export function maySend(next: Pick<GatewayRequest, 'bodyFile' | 'message'>, inFlight: readonly JobState[], depth = PIPELINE): boolean {
   if (inFlight.length === 0) return true;
   const small = next.bodyFile === undefined && next.message.body.length <= PIPELINE_BODY_MAX;
   const last = inFlight[inFlight.length - 1]!;
-  return small && isSentToPython(last) && inFlight.length < PIPELINE;
+  return small && isSentToPython(last) && inFlight.length < depth;
 }
 
 /** Delay before starting a new Python process after `crashes` quick deaths in a row. */
