@@ -110,7 +110,12 @@ export async function startCommand(settings: Settings, argv: readonly string[]):
     logger.error('could not start', { error: error instanceof Error ? error : new Error(String(error)) });
     return fail(memory.last ?? String(error), exitCode === EXIT.USAGE ? EXIT.FAILURE : exitCode);
   }
-  if (!ready) return fail(memory.last ?? `the master exited with code ${code} before it was ready`, code || EXIT.FAILURE);
+  if (!ready) {
+    if (code !== 0) return fail(memory.last ?? `the master exited with code ${code} before it was ready`, code);
+    // Exit 0 before ready: stopped on request (TERM while workers were still booting). Not a failure
+    // of this process, but a `wsgid start` waiting for readiness must not report success.
+    if (isDaemonChild) reportToParent({ type: 'failed', reason: 'stopped before the workers were ready', exitCode: EXIT.FAILURE });
+  }
   return code;
 }
 

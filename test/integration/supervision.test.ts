@@ -113,6 +113,19 @@ export default { fetch: () => new Response('pid=' + process.pid) };
     });
   }
 
+  test('SIGTERM while the workers still boot: a clean stop, exit 0 (not "exited before it was ready")', async () => {
+    // The app's import waits for a file that never comes: its worker stays booting.
+    const dir = await makeApp(`import { existsSync } from 'node:fs';\nwhile (!existsSync('never')) await new Promise((r) => setTimeout(r, 50));\nexport default { fetch: () => new Response('x') };\n`);
+    dirs.push(dir);
+    const w = await startWsgid(wsgidArgs(m2.handler('app'), dir, ['--workers=1', '--graceful-timeout=2']));
+    started.push(w);
+    await waitFor('a booting worker', async () => {
+      const pids = await workerPids(dir);
+      return pids.length > 0 ? pids : undefined;
+    });
+    assert.equal(await w.stop('SIGTERM', 60_000), 0, w.output());
+  });
+
   test('a worker frozen (SIGSTOP) under load, then killed: every client gets a response or a close', async () => {
     // Big replies keep ZeroMQ's queue in the worker busy, so a freeze catches replies the worker
     // already reported done but that had not left it.
