@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `wsgid` command. Thin: parse (config/args.ts), resolve Settings (config/resolve.ts), run the
- * command, map errors to exit codes (config/errors.ts EXIT). See `wsgid --help`.
+ * command, map errors to exit codes (src/errors.ts EXIT). See `wsgid --help`.
  */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
