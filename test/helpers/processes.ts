@@ -2,11 +2,13 @@
  * Test helper: app folders for the supervision tests, and what the tests ask of processes
  * (is a pid alive, which workers does pid/worker/ list, run the wsgid CLI to completion).
  */
+import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { cpSync, mkdtempSync, readdirSync } from 'node:fs';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { WSGID_CLI } from './wsgid.js';
+import { REPO_ROOT, WSGID_CLI } from './wsgid.js';
 
 /** A fresh app folder (the layout `wsgid init` makes) whose app/server.mjs is `source`. */
 export async function appFolderWith(source: string, prefix = 'wsgid-app-'): Promise<string> {
@@ -25,14 +27,31 @@ export function alive(pid: number): boolean {
   }
 }
 
+/** The pids the app folder's pid/<role>/ lists (alive or not), in file order. */
+export function listedPids(dir: string, role: 'master' | 'worker'): number[] {
+  try {
+    return readdirSync(path.join(dir, 'pid', role))
+      .filter((f) => /^\d+\.pid$/.test(f))
+      .map((f) => Number(f.slice(0, -4)));
+  } catch {
+    return [];
+  }
+}
+
 /** Live pids listed in the app folder's pid/worker/, in order. */
 export async function workerPids(dir: string): Promise<number[]> {
-  const names = await readdir(path.join(dir, 'pid', 'worker')).catch(() => [] as string[]);
-  return names
-    .filter((n) => /^\d+\.pid$/.test(n))
-    .map((n) => Number(n.slice(0, -4)))
-    .filter(alive)
-    .sort((a, b) => a - b);
+  return listedPids(dir, 'worker').filter(alive).sort((a, b) => a - b);
+}
+
+/** Poll `fn` every 100 ms until it gives something other than undefined or false (a hang bound, not a speed test). */
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 export interface CliResult {
@@ -48,4 +67,17 @@ export function runCli(args: string[], timeoutMs = 60_000, options: { env?: Node
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
     });
   });
+}
+
+/**
+ * A `wsgid init`ed app folder `<parent>/site` serving the cli-app fixture, and the start arguments
+ * for it (ipc endpoints nobody listens on: workers get ready anyway, which is all such tests need).
+ */
+export async function cliAppFolder(prefix: string): Promise<{ parent: string; dir: string; args: string[] }> {
+  const parent = mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dir = path.join(parent, 'site');
+  const init = await runCli(['init', `--app-path=${dir}`]);
+  assert.equal(init.code, 0, init.stderr);
+  cpSync(path.join(REPO_ROOT, 'test', 'fixtures', 'cli-app', 'app'), path.join(dir, 'app'), { recursive: true });
+  return { parent, dir, args: [`--app-path=${dir}`, `--recv=ipc://${parent}/recv`, `--send=ipc://${parent}/send`, '--workers=1'] };
 }

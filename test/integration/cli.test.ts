@@ -12,7 +12,7 @@ import path from 'node:path';
 import { startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
 import { request } from '../helpers/http.js';
 import { REPO_ROOT, WSGID_CLI } from '../helpers/wsgid.js';
-import { runCli } from '../helpers/processes.js';
+import { listedPids, runCli } from '../helpers/processes.js';
 
 /** The wsgid CLI, run to completion. */
 const wsgid = runCli;
@@ -35,15 +35,7 @@ async function appFolder(fixture: string): Promise<string> {
   return dir;
 }
 
-function pids(dir: string, role: 'master' | 'worker'): number[] {
-  try {
-    return readdirSync(path.join(dir, 'pid', role))
-      .filter((f) => /^\d+\.pid$/.test(f))
-      .map((f) => Number(f.slice(0, -4)));
-  } catch {
-    return [];
-  }
-}
+const pids = listedPids;
 
 /** Kill whatever a failed test left running in these folders. */
 function killLeftovers(): void {

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
 import { request, RawConnection, rawRequest } from '../helpers/http.js';
 import { startWsgid, wsgidArgs, type WsgidProcess } from '../helpers/wsgid.js';
-import { appFolderWith, workerPids } from '../helpers/processes.js';
+import { appFolderWith, waitFor, workerPids } from '../helpers/processes.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -47,15 +47,6 @@ async function readStatus(dir: string): Promise<Status | undefined> {
   }
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 /** Two serving workers, none draining: the pool is settled. */
 async function settled(dir: string, n: number): Promise<number[]> {
@@ -65,7 +56,7 @@ async function settled(dir: string, n: number): Promise<number[]> {
     if (!s || s.workers.length !== n || !s.workers.every((w) => w.state === 'serving' && !w.retiring)) return undefined;
     if (pids.length !== n) return undefined;
     return pids;
-  });
+  }, 20_000);
 }
 
 interface LoadResult {
@@ -258,7 +249,7 @@ describe('master: timeouts, recycling, load errors', { timeout: 300_000 }, () =>
       const after = await waitFor('a replacement worker', async () => {
         const pids = await settled(dir, 2);
         return pids.some((p) => !before.includes(p)) && before.some((p) => !pids.includes(p)) ? pids : undefined;
-      });
+      }, 20_000);
       assert.equal(after.length, 2);
       // Others keep being served.
       const r = await load(m2.baseUrl, 40, 10, (i) => `/ok?i=${i}`);

@@ -9,11 +9,11 @@
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chownSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { REPO_ROOT } from '../helpers/wsgid.js';
-import { runCli } from '../helpers/processes.js';
+import { cliAppFolder, listedPids, runCli } from '../helpers/processes.js';
 
 const root = typeof process.getuid === 'function' && process.getuid() === 0;
 const setpriv = spawnSync('setpriv', ['--version']).status === 0;
@@ -61,26 +61,13 @@ function rootOnlyTarget(name = 'secret'): { dir: string; file: string; check(): 
 
 /** An app folder (cli-app fixture) owned by nobody, in a folder nobody owns. */
 async function appFolder(): Promise<{ dir: string; args: string[] }> {
-  const parent = mkdtempSync(path.join(os.tmpdir(), 'wsgid-sec-'));
+  const { parent, dir, args } = await cliAppFolder('wsgid-sec-');
   folders.push(parent);
-  const dir = path.join(parent, 'site');
-  const init = await wsgid(['init', `--app-path=${dir}`]);
-  assert.equal(init.code, 0, init.stderr);
-  cpSync(path.join(REPO_ROOT, 'test', 'fixtures', 'cli-app', 'app'), path.join(dir, 'app'), { recursive: true });
   chownTree(parent);
-  // Nothing listens there: workers get ready anyway, which is all these tests need.
-  return { dir, args: [`--app-path=${dir}`, `--recv=ipc://${parent}/recv`, `--send=ipc://${parent}/send`, '--workers=1'] };
+  return { dir, args };
 }
 
-function pids(dir: string, role: 'master' | 'worker'): number[] {
-  try {
-    return readdirSync(path.join(dir, 'pid', role))
-      .filter((f) => /^\d+\.pid$/.test(f))
-      .map((f) => Number(f.slice(0, -4)));
-  } catch {
-    return [];
-  }
-}
+const pids = listedPids;
 
 function read(file: string): string {
   try {

@@ -13,11 +13,10 @@
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { REPO_ROOT, startWsgid } from '../helpers/wsgid.js';
-import { runCli } from '../helpers/processes.js';
+import { startWsgid } from '../helpers/wsgid.js';
+import { cliAppFolder, listedPids, runCli } from '../helpers/processes.js';
 
 /** The wsgid CLI, run to completion. */
 const wsgid = runCli;
@@ -29,25 +28,12 @@ const folders: string[] = [];
 const bystanders: ChildProcess[] = [];
 
 async function appFolder(): Promise<{ dir: string; args: string[] }> {
-  const parent = mkdtempSync(path.join(os.tmpdir(), 'wsgid-stale-'));
+  const { parent, dir, args } = await cliAppFolder('wsgid-stale-');
   folders.push(parent);
-  const dir = path.join(parent, 'site');
-  const init = await wsgid(['init', `--app-path=${dir}`]);
-  assert.equal(init.code, 0, init.stderr);
-  cpSync(path.join(REPO_ROOT, 'test', 'fixtures', 'cli-app', 'app'), path.join(dir, 'app'), { recursive: true });
-  // Nothing listens there: workers get ready anyway, which is all these tests need.
-  return { dir, args: [`--app-path=${dir}`, `--recv=ipc://${parent}/recv`, `--send=ipc://${parent}/send`, '--workers=1'] };
+  return { dir, args };
 }
 
-function pids(dir: string, role: 'master' | 'worker'): number[] {
-  try {
-    return readdirSync(path.join(dir, 'pid', role))
-      .filter((f) => /^\d+\.pid$/.test(f))
-      .map((f) => Number(f.slice(0, -4)));
-  } catch {
-    return [];
-  }
-}
+const pids = listedPids;
 
 async function waitFor(check: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

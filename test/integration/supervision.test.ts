@@ -13,7 +13,7 @@ import { Push } from 'zeromq';
 import { freePorts, startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
 import { RawConnection, request } from '../helpers/http.js';
 import { startWsgid, wsgidArgs, type WsgidProcess } from '../helpers/wsgid.js';
-import { alive, appFolderWith, workerPids } from '../helpers/processes.js';
+import { alive, appFolderWith, waitFor, workerPids } from '../helpers/processes.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -23,15 +23,6 @@ function makeApp(source: string): Promise<string> {
 
 
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 /** Is `pid` a zombie or gone? (A SIGKILLed orphan reparented to a busy init may linger as a zombie.) */
 async function dead(pid: number): Promise<boolean> {
