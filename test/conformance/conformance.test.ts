@@ -14,9 +14,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { batchArb, describeCase, requestBytes, type Case, type GatewayProfile } from './cases.js';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { batchArb, describeCase, requestBytes, type Case, type GatewayProfile, type ResponseSpec } from './cases.js';
 import { exchange, trimOws, type ExchangeResult, type RawResponse } from './raw-http.js';
-import { gunicornReference, honoReference, nodeReference, underWsgid, type Reference, type UnderTest } from './servers.js';
+import { FIXTURES, gunicornReference, honoReference, nodeReference, underWsgid, type Reference, type UnderTest } from './servers.js';
 
 // Frameworks' error pages must not depend on where the app's files are (Express prints stack
 // traces outside production): both sides run in production mode.
@@ -160,17 +162,13 @@ function normalHeaders(headers: Array<[string, string]>): Array<[string, string]
 }
 
 /** The bytes the app means to send (no echo in cases with a planned failure). */
+/** The fixtures' own chunk maker (fixtures/conformance/spec.mjs), so the expectation is the spec's definition. */
+const { chunkBytes } = (await import(pathToFileURL(path.join(FIXTURES, 'spec.mjs')).href)) as {
+  chunkBytes(spec: ResponseSpec, index: number): Buffer;
+};
+
 function plannedBody(c: Case): Buffer {
-  const binary = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
-  const text = Buffer.from('abcdefghijklmnopqrstuvwxyz0123456789-ABCDEFGHIJKLMNOPQRSTUVWXYZ_'.repeat(4));
-  const block = c.spec.t ? text : binary;
-  return Buffer.concat(
-    c.spec.c.map(([size], index) => {
-      const shift = (c.spec.sd + index * 7) % block.length;
-      const rotated = Buffer.concat([block.subarray(shift), block.subarray(0, shift)]);
-      return Buffer.concat(Array.from({ length: Math.ceil(size / rotated.length) }, () => rotated)).subarray(0, size);
-    }),
-  );
+  return Buffer.concat(c.spec.c.map((_, index) => chunkBytes(c.spec, index)));
 }
 
 function show(response: RawResponse | undefined): string {
