@@ -80,6 +80,23 @@ export function encodeReply(sender: string, connIds: number | readonly number[],
   return assemble(sender, idList(connIds), payload);
 }
 
+/**
+ * encodeReply for a payload given as parts (a response's coalesced writes): the parts are copied
+ * once, straight into the frame, instead of joined first and copied again.
+ */
+export function encodeReplyParts(sender: string, connId: number, parts: readonly Uint8Array[], length: number): Buffer {
+  checkSender(sender);
+  const ids = idList(connId);
+  const head = `${sender} ${ids.length}:${ids}, `;
+  const out = Buffer.allocUnsafe(head.length + length);
+  let at = out.write(head, 0, head.length, 'latin1');
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
 const EMPTY = Buffer.alloc(0);
 
 /** An empty reply: mongrel2 closes each target after its queued writes (and cancels an upload). */

@@ -8,7 +8,7 @@
  */
 export * from './types.js';
 export { parseMessage, peekConnection, isValidSender } from './parse.js';
-export { encodeReply, encodeClose, encodeBroadcast, encodeControl, encodeXRequest } from './encode.js';
+export { encodeReply, encodeReplyParts, encodeClose, encodeBroadcast, encodeControl, encodeXRequest } from './encode.js';
 export type { ControlRequest } from './encode.js';
 export { parseTnetstring, dumpTnetstring, MAX_TNET_DEPTH } from './tnetstring.js';
 export type { TnetValue, TnetParseResult } from './tnetstring.js';

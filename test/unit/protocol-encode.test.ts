@@ -1,10 +1,12 @@
 import { test } from 'node:test';
+import fc from 'fast-check';
 import assert from 'node:assert/strict';
 import {
   encodeBroadcast,
   encodeClose,
   encodeControl,
   encodeReply,
+  encodeReplyParts,
   encodeXRequest,
   isValidSender,
   MAX_REPLY_TARGETS,
@@ -95,4 +97,19 @@ test('generic X request (sendfile plugin)', () => {
   const f = encodeXRequest('s', 9, 'sendfile', '/srv/big.iso');
   assert.equal(f.toString(), 's 3:X 9, 27:8:sendfile,12:/srv/big.iso,]');
   assert.throws(() => encodeXRequest('s', range(0, 129), 'k', null), isCode('M2_ERR_TARGETS'));
+});
+
+test('a reply given as parts is byte for byte the reply of the joined parts (generated)', () => {
+  fc.assert(
+    fc.property(
+      fc.stringMatching(/^[A-Za-z0-9-]{1,36}$/),
+      fc.nat(2 ** 31),
+      fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 8 }),
+      (sender, id, parts) => {
+        const joined = Buffer.concat(parts);
+        assert.deepEqual(encodeReplyParts(sender, id, parts, joined.length), encodeReply(sender, id, joined));
+      },
+    ),
+    { seed: Number(process.env.PROTOCOL_SEED ?? 20261201) },
+  );
 });
