@@ -126,7 +126,8 @@ export async function restartCommand(settings: Settings, values: CommandValues, 
   }
   const wait = !values.noWait && (signal === 'SIGHUP' || signal === 1) && masters.length === 1;
   // The generation before ours: we wait for a newer one (a concurrent restart's newer one covers ours).
-  const before = readMasterStatus(paths.root)?.reload?.generation ?? 0;
+  const seen = readMasterStatus(paths.root);
+  const before = { generation: seen?.reload?.generation ?? 0, reloads: seen?.reloads ?? 0 };
   for (const m of masters) send(m, signal);
   const pids = masters.map((m) => m.pid).join(', ');
   if (!wait) {
@@ -137,9 +138,9 @@ export async function restartCommand(settings: Settings, values: CommandValues, 
   return waitForReload(paths.root, masters[0]!, before, io);
 }
 
-async function waitForReload(appPath: string, master: PidEntry, before: number, io: Output): Promise<number> {
+async function waitForReload(appPath: string, master: PidEntry, before: { generation: number; reloads: number }, io: Output): Promise<number> {
   let progress = '';
-  let lastUpdate = '';
+  let lastUpdate: string | undefined;
   let lastChange = Date.now();
   for (;;) {
     if (!stillHoldsPid(master)) {
@@ -147,15 +148,21 @@ async function waitForReload(appPath: string, master: PidEntry, before: number, 
       return EXIT.FAILURE;
     }
     const status = readMasterStatus(appPath);
-    if (status?.updatedAt !== lastUpdate) {
-      lastUpdate = status?.updatedAt ?? '';
+    const updated = status?.updatedAt ?? '';
+    if (updated !== lastUpdate) {
+      lastUpdate = updated;
       lastChange = Date.now();
     } else if (Date.now() - lastChange > STALLED_MS) {
       io.err(`wsgid: the master (pid ${master.pid}) has not updated its status for ${STALLED_MS / 1000} s; the reload's outcome is unknown\n`);
       return EXIT.FAILURE;
     }
     const r = status?.reload;
-    if (r && (r.generation ?? 0) > before) {
+    if (!r && (status?.reloads ?? 0) > before.reloads) {
+      // A master of an older wsgid counts the HUP but does not publish its outcome.
+      io.out('reload requested (this master does not report the outcome: it runs an older wsgid)\n');
+      return EXIT.OK;
+    }
+    if (r && (r.generation ?? 0) > before.generation) {
       const line = `  ${r.ready ?? 0}/${r.wanted ?? 0} new worker(s) ready`;
       if (r.outcome === 'pending' && line !== progress) {
         io.out(line + '\n');

@@ -219,6 +219,7 @@ export class Arbiter {
       });
     }
     if (plan.changed.length > 0) this.log.info('HUP: configuration changes apply to the new workers', { settings: plan.changed.join(' ') });
+    if (plan.settings.workers < 1) this.log.warn('--workers below 1 means single-process mode, which needs a full restart; the master runs 1 worker');
     this.settings = plan.settings;
     this.apply(
       this.pool.reloadWith(Date.now(), { options: poolOptionsOf(plan.settings), changed: plan.changed, needsRestart: plan.needsRestart }),

@@ -109,9 +109,10 @@ describe('lifecycle', { timeout: 600_000 }, () => {
     dirs.push(dir);
     const h = m2.handler('app');
     const config = (values: Record<string, unknown>): void => writeFileSync(path.join(dir, 'wsgid.json'), JSON.stringify(values, null, 2));
-    const base = { recv: [h.recv], send: [h.send], workers: 1 };
+    // max_requests in the file is overridden by the command line, at start and on every HUP.
+    const base = { recv: [h.recv], send: [h.send], workers: 1, max_requests: 5 };
     config(base);
-    const start = await runCli([`--app-path=${dir}`]);
+    const start = await runCli([`--app-path=${dir}`, '--max-requests=1000']);
     assert.equal(start.code, 0, start.stderr + log(dir));
     assert.equal((await workerPids(dir)).length, 1);
     assert.match((await hello(m2)).text, /^hi /);
@@ -124,6 +125,9 @@ describe('lifecycle', { timeout: 600_000 }, () => {
     assert.equal((await status(dir)).report.workersWanted, 3);
     await waitFor('3 workers (the old one drained)', async () => (await workerPids(dir)).length === 3 || undefined);
     assert.match((await hello(m2)).text, /^hello /);
+    const maxRequests = JSON.parse(readFileSync(path.join(dir, 'pid', 'status.json'), 'utf8')) as { workers: Array<{ maxRequests: number }> };
+    assert.ok(maxRequests.workers.length >= 3, 'status lists the new workers');
+    assert.ok(maxRequests.workers.every((w) => w.maxRequests === 1000), 'the command line still wins over wsgid.json');
 
     // An invalid file: nothing changes, and restart says why.
     const running = await workerPids(dir);
