@@ -69,7 +69,8 @@ function exitCodeLines(): string[] {
   return [
     `Exit codes: ${EXIT.OK} ok (status: running), ${EXIT.FAILURE} failed, ${EXIT.USAGE} bad usage or configuration,`,
     `  ${EXIT.NOT_RUNNING} not running (start: the workers could not boot), ${EXIT.APP_LOAD} the app failed to load.`,
-    `  status: ${EXIT.FAILURE} when workers are crash-looping; restart: ${EXIT.FAILURE} or ${EXIT.APP_LOAD} when the new workers failed, ${EXIT.USAGE} when wsgid.json is invalid.`,
+    `  status: ${EXIT.FAILURE} when workers are crash-looping. restart: ${EXIT.FAILURE} or ${EXIT.APP_LOAD} when the new workers`,
+    `  failed, ${EXIT.USAGE} when wsgid.json is invalid (the running workers keep serving).`,
   ];
 }
 
