@@ -435,7 +435,6 @@ export class Arbiter {
 
   status(): MasterStatusFile {
     const { pool, startedAt } = this;
-    // (Numbers only: the settings themselves stay out of a file other users may read.)
     return buildStatus({ pool, table: this.dispatcher.table, masterPid: process.pid, startedAt, now: Date.now() });
   }
 
