@@ -53,17 +53,22 @@ export const BUILTIN_COMMANDS: Readonly<Record<CommandName, BuiltinCommand>> = {
       'to exit (bounded by graceful-timeout + 10 s from wsgid.json) and exits 1 if it did not.',
   },
   restart: {
-    usage: 'wsgid restart --app-path=DIR',
+    usage: 'wsgid restart --app-path=DIR [--no-wait]',
     description: 'Rolling reload: SIGHUP to the master; new workers start, then old ones drain. Zero downtime.',
+    details:
+      'The master re-reads wsgid.json and its command line first. restart waits until every new worker is ready ' +
+      '(exit 0) or failed (non-zero, with the error, e.g. the app\'s load error; the old workers keep serving); an ' +
+      'invalid wsgid.json is refused with its error (exit 2) and changes nothing; changed settings that need a full ' +
+      'restart are named. --no-wait returns once the signal is sent.',
   },
   reload: {
-    usage: 'wsgid reload --app-path=DIR',
+    usage: 'wsgid reload --app-path=DIR [--no-wait]',
     description: 'Same as restart.',
   },
   status: {
     usage: 'wsgid status --app-path=DIR [--json]',
-    description: 'Running/Stopped, with master and worker pids (dead ones marked); --json for more.',
-    details: 'Exit code 0 when running, 3 when stopped.',
+    description: 'Running/Crash-looping/Stopped, with master and worker pids (dead ones marked); --json for more.',
+    details: 'Exit code 0 when running, 1 when workers are crash-looping (they die soon after becoming ready), 3 when stopped.',
   },
   'systemd-unit': {
     usage: 'wsgid systemd-unit --app-path=DIR',

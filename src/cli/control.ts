@@ -76,7 +76,16 @@ export async function stopCommand(settings: Settings, values: CommandValues, io:
   const limitMs = (gracefulTimeoutSeconds(paths.root) + 10) * 1000;
   const deadline = Date.now() + limitMs;
   // Until the pid is released (reaped), as before; a pid taken over by another process ends the wait.
+  let said = '';
+  let saidAt = 0;
   while (masters.some(stillHoldsPid)) {
+    // Say what the stop waits for (workers finishing requests), when it changes (at most once a second).
+    const line = stopProgress(readMasterStatus(paths.root));
+    if (line && line !== said && Date.now() - saidAt >= 1000) {
+      io.out(`  ${line}\n`);
+      said = line;
+      saidAt = Date.now();
+    }
     if (Date.now() > deadline) {
       const left = masters.filter(stillHoldsPid).map((m) => m.pid);
       io.err(`wsgid: master pid ${left.join(', ')} still running after ${limitMs / 1000} s (try --send-signal=KILL)\n`);
@@ -90,8 +99,24 @@ export async function stopCommand(settings: Settings, values: CommandValues, io:
   return EXIT.OK;
 }
 
-/** `wsgid restart` / `wsgid reload`: SIGHUP (rolling reload) to the master. */
-export function restartCommand(settings: Settings, values: CommandValues, io: Output): number {
+/** What a stopping master still waits for, from its status file. */
+function stopProgress(status: MasterStatus | undefined): string | undefined {
+  const workers = status?.workers;
+  if (!workers || workers.length === 0) return undefined;
+  const inFlight = workers.reduce((n, w) => n + (w.inFlight ?? 0), 0);
+  return `waiting for ${workers.length} worker(s) to stop, ${inFlight} request(s) in flight`;
+}
+
+/** The master stops writing its status file for this long: it is stuck, stop waiting for it. */
+const STALLED_MS = 30_000;
+
+/**
+ * `wsgid restart` / `wsgid reload`: SIGHUP (rolling reload) to the master, then wait for its
+ * outcome in the status file (master/status.ts `reload`): 0 once the new workers serve; non-zero
+ * with the reason when they cannot start or the configuration is invalid (the old workers keep
+ * serving). `--no-wait` or another `--send-signal` only sends the signal.
+ */
+export async function restartCommand(settings: Settings, values: CommandValues, io: Output): Promise<number> {
   const paths = checkAppFolderExists(settings.appPath);
   const signal = normalizeSignal(values.sendSignal ?? 'HUP');
   const masters = liveMasters(paths.root);
@@ -99,9 +124,67 @@ export function restartCommand(settings: Settings, values: CommandValues, io: Ou
     io.err(`wsgid: not running in ${paths.root} (start it with: wsgid --app-path=${paths.root})\n`);
     return EXIT.NOT_RUNNING;
   }
+  const wait = !values.noWait && (signal === 'SIGHUP' || signal === 1) && masters.length === 1;
+  // The generation before ours: we wait for a newer one (a concurrent restart's newer one covers ours).
+  const seen = readMasterStatus(paths.root);
+  const before = { generation: seen?.reload?.generation ?? 0, reloads: seen?.reloads ?? 0 };
   for (const m of masters) send(m, signal);
-  io.out(`sent ${signalName(signal)} to master pid ${masters.map((m) => m.pid).join(', ')}: rolling reload requested\n`);
-  return EXIT.OK;
+  const pids = masters.map((m) => m.pid).join(', ');
+  if (!wait) {
+    io.out(`sent ${signalName(signal)} to master pid ${pids}: ${signal === 'SIGHUP' || signal === 1 ? 'rolling reload requested' : 'done'}\n`);
+    return EXIT.OK;
+  }
+  io.out(`sent SIGHUP to master pid ${pids}: rolling reload; waiting for the new workers to be ready\n`);
+  return waitForReload(paths.root, masters[0]!, before, io);
+}
+
+async function waitForReload(appPath: string, master: PidEntry, before: { generation: number; reloads: number }, io: Output): Promise<number> {
+  let progress = '';
+  let lastUpdate: string | undefined;
+  let lastChange = Date.now();
+  for (;;) {
+    if (!stillHoldsPid(master)) {
+      io.err(`wsgid: the master (pid ${master.pid}) exited during the reload (see ${appPath}/logs/wsgid.log)\n`);
+      return EXIT.FAILURE;
+    }
+    const status = readMasterStatus(appPath);
+    const updated = status?.updatedAt ?? '';
+    if (updated !== lastUpdate) {
+      lastUpdate = updated;
+      lastChange = Date.now();
+    } else if (Date.now() - lastChange > STALLED_MS) {
+      io.err(`wsgid: the master (pid ${master.pid}) has not updated its status for ${STALLED_MS / 1000} s; the reload's outcome is unknown\n`);
+      return EXIT.FAILURE;
+    }
+    const r = status?.reload;
+    if (!r && (status?.reloads ?? 0) > before.reloads) {
+      // A master of an older wsgid counts the HUP but does not publish its outcome.
+      io.out('reload requested (this master does not report the outcome: it runs an older wsgid)\n');
+      return EXIT.OK;
+    }
+    if (r && (r.generation ?? 0) > before.generation) {
+      const line = `  ${r.ready ?? 0}/${r.wanted ?? 0} new worker(s) ready`;
+      if (r.outcome === 'pending' && line !== progress) {
+        io.out(line + '\n');
+        progress = line;
+      }
+      if (r.outcome === 'done' || r.outcome === 'failed') {
+        if (r.changed && r.changed.length > 0) io.out(`applied: ${r.changed.join(' ')}\n`);
+        if (r.needsRestart && r.needsRestart.length > 0) {
+          io.err(
+            `wsgid: changed but not applied, these need a full restart (wsgid stop, then start): ${r.needsRestart.join(' ')}\n`,
+          );
+        }
+        if (r.outcome === 'done') {
+          io.out(`reloaded: ${r.ready} new worker(s) ready\n`);
+          return EXIT.OK;
+        }
+        io.err(`wsgid: reload failed: ${r.reason ?? 'unknown reason'}; the running workers keep serving (see ${appPath}/logs/wsgid.log)\n`);
+        return r.exitCode && r.exitCode !== EXIT.NOT_RUNNING ? r.exitCode : EXIT.FAILURE;
+      }
+    }
+    await sleep(100);
+  }
 }
 
 /** What the master publishes about itself in pid/status.json (master/status.ts MasterStatusFile). */
@@ -115,6 +198,18 @@ export interface MasterStatus {
   recycled?: number;
   reloads?: number;
   bootFailures?: number;
+  memoryRecycled?: number;
+  crashLoop?: { looping?: boolean; deaths?: number; since?: string; lastExit?: string; nextSpawnIn?: number };
+  reload?: {
+    generation?: number;
+    outcome?: string;
+    reason?: string;
+    exitCode?: number;
+    wanted?: number;
+    ready?: number;
+    changed?: string[];
+    needsRestart?: string[];
+  };
 }
 
 /** The master's status file, if it has one and it parses. */
@@ -140,7 +235,8 @@ export interface ProcessStatus {
 
 /** `wsgid status --json`. Numbers come from the master's status file (absent when it has none). */
 export interface StatusReport {
-  status: 'running' | 'stopped';
+  /** 'crash-looping': running, but workers die soon after becoming ready (see `crashLoop`). */
+  status: 'running' | 'crash-looping' | 'stopped';
   appPath: string;
   /** Every master pid file (normally one); dead ones have alive=false. */
   master: ProcessStatus[];
@@ -154,6 +250,12 @@ export interface StatusReport {
   recycled?: number;
   reloads?: number;
   bootFailures?: number;
+  /** Workers recycled by --max-memory. */
+  memoryRecycled?: number;
+  /** Workers dying soon after becoming ready, in a row (master/status.ts). */
+  crashLoop?: MasterStatus['crashLoop'];
+  /** The latest HUP and its outcome. */
+  reload?: MasterStatus['reload'];
   /** When the master last wrote its numbers. */
   updatedAt?: string;
 }
@@ -181,6 +283,10 @@ export function collectStatus(appPath: string): StatusReport {
     report.recycled = stats.recycled;
     report.reloads = stats.reloads;
     report.bootFailures = stats.bootFailures;
+    report.memoryRecycled = stats.memoryRecycled;
+    report.crashLoop = stats.crashLoop;
+    report.reload = stats.reload;
+    if (stats.crashLoop?.looping) report.status = 'crash-looping';
     report.updatedAt = stats.updatedAt;
   }
   return report;
@@ -190,18 +296,21 @@ function pidList(entries: { pid: number; alive: boolean }[]): string {
   return entries.length ? entries.map((e) => (e.alive ? String(e.pid) : `${e.pid}(dead)`)).join(', ') : '-';
 }
 
-/** `wsgid status [--json]`: exit 0 when running, 3 when stopped. */
+/** `wsgid status [--json]`: exit 0 when running, 1 when crash-looping, 3 when stopped. */
 export function statusCommand(settings: Settings, values: CommandValues, io: Output): number {
   const paths = checkAppFolderExists(settings.appPath);
   const report = collectStatus(paths.root);
   if (values.json) {
     io.out(JSON.stringify(report, null, 2) + '\n');
   } else {
-    io.out(
-      `Status: ${report.status === 'running' ? 'Running' : 'Stopped'}\n` +
-        `Master pid(s): ${pidList(report.master)}\n` +
-        `Worker pid(s): ${pidList(report.workers)}\n`,
-    );
+    const title = { running: 'Running', 'crash-looping': 'Crash-looping', stopped: 'Stopped' }[report.status];
+    const c = report.crashLoop;
+    const crash = report.status === 'crash-looping' && c
+      ? `Crash loop: ${c.deaths} worker(s) in a row died soon after becoming ready (last: ${c.lastExit}); ` +
+        `${c.nextSpawnIn ? `next spawn in ${c.nextSpawnIn} s` : 'respawning'}\n`
+      : '';
+    io.out(`Status: ${title}\nMaster pid(s): ${pidList(report.master)}\nWorker pid(s): ${pidList(report.workers)}\n${crash}`);
   }
-  return report.status === 'running' ? EXIT.OK : EXIT.NOT_RUNNING;
+  if (report.status === 'stopped') return EXIT.NOT_RUNNING;
+  return report.status === 'crash-looping' ? EXIT.FAILURE : EXIT.OK;
 }

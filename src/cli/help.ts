@@ -69,6 +69,8 @@ function exitCodeLines(): string[] {
   return [
     `Exit codes: ${EXIT.OK} ok (status: running), ${EXIT.FAILURE} failed, ${EXIT.USAGE} bad usage or configuration,`,
     `  ${EXIT.NOT_RUNNING} not running (start: the workers could not boot), ${EXIT.APP_LOAD} the app failed to load.`,
+    `  status: ${EXIT.FAILURE} when workers are crash-looping. restart: ${EXIT.FAILURE} or ${EXIT.APP_LOAD} when the new workers`,
+    `  failed, ${EXIT.USAGE} when wsgid.json is invalid (the running workers keep serving).`,
   ];
 }
 
@@ -116,6 +118,12 @@ export function renderOptionsMarkdown(): string {
   out.push('', '### Options', '');
   out.push('Precedence: command line over the environment (for the options that name a variable) over `wsgid.json` over defaults. `wsgid.json` keys are the flag names');
   out.push('without `--`, with `-` replaced by `_` (`--app-path` ↔ `app_path`), except `--env` ↔ `envs`.', '');
+  const fixed = OPTION_LIST.filter((o) => o.spec.commands.includes('start') && !o.spec.reloadable).map((o) => `\`--${o.spec.flag}\``);
+  out.push(
+    '`wsgid restart` (HUP) reads `wsgid.json` and the command line again: a change to any `start` option takes effect through the',
+    `rolling reload, except ${fixed.join(', ')}, which need a full restart (stop, then start; the reload names them).`,
+    '',
+  );
   out.push('| Flag | wsgid.json | Type | Default | Commands | Description |', '|---|---|---|---|---|---|');
   for (const { spec } of OPTION_LIST) {
     const key = (spec.where ?? 'both') === 'cli' ? '—' : `\`${jsonKey(spec)}\``;
@@ -128,11 +136,11 @@ export function renderOptionsMarkdown(): string {
   }
   out.push('', '### Exit codes', '', '| Code | Meaning |', '|---|---|');
   out.push(
-    `| ${EXIT.OK} | success; \`status\`: running |`,
-    `| ${EXIT.FAILURE} | failed: the app could not start, stop timed out, a signal could not be sent |`,
-    `| ${EXIT.USAGE} | bad usage or configuration: unknown option, bad value, bad wsgid.json, missing app folder |`,
+    `| ${EXIT.OK} | success; \`status\`: running; \`restart\`: the new workers serve |`,
+    `| ${EXIT.FAILURE} | failed: the app could not start, stop timed out, a signal could not be sent, \`restart\`: the new workers could not boot (the old ones keep serving); \`status\`: running but crash-looping |`,
+    `| ${EXIT.USAGE} | bad usage or configuration: unknown option, bad value, bad wsgid.json (also when \`restart\` re-reads it: the running configuration is kept), missing app folder |`,
     `| ${EXIT.NOT_RUNNING} | not running (\`status\`, \`restart\`, \`reload\`); for \`start\`: the workers could not boot |`,
-    `| ${EXIT.APP_LOAD} | \`start\`: the app failed to load |`,
+    `| ${EXIT.APP_LOAD} | \`start\`: the app failed to load; \`restart\`: the new code fails to load (the old workers keep serving) |`,
   );
   return out.join('\n') + '\n';
 }

@@ -38,7 +38,9 @@ export async function main(argv: readonly string[]): Promise<number> {
   switch (command) {
     case 'start': {
       const { settings } = resolveSettings(values, { readFile: true });
-      return startCommand(settings, argv);
+      // HUP re-reads the configuration the same way: this command line, its folder, wsgid.json now.
+      const cwd = process.cwd();
+      return startCommand(settings, argv, () => resolveSettings(values, { readFile: true, requireEndpoints: true, cwd }).settings);
     }
     case 'init':
       return initCommand(resolveSettings(values).settings, io);

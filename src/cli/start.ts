@@ -10,6 +10,7 @@ import { listPidFiles, removePidFile, writePidFile } from '../app-folder/pidfile
 import { enterAppFolder, prepareForWorkers } from '../app-folder/privileges.js';
 import { createLogger, type Logger, type LogFields } from '../log/logger.js';
 import { reportToParent, spawnDaemon, takeDaemonChildMarker } from './daemon.js';
+import { readMasterStatus } from './control.js';
 
 /** How long `wsgid start` waits for the daemon to report "ready". */
 export const READY_TIMEOUT_MS = 90_000;
@@ -40,8 +41,11 @@ function runningMasters(appPath: string): number[] {
     .map((e) => e.pid);
 }
 
-/** The `start` command. `argv` is the original command line (re-used to spawn the daemon). */
-export async function startCommand(settings: Settings, argv: readonly string[]): Promise<number> {
+/**
+ * The `start` command. `argv` is the original command line (re-used to spawn the daemon);
+ * `reread` resolves the settings again from it and wsgid.json (for HUP; throws when invalid).
+ */
+export async function startCommand(settings: Settings, argv: readonly string[], reread?: () => Settings): Promise<number> {
   const isDaemonChild = takeDaemonChildMarker();
   const paths = checkAppFolder(settings.appPath);
   checkSettings(settings, true);
@@ -60,7 +64,11 @@ export async function startCommand(settings: Settings, argv: readonly string[]):
   }
 
   if (!settings.noDaemon && !isDaemonChild) {
-    const result = await spawnDaemon({ argv, cwd: paths.root, readyTimeoutMs: READY_TIMEOUT_MS, logFile: paths.wsgidLog });
+    process.stdout.write(`starting wsgid in ${paths.root}: waiting for ${settings.workers === 0 ? 'the app' : `${settings.workers} worker(s)`} to be ready\n`);
+    const progress = startProgress(paths.root);
+    const result = await spawnDaemon({ argv, cwd: paths.root, readyTimeoutMs: READY_TIMEOUT_MS, logFile: paths.wsgidLog }).finally(() =>
+      clearInterval(progress),
+    );
     (result.exitCode === EXIT.OK ? process.stdout : process.stderr).write(result.message + '\n');
     return result.exitCode;
   }
@@ -103,7 +111,8 @@ export async function startCommand(settings: Settings, argv: readonly string[]):
       code = await runStandalone(effective, logger, onReady);
     } else {
       const { runMaster } = await import('../master/index.js');
-      code = await runMaster(effective, logger, { onReady });
+      const reloadSettings = reread && ((): Settings => ({ ...reread(), noDaemon: effective.noDaemon }));
+      code = await runMaster(effective, logger, { onReady, reloadSettings });
     }
   } catch (error) {
     const exitCode = error instanceof WsgidError ? error.exitCode : EXIT.FAILURE;
@@ -117,6 +126,20 @@ export async function startCommand(settings: Settings, argv: readonly string[]):
     if (isDaemonChild) reportToParent({ type: 'failed', reason: 'stopped before the workers were ready', exitCode: EXIT.FAILURE });
   }
   return code;
+}
+
+/** While `wsgid start` waits: say how many workers are ready (and failed boots) as it changes. */
+function startProgress(appPath: string): NodeJS.Timeout {
+  let said = '';
+  return setInterval(() => {
+    const status = readMasterStatus(appPath);
+    if (!status?.workers) return;
+    const ready = status.workers.filter((w) => w.state === 'serving').length;
+    const failed = status.bootFailures ? `, ${status.bootFailures} failed boot(s) so far` : '';
+    const line = `  ${ready}/${status.workersWanted ?? '?'} worker(s) ready${failed}`;
+    if (line !== said) process.stdout.write(line + '\n');
+    said = line;
+  }, 500);
 }
 
 /** --workers=0: serve in this process (worker/standalone.ts) until SIGTERM, SIGINT or SIGQUIT. */

@@ -36,6 +36,8 @@ export interface CommandValues {
   sendSignal?: string;
   /** status: print JSON. */
   json: boolean;
+  /** restart / reload: return once the signal is sent instead of waiting for the outcome. */
+  noWait: boolean;
 }
 
 /** All option values: the Settings plus the command-only ones. */
@@ -70,6 +72,12 @@ export interface OptionSpec<T extends OptionType = OptionType> {
    * default. Booleans take 1/0, true/false, yes/no.
    */
   readonly env?: string;
+  /**
+   * A change takes effect on HUP (`wsgid restart`), through the rolling reload: the master re-reads
+   * wsgid.json and its command line, and new workers start with the new value. Otherwise (absent)
+   * a changed value needs a full restart (stop, start); HUP keeps the running value and says so.
+   */
+  readonly reloadable?: boolean;
 }
 
 /** The option table's shape: one spec per option value, of the matching kind. */
@@ -137,6 +145,19 @@ function osSignals(): Record<string, number> {
   return osConstants.signals as unknown as Record<string, number>;
 }
 
+const SIZE = /^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$/i;
+const SIZE_UNITS: Record<string, number> = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 };
+
+/** Bytes of a size like 512M, 1.5G, 200MB, 1048576 (binary units: K = 1024); undefined when not a size. */
+export function parseSize(value: string): number | undefined {
+  const m = SIZE.exec(value.trim());
+  if (!m) return undefined;
+  return Math.floor(Number(m[1]) * SIZE_UNITS[m[2]!.toLowerCase()]!);
+}
+
+const checkSize = (value: string): string | undefined =>
+  parseSize(value) === undefined ? `expected a size like 200M, 1G or 0 (bytes; K, M, G, T = powers of 1024), got '${value}'` : undefined;
+
 const checkEnvName = (env: Record<string, string>): string | undefined => {
   for (const name of Object.keys(env)) {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) return `expected environment variable names, got '${name}'`;
@@ -183,6 +204,7 @@ export const OPTIONS: OptionTable = {
   },
   wsgiApp: {
     flag: 'wsgi-app',
+    reloadable: true,
     type: 'string',
     commands: START,
     metavar: 'APP',
@@ -192,6 +214,7 @@ export const OPTIONS: OptionTable = {
   },
   workers: {
     flag: 'workers',
+    reloadable: true,
     type: 'int',
     default: 1,
     commands: START,
@@ -201,6 +224,7 @@ export const OPTIONS: OptionTable = {
   },
   workerConnections: {
     flag: 'worker-connections',
+    reloadable: true,
     type: 'int',
     default: 100,
     commands: START,
@@ -210,6 +234,7 @@ export const OPTIONS: OptionTable = {
   },
   keepAlive: {
     flag: 'keep-alive',
+    reloadable: true,
     type: 'bool',
     default: true,
     commands: START,
@@ -217,6 +242,7 @@ export const OPTIONS: OptionTable = {
   },
   timeout: {
     flag: 'timeout',
+    reloadable: true,
     type: 'int',
     default: 30,
     commands: START,
@@ -226,6 +252,7 @@ export const OPTIONS: OptionTable = {
   },
   bootTimeout: {
     flag: 'boot-timeout',
+    reloadable: true,
     type: 'int',
     default: 60,
     commands: START,
@@ -237,6 +264,7 @@ export const OPTIONS: OptionTable = {
   },
   pingMs: {
     flag: 'ping-ms',
+    reloadable: true,
     type: 'int',
     default: 30_000,
     commands: START,
@@ -249,6 +277,7 @@ export const OPTIONS: OptionTable = {
   },
   listenWaitMs: {
     flag: 'listen-wait-ms',
+    reloadable: true,
     type: 'int',
     default: 5000,
     commands: START,
@@ -259,6 +288,7 @@ export const OPTIONS: OptionTable = {
   },
   standardResponse: {
     flag: 'standard-response',
+    reloadable: true,
     type: 'bool',
     default: false,
     commands: START,
@@ -280,6 +310,7 @@ export const OPTIONS: OptionTable = {
   },
   wsgiPipeline: {
     flag: 'wsgi-pipeline',
+    reloadable: true,
     type: 'int',
     default: 8,
     commands: START,
@@ -291,6 +322,7 @@ export const OPTIONS: OptionTable = {
   },
   gracefulTimeout: {
     flag: 'graceful-timeout',
+    reloadable: true,
     type: 'int',
     default: 30,
     commands: START,
@@ -300,6 +332,7 @@ export const OPTIONS: OptionTable = {
   },
   maxRequests: {
     flag: 'max-requests',
+    reloadable: true,
     type: 'int',
     default: 0,
     commands: START,
@@ -309,12 +342,57 @@ export const OPTIONS: OptionTable = {
   },
   maxRequestsJitter: {
     flag: 'max-requests-jitter',
+    reloadable: true,
     type: 'int',
     default: 0,
     commands: START,
     metavar: 'N',
     help: 'Add a random 0..N to --max-requests per worker, so workers do not recycle together.',
     check: atLeast(0),
+  },
+  maxMemory: {
+    flag: 'max-memory',
+    reloadable: true,
+    type: 'string',
+    default: '0',
+    commands: START,
+    metavar: 'SIZE',
+    help:
+      'Recycle a worker (gracefully, like --max-requests) whose memory (resident set of its Node process ' +
+      'plus its Python process) stays above SIZE (e.g. 512M, 1G) for 3 heartbeats in a row. 0 = never.',
+    check: checkSize,
+  },
+  crashWindow: {
+    flag: 'crash-window',
+    reloadable: true,
+    type: 'int',
+    default: 10,
+    commands: START,
+    metavar: 'SECONDS',
+    help:
+      'A worker that dies unexpectedly within SECONDS of becoming ready is respawned after an exponential ' +
+      'backoff (1 s, 2 s, 4 s, … up to --crash-backoff-max); a replacement that serves SECONDS resets it. 0 = respawn at once.',
+    check: atLeast(0),
+  },
+  crashLoopAfter: {
+    flag: 'crash-loop-after',
+    reloadable: true,
+    type: 'int',
+    default: 3,
+    commands: START,
+    metavar: 'N',
+    help: 'After N such quick deaths in a row the master reports a crash loop (log, `wsgid status`, exit code 1).',
+    check: atLeast(1),
+  },
+  crashBackoffMax: {
+    flag: 'crash-backoff-max',
+    reloadable: true,
+    type: 'int',
+    default: 60,
+    commands: START,
+    metavar: 'SECONDS',
+    help: 'The longest wait before respawning a crash-looping worker.',
+    check: atLeast(1),
   },
   noDaemon: {
     flag: 'no-daemon',
@@ -353,6 +431,7 @@ export const OPTIONS: OptionTable = {
   },
   mongrel2Chroot: {
     flag: 'mongrel2-chroot',
+    reloadable: true,
     type: 'string',
     default: '',
     commands: START,
@@ -361,6 +440,7 @@ export const OPTIONS: OptionTable = {
   },
   loaderDir: {
     flag: 'loader-dir',
+    reloadable: true,
     type: 'list',
     default: [],
     commands: START,
@@ -369,6 +449,7 @@ export const OPTIONS: OptionTable = {
   },
   django: {
     flag: 'django',
+    reloadable: true,
     type: 'bool',
     default: false,
     commands: START,
@@ -376,6 +457,7 @@ export const OPTIONS: OptionTable = {
   },
   python: {
     flag: 'python',
+    reloadable: true,
     type: 'string',
     default: 'python3',
     commands: START,
@@ -384,6 +466,7 @@ export const OPTIONS: OptionTable = {
   },
   envs: {
     flag: 'env',
+    reloadable: true,
     key: 'envs',
     type: 'map',
     default: {},
@@ -408,6 +491,14 @@ export const OPTIONS: OptionTable = {
     commands: ['status'],
     where: 'cli',
     help: 'Print the status as JSON (pids, uptime, requests served, in flight, restarts).',
+  },
+  noWait: {
+    flag: 'no-wait',
+    type: 'bool',
+    default: false,
+    commands: ['restart', 'reload'],
+    where: 'cli',
+    help: 'Return once the signal is sent, without waiting for the new workers to be ready (or to fail).',
   },
 };
 

@@ -13,7 +13,7 @@ import { OPTION_LIST, defaultOf, type CommandValues, type OptionValues, type Opt
 import type { Settings } from './settings.js';
 
 /** Option names that are not Settings (they only steer one command). */
-const COMMAND_VALUE_NAMES: readonly (keyof CommandValues)[] = ['sendSignal', 'json'];
+const COMMAND_VALUE_NAMES: readonly (keyof CommandValues)[] = ['sendSignal', 'json', 'noWait'];
 
 export interface Resolved {
   settings: Settings;
@@ -89,7 +89,7 @@ export function splitValues(values: OptionValues): { settings: Settings; command
   }
   return {
     settings: settings as unknown as Settings,
-    commandValues: { sendSignal: values.sendSignal, json: values.json },
+    commandValues: { sendSignal: values.sendSignal, json: values.json, noWait: values.noWait },
   };
 }
 

@@ -38,6 +38,14 @@ export interface Settings {
   maxRequests: number;
   /** Random 0..N added to maxRequests per worker, so workers don't recycle together. */
   maxRequestsJitter: number;
+  /** Recycle a worker whose RSS (Node + Python) stays above this size (e.g. '512M'); '0' = never. */
+  maxMemory: string;
+  /** Seconds after becoming ready within which an unexpected death counts as a quick one (crash loop); 0 = off. */
+  crashWindow: number;
+  /** Quick deaths in a row after which the master reports a crash loop. */
+  crashLoopAfter: number;
+  /** Seconds: the crash-loop respawn backoff's cap. */
+  crashBackoffMax: number;
   /** Run in the foreground (no detach). */
   noDaemon: boolean;
   /** Log to stdout instead of logs/wsgid.log (foreground) */

@@ -27,7 +27,13 @@ export interface WorkerBootConfig {
 export type WorkerMessage =
   | { type: 'ready' }
   /** Sent every heartbeatMs from the worker's event loop; carries its counters. */
-  | { type: 'heartbeat'; served: number; inFlight: number }
+  | {
+      type: 'heartbeat';
+      served: number;
+      inFlight: number;
+      /** Resident memory (bytes) of the worker and its child processes (its Python), when it could read it. */
+      rss?: number;
+    }
   /** The worker reached its max-requests: please replace me (spawn, wait ready, drain me). */
   | { type: 'retire'; served: number }
   /** Boot failed; sent just before exiting with code 3 or 4. */

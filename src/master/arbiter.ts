@@ -31,12 +31,20 @@ import {
 import { listPidFiles, removePidFile, writePidFile } from '../app-folder/pidfile.js';
 import { removeStaleState } from '../app-folder/stale.js';
 import { removeStatusFile, writeStatusFile } from '../app-folder/status-file.js';
+import { planReload } from '../config/reload.js';
+import { EXIT, WsgidError } from '../errors.js';
 import { poolOptionsOf, WorkerPool, type KillSignal, type PoolAction, type PoolSignal, type PoolWorker } from './pool.js';
 import { buildStatus, type MasterStatusFile } from './status.js';
 
 export interface MasterHooks {
   /** Called once, when the first full set of workers is ready. */
   onReady?: () => void;
+  /**
+   * On HUP: the settings again, as at start (wsgid.json, the command line, the environment, read
+   * anew). Throws when they are invalid (the running configuration is kept). Without it, HUP
+   * reloads the workers with the running settings.
+   */
+  reloadSettings?: () => Settings;
 }
 
 /** The compiled worker entry, next to this file's folder: dist/src/worker/main.js. */
@@ -59,7 +67,8 @@ interface Exited {
 }
 
 export class Arbiter {
-  private readonly settings: Settings;
+  /** The running settings: a HUP may replace the reloadable ones (config/reload.ts). */
+  private settings: Settings;
   private readonly log: Logger;
   private readonly hooks: MasterHooks;
   private readonly dispatcher: Dispatcher;
@@ -182,8 +191,39 @@ export class Arbiter {
   private handleSignals(): void {
     for (let sig = this.signalQueue.shift(); sig !== undefined; sig = this.signalQueue.shift()) {
       if (sig === 'SIGUSR1') this.reopenLogs();
+      else if (sig === 'SIGHUP') this.reload();
       else this.apply(this.pool.signal(sig, Date.now()));
     }
+  }
+
+  /** HUP: re-read the configuration (when the CLI gave the means), then the rolling reload. */
+  private reload(): void {
+    const reread = this.hooks.reloadSettings;
+    if (!reread) {
+      this.apply(this.pool.reloadWith(Date.now()));
+      return;
+    }
+    let next: Settings;
+    try {
+      next = reread();
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      const code = err instanceof WsgidError ? err.exitCode : EXIT.FAILURE;
+      this.apply(this.pool.reloadRefused(Date.now(), reason, code));
+      return;
+    }
+    const plan = planReload(this.settings, next);
+    if (plan.needsRestart.length > 0) {
+      this.log.warn('HUP: changed settings that need a full restart (stop, then start); running with the old values', {
+        settings: plan.needsRestart.join(' '),
+      });
+    }
+    if (plan.changed.length > 0) this.log.info('HUP: configuration changes apply to the new workers', { settings: plan.changed.join(' ') });
+    if (plan.settings.workers < 1) this.log.warn('--workers below 1 means single-process mode, which needs a full restart; the master runs 1 worker');
+    this.settings = plan.settings;
+    this.apply(
+      this.pool.reloadWith(Date.now(), { options: poolOptionsOf(plan.settings), changed: plan.changed, needsRestart: plan.needsRestart }),
+    );
   }
 
   private reopenLogs(): void {
@@ -362,7 +402,7 @@ export class Arbiter {
         break;
       }
       case 'heartbeat':
-        this.pool.heartbeat(id, message.served, now);
+        this.applyAndWake(this.pool.heartbeat(id, message.served, now, message.rss));
         break;
       case 'retire':
         this.applyAndWake(this.pool.retireRequested(id, message.served));

@@ -14,7 +14,7 @@
  * marker sent, finishing in-flight) → gone; `aborted` = timed out or fast-stopped: SIGTERM/SIGINT,
  * then SIGKILL.
  */
-import { MAX_WORKERS } from '../config/options.js';
+import { MAX_WORKERS, parseSize } from '../config/options.js';
 import type { Settings } from '../config/settings.js';
 import { EXIT_APP_LOAD_ERROR, EXIT_BOOT_ERROR, type MasterMessage } from '../dispatch/lifecycle.js';
 import { RECENT_MS } from '../dispatch/table.js';
@@ -32,6 +32,10 @@ export const BACKOFF_MAX_MS = 15_000;
 export const BOOT_KILL_GRACE_MS = 2000;
 /** After a fast stop (INT/QUIT), workers get this long before SIGKILL. */
 export const FAST_STOP_GRACE_MS = 2000;
+/** The first respawn delay after a quick death (doubled for each next one, up to crashBackoffMaxMs). */
+export const CRASH_BACKOFF_BASE_MS = 1000;
+/** Heartbeats in a row over --max-memory after which a worker is recycled (one spike is not enough). */
+export const MEMORY_CHECKS = 3;
 /** After a SIGKILL that did not end a worker, the next one this much later. */
 const KILL_RETRY_MS = 5000;
 /** A timed-out worker gets at most this long (and at most the graceful timeout) before SIGKILL. */
@@ -72,6 +76,12 @@ export interface PoolWorker {
   bootTimedOut: boolean;
   /** Retiring at max-requests and sent all its overshoot bound allows: drain it even if alone. */
   overshot: boolean;
+  /** When it became ready (0 while booting): a death soon after is a quick one (crash loop). */
+  readyAt: number;
+  /** Resident memory of its process and its children (bytes), from its last heartbeat; 0 = unknown. */
+  rss: number;
+  /** Heartbeats in a row whose rss was over maxMemoryBytes. */
+  overMemory: number;
 }
 
 /** What the pool asks the arbiter to do, in order. */
@@ -117,6 +127,14 @@ export interface PoolOptions {
   /** 0 = never recycle. */
   maxRequests: number;
   maxRequestsJitter: number;
+  /** Recycle a worker whose rss stays above this (MEMORY_CHECKS heartbeats in a row); 0 = never. */
+  maxMemoryBytes: number;
+  /** A serving worker dying unexpectedly within this long of becoming ready is a quick death; 0 = off. */
+  crashWindowMs: number;
+  /** Quick deaths in a row that make a crash loop (reported; spawns one at a time). */
+  crashLoopAfter: number;
+  /** Cap of the quick-death respawn backoff. */
+  crashBackoffMaxMs: number;
   /** In [0, 1), for the jitter (tests pass their own). */
   random?: () => number;
 }
@@ -133,6 +151,10 @@ export function poolOptionsOf(settings: Settings): PoolOptions {
     workerConnections: settings.workerConnections,
     maxRequests: settings.maxRequests,
     maxRequestsJitter: settings.maxRequestsJitter,
+    maxMemoryBytes: parseSize(settings.maxMemory) ?? 0,
+    crashWindowMs: settings.crashWindow * 1000,
+    crashLoopAfter: settings.crashLoopAfter,
+    crashBackoffMaxMs: settings.crashBackoffMax * 1000,
   };
 }
 
@@ -146,11 +168,57 @@ export interface WorkerExit {
   lastReport: number;
 }
 
+/** Workers dying soon after becoming ready, one after the other. */
+export interface CrashLoop {
+  /** Quick deaths in a row. */
+  deaths: number;
+  /** The first of them. */
+  since: number;
+  lastDeathAt: number;
+  /** How the last one ended ("code 1", "signal SIGSEGV"). */
+  lastExit: string;
+  /** No spawn before this time (the backoff). */
+  nextSpawnAt: number;
+  /** deaths >= crashLoopAfter: reported as a crash loop. */
+  looping: boolean;
+}
+
+export type ReloadOutcome = 'pending' | 'done' | 'failed';
+
+/** The latest HUP and how it went (status file → `wsgid restart` waits on it). */
+export interface ReloadRecord {
+  /** Counts HUPs (refused ones included): `wsgid restart` waits for one newer than it saw. */
+  generation: number;
+  requestedAt: number;
+  outcome: ReloadOutcome;
+  finishedAt?: number;
+  /** Why it failed (the new workers' boot error, the invalid configuration). */
+  reason?: string;
+  /** The exit code `wsgid restart` reports a failure with (4: the app cannot be loaded). */
+  exitCode?: number;
+  /** New workers wanted, and those of them serving so far. */
+  wanted: number;
+  ready: number;
+  /** Settings applied through this reload, and those that changed but need a full restart (flags). */
+  changed: string[];
+  needsRestart: string[];
+}
+
+/** What a HUP brings besides the rolling reload (the arbiter re-read the configuration). */
+export interface ReloadChange {
+  /** The new pool options (from the re-read settings). */
+  options?: PoolOptions;
+  changed?: string[];
+  needsRestart?: string[];
+}
+
 export interface PoolCounters {
   /** Unexpected deaths of serving workers. */
   restarts: number;
   /** max-requests replacements. */
   recycled: number;
+  /** --max-memory replacements. */
+  memoryRecycled: number;
   /** HUPs. */
   reloads: number;
   /** Consecutive boot failures (reset when a worker becomes ready, or on HUP). */
@@ -170,14 +238,18 @@ export function backoffDelay(failures: number): number {
 
 export class WorkerPool {
   private readonly live = new Map<number, PoolWorker>();
-  private readonly count: PoolCounters = { restarts: 0, recycled: 0, reloads: 0, bootFailures: 0, servedByGone: 0 };
+  private readonly count: PoolCounters = { restarts: 0, recycled: 0, memoryRecycled: 0, reloads: 0, bootFailures: 0, servedByGone: 0 };
+  private crash: CrashLoop | undefined;
+  private lastReload: ReloadRecord | undefined;
+  /** Workers with this id or higher were spawned after the latest HUP. */
+  private reloadFirstId = 0;
   private phaseNow: PoolPhase = 'starting';
   private halted: number | undefined;
   private wantedCount: number;
   private nextId = 1;
   private nextSpawnAt = 0;
   private readySignalled = false;
-  private readonly options: PoolOptions;
+  private options: PoolOptions;
   private readonly random: () => number;
 
   constructor(options: PoolOptions) {
@@ -193,6 +265,16 @@ export class WorkerPool {
 
   get counters(): Readonly<PoolCounters> {
     return this.count;
+  }
+
+  /** The current run of quick deaths, if any (`looping` once it is a crash loop). */
+  get crashLoop(): Readonly<CrashLoop> | undefined {
+    return this.crash;
+  }
+
+  /** The latest HUP and its outcome. */
+  get reload(): Readonly<ReloadRecord> | undefined {
+    return this.lastReload;
   }
 
   get phase(): PoolPhase {
@@ -246,11 +328,24 @@ export class WorkerPool {
     return w ? this.checkReady(w, true, now) : [];
   }
 
-  heartbeat(id: number, served: number, now: number): void {
+  /** Its heartbeat: counters, and its memory (rss, bytes) when it reports it. */
+  heartbeat(id: number, served: number, now: number, rss?: number): PoolAction[] {
     const w = this.live.get(id);
-    if (!w) return;
+    if (!w) return [];
     w.lastBeat = now;
     w.served = served;
+    if (rss === undefined) return [];
+    w.rss = rss;
+    const limit = this.options.maxMemoryBytes;
+    w.overMemory = limit > 0 && rss > limit ? w.overMemory + 1 : 0;
+    if (w.overMemory < MEMORY_CHECKS || w.retiring || w.state !== 'serving') return [];
+    // Like max-requests: replaced, finishing what it has; nothing in flight is cut.
+    w.retiring = true;
+    this.count.memoryRecycled++;
+    return [
+      { type: 'retire', id, bound: this.options.workerConnections },
+      note('warn', 'worker over --max-memory; replacing it', { worker: id, pid: w.pid, rss, maxMemory: limit, checks: w.overMemory }),
+    ];
   }
 
   fatal(id: number, message: string): void {
@@ -316,11 +411,12 @@ export class WorkerPool {
       const hint = exit.signal === 'SIGKILL' ? ' (killed: perhaps out of memory?)' : '';
       actions.push(note('error', `worker died unexpectedly${hint}`, { worker: id, pid: w.pid, exit: how, served: w.served }));
       if (!this.options.keepAlive && this.phaseNow === 'running' && this.wantedCount > 1) this.wantedCount--;
+      else if (w.state === 'serving' && this.phaseNow !== 'stopping') actions.push(...this.quickDeath(w, how, now));
     }
     return actions;
   }
 
-  /** A signal the master received (USR1 is the arbiter's alone: it only reopens files). */
+  /** A signal the master received (USR1 is the arbiter's alone: it only reopens files; the arbiter turns HUP into reloadWith). */
   signal(sig: PoolSignal, now: number): PoolAction[] {
     switch (sig) {
       case 'SIGTERM':
@@ -329,7 +425,7 @@ export class WorkerPool {
       case 'SIGQUIT':
         return this.stopFast(now);
       case 'SIGHUP':
-        return this.reload();
+        return this.reloadWith(now);
       case 'SIGTTIN':
         if (this.phaseNow === 'stopping' || this.wantedCount >= this.options.maxWorkers) return [];
         this.wantedCount++;
@@ -406,11 +502,14 @@ export class WorkerPool {
     // Active: will keep serving (booting or serving, not retiring).
     const active = all.filter((w) => (w.state === 'booting' || w.state === 'serving') && !w.retiring);
     const failing = this.count.bootFailures > 0;
+    actions.push(...this.crashCheck(now));
+    // One at a time too while workers crash-loop: no point starting several that will die.
+    const oneAtATime = failing || this.crash?.looping === true;
     if (active.length < this.wantedCount && now >= this.nextSpawnAt) {
       // After a boot failure, one at a time until one comes up.
-      const missing = failing ? 1 : this.wantedCount - active.length;
+      const missing = oneAtATime ? 1 : this.wantedCount - active.length;
       const booting = active.some((w) => w.state === 'booting');
-      for (let i = 0; i < missing && !(failing && booting); i++) actions.push(this.spawn(now));
+      for (let i = 0; i < missing && !(oneAtATime && booting); i++) actions.push(this.spawn(now));
     } else if (active.length > this.wantedCount) {
       // TTOU: drain the oldest extra ones (booting ones first).
       const extra = active.sort((a, b) => (a.state === b.state ? a.id - b.id : a.state === 'booting' ? -1 : 1));
@@ -434,6 +533,7 @@ export class WorkerPool {
       actions.push(...this.drain(w, 'replaced by a newer worker', now));
       serving--;
     }
+    actions.push(...this.reloadProgress(now));
     if (this.phaseNow === 'starting') {
       const ready = all.filter((w) => w.state === 'serving' && !w.retiring).length;
       if (ready >= this.wantedCount) {
@@ -469,6 +569,9 @@ export class WorkerPool {
       stopRequested: false,
       bootTimedOut: false,
       overshot: false,
+      readyAt: 0,
+      rss: 0,
+      overMemory: 0,
     };
     this.live.set(worker.id, worker);
     return { type: 'spawn', worker };
@@ -478,6 +581,7 @@ export class WorkerPool {
     if (w.state !== 'booting' || !w.announced || !connected) return [];
     w.state = 'serving';
     w.lastBeat = now;
+    w.readyAt = now;
     this.count.bootFailures = 0;
     return [note('info', 'worker ready', { worker: w.id, pid: w.pid, bootMs: now - w.spawnedAt })];
   }
@@ -527,6 +631,7 @@ export class WorkerPool {
     const actions: PoolAction[] = [
       note('error', 'worker failed to boot', { worker: w.id, pid: w.pid, exit: how, reason, failures }),
     ];
+    if (hopeless) this.finishReload('failed', now, reason, fatalCode ?? EXIT_BOOT_ERROR);
     if (hopeless && !serving) {
       const what = fatalCode === EXIT_APP_LOAD_ERROR ? 'the app could not be loaded' : 'workers could not boot';
       this.halted = fatalCode ?? EXIT_BOOT_ERROR;
@@ -554,10 +659,30 @@ export class WorkerPool {
     return actions;
   }
 
-  /** HUP: every worker is to be replaced; manage() spawns the new ones and drains the old. */
-  private reload(): PoolAction[] {
+  /**
+   * HUP: every worker is to be replaced; manage() spawns the new ones and drains the old. With
+   * `change`, the re-read configuration applies first (new workers get it). Its outcome is
+   * `reload`: done once the new workers serve, failed when they cannot boot (old ones kept).
+   */
+  reloadWith(now: number, change: ReloadChange = {}): PoolAction[] {
     if (this.phaseNow === 'stopping') return [];
     this.count.reloads++;
+    if (change.options) {
+      if (change.options.workers !== this.options.workers) this.wantedCount = Math.max(1, Math.min(change.options.maxWorkers, change.options.workers));
+      this.options = change.options;
+    }
+    this.reloadFirstId = this.nextId;
+    this.lastReload = {
+      generation: this.count.reloads,
+      requestedAt: now,
+      outcome: 'pending',
+      wanted: this.wantedCount,
+      ready: 0,
+      changed: change.changed ?? [],
+      needsRestart: change.needsRestart ?? [],
+    };
+    // New code may well have fixed what crashed.
+    this.crash = undefined;
     const actions: PoolAction[] = [];
     let replacing = 0;
     for (const w of this.live.values()) {
@@ -569,8 +694,95 @@ export class WorkerPool {
     }
     this.count.bootFailures = 0;
     this.nextSpawnAt = 0;
-    actions.push(note('info', 'HUP: rolling reload', { replacing, workers: this.wantedCount }));
+    actions.push(note('info', 'HUP: rolling reload', { replacing, workers: this.wantedCount, generation: this.count.reloads }));
     return actions;
+  }
+
+  /** HUP with a configuration that cannot be used: nothing changes; the reload is failed at once. */
+  reloadRefused(now: number, reason: string, exitCode: number): PoolAction[] {
+    if (this.phaseNow === 'stopping') return [];
+    this.count.reloads++;
+    this.lastReload = {
+      generation: this.count.reloads,
+      requestedAt: now,
+      outcome: 'failed',
+      finishedAt: now,
+      reason,
+      exitCode,
+      wanted: this.wantedCount,
+      ready: 0,
+      changed: [],
+      needsRestart: [],
+    };
+    return [note('error', 'HUP: the configuration is invalid; keeping the running one and its workers', { reason })];
+  }
+
+  private finishReload(outcome: 'done' | 'failed', now: number, reason?: string, exitCode?: number): void {
+    const r = this.lastReload;
+    if (!r || r.outcome !== 'pending') return;
+    r.outcome = outcome;
+    r.finishedAt = now;
+    r.reason = reason;
+    r.exitCode = exitCode;
+  }
+
+  /** A pending reload is done once as many new workers serve as are wanted. */
+  private reloadProgress(now: number): PoolAction[] {
+    const r = this.lastReload;
+    if (!r || r.outcome !== 'pending') return [];
+    let ready = 0;
+    for (const w of this.live.values()) if (w.id >= this.reloadFirstId && w.state === 'serving' && !w.retiring) ready++;
+    r.ready = ready;
+    r.wanted = this.wantedCount;
+    if (ready < this.wantedCount) return [];
+    this.finishReload('done', now);
+    return [note('info', 'reload complete: the new workers serve', { workers: ready, generation: r.generation })];
+  }
+
+  /**
+   * A serving worker died unexpectedly: soon after it became ready, it is a quick death; those
+   * in a row delay the next spawn exponentially, and make a crash loop after crashLoopAfter.
+   */
+  private quickDeath(w: PoolWorker, how: string, now: number): PoolAction[] {
+    const { crashWindowMs, crashLoopAfter, crashBackoffMaxMs } = this.options;
+    if (crashWindowMs <= 0 || now - w.readyAt >= crashWindowMs) return [];
+    const deaths = (this.crash?.deaths ?? 0) + 1;
+    const delayMs = Math.min(crashBackoffMaxMs, CRASH_BACKOFF_BASE_MS * 2 ** (deaths - 1));
+    const wasLooping = this.crash?.looping === true;
+    this.crash = {
+      deaths,
+      since: this.crash?.since ?? now,
+      lastDeathAt: now,
+      lastExit: how,
+      nextSpawnAt: now + delayMs,
+      looping: deaths >= crashLoopAfter,
+    };
+    this.nextSpawnAt = Math.max(this.nextSpawnAt, now + delayMs);
+    const actions: PoolAction[] = [];
+    if (this.crash.looping && !wasLooping) {
+      actions.push(
+        note('error', 'workers are crash-looping: they die soon after becoming ready; respawning with backoff', {
+          deaths,
+          crashWindow: crashWindowMs / 1000,
+          exit: how,
+        }),
+      );
+    }
+    actions.push({ type: 'backoff', delayMs });
+    return actions;
+  }
+
+  /** A run of quick deaths ends when a worker ready since the last one has served crashWindowMs. */
+  private crashCheck(now: number): PoolAction[] {
+    const c = this.crash;
+    if (!c) return [];
+    for (const w of this.live.values()) {
+      if (w.state === 'serving' && w.readyAt > c.lastDeathAt && now - w.readyAt >= this.options.crashWindowMs) {
+        this.crash = undefined;
+        return c.looping ? [note('info', 'crash loop over: a new worker has been serving stably', { deaths: c.deaths, worker: w.id })] : [];
+      }
+    }
+    return [];
   }
 
   private stopGracefully(): PoolAction[] {

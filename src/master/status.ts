@@ -5,7 +5,7 @@
  */
 import type { DispatchTable } from '../dispatch/table.js';
 import { VERSION } from '../version.js';
-import type { PoolPhase, WorkerPool, WorkerState } from './pool.js';
+import type { PoolPhase, ReloadOutcome, WorkerPool, WorkerState } from './pool.js';
 
 export interface MasterStatusFile {
   version: 1;
@@ -24,6 +24,8 @@ export interface MasterStatusFile {
     inFlight: number;
     credit: number;
     maxRequests: number;
+    /** Resident memory of the worker and its Python process (bytes) at its last heartbeat; 0 = not yet known. */
+    rss: number;
   }>;
   requests: {
     served: number;
@@ -40,6 +42,31 @@ export interface MasterStatusFile {
   recycled: number;
   reloads: number;
   bootFailures: number;
+  /** Workers recycled by --max-memory. */
+  memoryRecycled: number;
+  /** Workers dying soon after becoming ready, in a row (absent when none). */
+  crashLoop?: {
+    /** True once deaths reached --crash-loop-after: `wsgid status` says Crash-looping. */
+    looping: boolean;
+    deaths: number;
+    since: string;
+    lastExit: string;
+    /** Seconds until the next spawn (the backoff); 0 when due. */
+    nextSpawnIn: number;
+  };
+  /** The latest HUP (absent before the first): `wsgid restart` waits for its outcome. */
+  reload?: {
+    generation: number;
+    outcome: ReloadOutcome;
+    requestedAt: string;
+    finishedAt?: string;
+    reason?: string;
+    exitCode?: number;
+    wanted: number;
+    ready: number;
+    changed: string[];
+    needsRestart: string[];
+  };
 }
 
 export interface StatusSources {
@@ -69,8 +96,11 @@ export function buildStatus({ pool, table, masterPid, startedAt, now }: StatusSo
       inFlight: slot?.inFlight ?? 0,
       credit: slot?.credit ?? 0,
       maxRequests: w.maxRequests,
+      rss: w.rss,
     });
   }
+  const crash = pool.crashLoop;
+  const reload = pool.reload;
   return {
     version: 1,
     wsgid: VERSION,
@@ -93,5 +123,22 @@ export function buildStatus({ pool, table, masterPid, startedAt, now }: StatusSo
     recycled: pool.counters.recycled,
     reloads: pool.counters.reloads,
     bootFailures: pool.counters.bootFailures,
+    memoryRecycled: pool.counters.memoryRecycled,
+    ...(crash && {
+      crashLoop: {
+        looping: crash.looping,
+        deaths: crash.deaths,
+        since: new Date(crash.since).toISOString(),
+        lastExit: crash.lastExit,
+        nextSpawnIn: Math.max(0, Math.ceil((crash.nextSpawnAt - now) / 1000)),
+      },
+    }),
+    ...(reload && {
+      reload: {
+        ...reload,
+        requestedAt: new Date(reload.requestedAt).toISOString(),
+        finishedAt: reload.finishedAt === undefined ? undefined : new Date(reload.finishedAt).toISOString(),
+      },
+    }),
   };
 }

@@ -25,6 +25,7 @@ import { startWorker } from './serve.js';
 import { createAccessLogger, type AccessLogger } from '../log/access-log.js';
 import { accessEntry } from './access.js';
 import { DispatchedSource } from './dispatched-source.js';
+import { processTreeRss } from './memory.js';
 import {
   EXIT_APP_LOAD_ERROR,
   EXIT_BOOT_ERROR,
@@ -206,7 +207,7 @@ export async function runWorker(config: WorkerBootConfig, hooks: WorkerHooks = {
       logger.warn('master went away (reparented); exiting');
       process.exit(exitCode || 0);
     }
-    send({ type: 'heartbeat', served: running.served, inFlight: running.inFlight });
+    send({ type: 'heartbeat', served: running.served, inFlight: running.inFlight, rss: processTreeRss() });
   }, config.heartbeatMs);
   send({ type: 'ready' });
   stopBootWatchdog();

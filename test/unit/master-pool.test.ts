@@ -8,6 +8,7 @@ import {
   BACKOFF_MAX_MS,
   BOOT_KILL_GRACE_MS,
   MAX_BOOT_FAILURES,
+  MEMORY_CHECKS,
   WorkerPool,
   backoffDelay,
   type PoolAction,
@@ -317,19 +318,22 @@ describe('stop', () => {
 });
 
 describe('unexpected deaths', () => {
-  test('a serving worker that dies is respawned at once (keep-alive)', () => {
+  test('a serving worker that dies after the crash window is respawned at once (keep-alive)', () => {
     const p = pool();
     const [a] = bootAll(p, 0);
     p.manage(0);
-    const actions = p.exited(a!, exit(1, 100), 100);
+    const t = OPTIONS.crashWindowMs;
+    const actions = p.exited(a!, exit(1, t), t);
     assert.deepEqual(messages(actions), ['worker died unexpectedly']);
+    assert.deepEqual(ofType(actions, 'backoff'), []);
     assert.equal(p.counters.restarts, 1);
     assert.equal(p.counters.bootFailures, 0, 'not a boot failure');
-    assert.deepEqual(spawned(p.manage(100)), [3]);
+    assert.equal(p.crashLoop, undefined);
+    assert.deepEqual(spawned(p.manage(t)), [3]);
   });
 
   test('without keep-alive, a dead worker is not replaced (down to 1)', () => {
-    const p = pool({ keepAlive: false });
+    const p = pool({ keepAlive: false, crashWindowMs: 0 });
     const [a, b] = bootAll(p, 0);
     p.manage(0);
     p.exited(a!, exit(1, 100), 100);
@@ -357,5 +361,205 @@ describe('unexpected deaths', () => {
     assert.equal(ofType(actions, 'log')[0]?.fields?.['reason'], 'replaced before it was ready');
     assert.deepEqual(messages(p.exited(id!, exit(null, 20, 'SIGTERM'), 20)), ['worker exited'], 'asked to stop: not a failure');
     assert.equal(p.counters.bootFailures, 0);
+  });
+});
+
+describe('crash loops (workers dying soon after becoming ready)', () => {
+  const opts = { workers: 1, crashWindowMs: 10_000, crashLoopAfter: 3, crashBackoffMaxMs: 5000 };
+
+  test('quick deaths back off exponentially (capped), become a crash loop after N, one spawn at a time', () => {
+    const p = pool({ ...opts, workers: 2 });
+    bootAll(p, 0);
+    p.manage(0);
+    let now = 100;
+    const delays: number[] = [];
+    const logs: string[] = [];
+    let victim = 1;
+    for (let death = 1; death <= 5; death++) {
+      const actions = p.exited(victim, exit(1, now), now);
+      delays.push(...ofType(actions, 'backoff').map((a) => a.delayMs));
+      logs.push(...messages(actions));
+      assert.equal(p.crashLoop?.deaths, death);
+      assert.equal(p.crashLoop?.looping, death >= 3);
+      const delay = delays.at(-1)!;
+      assert.deepEqual(spawned(p.manage(now + delay - 1)), [], 'not before the backoff');
+      const ids = spawned(p.manage(now + delay));
+      assert.equal(ids.length, 1, 'one replacement');
+      now += delay;
+      p.forked(ids[0]!, 1000 + ids[0]!);
+      p.announced(ids[0]!, true, now);
+      victim = ids[0]!;
+      now += 100; // dies 100 ms after becoming ready
+    }
+    assert.deepEqual(delays, [1000, 2000, 4000, 5000, 5000]);
+    assert.equal(logs.filter((m) => m.startsWith('workers are crash-looping')).length, 1, 'logged once, when it starts');
+    assert.equal(p.counters.restarts, 5);
+    assert.equal(p.counters.bootFailures, 0);
+  });
+
+  test('while looping, with several missing, spawns one at a time', () => {
+    const p = pool({ ...opts, workers: 3, crashLoopAfter: 1 });
+    bootAll(p, 0);
+    p.manage(0);
+    p.exited(1, exit(1, 10), 10);
+    p.exited(2, exit(1, 20), 20);
+    assert.equal(p.crashLoop?.looping, true);
+    const ids = spawned(p.manage(10_000));
+    assert.equal(ids.length, 1);
+    assert.deepEqual(spawned(p.manage(10_001)), [], 'not while it boots');
+  });
+
+  test('a replacement serving for the crash window ends it; a later death is not quick', () => {
+    const p = pool(opts);
+    const [a] = bootAll(p, 0);
+    p.manage(0);
+    for (let i = 0, victim = a!, now = 100; i < 3; i++) {
+      p.exited(victim, exit(1, now), now);
+      const [id] = spawned(p.manage(now + 10_000));
+      now += 10_000;
+      p.announced(id!, true, now);
+      victim = id!;
+      if (i < 2) now += 100;
+    }
+    assert.equal(p.crashLoop?.looping, true);
+    const readyAt = [...p.workers.values()][0]!.readyAt;
+    assert.deepEqual(messages(p.manage(readyAt + 9_999)).filter((m) => m.startsWith('crash loop over')), []);
+    assert.deepEqual(messages(p.manage(readyAt + 10_000)).filter((m) => m.startsWith('crash loop over')), ['crash loop over: a new worker has been serving stably']);
+    assert.equal(p.crashLoop, undefined);
+    const late = readyAt + 20_000;
+    const actions = p.exited([...p.workers.keys()][0]!, exit(1, late), late);
+    assert.deepEqual(ofType(actions, 'backoff'), []);
+    assert.equal(p.crashLoop, undefined);
+  });
+
+  test('HUP clears the loop and spawns at once; a boot failure is not a quick death', () => {
+    const p = pool({ ...opts, crashLoopAfter: 1 });
+    const [a] = bootAll(p, 0);
+    p.manage(0);
+    p.exited(a!, exit(1, 10), 10);
+    assert.equal(p.crashLoop?.looping, true);
+    p.signal('SIGHUP', 20);
+    assert.equal(p.crashLoop, undefined);
+    const [b] = spawned(p.manage(20));
+    assert.ok(b !== undefined, 'HUP spawns at once, backoff or not');
+    p.exited(b!, exit(1, 30), 30);
+    assert.equal(p.crashLoop, undefined, 'a boot failure is counted as one, not as a quick death');
+  });
+});
+
+describe('reload outcome', () => {
+  test('pending until every new worker serves, then done; generations count HUPs', () => {
+    const p = pool();
+    bootAll(p, 0);
+    p.manage(0);
+    assert.equal(p.reload === undefined, true, "no reload yet");
+    p.signal('SIGHUP', 100);
+    assert.deepEqual({ ...p.reload, requestedAt: 0 }, { generation: 1, requestedAt: 0, outcome: 'pending', wanted: 2, ready: 0, changed: [], needsRestart: [] });
+    const [c, d] = spawned(p.manage(100));
+    p.announced(c!, true, 200);
+    p.manage(200);
+    assert.equal(p.reload?.outcome, 'pending');
+    assert.equal(p.reload?.ready, 1);
+    p.announced(d!, true, 300);
+    const actions = p.manage(300);
+    assert.ok(messages(actions).includes('reload complete: the new workers serve'));
+    assert.equal(p.reload?.outcome, 'done');
+    assert.equal(p.reload?.finishedAt, 300);
+    p.signal('SIGHUP', 400);
+    assert.equal(p.reload?.generation, 2);
+    assert.equal(p.reload?.outcome, 'pending');
+  });
+
+  test('new workers that cannot load the app: failed with their error and exit code 4; old ones kept', () => {
+    const p = pool();
+    bootAll(p, 0);
+    p.manage(0);
+    p.signal('SIGHUP', 0);
+    const ids = spawned(p.manage(0));
+    p.fatal(ids[0]!, 'app load error: SyntaxError: Unexpected token');
+    p.exited(ids[0]!, exit(4, 10), 10);
+    assert.equal(p.reload?.outcome, 'failed');
+    assert.equal(p.reload?.reason, 'app load error: SyntaxError: Unexpected token');
+    assert.equal(p.reload?.exitCode, 4);
+    assert.deepEqual(serving(p), [1, 2]);
+  });
+
+  test('new workers crashing while booting: pending through the retries, failed at the last one', () => {
+    const p = pool({ workers: 1 });
+    bootAll(p, 0);
+    p.manage(0);
+    p.signal('SIGHUP', 0);
+    let now = 0;
+    for (let i = 1; i <= MAX_BOOT_FAILURES; i++) {
+      const [id] = spawned(p.manage(now));
+      assert.ok(id !== undefined);
+      assert.equal(p.reload?.outcome, 'pending');
+      p.exited(id!, exit(1, now), now);
+      now += BACKOFF_MAX_MS;
+    }
+    assert.equal(p.reload?.outcome, 'failed');
+    assert.equal(p.reload?.exitCode, 3);
+    assert.match(p.reload?.reason ?? '', /exited with code 1 before it was ready/);
+    assert.deepEqual(serving(p), [1]);
+  });
+
+  test('new options: the worker count and max-requests of the new workers change', () => {
+    const p = pool();
+    bootAll(p, 0);
+    p.manage(0);
+    const options = { ...OPTIONS, workers: 3, maxRequests: 50 };
+    p.reloadWith(100, { options, changed: ['--workers', '--max-requests'], needsRestart: ['--recv'] });
+    assert.equal(p.wanted, 3);
+    const ids = spawned(p.manage(100));
+    assert.deepEqual(ids, [3, 4, 5]);
+    assert.ok(ids.every((id) => p.workers.get(id)?.maxRequests === 50));
+    for (const id of ids) p.announced(id, true, 200);
+    const drains = drained(p.manage(200));
+    assert.deepEqual(drains, [1, 2]);
+    assert.equal(p.reload?.outcome, 'done');
+    assert.deepEqual(p.reload?.needsRestart, ['--recv']);
+    assert.deepEqual(p.reload?.changed, ['--workers', '--max-requests']);
+  });
+
+  test('a refused reload (invalid configuration): failed at once, nothing replaced', () => {
+    const p = pool();
+    bootAll(p, 0);
+    p.manage(0);
+    const actions = p.reloadRefused(100, 'wsgid.json: "workers": expected an integer', 2);
+    assert.deepEqual(ofType(actions, 'retire'), []);
+    assert.deepEqual({ outcome: p.reload?.outcome, generation: p.reload?.generation, exitCode: p.reload?.exitCode }, { outcome: 'failed', generation: 1, exitCode: 2 });
+    assert.deepEqual(spawned(p.manage(100)), []);
+    assert.equal(p.counters.reloads, 1);
+  });
+});
+
+describe('--max-memory', () => {
+  const MB = 2 ** 20;
+  test('recycled after MEMORY_CHECKS heartbeats over the limit in a row, like max-requests', () => {
+    const p = pool({ workers: 1, maxMemoryBytes: 100 * MB });
+    const [a] = bootAll(p, 0);
+    p.manage(0);
+    let t = 0;
+    const beat = (rss: number) => p.heartbeat(a!, 1, (t += 1000), rss);
+    for (let i = 1; i < MEMORY_CHECKS; i++) assert.deepEqual(beat(150 * MB), []);
+    assert.deepEqual(beat(90 * MB), [], 'one beat under the limit starts the count again');
+    for (let i = 1; i < MEMORY_CHECKS; i++) assert.deepEqual(beat(150 * MB), []);
+    const actions = beat(150 * MB);
+    assert.deepEqual(ofType(actions, 'retire'), [{ type: 'retire', id: a, bound: OPTIONS.workerConnections }]);
+    assert.deepEqual(messages(actions), ['worker over --max-memory; replacing it']);
+    assert.deepEqual(beat(150 * MB), [], 'asked once');
+    assert.equal(p.counters.memoryRecycled, 1);
+    // The replacement serves first, then the old one drains (finishing its requests).
+    const [b] = spawned(p.manage(t));
+    assert.deepEqual(drained(p.manage(t)), []);
+    p.announced(b!, true, t);
+    assert.deepEqual(drained(p.manage(t)), [a]);
+  });
+
+  test('no limit: rss is only recorded', () => {
+    const p = pool({ workers: 1, maxMemoryBytes: 0 });
+    const [a] = bootAll(p, 0);
+    for (let i = 0; i < 10; i++) assert.deepEqual(p.heartbeat(a!, 0, i, 10_000 * MB), []);
+    assert.equal(p.workers.get(a!)?.rss, 10_000 * MB);
   });
 });
