@@ -4,6 +4,7 @@
  */
 import type { Settings } from '../config/settings.js';
 import type { LogDestination, LogLevel } from '../log/logger.js';
+import type { RequestCounts } from '../metrics/request-metrics.js';
 
 /** Environment variable holding a worker's WorkerBootConfig as JSON. */
 export const WORKER_ENV = 'WSGID_WORKER_CONFIG';
@@ -26,8 +27,12 @@ export interface WorkerBootConfig {
 /** Worker → master. */
 export type WorkerMessage =
   | { type: 'ready' }
-  /** Sent every heartbeatMs from the worker's event loop; carries its counters. */
-  | { type: 'heartbeat'; served: number; inFlight: number }
+  /**
+   * Sent every heartbeatMs from the worker's event loop; carries its counters: `metrics` are its
+   * request totals since it started (by status class, duration histogram), `gateway` the kind of
+   * gateway serving its app (metrics label). Both optional: the master checks them.
+   */
+  | { type: 'heartbeat'; served: number; inFlight: number; metrics?: RequestCounts; gateway?: string }
   /** The worker reached its max-requests: please replace me (spawn, wait ready, drain me). */
   | { type: 'retire'; served: number }
   /** Boot failed; sent just before exiting with code 3 or 4. */
