@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 out = []
 for f in text_string_to_metric_families(sys.stdin.read()):
     for s in f.samples:
-        out.append({"family": f.name, "type": f.type, "name": s.name, "labels": s.labels, "value": s.value})
+        out.append({"family": f.name, "type": f.type, "name": s.name, "labels": s.labels, "value": repr(float(s.value))})
 print(json.dumps(out))
 `;
 
@@ -27,7 +27,12 @@ export function parseWithPrometheusClient(text: string): Promise<Array<ParsedSam
   return new Promise((resolve, reject) => {
     const child = execFile('/usr/bin/python3', ['-c', PY], { encoding: 'utf8', maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
       if (error) reject(new Error(`prometheus_client refused the exposition: ${stderr || error.message}`));
-      else resolve(JSON.parse(stdout) as Array<ParsedSample & { family: string; type: string }>);
+      else {
+        // Values come as Python's repr (NaN and infinities are not JSON).
+        const raw = JSON.parse(stdout) as Array<Omit<ParsedSample, 'value'> & { family: string; type: string; value: string }>;
+        const number = (v: string): number => (v === 'nan' ? NaN : v === 'inf' ? Infinity : v === '-inf' ? -Infinity : Number(v));
+        resolve(raw.map((s) => ({ ...s, value: number(s.value) })));
+      }
     });
     child.stdin!.end(text);
   });
