@@ -13,10 +13,12 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { execFile } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { Push, Subscriber } from 'zeromq';
 import { startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
 import { request } from '../helpers/http.js';
-import { REPO_ROOT, startWsgid, wsgidArgs, type WsgidProcess } from '../helpers/wsgid.js';
+import { REPO_ROOT, WSGID_CLI, startWsgid, wsgidArgs, type WsgidProcess } from '../helpers/wsgid.js';
 import { alive, cliAppFolder, runCli, waitFor } from '../helpers/processes.js';
 import { parseStrict, parseWithPrometheusClient, valueOf, type ParsedSample } from '../helpers/prometheus.js';
 
@@ -258,6 +260,47 @@ describe('status', () => {
     for (const f of frames) assert.match(f, /Status: Running\n/);
     // Not a terminal: no screen clearing codes.
     assert.doesNotMatch(r.stdout, /\x1b\[/);
+  });
+
+  test('--watch on a terminal clears the screen and redraws (a pty from util-linux `script`)', async () => {
+    const command = [process.execPath, WSGID_CLI, 'status', '--watch', '--count=2', `--app-path=${dir}`].map((a) => `'${a}'`).join(' ');
+    const r = await new Promise<{ code: number; stdout: string }>((resolve) => {
+      execFile('script', ['-qec', command, '/dev/null'], { encoding: 'utf8', timeout: 60_000 }, (error, stdout) =>
+        resolve({ code: error ? Number(error.code ?? -1) : 0, stdout }),
+      );
+    });
+    assert.equal(r.code, 0, r.stdout);
+    const frames = r.stdout.split('\x1b[H\x1b[2J').slice(1);
+    assert.equal(frames.length, 2, JSON.stringify(r.stdout));
+    for (const f of frames) assert.match(f, /^wsgid status {2}\S+ {2}\(Ctrl-C to quit\)\r?\nStatus: Running\r?\n/);
+  });
+});
+
+describe('--metrics addresses', () => {
+  test('a non-loopback address is refused without --metrics-expose; a busy port stops the start with the reason', async () => {
+    const { parent, args } = await cliAppFolder('wsgid-metrics-');
+    try {
+      const refused = await runCli([...args, '--metrics=0.0.0.0:9150']);
+      assert.equal(refused.code, 2);
+      assert.match(refused.stderr, /--metrics=0\.0\.0\.0:9150 is not a loopback address: the metrics have no authentication; .*--metrics-expose/);
+      const bad = await runCli([...args, '--metrics=127.0.0.1:http']);
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /expected PORT, HOST:PORT or \[IPv6\]:PORT/);
+      const busy = createServer();
+      await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+      const port = (busy.address() as AddressInfo).port;
+      try {
+        for (const workers of ['--workers=1', '--workers=0']) {
+          const r = await runCli([...args, workers, `--metrics=127.0.0.1:${port}`]);
+          assert.equal(r.code, 1, r.stderr);
+          assert.match(r.stderr, new RegExp(`wsgid could not start: .*could not serve the metrics on 127\\.0\\.0\\.1:${port}: .*EADDRINUSE`));
+        }
+      } finally {
+        busy.close();
+      }
+    } finally {
+      rmSync(parent, { recursive: true, force: true });
+    }
   });
 });
 
