@@ -12,6 +12,8 @@ import { cpuPercent, parseStat, parseStatmResident } from '../../src/metrics/pro
 import { isLoopback, parseHostPort } from '../../src/config/address.js';
 import { WorkerReports } from '../../src/master/reports.js';
 import { formatAge, formatBytes, formatStatus } from '../../src/cli/status-view.js';
+import { renderMetrics } from '../../src/master/metrics.js';
+import type { MasterStatusFile } from '../../src/master/status.js';
 import { parseStrict, parseWithPrometheusClient } from '../helpers/prometheus.js';
 
 const R = 'tcp://127.0.0.1:9997';
@@ -232,4 +234,57 @@ test('status text: ages, sizes, and the worker table', () => {
       '',
     ].join('\n'),
   );
+});
+
+test('metric families: from a status snapshot and worker totals; states stay open; the master\'s answers are requests', async () => {
+  const w = (id: number, state: string): MasterStatusFile['workers'][number] =>
+    ({ id, pid: 100 + id, state, retiring: false, startedAt: '', uptime: 1, served: 0, inFlight: 0, credit: 0, maxRequests: 0, rss: 1000 * id, cpuSeconds: id }) as MasterStatusFile['workers'][number];
+  const status: MasterStatusFile = {
+    version: 1,
+    wsgid: '9.9.9',
+    updatedAt: new Date(0).toISOString(),
+    master: { pid: 99, startedAt: new Date(5000).toISOString(), uptime: 1, state: 'running', rss: 4096, cpuSeconds: 0.5 },
+    workersWanted: 3,
+    workers: [w(1, 'serving'), w(2, 'serving'), { ...w(3, 'crash-looping'), children: [{ pid: 300, rss: 77, cpuSeconds: 0.25 }] }],
+    requests: { served: 5, inFlight: 2, queued: 1, received: 9, answered502: 1, answered503: 2, answered504: 3, closed: 0, malformed: 4 },
+    restarts: 6,
+    recycled: 7,
+    reloads: 8,
+    bootFailures: 9,
+    endpoints: [
+      { role: 'recv', server: 0, address: R, state: 'connected', for: 1, connects: 1, disconnects: 0 },
+      { role: 'send', server: 0, address: S, state: 'connected', for: 1, connects: 1, disconnects: 2, subscribed: false },
+    ],
+  };
+  const m = new RequestMetrics();
+  m.observe(200, 1);
+  m.observe(404, 2);
+  const text = renderMetrics(status, new Map([['wsgi', m.snapshot()]]));
+  const { samples } = parseStrict(text);
+  const v = (name: string, labels: Record<string, string> = {}): number | undefined =>
+    samples.find((s) => s.name === name && Object.entries(labels).every(([k, x]) => s.labels[k] === x))?.value;
+  assert.equal(v('wsgid_info', { version: '9.9.9', mode: 'workers' }), 1);
+  assert.equal(v('wsgid_start_time_seconds'), 5);
+  assert.equal(v('wsgid_requests_total', { gateway: 'wsgi', code: '2xx' }), 1);
+  assert.equal(v('wsgid_requests_total', { gateway: 'wsgi', code: '4xx' }), 1);
+  assert.equal(v('wsgid_requests_total', { gateway: 'master', code: '5xx' }), 6);
+  assert.equal(v('wsgid_request_duration_seconds_count', { gateway: 'wsgi' }), 2);
+  assert.deepEqual([v('wsgid_requests_in_flight'), v('wsgid_requests_queued'), v('wsgid_messages_received_total'), v('wsgid_messages_malformed_total')], [2, 1, 9, 4]);
+  assert.deepEqual(['502', '503', '504'].map((code) => v('wsgid_master_answers_total', { code })), [1, 2, 3]);
+  assert.deepEqual(
+    ['booting', 'serving', 'draining', 'aborted', 'crash-looping'].map((state) => v('wsgid_workers', { state })),
+    [0, 2, 0, 0, 1],
+  );
+  assert.deepEqual(
+    [v('wsgid_workers_wanted'), v('wsgid_worker_restarts_total'), v('wsgid_worker_recycles_total'), v('wsgid_reloads_total'), v('wsgid_worker_boot_failures_total')],
+    [3, 6, 7, 8, 9],
+  );
+  assert.equal(v('wsgid_process_resident_memory_bytes', { role: 'master', pid: '99' }), 4096);
+  assert.equal(v('wsgid_process_resident_memory_bytes', { role: 'worker', worker: '2', pid: '102' }), 2000);
+  assert.equal(v('wsgid_process_resident_memory_bytes', { role: 'child', worker: '3', pid: '300' }), 77);
+  assert.equal(v('wsgid_process_cpu_seconds_total', { role: 'child', pid: '300' }), 0.25);
+  assert.equal(v('wsgid_endpoint_connected', { role: 'recv', endpoint: R }), 1);
+  assert.equal(v('wsgid_endpoint_connected', { role: 'send', endpoint: S }), 0, 'not subscribed: replies would not arrive');
+  assert.equal(v('wsgid_endpoint_disconnects_total', { role: 'send' }), 2);
+  assert.equal((await parseWithPrometheusClient(text)).length, samples.length);
 });
