@@ -11,6 +11,7 @@ const LAYERS = [
   ['log', 'src/log/', 'logger, access log'],
   ['app-folder', 'src/app-folder/', 'layout, pid files, status file, privileges'],
   ['transport', 'src/transport/', 'reply sockets towards mongrel2'],
+  ['metrics', 'src/metrics/', 'request counters, /proc samples, Prometheus text'],
   ['dispatch', 'src/dispatch/', "the master's side of the request flow"],
   ['gateways', 'src/gateways/', 'fetch, node, wsgi'],
   ['loaders', 'src/loaders/', 'find the app, pick its gateway'],

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages wsgid's examples, tests and benchmark use, when they are missing:
 # mongrel2 (mongrel2-core), wrk, curl, iproute2 (network-namespace tests), and the system Python's
-# Django, Flask and gunicorn (WSGI tests and the gunicorn comparison). Needs root (or sudo).
+# Django, Flask and gunicorn (WSGI tests and the gunicorn comparison), and prometheus_client (its
+# parser checks wsgid's /metrics text in the tests). Needs root (or sudo).
 set -euo pipefail
 
 need=()
@@ -17,8 +18,9 @@ if [ -x /usr/bin/python3 ]; then
   /usr/bin/python3 -c 'import django' 2>/dev/null || need+=(python3-django)
   /usr/bin/python3 -c 'import flask' 2>/dev/null || need+=(python3-flask)
   /usr/bin/python3 -c 'import gunicorn' 2>/dev/null || need+=(python3-gunicorn)
+  /usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || need+=(python3-prometheus-client)
 else
-  need+=(python3-django python3-flask python3-gunicorn)
+  need+=(python3-django python3-flask python3-gunicorn python3-prometheus-client)
 fi
 
 if [ ${#need[@]} -eq 0 ]; then

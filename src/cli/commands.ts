@@ -66,8 +66,11 @@ export const BUILTIN_COMMANDS: Readonly<Record<CommandName, BuiltinCommand>> = {
     description: 'Same as restart.',
   },
   status: {
-    usage: 'wsgid status --app-path=DIR [--json]',
-    description: 'Running/Crash-looping/Stopped, with master and worker pids (dead ones marked); --json for more.',
+    usage: 'wsgid status --app-path=DIR [--json] [--watch [--count=N]]',
+    description:
+      'Running/Crash-looping/Stopped, master and worker pids (dead ones marked), then the master (uptime, restarts, 502/503/504, queue), ' +
+      "the mongrel2 endpoints' connection state and one line per worker (state, age, requests served, in flight, RSS, CPU); " +
+      '--json for the same as JSON (docs/STATUS.md), --watch to redraw it every second.',
     details: 'Exit code 0 when running, 1 when workers are crash-looping (they die soon after becoming ready), 3 when stopped.',
   },
   'systemd-unit': {

@@ -11,7 +11,8 @@ import type { Settings } from '../config/settings.js';
 import { checkAppFolderExists } from '../app-folder/layout.js';
 import { isSameProcess, listPidFiles, stillHoldsPid, type PidEntry } from '../app-folder/pidfile.js';
 import { removeStaleState } from '../app-folder/stale.js';
-import { readStatusFile } from '../app-folder/status-file.js';
+import { collectStatus, readMasterStatus, type MasterStatus, type StatusReport } from './status-report.js';
+import { formatStatus } from './status-view.js';
 
 export interface Output {
   out(text: string): void;
@@ -187,130 +188,66 @@ async function waitForReload(appPath: string, master: PidEntry, before: { genera
   }
 }
 
-/** What the master publishes about itself in pid/status.json (master/status.ts MasterStatusFile). */
-export interface MasterStatus {
-  updatedAt?: string;
-  master?: { pid?: number; startedAt?: string; uptime?: number; state?: string };
-  workersWanted?: number;
-  workers?: { pid?: number; state?: string; served?: number; inFlight?: number; uptime?: number; startedAt?: string }[];
-  requests?: Record<string, number>;
-  restarts?: number;
-  recycled?: number;
-  reloads?: number;
-  bootFailures?: number;
-  memoryRecycled?: number;
-  crashLoop?: { looping?: boolean; deaths?: number; since?: string; lastExit?: string; nextSpawnIn?: number };
-  reload?: {
-    generation?: number;
-    outcome?: string;
-    reason?: string;
-    exitCode?: number;
-    wanted?: number;
-    ready?: number;
-    changed?: string[];
-    needsRestart?: string[];
-  };
-}
-
-/** The master's status file, if it has one and it parses. */
-export function readMasterStatus(appPath: string): MasterStatus | undefined {
-  try {
-    const raw: unknown = JSON.parse(readStatusFile(appPath) ?? 'null');
-    return raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? (raw as MasterStatus) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-export interface ProcessStatus {
-  pid: number;
-  alive: boolean;
-  state?: string;
-  startedAt?: string;
-  /** Seconds. */
-  uptime?: number;
-  served?: number;
-  inFlight?: number;
-}
-
-/** `wsgid status --json`. Numbers come from the master's status file (absent when it has none). */
-export interface StatusReport {
-  /** 'crash-looping': running, but workers die soon after becoming ready (see `crashLoop`). */
-  status: 'running' | 'crash-looping' | 'stopped';
-  appPath: string;
-  /** Every master pid file (normally one); dead ones have alive=false. */
-  master: ProcessStatus[];
-  workers: ProcessStatus[];
-  /** Master uptime in seconds. */
-  uptime?: number;
-  workersWanted?: number;
-  requests?: { served: number; inFlight: number } & Record<string, number>;
-  /** Workers respawned after dying, recycled (max-requests), rolling reloads, boot failures. */
-  restarts?: number;
-  recycled?: number;
-  reloads?: number;
-  bootFailures?: number;
-  /** Workers recycled by --max-memory. */
-  memoryRecycled?: number;
-  /** Workers dying soon after becoming ready, in a row (master/status.ts). */
-  crashLoop?: MasterStatus['crashLoop'];
-  /** The latest HUP and its outcome. */
-  reload?: MasterStatus['reload'];
-  /** When the master last wrote its numbers. */
-  updatedAt?: string;
-}
-
-export function collectStatus(appPath: string): StatusReport {
-  const stats = readMasterStatus(appPath);
-  const workerStats = new Map((stats?.workers ?? []).map((w) => [w.pid, w]));
-  const master: ProcessStatus[] = listPidFiles(appPath, 'master').map(({ pid, alive }) => {
-    const own = stats?.master?.pid === pid ? stats.master : undefined;
-    return { pid, alive, state: own?.state, startedAt: own?.startedAt, uptime: own?.uptime };
-  });
-  const workers: ProcessStatus[] = listPidFiles(appPath, 'worker').map(({ pid, alive }) => {
-    const w = workerStats.get(pid);
-    return { pid, alive, state: w?.state, startedAt: w?.startedAt, uptime: w?.uptime, served: w?.served, inFlight: w?.inFlight };
-  });
-  const running = master.some((m) => m.alive);
-  const report: StatusReport = { status: running ? 'running' : 'stopped', appPath, master, workers };
-  if (running && stats && master.some((m) => m.alive && m.pid === stats.master?.pid)) {
-    report.uptime = stats.master?.uptime;
-    report.workersWanted = stats.workersWanted;
-    if (stats.requests) {
-      report.requests = { ...stats.requests, served: stats.requests.served ?? 0, inFlight: stats.requests.inFlight ?? 0 };
-    }
-    report.restarts = stats.restarts;
-    report.recycled = stats.recycled;
-    report.reloads = stats.reloads;
-    report.bootFailures = stats.bootFailures;
-    report.memoryRecycled = stats.memoryRecycled;
-    report.crashLoop = stats.crashLoop;
-    report.reload = stats.reload;
-    if (stats.crashLoop?.looping) report.status = 'crash-looping';
-    report.updatedAt = stats.updatedAt;
-  }
-  return report;
-}
-
-function pidList(entries: { pid: number; alive: boolean }[]): string {
-  return entries.length ? entries.map((e) => (e.alive ? String(e.pid) : `${e.pid}(dead)`)).join(', ') : '-';
-}
-
-/** `wsgid status [--json]`: exit 0 when running, 1 when crash-looping, 3 when stopped. */
-export function statusCommand(settings: Settings, values: CommandValues, io: Output): number {
+/** `wsgid status [--json] [--watch [--count=N]]`: exit 0 when running, 1 when crash-looping, 3 when stopped. */
+export async function statusCommand(settings: Settings, values: CommandValues, io: Output): Promise<number> {
   const paths = checkAppFolderExists(settings.appPath);
-  const report = collectStatus(paths.root);
-  if (values.json) {
-    io.out(JSON.stringify(report, null, 2) + '\n');
-  } else {
-    const title = { running: 'Running', 'crash-looping': 'Crash-looping', stopped: 'Stopped' }[report.status];
-    const c = report.crashLoop;
-    const crash = report.status === 'crash-looping' && c
-      ? `Crash loop: ${c.deaths} worker(s) in a row died soon after becoming ready (last: ${c.lastExit}); ` +
-        `${c.nextSpawnIn ? `next spawn in ${c.nextSpawnIn} s` : 'respawning'}\n`
-      : '';
-    io.out(`Status: ${title}\nMaster pid(s): ${pidList(report.master)}\nWorker pid(s): ${pidList(report.workers)}\n${crash}`);
+  const print = (report: StatusReport): void => {
+    io.out(values.json ? JSON.stringify(report, null, 2) + '\n' : formatStatus(report));
+  };
+  if (!values.watch) {
+    const report = collectStatus(paths.root);
+    print(report);
+    return statusExitCode(report);
   }
+  return watchStatus(() => collectStatus(paths.root), values, io, print);
+}
+
+/**
+ * `--watch`: a frame a second (on a terminal: clear the screen and redraw, like top) until Ctrl-C
+ * or `--count` frames. Exit code of the last frame (0 running, 1 crash-looping, 3 stopped); Ctrl-C ends with 0.
+ */
+async function watchStatus(
+  collect: () => StatusReport,
+  values: CommandValues,
+  io: Output,
+  print: (report: StatusReport) => void,
+): Promise<number> {
+  const tty = process.stdout.isTTY === true && !values.json;
+  let interrupted = false;
+  let wake: (() => void) | undefined;
+  const onSignal = (): void => {
+    interrupted = true;
+    wake?.();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let code: number = EXIT.OK;
+  try {
+    for (let frame = 1; !interrupted; frame++) {
+      const report = collect();
+      code = statusExitCode(report);
+      // Home + clear below: redraw in place without the flicker of a full clear.
+      if (tty) io.out('\x1b[H\x1b[2J');
+      else if (frame > 1) io.out('\n');
+      if (!values.json) io.out(`wsgid status  ${new Date().toISOString()}  (Ctrl-C to quit)\n`);
+      print(report);
+      if (values.count > 0 && frame >= values.count) break;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 1000);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  }
+  return interrupted ? EXIT.OK : code;
+}
+
+function statusExitCode(report: StatusReport): number {
   if (report.status === 'stopped') return EXIT.NOT_RUNNING;
   return report.status === 'crash-looping' ? EXIT.FAILURE : EXIT.OK;
 }

@@ -21,7 +21,8 @@ import { EXIT } from '../errors.js';
 export const DAEMON_CHILD_ENV = 'WSGID_DAEMON_CHILD';
 
 export type DaemonReport =
-  | { type: 'ready'; pid: number; workers: number }
+  /** `warnings`: lines for the terminal (e.g. mongrel2 endpoints not connected). */
+  | { type: 'ready'; pid: number; workers: number; warnings?: string[] }
   | { type: 'failed'; reason: string; exitCode: number };
 
 function isReport(value: unknown): value is DaemonReport {
@@ -64,6 +65,8 @@ export interface SpawnDaemonOptions {
 export interface SpawnDaemonResult {
   exitCode: number;
   message: string;
+  /** Started, but something needs attention (printed on stderr after the message). */
+  warnings?: string[];
   pid?: number;
 }
 
@@ -108,10 +111,12 @@ export function spawnDaemon(options: SpawnDaemonOptions): Promise<SpawnDaemonRes
     child.on('message', (message: unknown) => {
       if (!isReport(message)) return;
       if (message.type === 'ready') {
+        const warnings = Array.isArray(message.warnings) ? message.warnings.filter((w) => typeof w === 'string') : [];
         finish({
           exitCode: EXIT.OK,
           pid: message.pid,
           message: `wsgid started: master pid ${message.pid}, ${message.workers === 0 ? 'serving in the master process' : `${message.workers} worker(s) ready`}; log: ${options.logFile}`,
+          warnings,
         });
       } else {
         finish({ exitCode: message.exitCode || EXIT.FAILURE, message: `wsgid could not start: ${message.reason} (see ${options.logFile})` });

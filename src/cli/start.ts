@@ -10,7 +10,8 @@ import { listPidFiles, removePidFile, writePidFile } from '../app-folder/pidfile
 import { enterAppFolder, prepareForWorkers } from '../app-folder/privileges.js';
 import { createLogger, type Logger, type LogFields } from '../log/logger.js';
 import { reportToParent, spawnDaemon, takeDaemonChildMarker } from './daemon.js';
-import { readMasterStatus } from './control.js';
+import { readMasterStatus } from './status-report.js';
+import type { ReadyInfo } from '../master/index.js';
 
 /** How long `wsgid start` waits for the daemon to report "ready". */
 export const READY_TIMEOUT_MS = 90_000;
@@ -70,6 +71,7 @@ export async function startCommand(settings: Settings, argv: readonly string[], 
       clearInterval(progress),
     );
     (result.exitCode === EXIT.OK ? process.stdout : process.stderr).write(result.message + '\n');
+    for (const warning of result.warnings ?? []) process.stderr.write(`wsgid: warning: ${warning}\n`);
     return result.exitCode;
   }
 
@@ -92,11 +94,17 @@ export async function startCommand(settings: Settings, argv: readonly string[], 
   const logger = rememberErrors(baseLogger, memory);
 
   let ready = false;
-  const onReady = (): void => {
+  const onReady = (info: ReadyInfo): void => {
     if (ready) return;
     ready = true;
     logger.info('ready', { workers: effective.workers, appPath: paths.root });
-    if (isDaemonChild) reportToParent({ type: 'ready', pid: process.pid, workers: effective.workers });
+    // The terminal hears about mongrel2 endpoints that are not connected a few seconds after start
+    // (the log has the details; in the foreground the log is the terminal already).
+    if (isDaemonChild) {
+      void info.endpointProblems.then((warnings) =>
+        reportToParent({ type: 'ready', pid: process.pid, workers: effective.workers, warnings: warnings.length ? warnings : undefined }),
+      );
+    }
   };
   const fail = (reason: string, exitCode: number): number => {
     if (isDaemonChild && !ready) reportToParent({ type: 'failed', reason, exitCode });
@@ -143,14 +151,23 @@ function startProgress(appPath: string): NodeJS.Timeout {
 }
 
 /** --workers=0: serve in this process (worker/standalone.ts) until SIGTERM, SIGINT or SIGQUIT. */
-async function runStandalone(settings: Settings, logger: Logger, onReady: () => void): Promise<number> {
+async function runStandalone(settings: Settings, logger: Logger, onReady: (info: ReadyInfo) => void): Promise<number> {
   const { serveStandalone } = await import('../worker/standalone.js');
+  const { publishStandalone } = await import('./standalone-status.js');
   writePidFile(settings.appPath, 'master', process.pid);
+  let published: { close(): Promise<void> } | undefined;
   try {
     // With root, serve as the app folder's owner (no chroot here, see above).
     const inside = enterAppFolder(settings, logger);
     const server = await serveStandalone(inside, logger);
-    onReady();
+    try {
+      // status.json every second and, with --metrics, the Prometheus endpoint.
+      published = await publishStandalone(settings, server, logger);
+    } catch (error) {
+      await server.close();
+      throw error;
+    }
+    onReady({ endpointProblems: server.endpoints.settled() });
     await new Promise<void>((resolve) => {
       const stop = (signal: NodeJS.Signals): void => {
         logger.info('stopping', { signal });
@@ -169,9 +186,11 @@ async function runStandalone(settings: Settings, logger: Logger, onReady: () => 
         }
       });
     });
+    await published.close();
     await server.close();
     return EXIT.OK;
   } finally {
+    await published?.close();
     removePidFile(settings.appPath, 'master', process.pid);
   }
 }

@@ -11,6 +11,7 @@
  */
 import { constants as osConstants } from 'node:os';
 import type { Settings } from './settings.js';
+import { parseHostPort } from './address.js';
 
 /** The value kinds an option may have. */
 export type OptionType = 'string' | 'int' | 'bool' | 'list' | 'map';
@@ -38,6 +39,10 @@ export interface CommandValues {
   json: boolean;
   /** restart / reload: return once the signal is sent instead of waiting for the outcome. */
   noWait: boolean;
+  /** status: redraw every second until Ctrl-C. */
+  watch: boolean;
+  /** status --watch: stop after this many frames (0: until interrupted). */
+  count: number;
 }
 
 /** All option values: the Settings plus the command-only ones. */
@@ -297,6 +302,27 @@ export const OPTIONS: OptionTable = {
       "Keep Node's own Response in fetch apps instead of wsgid's faster one that keeps its constructor " +
       'arguments (docs/INTERNALS.md).',
   },
+  metrics: {
+    flag: 'metrics',
+    type: 'string',
+    commands: START,
+    metavar: 'HOST:PORT',
+    env: 'WSGID_METRICS',
+    help:
+      'Serve Prometheus metrics at http://HOST:PORT/metrics (HOST defaults to 127.0.0.1; PORT 0 picks a free one). ' +
+      'No authentication: not for the public internet (docs/METRICS.md).',
+    check: (value) => {
+      const parsed = parseHostPort(value);
+      return typeof parsed === 'string' ? parsed : undefined;
+    },
+  },
+  metricsExpose: {
+    flag: 'metrics-expose',
+    type: 'bool',
+    default: false,
+    commands: START,
+    help: 'Allow a --metrics address that is not loopback (anyone who reaches it can read the metrics).',
+  },
   maxQueued: {
     flag: 'max-queued',
     type: 'int',
@@ -490,7 +516,25 @@ export const OPTIONS: OptionTable = {
     default: false,
     commands: ['status'],
     where: 'cli',
-    help: 'Print the status as JSON (pids, uptime, requests served, in flight, restarts).',
+    help: 'Print the status as JSON (schema in docs/STATUS.md).',
+  },
+  watch: {
+    flag: 'watch',
+    type: 'bool',
+    default: false,
+    commands: ['status'],
+    where: 'cli',
+    help: 'Redraw the status every second in the terminal, like top, until Ctrl-C.',
+  },
+  count: {
+    flag: 'count',
+    type: 'int',
+    default: 0,
+    commands: ['status'],
+    where: 'cli',
+    metavar: 'N',
+    help: 'With --watch: stop after N frames (0: until Ctrl-C).',
+    check: atLeast(0),
   },
   noWait: {
     flag: 'no-wait',

@@ -7,13 +7,14 @@
  * (wsgid.json).
  */
 import path from 'node:path';
+import { isLoopback, parseHostPort } from './address.js';
 import { UsageError } from '../errors.js';
 import { readConfigFile } from './file.js';
 import { OPTION_LIST, defaultOf, type CommandValues, type OptionValues, type OptionName } from './options.js';
 import type { Settings } from './settings.js';
 
 /** Option names that are not Settings (they only steer one command). */
-const COMMAND_VALUE_NAMES: readonly (keyof CommandValues)[] = ['sendSignal', 'json', 'noWait'];
+const COMMAND_VALUE_NAMES: readonly (keyof CommandValues)[] = ['sendSignal', 'json', 'noWait', 'watch', 'count'];
 
 export interface Resolved {
   settings: Settings;
@@ -89,7 +90,7 @@ export function splitValues(values: OptionValues): { settings: Settings; command
   }
   return {
     settings: settings as unknown as Settings,
-    commandValues: { sendSignal: values.sendSignal, json: values.json, noWait: values.noWait },
+    commandValues: { sendSignal: values.sendSignal, json: values.json, noWait: values.noWait, watch: values.watch, count: values.count },
   };
 }
 
@@ -101,6 +102,16 @@ export function checkSettings(settings: Settings, requireEndpoints: boolean): vo
       `--recv and --send pair by position: got ${recv.length} --recv and ${send.length} --send ` +
         `(give one --send for each mongrel2 server's --recv)`,
     );
+  }
+  if (settings.metrics !== undefined) {
+    const address = parseHostPort(settings.metrics);
+    if (typeof address === 'string') throw new UsageError(`--metrics: ${address}`);
+    if (!isLoopback(address.host) && !settings.metricsExpose) {
+      throw new UsageError(
+        `--metrics=${settings.metrics} is not a loopback address: the metrics have no authentication; ` +
+          'use 127.0.0.1:PORT (and a proxy or SSH tunnel), or add --metrics-expose if the network is private',
+      );
+    }
   }
   if (requireEndpoints && recv.length === 0) {
     throw new UsageError(

@@ -28,6 +28,10 @@ export interface Settings {
   listenWaitMs: number;
   /** Keep Node's own Response in fetch apps (no constructor-argument-keeping Response). */
   standardResponse: boolean;
+  /** HOST:PORT of the Prometheus metrics endpoint; undefined = none. */
+  metrics?: string;
+  /** Allow a non-loopback metrics address. */
+  metricsExpose: boolean;
   /** Messages the master may hold while every worker is busy (then 503). */
   maxQueued: number;
   /** Requests a WSGI worker hands its Python process at once. */

@@ -19,6 +19,7 @@ import { chownAt, chownDir, openChildDir, removeFlatFolderAt, withAnchoredDir, t
 import { errorResponse } from '../http/error-response.js';
 import type { Logger } from '../log/logger.js';
 import { ReplySocket } from '../transport/reply-socket.js';
+import { EndpointMonitor } from '../transport/endpoint-monitor.js';
 import { encodeClose, encodeReply, parseMessage, type Mongrel2Message, type ProtocolError } from '../protocol/index.js';
 import { accessEntryOf, type AccessLogEntry } from '../log/access-log.js';
 import { DispatchTable, type AnswerStatus, type DispatchSink, type WorkerSlot } from './table.js';
@@ -85,6 +86,8 @@ export class Dispatcher implements DispatchSink {
   private readonly unidentified = new Set<Link>();
   private readonly pulls: Pull[] = [];
   private readonly pubs: ReplySocket[] = [];
+  /** The connection state of the PULL and PUB sockets to mongrel2 (status, start warnings). */
+  readonly endpoints: EndpointMonitor;
   private readonly log: Logger;
   private readonly options: DispatcherOptions;
   private closed = false;
@@ -101,6 +104,7 @@ export class Dispatcher implements DispatchSink {
     this.options = options;
     this.log = options.logger;
     this.table = new DispatchTable(this, { maxQueued: options.maxQueued ?? 10_000, servers: options.recv.length });
+    this.endpoints = new EndpointMonitor(options.recv, options.send, options.logger);
     const { dir, endpoint } = dispatchEndpoint(masterPid);
     this.endpoint = endpoint;
     this.dirName = path.basename(dir);
@@ -141,10 +145,11 @@ export class Dispatcher implements DispatchSink {
     });
     for (let i = 0; i < this.options.recv.length; i++) {
       const pull = new Pull({ receiveHighWaterMark: 0, linger: 0 });
+      this.endpoints.watch(pull, 'recv', i);
       pull.connect(this.options.recv[i]!);
       this.pulls.push(pull);
     }
-    for (const spec of this.options.send) this.pubs.push(new ReplySocket(spec));
+    this.options.send.forEach((spec, server) => this.pubs.push(new ReplySocket(spec, { monitor: this.endpoints, server })));
     this.loops = this.pulls.map((pull, i) => this.pullLoop(pull, i));
   }
 
@@ -357,6 +362,7 @@ export class Dispatcher implements DispatchSink {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.endpoints.close();
     for (const pull of this.pulls) pull.close();
     await Promise.all(this.pubs.map((pub) => pub.close()));
     for (const link of [...this.links.values(), ...this.unidentified]) link.socket.destroy();
@@ -377,6 +383,7 @@ export class Dispatcher implements DispatchSink {
    * been quiet for `quietMs` (at most `maxMs`).
    */
   async stopReceiving(quietMs = 150, maxMs = 1500): Promise<void> {
+    this.endpoints.silence();
     for (let i = 0; i < this.pulls.length; i++) {
       try {
         this.pulls[i]!.disconnect(this.options.recv[i]!);

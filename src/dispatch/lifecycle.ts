@@ -4,6 +4,7 @@
  */
 import type { Settings } from '../config/settings.js';
 import type { LogDestination, LogLevel } from '../log/logger.js';
+import type { RequestCounts } from '../metrics/request-metrics.js';
 
 /** Environment variable holding a worker's WorkerBootConfig as JSON. */
 export const WORKER_ENV = 'WSGID_WORKER_CONFIG';
@@ -26,13 +27,20 @@ export interface WorkerBootConfig {
 /** Worker → master. */
 export type WorkerMessage =
   | { type: 'ready' }
-  /** Sent every heartbeatMs from the worker's event loop; carries its counters. */
+  /**
+   * Sent every heartbeatMs from the worker's event loop; carries its counters: `rss` the resident
+   * memory (bytes) of the worker and its child processes (its Python), when it could read it
+   * (--max-memory); `metrics` its request totals since it started (by status class, duration
+   * histogram), `gateway` the kind of gateway serving its app (metrics label). All optional: the
+   * master checks them.
+   */
   | {
       type: 'heartbeat';
       served: number;
       inFlight: number;
-      /** Resident memory (bytes) of the worker and its child processes (its Python), when it could read it. */
       rss?: number;
+      metrics?: RequestCounts;
+      gateway?: string;
     }
   /** The worker reached its max-requests: please replace me (spawn, wait ready, drain me). */
   | { type: 'retire'; served: number }

@@ -35,10 +35,23 @@ import { planReload } from '../config/reload.js';
 import { EXIT, WsgidError } from '../errors.js';
 import { poolOptionsOf, WorkerPool, type KillSignal, type PoolAction, type PoolSignal, type PoolWorker } from './pool.js';
 import { buildStatus, type MasterStatusFile } from './status.js';
+import { WorkerReports } from './reports.js';
+import { renderMetrics } from './metrics.js';
+import { ProcSampler, type ProcSample } from '../metrics/proc-stat.js';
+import { startMetricsServer, type MetricsServer } from '../metrics/server.js';
+import { parseHostPort } from '../config/address.js';
+
+export interface ReadyInfo {
+  /**
+   * Resolves once every mongrel2 endpoint is connected (or refused, or a few seconds passed) with
+   * one sentence per endpoint that is not connected: `wsgid start` prints them.
+   */
+  endpointProblems: Promise<string[]>;
+}
 
 export interface MasterHooks {
   /** Called once, when the first full set of workers is ready. */
-  onReady?: () => void;
+  onReady?: (info: ReadyInfo) => void;
   /**
    * On HUP: the settings again, as at start (wsgid.json, the command line, the environment, read
    * anew). Throws when they are invalid (the running configuration is kept). Without it, HUP
@@ -84,6 +97,11 @@ export class Arbiter {
   private lastSweep = Date.now();
   private exitCode: number | undefined;
   private readonly listeners: Array<[Signal, () => void]> = [];
+  /** Observed, not decided: request totals from heartbeats, memory and CPU from /proc. */
+  private readonly reports = new WorkerReports();
+  private readonly sampler = new ProcSampler();
+  private masterUsage: ProcSample | undefined;
+  private metricsServer: MetricsServer | undefined;
 
   constructor(settings: Settings, logger: Logger, hooks: MasterHooks = {}) {
     this.settings = settings;
@@ -128,6 +146,17 @@ export class Arbiter {
         this.log.error('could not set up the dispatch sockets', { error: err });
         return 1;
       }
+      if (settings.metrics !== undefined) {
+        const address = parseHostPort(settings.metrics);
+        if (typeof address === 'string') throw new Error(address); // checked with the settings already
+        try {
+          this.metricsServer = await startMetricsServer(address, () => renderMetrics(this.status(), this.reports.totals()));
+        } catch (err) {
+          this.log.error(`could not serve the metrics on ${settings.metrics}`, { error: err });
+          return 1;
+        }
+        this.log.info('metrics served', { url: this.metricsUrl });
+      }
       for (const sig of SIGNALS) {
         const handler = (): void => this.queueSignal(sig);
         process.on(sig, handler);
@@ -148,6 +177,7 @@ export class Arbiter {
         if (this.exitCode !== undefined) break;
         this.murder();
         this.apply(this.pool.manage(Date.now()));
+        this.sampleUsage();
         this.writeStatus();
         if (this.pool.stopped) this.exitCode = 0;
       }
@@ -155,6 +185,7 @@ export class Arbiter {
       return this.exitCode;
     } finally {
       for (const [sig, handler] of this.listeners) process.removeListener(sig, handler);
+      await this.metricsServer?.close();
       await this.dispatcher.close().catch(() => {});
       this.accessLog.close();
       removeStatusFile(settings.appPath);
@@ -303,6 +334,7 @@ export class Arbiter {
           break;
         case 'bury':
           this.children.delete(action.id);
+          this.reports.buried(action.id);
           table.workerGone(action.id, Date.now(), action.suspectSince);
           if (action.pid > 0) removePidFile(this.settings.appPath, 'worker', action.pid);
           break;
@@ -321,7 +353,7 @@ export class Arbiter {
           this.log.warn('next worker spawn delayed', { ms: action.delayMs });
           break;
         case 'allReady':
-          this.hooks.onReady?.();
+          this.hooks.onReady?.({ endpointProblems: this.dispatcher.endpoints.settled() });
           break;
         case 'halt':
           this.exitCode = action.code;
@@ -403,6 +435,7 @@ export class Arbiter {
       }
       case 'heartbeat':
         this.applyAndWake(this.pool.heartbeat(id, message.served, now, message.rss));
+        this.reports.heartbeat(id, message.metrics, message.gateway);
         break;
       case 'retire':
         this.applyAndWake(this.pool.retireRequested(id, message.served));
@@ -434,8 +467,43 @@ export class Arbiter {
   // ------------------------------------------------------------------ status
 
   status(): MasterStatusFile {
-    const { pool, startedAt } = this;
-    return buildStatus({ pool, table: this.dispatcher.table, masterPid: process.pid, startedAt, now: Date.now() });
+    const { pool, startedAt, reports, masterUsage } = this;
+    return buildStatus({
+      pool,
+      table: this.dispatcher.table,
+      masterPid: process.pid,
+      startedAt,
+      now: Date.now(),
+      reports,
+      masterUsage,
+      endpoints: this.dispatcher.endpoints.snapshot(),
+      metricsUrl: this.metricsUrl,
+    });
+  }
+
+  private get metricsUrl(): string | undefined {
+    const a = this.metricsServer?.address;
+    if (a === undefined) return undefined;
+    return `http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}/metrics`;
+  }
+
+  /** Memory and CPU of the master, each worker and the worker's children (once per tick). */
+  private sampleUsage(): void {
+    const now = Date.now();
+    const seen = new Set<number>([process.pid]);
+    this.masterUsage = this.sampler.sample(process.pid, now);
+    for (const w of this.pool.workers.values()) {
+      if (w.pid <= 0) continue;
+      seen.add(w.pid);
+      const children: ProcSample[] = [];
+      for (const pid of this.sampler.children(w.pid)) {
+        seen.add(pid);
+        const c = this.sampler.sample(pid, now);
+        if (c !== undefined) children.push(c);
+      }
+      this.reports.usage.set(w.id, { self: this.sampler.sample(w.pid, now), children });
+    }
+    this.sampler.retain(seen);
   }
 
   private writeStatus(): void {

@@ -4,14 +4,36 @@
  * worker's credit and in-flight count). The file I/O is app-folder/status-file.ts.
  */
 import type { DispatchTable } from '../dispatch/table.js';
+import type { ProcSample } from '../metrics/proc-stat.js';
+import type { EndpointStatus } from '../transport/endpoint-monitor.js';
 import { VERSION } from '../version.js';
 import type { PoolPhase, ReloadOutcome, WorkerPool, WorkerState } from './pool.js';
+import type { WorkerReports } from './reports.js';
+
+/** Memory and CPU of one process, as published (bytes, percent of one core, seconds). */
+export interface ProcessUsage {
+  pid: number;
+  rss: number;
+  /** Since the previous tick; absent on a process's first sample. */
+  cpu?: number;
+  cpuSeconds: number;
+}
 
 export interface MasterStatusFile {
   version: 1;
   wsgid: string;
   updatedAt: string;
-  master: { pid: number; startedAt: string; uptime: number; state: PoolPhase };
+  master: {
+    pid: number;
+    startedAt: string;
+    uptime: number;
+    state: PoolPhase;
+    /** `single`: --workers=0, serving in this process; absent: a master and forked workers. */
+    mode?: 'single';
+    rss?: number;
+    cpu?: number;
+    cpuSeconds?: number;
+  };
   workersWanted: number;
   workers: Array<{
     id: number;
@@ -24,8 +46,14 @@ export interface MasterStatusFile {
     inFlight: number;
     credit: number;
     maxRequests: number;
-    /** Resident memory of the worker and its Python process (bytes) at its last heartbeat; 0 = not yet known. */
-    rss: number;
+    /** The gateway serving its app (from its heartbeats). */
+    gateway?: string;
+    /** The worker's own memory and CPU, sampled by the master from /proc (its children apart). */
+    rss?: number;
+    cpu?: number;
+    cpuSeconds?: number;
+    /** Its child processes (a WSGI worker's Python). */
+    children?: ProcessUsage[];
   }>;
   requests: {
     served: number;
@@ -67,6 +95,10 @@ export interface MasterStatusFile {
     changed: string[];
     needsRestart: string[];
   };
+  /** The mongrel2 endpoints and their connection state (transport/endpoints.ts). */
+  endpoints?: EndpointStatus[];
+  /** The Prometheus endpoint, when --metrics is on. */
+  metrics?: string;
 }
 
 export interface StatusSources {
@@ -76,11 +108,31 @@ export interface StatusSources {
   /** When the master started (ms). */
   startedAt: number;
   now: number;
+  /** Observed extras (all optional: the status is complete without them). */
+  reports?: WorkerReports;
+  masterUsage?: ProcSample;
+  endpoints?: EndpointStatus[];
+  metricsUrl?: string;
+}
+
+function usageOf(sample: ProcSample): ProcessUsage {
+  const u: ProcessUsage = { pid: sample.pid, rss: sample.rss, cpuSeconds: round2(sample.cpuSeconds) };
+  if (sample.cpu !== undefined) u.cpu = sample.cpu;
+  return u;
+}
+
+const round2 = (n: number): number => Math.round(n * 100) / 100;
+
+/** The usage fields of a status entry (master or worker). */
+function usageFields(sample: ProcSample | undefined): { rss?: number; cpu?: number; cpuSeconds?: number } {
+  if (sample === undefined) return {};
+  const { rss, cpu, cpuSeconds } = usageOf(sample);
+  return cpu === undefined ? { rss, cpuSeconds } : { rss, cpu, cpuSeconds };
 }
 
 const seconds = (ms: number): number => Math.round(ms / 1000);
 
-export function buildStatus({ pool, table, masterPid, startedAt, now }: StatusSources): MasterStatusFile {
+export function buildStatus({ pool, table, masterPid, startedAt, now, reports, masterUsage, endpoints, metricsUrl }: StatusSources): MasterStatusFile {
   const c = table.counters;
   const workers: MasterStatusFile['workers'] = [];
   for (const w of pool.workers.values()) {
@@ -96,16 +148,29 @@ export function buildStatus({ pool, table, masterPid, startedAt, now }: StatusSo
       inFlight: slot?.inFlight ?? 0,
       credit: slot?.credit ?? 0,
       maxRequests: w.maxRequests,
-      rss: w.rss,
     });
+    const entry = workers[workers.length - 1]!;
+    const gateway = reports?.gatewayOf(w.id);
+    if (gateway !== undefined) entry.gateway = gateway;
+    const usage = reports?.usage.get(w.id);
+    if (usage !== undefined) {
+      Object.assign(entry, usageFields(usage.self));
+      if (usage.children.length > 0) entry.children = usage.children.map(usageOf);
+    }
   }
   const crash = pool.crashLoop;
   const reload = pool.reload;
-  return {
+  const status: MasterStatusFile = {
     version: 1,
     wsgid: VERSION,
     updatedAt: new Date(now).toISOString(),
-    master: { pid: masterPid, startedAt: new Date(startedAt).toISOString(), uptime: seconds(now - startedAt), state: pool.phase },
+    master: {
+      pid: masterPid,
+      startedAt: new Date(startedAt).toISOString(),
+      uptime: seconds(now - startedAt),
+      state: pool.phase,
+      ...usageFields(masterUsage),
+    },
     workersWanted: pool.wanted,
     workers,
     requests: {
@@ -141,4 +206,57 @@ export function buildStatus({ pool, table, masterPid, startedAt, now }: StatusSo
       },
     }),
   };
+  if (endpoints !== undefined) status.endpoints = endpoints;
+  if (metricsUrl !== undefined) status.metrics = metricsUrl;
+  return status;
+}
+
+export interface StandaloneSources {
+  pid: number;
+  startedAt: number;
+  now: number;
+  state: PoolPhase;
+  served: number;
+  inFlight: number;
+  usage?: ProcSample;
+  endpoints?: EndpointStatus[];
+  metricsUrl?: string;
+}
+
+/** The same file for --workers=0: one process that is master and worker; no supervision numbers. */
+export function buildStandaloneStatus(s: StandaloneSources): MasterStatusFile {
+  const status: MasterStatusFile = {
+    version: 1,
+    wsgid: VERSION,
+    updatedAt: new Date(s.now).toISOString(),
+    master: {
+      pid: s.pid,
+      startedAt: new Date(s.startedAt).toISOString(),
+      uptime: seconds(s.now - s.startedAt),
+      state: s.state,
+      mode: 'single',
+      ...usageFields(s.usage),
+    },
+    workersWanted: 0,
+    workers: [],
+    requests: {
+      served: s.served,
+      inFlight: s.inFlight,
+      queued: 0,
+      received: 0,
+      answered502: 0,
+      answered503: 0,
+      answered504: 0,
+      closed: 0,
+      malformed: 0,
+    },
+    restarts: 0,
+    recycled: 0,
+    reloads: 0,
+    bootFailures: 0,
+    memoryRecycled: 0,
+  };
+  if (s.endpoints !== undefined) status.endpoints = s.endpoints;
+  if (s.metricsUrl !== undefined) status.metrics = s.metricsUrl;
+  return status;
 }

@@ -13,6 +13,7 @@
  *   costs about as much as the rest of a hello-world request.
  */
 import { XPublisher } from 'zeromq';
+import type { EndpointMonitor } from './endpoint-monitor.js';
 
 const MAX_BATCH_PARTS = 64;
 const MAX_BATCH_BYTES = 4 * 1024 * 1024;
@@ -31,9 +32,14 @@ export class ReplySocket {
   private handed = 0;
   private handoverWaiters: Array<{ at: number; fn: () => void }> = [];
 
-  constructor(endpoint: string) {
+  /** With `monitor`, its connection state is tracked as `--send` endpoint `server` (status, warnings). */
+  private readonly monitor: { monitor: EndpointMonitor; server: number } | undefined;
+
+  constructor(endpoint: string, monitor?: { monitor: EndpointMonitor; server: number }) {
     this.endpoint = endpoint;
+    this.monitor = monitor;
     this.socket = new XPublisher({ noDrop: true, sendHighWaterMark: 10_000, linger: 2000 });
+    monitor?.monitor.watch(this.socket, 'send', monitor.server);
     this.socket.connect(endpoint);
     void this.watchSubscriptions();
   }
@@ -141,6 +147,7 @@ export class ReplySocket {
     try {
       for await (const [message] of this.socket) {
         // 0x01 = subscribe, 0x00 = unsubscribe; mongrel2 subscribes once per connection.
+        if (message && message[0] === 1) this.monitor?.monitor.subscription(this.monitor.server);
         if (message && message[0] === 1 && !this.subscribed) {
           this.subscribed = true;
           if (this.queue.length > 0 && !this.sending) void this.pump();
@@ -153,6 +160,6 @@ export class ReplySocket {
 }
 
 /** Reply sockets for every configured mongrel2 server, indexed like Settings.send. */
-export function openReplySockets(endpoints: readonly string[]): ReplySocket[] {
-  return endpoints.map((endpoint) => new ReplySocket(endpoint));
+export function openReplySockets(endpoints: readonly string[], monitor?: EndpointMonitor): ReplySocket[] {
+  return endpoints.map((endpoint, server) => new ReplySocket(endpoint, monitor && { monitor, server }));
 }

@@ -3,15 +3,17 @@
  * dispatch hop, but also none of the master's guarantees (see ../../../shared/DESIGN.md).
  */
 import { Pull } from 'zeromq';
+import type { EndpointMonitor } from '../transport/endpoint-monitor.js';
 import type { DeliverFn, RequestSource } from './source.js';
 
 export class DirectSource implements RequestSource {
   private readonly sockets: Pull[];
   private paused = false;
 
-  constructor(endpoints: readonly string[]) {
-    this.sockets = endpoints.map((endpoint) => {
+  constructor(endpoints: readonly string[], monitor?: EndpointMonitor) {
+    this.sockets = endpoints.map((endpoint, server) => {
       const socket = new Pull({ linger: 0 });
+      monitor?.watch(socket, 'recv', server);
       socket.connect(endpoint);
       return socket;
     });

@@ -20,7 +20,8 @@ import type { Settings } from '../config/settings.js';
 import type { Gateway } from '../gateways/types.js';
 import { enterAppFolder, inAppFolder } from '../app-folder/privileges.js';
 import { preloadGateways } from '../gateways/registry.js';
-import { loadGateway } from './app.js';
+import { gatewayKind, loadGateway } from './app.js';
+import { RequestMetrics } from '../metrics/request-metrics.js';
 import { startWorker } from './serve.js';
 import { createAccessLogger, type AccessLogger } from '../log/access-log.js';
 import { accessEntry } from './access.js';
@@ -112,6 +113,7 @@ export async function runWorker(config: WorkerBootConfig, hooks: WorkerHooks = {
   let gateway: Gateway | undefined;
   let accessLog: AccessLogger | undefined;
   let completed = 0;
+  const requestMetrics = new RequestMetrics();
 
   const graceful = (why: string): Promise<void> => {
     if (worker === undefined && stopping === undefined) {
@@ -182,6 +184,7 @@ export async function runWorker(config: WorkerBootConfig, hooks: WorkerHooks = {
         gateway,
         source,
         onComplete: (done) => {
+          requestMetrics.observe(done.status, done.durationMs);
           if (log.enabled) log.log(accessEntry(done));
           // Retire as soon as the count is reached (not at the next heartbeat): the master spawns
           // the replacement while this worker keeps serving, then drains it.
@@ -202,12 +205,22 @@ export async function runWorker(config: WorkerBootConfig, hooks: WorkerHooks = {
   }
 
   const running = worker;
+  const kind = gatewayKind(gateway!);
+  const heartbeat = (): WorkerMessage => ({
+    type: 'heartbeat',
+    served: running.served,
+    inFlight: running.inFlight,
+    metrics: requestMetrics.snapshot(),
+    gateway: kind,
+    // Read from /proc only when --max-memory needs it (the master samples usage for status itself).
+    ...(settings.maxMemory ? { rss: processTreeRss() } : {}),
+  });
   const beat = setInterval(() => {
     if (masterGone()) {
       logger.warn('master went away (reparented); exiting');
       process.exit(exitCode || 0);
     }
-    send({ type: 'heartbeat', served: running.served, inFlight: running.inFlight, rss: processTreeRss() });
+    send(heartbeat());
   }, config.heartbeatMs);
   send({ type: 'ready' });
   stopBootWatchdog();
@@ -220,7 +233,7 @@ export async function runWorker(config: WorkerBootConfig, hooks: WorkerHooks = {
     const timer = setTimeout(resolve, 200);
     if (!process.connected || !process.send) return resolve();
     try {
-      process.send({ type: 'heartbeat', served: running.served, inFlight: running.inFlight } satisfies WorkerMessage, () => {
+      process.send(heartbeat(), () => {
         clearTimeout(timer);
         resolve();
       });

@@ -18,6 +18,7 @@ import type { Logger } from '../log/logger.js';
 import { LogRateLimit } from '../log/rate-limit.js';
 import type { Settings } from '../config/settings.js';
 import { openReplySockets, type ReplySocket } from '../transport/reply-socket.js';
+import type { EndpointMonitor } from '../transport/endpoint-monitor.js';
 import { ActiveRequest } from './active-request.js';
 import { createBroadcaster } from './broadcaster.js';
 import { connectionKey, ConnectionQueues, type QueuedMessage } from './connections.js';
@@ -45,6 +46,8 @@ export interface WorkerOptions {
   source: RequestSource;
   /** Called after each request (access log); keep it cheap. */
   onComplete?: (request: CompletedRequest) => void;
+  /** Track the reply sockets' connection to mongrel2 (single-process mode: status and warnings). */
+  endpointMonitor?: EndpointMonitor;
   /**
    * While a response is open and nothing was sent for this long, send mongrel2's keep-alive
    * control message so its idle killer spares long polls and quiet event streams (WebSockets get
@@ -72,7 +75,7 @@ export interface Worker {
 
 export function startWorker(options: WorkerOptions): Worker {
   const { logger, gateway, source } = options;
-  const sockets = openReplySockets(options.settings.send);
+  const sockets = openReplySockets(options.settings.send, options.endpointMonitor);
   const keepAliveMs = options.keepAliveMs ?? options.settings.pingMs;
   const websockets = new WebSocketConnections({ logger, sockets, keepAliveMs });
   const connections = new ConnectionQueues<ActiveRequest>();
