@@ -104,6 +104,19 @@ export function restartCommand(settings: Settings, values: CommandValues, io: Ou
   return EXIT.OK;
 }
 
+/** `wsgid reopen-logs`: SIGUSR1 to the master (logrotate's postrotate). */
+export function reopenLogsCommand(settings: Settings, io: Output): number {
+  const paths = checkAppFolderExists(settings.appPath);
+  const masters = liveMasters(paths.root);
+  if (masters.length === 0) {
+    io.err(`wsgid: not running in ${paths.root}\n`);
+    return EXIT.NOT_RUNNING;
+  }
+  for (const m of masters) send(m, 'SIGUSR1');
+  io.out(`sent SIGUSR1 to master pid ${masters.map((m) => m.pid).join(', ')}: logs reopened\n`);
+  return EXIT.OK;
+}
+
 /** What the master publishes about itself in pid/status.json (master/status.ts MasterStatusFile). */
 export interface MasterStatus {
   updatedAt?: string;

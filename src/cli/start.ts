@@ -8,8 +8,9 @@ import type { Settings } from '../config/settings.js';
 import { checkAppFolder } from '../app-folder/layout.js';
 import { listPidFiles, removePidFile, writePidFile } from '../app-folder/pidfile.js';
 import { enterAppFolder, prepareForWorkers } from '../app-folder/privileges.js';
-import { createLogger, type Logger, type LogFields } from '../log/logger.js';
-import { reportToParent, spawnDaemon, takeDaemonChildMarker } from './daemon.js';
+import { createLogger, logFormatOf, type Logger, type LogFields } from '../log/logger.js';
+import { reopenStdio } from '../app-folder/stdio.js';
+import { reportToParent, spawnDaemon, takeDaemonChildMarker, type FailureDetail } from './daemon.js';
 
 /** How long `wsgid start` waits for the daemon to report "ready". */
 export const READY_TIMEOUT_MS = 90_000;
@@ -61,7 +62,7 @@ export async function startCommand(settings: Settings, argv: readonly string[]):
 
   if (!settings.noDaemon && !isDaemonChild) {
     const result = await spawnDaemon({ argv, cwd: paths.root, readyTimeoutMs: READY_TIMEOUT_MS, logFile: paths.wsgidLog });
-    (result.exitCode === EXIT.OK ? process.stdout : process.stderr).write(result.message + '\n');
+    (result.exitCode === EXIT.OK ? process.stdout : process.stderr).write(result.message + '\n' + formatFailureDetail(result));
     return result.exitCode;
   }
 
@@ -74,8 +75,8 @@ export async function startCommand(settings: Settings, argv: readonly string[]):
   let baseLogger: Logger;
   try {
     baseLogger = isDaemonChild
-      ? createLogger({ path: paths.wsgidLog, root: paths.root }, level, 'master')
-      : createLogger({ fd: settings.stdout ? 1 : 2 }, level, 'master');
+      ? createLogger({ path: paths.wsgidLog, root: paths.root }, level, 'master', logFormatOf(settings.logFormat))
+      : createLogger({ fd: settings.stdout ? 1 : 2 }, level, 'master', logFormatOf(settings.logFormat));
   } catch (error) {
     const reason = `cannot open the log ${paths.wsgidLog}: ${(error as Error).message}`;
     if (isDaemonChild) reportToParent({ type: 'failed', reason, exitCode: EXIT.FAILURE });
@@ -90,9 +91,28 @@ export async function startCommand(settings: Settings, argv: readonly string[]):
     logger.info('ready', { workers: effective.workers, appPath: paths.root });
     if (isDaemonChild) reportToParent({ type: 'ready', pid: process.pid, workers: effective.workers });
   };
+  // Why a worker could not boot (a traceback, a code frame): what a failed start shows the user.
+  let fatal: (FailureDetail & { message: string }) | undefined;
+  const onWorkerFatal = (report: FailureDetail & { message: string }): void => {
+    fatal ??= report;
+  };
   const fail = (reason: string, exitCode: number): number => {
-    if (isDaemonChild && !ready) reportToParent({ type: 'failed', reason, exitCode });
+    const why = fatal ? { reason: fatal.message, detail: fatal.detail, hint: fatal.hint } : { reason };
+    if (isDaemonChild && !ready) reportToParent({ type: 'failed', exitCode, ...why });
+    else if (!ready && fatal) {
+      // Foreground: the log (this terminal) showed the detail under the worker's line already.
+      process.stderr.write(`wsgid could not start: ${why.reason}\n` + formatFailureDetail({ hint: why.hint }));
+    }
     return exitCode;
+  };
+  const onReopen = (): void => {
+    if (!isDaemonChild) return;
+    try {
+      const result = reopenStdio(paths.root, paths.wsgidLog);
+      if (!result.ok) logger.warn(result.reason);
+    } catch (error) {
+      logger.error('could not point stdout/stderr at the reopened log', { error: error instanceof Error ? error : new Error(String(error)) });
+    }
   };
 
   let code: number;
@@ -100,10 +120,10 @@ export async function startCommand(settings: Settings, argv: readonly string[]):
     prepareForWorkers(effective);
     // Imported here, not at the top: `wsgid status`, `--help` etc. need neither ZeroMQ nor the app.
     if (effective.workers === 0) {
-      code = await runStandalone(effective, logger, onReady);
+      code = await runStandalone(effective, logger, onReady, onReopen);
     } else {
       const { runMaster } = await import('../master/index.js');
-      code = await runMaster(effective, logger, { onReady });
+      code = await runMaster(effective, logger, { onReady, onReopen, onWorkerFatal });
     }
   } catch (error) {
     const exitCode = error instanceof WsgidError ? error.exitCode : EXIT.FAILURE;
@@ -120,7 +140,7 @@ export async function startCommand(settings: Settings, argv: readonly string[]):
 }
 
 /** --workers=0: serve in this process (worker/standalone.ts) until SIGTERM, SIGINT or SIGQUIT. */
-async function runStandalone(settings: Settings, logger: Logger, onReady: () => void): Promise<number> {
+async function runStandalone(settings: Settings, logger: Logger, onReady: () => void, onReopen: () => void): Promise<number> {
   const { serveStandalone } = await import('../worker/standalone.js');
   writePidFile(settings.appPath, 'master', process.pid);
   try {
@@ -140,6 +160,7 @@ async function runStandalone(settings: Settings, logger: Logger, onReady: () => 
         try {
           logger.reopen();
           server.reopenLogs();
+          onReopen();
         } catch (error) {
           // A refused or failed reopen (e.g. a symlink planted at the log's name) keeps the old file.
           logger.error('could not reopen the log', { error: error instanceof Error ? error : new Error(String(error)) });
@@ -151,4 +172,12 @@ async function runStandalone(settings: Settings, logger: Logger, onReady: () => 
   } finally {
     removePidFile(settings.appPath, 'master', process.pid);
   }
+}
+
+/** The verbatim detail (traceback, code frame) and the hint of a failed start, for the terminal. */
+export function formatFailureDetail(failure: FailureDetail): string {
+  let text = '';
+  if (failure.detail) text += failure.detail.replace(/\s+$/, '') + '\n';
+  if (failure.hint) text += `hint: ${failure.hint}\n`;
+  return text;
 }
