@@ -59,8 +59,10 @@ export class LineSplitter {
     }
     data = data.subarray(start);
     if (data.length >= MAX_LINE_BYTES) {
-      this.emitCut(data);
-      return;
+      // A line without end: its whole MAX_LINE_BYTES pieces go now, the rest waits for more.
+      const whole = data.length - (data.length % MAX_LINE_BYTES);
+      this.emitCut(data.subarray(0, whole));
+      data = data.subarray(whole);
     }
     if (data.length > 0) this.carry = Buffer.from(data);
   }

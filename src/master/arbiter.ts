@@ -198,12 +198,18 @@ export class Arbiter {
   }
 
   private reopenLogs(): void {
-    try {
-      this.log.reopen();
-      this.accessLog.reopen();
-      this.appOutput?.reopen();
-    } catch (err) {
-      this.log.error('could not reopen the log', { error: err });
+    // Each on its own: a refused one (a symlink planted at its name) keeps its old file only.
+    const files: Array<[string, () => void]> = [
+      ['wsgid.log', () => this.log.reopen()],
+      ['access.log', () => this.accessLog.reopen()],
+      ['app.log', () => this.appOutput?.reopen()],
+    ];
+    for (const [file, reopen] of files) {
+      try {
+        reopen();
+      } catch (err) {
+        this.log.error('could not reopen the log', { file, error: err });
+      }
     }
     this.hooks.onReopen?.();
     this.log.info('USR1: logs reopened');

@@ -54,7 +54,7 @@ function appStack(stack: string): string {
 export function firstFrameLocation(stack: string): { location: string; line: number; column: number } | undefined {
   for (const text of stack.split('\n')) {
     if (!/^\s+at /.test(text)) continue;
-    const m = /((?:file:\/\/)?\/[^():]+):(\d+):(\d+)\)?$/.exec(text);
+    const m = /(?:\(|at )((?:file:\/\/)?\/[^():]+):(\d+):(\d+)\)?$/.exec(text);
     if (m) return { location: m[1]!, line: Number(m[2]), column: Number(m[3]) };
   }
   return undefined;
