@@ -10,6 +10,9 @@ import { listPidFiles, removePidFile, writePidFile } from '../app-folder/pidfile
 import { enterAppFolder, prepareForWorkers } from '../app-folder/privileges.js';
 import { createLogger, logFormatOf, type Logger, type LogFields } from '../log/logger.js';
 import { reopenStdio } from '../app-folder/stdio.js';
+import { AppLoadError } from '../loaders/errors.js';
+import { WsgiLoadError } from '../gateways/wsgi/load-error.js';
+import { describeLoadFailure } from '../worker/load-failure.js';
 import { reportToParent, spawnDaemon, takeDaemonChildMarker, type FailureDetail } from './daemon.js';
 
 /** How long `wsgid start` waits for the daemon to report "ready". */
@@ -126,6 +129,13 @@ export async function startCommand(settings: Settings, argv: readonly string[]):
       code = await runMaster(effective, logger, { onReady, onReopen, onWorkerFatal });
     }
   } catch (error) {
+    if (error instanceof AppLoadError || error instanceof WsgiLoadError) {
+      // --workers=0: the app is loaded here; say why as a worker would (worker/load-failure.ts).
+      const failure = describeLoadFailure(error, paths.root);
+      fatal ??= { message: `app load error: ${failure.summary}`, detail: failure.detail, hint: failure.hint };
+      logger.error(fatal.message, { exitCode: EXIT.APP_LOAD, hint: failure.hint, detail: failure.detail });
+      return fail(fatal.message, EXIT.APP_LOAD);
+    }
     const exitCode = error instanceof WsgidError ? error.exitCode : EXIT.FAILURE;
     logger.error('could not start', { error: error instanceof Error ? error : new Error(String(error)) });
     return fail(memory.last ?? String(error), exitCode === EXIT.USAGE ? EXIT.FAILURE : exitCode);

@@ -93,7 +93,7 @@ function sanitizeBlock(text: string): string {
 
 /** A multi-line text shown under its log line, each line indented (continuations never start with a time). */
 export function indentBlock(text: string): string {
-  return sanitizeBlock(text.replace(/\s+$/, '')).replace(/^/gm, '  ') + '\n';
+  return sanitizeBlock(text.replace(/\s+$/, '')).replace(/^(?=.)/gm, '  ') + '\n';
 }
 
 /** One text line (with its newline, and the `detail` block under it). */

@@ -364,4 +364,20 @@ describe('a start that fails says why on the terminal', () => {
       assert.ok(existsSync(path.join(dir, 'logs', 'wsgid.log')));
     });
   }
+
+  test('the same report in the foreground (--no-daemon) and with --workers=0', async () => {
+    const dir = await appFolder({ 'server.mjs': 'export default {\n  fetch() { return new Response(1 +); },\n};\n' });
+    const file = path.join(dir, 'app', 'server.mjs');
+    const oracle = spawnSync(process.execPath, [file], { encoding: 'utf8' }).stderr.split('\n').slice(0, 5);
+    const h = m2.handler('app');
+    const common = [`--app-path=${dir}`, `--recv=${h.recv}`, `--send=${h.send}`];
+    const foreground = await runCli([...common, '--workers=1', '--no-daemon']);
+    assert.equal(foreground.code, 4, foreground.stderr);
+    // The log stream (this terminal) has the frame indented under the worker's line, then the summary.
+    assert.deepEqual(block(foreground.stderr, /^ {2}file:\/\//, /^ {2}SyntaxError: /), oracle.map((l) => (l === '' ? '' : `  ${l}`)));
+    assert.match(foreground.stderr, /\nwsgid could not start: app load error: .*Unexpected token.*\(at .*server\.mjs:2:\d+\)\n$/);
+    const standalone = await runCli([...common, '--workers=0']);
+    assert.equal(standalone.code, 4, standalone.stderr);
+    assert.deepEqual(block(standalone.stderr, /^file:\/\//, /^SyntaxError: /), oracle);
+  });
 });
