@@ -99,6 +99,9 @@ export class AppOutputLog {
   private droppedTotal = 0;
   private linesTotal = 0;
   private idle: Array<() => void> = [];
+  /** Attached pipes not yet ended: close() reads them out first (a worker's last lines). */
+  private open = new Set<Readable>();
+  private allEnded: Array<() => void> = [];
   private readonly maxPending: number;
   private readonly now: () => number;
 
@@ -121,8 +124,15 @@ export class AppOutputLog {
   /** Capture a worker's stdout or stderr pipe until it ends. */
   attach(stream: Readable, tag: OutputTag): void {
     const splitter = new LineSplitter((line) => this.line(tag, line));
+    this.open.add(stream);
+    const ended = (): void => {
+      if (!this.open.delete(stream)) return;
+      splitter.end();
+      if (this.open.size === 0) for (const resolve of this.allEnded.splice(0)) resolve();
+    };
     stream.on('data', (chunk: Buffer) => splitter.push(chunk));
-    stream.on('end', () => splitter.end());
+    stream.on('end', ended);
+    stream.on('close', ended);
     stream.on('error', () => {});
   }
 
@@ -155,11 +165,15 @@ export class AppOutputLog {
     return new Promise((resolve) => this.idle.push(resolve));
   }
 
-  /** Write what is queued (waiting for the write in flight, at most `waitMs`), then close. */
+  /**
+   * Read the pipes out (the workers are gone: their last lines), write what is queued, then close;
+   * at most `waitMs` in all.
+   */
   async close(waitMs = 2000): Promise<void> {
     if (this.closed) return;
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.drained(), new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
+    const ends = this.open.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => this.allEnded.push(resolve));
+    await Promise.race([ends.then(() => this.drained()), new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
     clearTimeout(timer);
     this.closed = true;
     const rest = this.takeBatch();

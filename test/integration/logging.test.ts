@@ -79,6 +79,7 @@ import { createRequire } from 'node:module';
 const pino = createRequire(${JSON.stringify(path.join(REPO_ROOT, 'package.json'))})('pino');
 const logger = pino();
 console.log('booted', process.pid);
+process.on('exit', () => console.log('bye', process.pid));
 export default {
   fetch(req) {
     const n = new URL(req.url).searchParams.get('n');
@@ -130,6 +131,9 @@ describe('app output capture (daemon)', () => {
     }
     assert.doesNotMatch(read(dir, 'wsgid.log'), /out \d+/, "app output is not mixed into wsgid's log");
     await stop(dir);
+    // A worker's last words, printed as it exits, are read out before the master closes the file.
+    const last = tagged(read(dir, 'app.log'));
+    for (const pid of workers) assert.ok(last.some((l) => l.line === `bye ${pid}` && l.pid === pid), `bye ${pid}`);
   });
 
   test('a Python app: print() and stderr lines land in logs/app.log, tagged by worker', async () => {
