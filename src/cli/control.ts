@@ -113,7 +113,7 @@ export function reopenLogsCommand(settings: Settings, io: Output): number {
     return EXIT.NOT_RUNNING;
   }
   for (const m of masters) send(m, 'SIGUSR1');
-  io.out(`sent SIGUSR1 to master pid ${masters.map((m) => m.pid).join(', ')}: logs reopened\n`);
+  io.out(`sent SIGUSR1 to master pid ${masters.map((m) => m.pid).join(', ')}: reopening the logs\n`);
   return EXIT.OK;
 }
 

@@ -43,8 +43,12 @@ function read(dir: string, name: string): string {
 }
 
 async function start(dir: string, ...extra: string[]): Promise<number> {
+  return startWith(undefined, dir, ...extra);
+}
+
+async function startWith(env: NodeJS.ProcessEnv | undefined, dir: string, ...extra: string[]): Promise<number> {
   const h = m2.handler('app');
-  const r = await runCli([`--app-path=${dir}`, `--recv=${h.recv}`, `--send=${h.send}`, ...extra]);
+  const r = await runCli([`--app-path=${dir}`, `--recv=${h.recv}`, `--send=${h.send}`, ...extra], 60_000, { env });
   assert.equal(r.code, 0, r.stderr + read(dir, 'wsgid.log'));
   return Number(/master pid (\d+)/.exec(r.stdout)![1]);
 }
@@ -230,6 +234,19 @@ describe('log rotation under load', () => {
     await stop(dir);
     assertNoLineLost(dir, answered, '.1');
     assert.match(read(dir, 'wsgid.log'), /USR1: logs reopened/);
+  });
+
+  test('without the native addon (no dup2): everything else is reopened, the master says its fd 1/2 could not follow', async () => {
+    const dir = await appFolder({ 'server.mjs': NODE_APP });
+    const master = await startWith({ ...process.env, WSGID_NATIVE_ADDON: path.join(dir, 'no-such-addon.node') }, dir, '--workers=1');
+    for (const name of ['app.log', 'access.log', 'wsgid.log']) renameSync(path.join(dir, 'logs', name), path.join(dir, 'logs', `${name}.1`));
+    assert.equal((await runCli(['reopen-logs', `--app-path=${dir}`])).code, 0);
+    await waitFor('the reopen', async () => /USR1: logs reopened/.test(read(dir, 'wsgid.log')));
+    assert.match(read(dir, 'wsgid.log'), /WARN .*native addon \(dup2\) is not built: the master's stdout\/stderr still point at the rotated file/);
+    assert.equal(readlinkSync(`/proc/${master}/fd/2`), path.join(dir, 'logs', 'wsgid.log.1'));
+    assert.equal((await request(`${m2.baseUrl}/?n=1`)).body.toString(), 'ok 1');
+    await waitFor('app and access lines in the new files', async () => /out 1$/m.test(read(dir, 'app.log')) && /GET \/\?n=1 /.test(read(dir, 'access.log')));
+    await stop(dir);
   });
 
   test('copytruncate: the files are O_APPEND, so truncation leaves no hole and no line is lost outside logrotate\'s window', async (t) => {
