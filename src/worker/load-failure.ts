@@ -105,7 +105,7 @@ function findSyntaxError(entry: string, root: string, limit = 40): string | unde
   const seen = new Set<string>();
   while (queue.length > 0 && seen.size < limit) {
     const file = queue.shift()!;
-    if (seen.has(file) || !file.startsWith(root + path.sep)) continue;
+    if (seen.has(file) || !(root === path.sep || file.startsWith(root + path.sep))) continue;
     seen.add(file);
     const check = spawnSync(process.execPath, ['--check', file], { encoding: 'utf8', timeout: 10_000 });
     if (check.error) return undefined; // no node to run (a chroot): no location then
@@ -151,7 +151,12 @@ function jsFailure(error: AppLoadError, appRoot: string): LoadFailure {
   let where = '';
   if (header) {
     const first = header.split('\n')[0]!;
-    const location = first.replace(/^file:\/\//, '');
+    let location = first;
+    try {
+      if (first.startsWith('file://')) location = fileURLToPath(first.replace(/:\d+$/, '')) + (/:\d+$/.exec(first)?.[0] ?? '');
+    } catch {
+      /* not a file URL after all: shown as it is */
+    }
     where = ` (at ${location}:${caretColumn(header)})`;
   }
   const missing = /Cannot find (?:package|module) '([^']+)'/.exec(cause.message)?.[1];
