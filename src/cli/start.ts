@@ -103,8 +103,10 @@ export async function startCommand(settings: Settings, argv: readonly string[]):
     const why = fatal ? { reason: fatal.message, detail: fatal.detail, hint: fatal.hint } : { reason };
     if (isDaemonChild && !ready) reportToParent({ type: 'failed', exitCode, ...why });
     else if (!ready && fatal) {
-      // Foreground: the log (this terminal) showed the detail under the worker's line already.
-      process.stderr.write(`wsgid could not start: ${why.reason}\n` + formatFailureDetail({ hint: why.hint }));
+      // Foreground: a text log (this terminal) showed the detail under the worker's line already;
+      // a JSON one carried it as a field, which nobody reads on a terminal.
+      const detail = logFormatOf(settings.logFormat) === 'json' ? why.detail : undefined;
+      process.stderr.write(`wsgid could not start: ${why.reason}\n` + formatFailureDetail({ detail, hint: why.hint }));
     }
     return exitCode;
   };
