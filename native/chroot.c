@@ -59,7 +59,10 @@ static napi_value do_chroot(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+napi_value wsgid_register_fds(napi_env env, napi_value exports); /* fds.c */
+
 static napi_value init(napi_env env, napi_value exports) {
+  wsgid_register_fds(env, exports);
   napi_value fn;
   napi_create_function(env, "chroot", NAPI_AUTO_LENGTH, do_chroot, NULL, &fn);
   napi_set_named_property(env, exports, "chroot", fn);

@@ -2,7 +2,7 @@
  * The wsgid app folder, as the original laid it out:
  *
  *   DIR/app/           the application (code, its node_modules, or a Python package)
- *   DIR/logs/          wsgid.log (daemon log), access.log
+ *   DIR/logs/          wsgid.log (daemon log), access.log, app.log (the workers' output; docs/LOGGING.md)
  *   DIR/plugins/       app-loader plugins
  *   DIR/pid/master/    <pid>.pid of the master
  *   DIR/pid/worker/    <pid>.pid of each worker

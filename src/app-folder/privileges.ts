@@ -65,7 +65,7 @@ export function dropTarget(appPath: string): Owner | undefined {
 }
 
 /**
- * Master side, before the first worker: create logs/wsgid.log and logs/access.log if missing and
+ * Master side, before the first worker: create logs/wsgid.log, access.log and app.log if missing and
  * give them, logs/, pid/master/ and pid/worker/ to the owner, so dropped workers (and the
  * single-process mode, which drops in the master) can write, reopen and remove them.
  * Also checks early that --chroot can work (root + addon), so `wsgid start` fails up front.
@@ -81,7 +81,8 @@ export function prepareForWorkers(settings: Settings): void {
   // following them and chowned through the open fd (fs/anchored.ts).
   const { root } = appFolderPaths(settings.appPath);
   withAnchoredDir(root, ['logs'], (logs) => {
-    for (const name of ['wsgid.log', 'access.log']) {
+    // app.log: written by the master, but the app's output is the owner's to read.
+    for (const name of ['wsgid.log', 'access.log', 'app.log']) {
       const fd = openAppendAt(logs, name, 0o640);
       try {
         fchownSync(fd, owner.uid, owner.gid);

@@ -77,6 +77,11 @@ export const BUILTIN_COMMANDS: Readonly<Record<CommandName, BuiltinCommand>> = {
     usage: 'wsgid systemd-unit --app-path=DIR',
     description: 'Print a systemd service unit that runs this app folder in the foreground.',
   },
+  'reopen-logs': {
+    usage: 'wsgid reopen-logs --app-path=DIR',
+    description: 'Reopen every log file (SIGUSR1 to the master), e.g. after logrotate moved them.',
+    details: 'The master reopens logs/wsgid.log, logs/access.log and logs/app.log, points its own stdout/stderr at the new wsgid.log, and tells every worker to reopen. See docs/LOGGING.md.',
+  },
 };
 
 const plugins = new Map<string, CommandDefinition>();

@@ -188,6 +188,19 @@ async function waitForReload(appPath: string, master: PidEntry, before: { genera
   }
 }
 
+/** `wsgid reopen-logs`: SIGUSR1 to the master (logrotate's postrotate). */
+export function reopenLogsCommand(settings: Settings, io: Output): number {
+  const paths = checkAppFolderExists(settings.appPath);
+  const masters = liveMasters(paths.root);
+  if (masters.length === 0) {
+    io.err(`wsgid: not running in ${paths.root}\n`);
+    return EXIT.NOT_RUNNING;
+  }
+  for (const m of masters) send(m, 'SIGUSR1');
+  io.out(`sent SIGUSR1 to master pid ${masters.map((m) => m.pid).join(', ')}: reopening the logs\n`);
+  return EXIT.OK;
+}
+
 /** `wsgid status [--json] [--watch [--count=N]]`: exit 0 when running, 1 when crash-looping, 3 when stopped. */
 export async function statusCommand(settings: Settings, values: CommandValues, io: Output): Promise<number> {
   const paths = checkAppFolderExists(settings.appPath);

@@ -2,8 +2,9 @@
  * Daemonizing without fork(): Node cannot fork() a running process, so the `wsgid` you type re-runs
  * itself (`process.execPath [execArgv] <this cli> <same arguments>`) as a detached child:
  * - `detached: true` → the child calls setsid(): new session and process group, no controlling tty;
- * - stdin and stdout → /dev/null, stderr → logs/wsgid.log (so a crash's stack trace, which no logger
- *   sees, still lands in the log), plus a Node IPC channel to report back;
+ * - stdin → /dev/null, stdout and stderr → logs/wsgid.log (so a crash's stack trace, which no logger
+ *   sees, still lands in the log; SIGUSR1 points them at the new file: app-folder/stdio.ts), plus a
+ *   Node IPC channel to report back;
  * - cwd = the app folder; the child sets umask 022 itself;
  * - env WSGID_DAEMON_CHILD=1 tells it that it *is* the daemon (it runs the master in-process and logs
  *   to logs/wsgid.log); it removes the variable from its environment so workers don't inherit it.
@@ -20,10 +21,16 @@ import { EXIT } from '../errors.js';
 
 export const DAEMON_CHILD_ENV = 'WSGID_DAEMON_CHILD';
 
+/** What a failed start shows under its one-line reason: a traceback or code frame, and a hint. */
+export interface FailureDetail {
+  detail?: string;
+  hint?: string;
+}
+
 export type DaemonReport =
   /** `warnings`: lines for the terminal (e.g. mongrel2 endpoints not connected). */
   | { type: 'ready'; pid: number; workers: number; warnings?: string[] }
-  | { type: 'failed'; reason: string; exitCode: number };
+  | ({ type: 'failed'; reason: string; exitCode: number } & FailureDetail);
 
 function isReport(value: unknown): value is DaemonReport {
   if (value === null || typeof value !== 'object') return false;
@@ -62,7 +69,7 @@ export interface SpawnDaemonOptions {
   logFile: string;
 }
 
-export interface SpawnDaemonResult {
+export interface SpawnDaemonResult extends FailureDetail {
   exitCode: number;
   message: string;
   /** Started, but something needs attention (printed on stderr after the message). */
@@ -82,7 +89,7 @@ export function spawnDaemon(options: SpawnDaemonOptions): Promise<SpawnDaemonRes
   }
   const child = spawn(process.execPath, [...process.execArgv, script, ...options.argv], {
     detached: true,
-    stdio: ['ignore', 'ignore', stderr, 'ipc'],
+    stdio: ['ignore', stderr, stderr, 'ipc'],
     cwd: options.cwd,
     env: { ...process.env, [DAEMON_CHILD_ENV]: '1' },
   });
@@ -119,7 +126,12 @@ export function spawnDaemon(options: SpawnDaemonOptions): Promise<SpawnDaemonRes
           warnings,
         });
       } else {
-        finish({ exitCode: message.exitCode || EXIT.FAILURE, message: `wsgid could not start: ${message.reason} (see ${options.logFile})` });
+        finish({
+          exitCode: message.exitCode || EXIT.FAILURE,
+          message: `wsgid could not start: ${message.reason} (see ${options.logFile})`,
+          detail: typeof message.detail === 'string' ? message.detail : undefined,
+          hint: typeof message.hint === 'string' ? message.hint : undefined,
+        });
       }
     });
     child.on('error', (error) => finish({ exitCode: EXIT.FAILURE, message: `wsgid could not start: ${error.message}` }));

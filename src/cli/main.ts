@@ -10,7 +10,7 @@ import { registerPluginCommands } from './plugin-commands.js';
 import { EXIT, WsgidError } from '../errors.js';
 import { resolveSettings } from '../config/resolve.js';
 import { getPluginCommand, pluginCommands } from './commands.js';
-import { restartCommand, statusCommand, stopCommand, type Output } from './control.js';
+import { reopenLogsCommand, restartCommand, statusCommand, stopCommand, type Output } from './control.js';
 import { configCommand, initCommand, systemdUnitCommand } from './folder-commands.js';
 import { renderHelp } from './help.js';
 import { startCommand } from './start.js';
@@ -59,6 +59,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       const { settings, commandValues } = resolveSettings(values);
       return statusCommand(settings, commandValues, io);
     }
+    case 'reopen-logs':
+      return reopenLogsCommand(resolveSettings(values).settings, io);
     case 'systemd-unit':
       return systemdUnitCommand(resolveSettings(values, { readFile: true }).settings, io);
     default: {

@@ -8,8 +8,12 @@ import type { Settings } from '../config/settings.js';
 import { checkAppFolder } from '../app-folder/layout.js';
 import { listPidFiles, removePidFile, writePidFile } from '../app-folder/pidfile.js';
 import { enterAppFolder, prepareForWorkers } from '../app-folder/privileges.js';
-import { createLogger, type Logger, type LogFields } from '../log/logger.js';
-import { reportToParent, spawnDaemon, takeDaemonChildMarker } from './daemon.js';
+import { createLogger, logFormatOf, type Logger, type LogFields } from '../log/logger.js';
+import { reopenStdio } from '../app-folder/stdio.js';
+import { AppLoadError } from '../loaders/errors.js';
+import { WsgiLoadError } from '../gateways/wsgi/load-error.js';
+import { describeLoadFailure } from '../worker/load-failure.js';
+import { reportToParent, spawnDaemon, takeDaemonChildMarker, type FailureDetail } from './daemon.js';
 import { readMasterStatus } from './status-report.js';
 import type { ReadyInfo } from '../master/index.js';
 
@@ -70,7 +74,7 @@ export async function startCommand(settings: Settings, argv: readonly string[], 
     const result = await spawnDaemon({ argv, cwd: paths.root, readyTimeoutMs: READY_TIMEOUT_MS, logFile: paths.wsgidLog }).finally(() =>
       clearInterval(progress),
     );
-    (result.exitCode === EXIT.OK ? process.stdout : process.stderr).write(result.message + '\n');
+    (result.exitCode === EXIT.OK ? process.stdout : process.stderr).write(result.message + '\n' + formatFailureDetail(result));
     for (const warning of result.warnings ?? []) process.stderr.write(`wsgid: warning: ${warning}\n`);
     return result.exitCode;
   }
@@ -84,8 +88,8 @@ export async function startCommand(settings: Settings, argv: readonly string[], 
   let baseLogger: Logger;
   try {
     baseLogger = isDaemonChild
-      ? createLogger({ path: paths.wsgidLog, root: paths.root }, level, 'master')
-      : createLogger({ fd: settings.stdout ? 1 : 2 }, level, 'master');
+      ? createLogger({ path: paths.wsgidLog, root: paths.root }, level, 'master', logFormatOf(settings.logFormat))
+      : createLogger({ fd: settings.stdout ? 1 : 2 }, level, 'master', logFormatOf(settings.logFormat));
   } catch (error) {
     const reason = `cannot open the log ${paths.wsgidLog}: ${(error as Error).message}`;
     if (isDaemonChild) reportToParent({ type: 'failed', reason, exitCode: EXIT.FAILURE });
@@ -106,9 +110,30 @@ export async function startCommand(settings: Settings, argv: readonly string[], 
       );
     }
   };
+  // Why a worker could not boot (a traceback, a code frame): what a failed start shows the user.
+  let fatal: (FailureDetail & { message: string }) | undefined;
+  const onWorkerFatal = (report: FailureDetail & { message: string }): void => {
+    fatal ??= report;
+  };
   const fail = (reason: string, exitCode: number): number => {
-    if (isDaemonChild && !ready) reportToParent({ type: 'failed', reason, exitCode });
+    const why = fatal ? { reason: fatal.message, detail: fatal.detail, hint: fatal.hint } : { reason };
+    if (isDaemonChild && !ready) reportToParent({ type: 'failed', exitCode, ...why });
+    else if (!ready && fatal) {
+      // Foreground: a text log (this terminal) showed the detail under the worker's line already;
+      // a JSON one carried it as a field, which nobody reads on a terminal.
+      const detail = logFormatOf(settings.logFormat) === 'json' ? why.detail : undefined;
+      process.stderr.write(`wsgid could not start: ${why.reason}\n` + formatFailureDetail({ detail, hint: why.hint }));
+    }
     return exitCode;
+  };
+  const onReopen = (): void => {
+    if (!isDaemonChild) return;
+    try {
+      const result = reopenStdio(paths.root, paths.wsgidLog);
+      if (!result.ok) logger.warn(result.reason);
+    } catch (error) {
+      logger.error('could not point stdout/stderr at the reopened log', { error: error instanceof Error ? error : new Error(String(error)) });
+    }
   };
 
   let code: number;
@@ -116,13 +141,20 @@ export async function startCommand(settings: Settings, argv: readonly string[], 
     prepareForWorkers(effective);
     // Imported here, not at the top: `wsgid status`, `--help` etc. need neither ZeroMQ nor the app.
     if (effective.workers === 0) {
-      code = await runStandalone(effective, logger, onReady);
+      code = await runStandalone(effective, logger, onReady, onReopen);
     } else {
       const { runMaster } = await import('../master/index.js');
       const reloadSettings = reread && ((): Settings => ({ ...reread(), noDaemon: effective.noDaemon }));
-      code = await runMaster(effective, logger, { onReady, reloadSettings });
+      code = await runMaster(effective, logger, { onReady, reloadSettings, onReopen, onWorkerFatal });
     }
   } catch (error) {
+    if (error instanceof AppLoadError || error instanceof WsgiLoadError) {
+      // --workers=0: the app is loaded here; say why as a worker would (worker/load-failure.ts).
+      const failure = describeLoadFailure(error, paths.root);
+      fatal ??= { message: `app load error: ${failure.summary}`, detail: failure.detail, hint: failure.hint };
+      logger.error(fatal.message, { exitCode: EXIT.APP_LOAD, hint: failure.hint, detail: failure.detail });
+      return fail(fatal.message, EXIT.APP_LOAD);
+    }
     const exitCode = error instanceof WsgidError ? error.exitCode : EXIT.FAILURE;
     logger.error('could not start', { error: error instanceof Error ? error : new Error(String(error)) });
     return fail(memory.last ?? String(error), exitCode === EXIT.USAGE ? EXIT.FAILURE : exitCode);
@@ -151,7 +183,7 @@ function startProgress(appPath: string): NodeJS.Timeout {
 }
 
 /** --workers=0: serve in this process (worker/standalone.ts) until SIGTERM, SIGINT or SIGQUIT. */
-async function runStandalone(settings: Settings, logger: Logger, onReady: (info: ReadyInfo) => void): Promise<number> {
+async function runStandalone(settings: Settings, logger: Logger, onReady: (info: ReadyInfo) => void, onReopen: () => void): Promise<number> {
   const { serveStandalone } = await import('../worker/standalone.js');
   const { publishStandalone } = await import('./standalone-status.js');
   writePidFile(settings.appPath, 'master', process.pid);
@@ -180,6 +212,7 @@ async function runStandalone(settings: Settings, logger: Logger, onReady: (info:
         try {
           logger.reopen();
           server.reopenLogs();
+          onReopen();
         } catch (error) {
           // A refused or failed reopen (e.g. a symlink planted at the log's name) keeps the old file.
           logger.error('could not reopen the log', { error: error instanceof Error ? error : new Error(String(error)) });
@@ -193,4 +226,12 @@ async function runStandalone(settings: Settings, logger: Logger, onReady: (info:
     await published?.close();
     removePidFile(settings.appPath, 'master', process.pid);
   }
+}
+
+/** The verbatim detail (traceback, code frame) and the hint of a failed start, for the terminal. */
+export function formatFailureDetail(failure: FailureDetail): string {
+  let text = '';
+  if (failure.detail) text += failure.detail.replace(/\s+$/, '') + '\n';
+  if (failure.hint) text += `hint: ${failure.hint}\n`;
+  return text;
 }

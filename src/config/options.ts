@@ -28,7 +28,7 @@ export type ValueOf<T extends OptionType> = T extends 'string'
         : Record<string, string>;
 
 /** Built-in commands. Plugins may add more (cli/commands.ts); those accept the `start` options. */
-export const COMMANDS = ['start', 'init', 'config', 'stop', 'restart', 'reload', 'status', 'systemd-unit'] as const;
+export const COMMANDS = ['start', 'init', 'config', 'stop', 'restart', 'reload', 'status', 'systemd-unit', 'reopen-logs'] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 /** Values that only steer one command and are never part of Settings nor of wsgid.json. */
@@ -447,6 +447,15 @@ export const OPTIONS: OptionTable = {
     default: true,
     commands: START,
     help: 'Write an access log (Apache combined format) to logs/access.log (to the log stream with --no-daemon).',
+  },
+  logFormat: {
+    flag: 'log-format',
+    type: 'string',
+    default: 'text',
+    commands: START,
+    metavar: 'FORMAT',
+    check: (value) => (value === 'text' || value === 'json' ? undefined : `expected text or json, got '${value}'`),
+    help: "text (default) or json: wsgid's log, the access log and captured app output as one pino-compatible JSON object per line (docs/LOGGING.md).",
   },
   chroot: {
     flag: 'chroot',

@@ -57,6 +57,8 @@ export interface Settings {
   debug: boolean;
   /** Write an access log (logs/access.log, or the log stream with --stdout). */
   accessLog: boolean;
+  /** 'text' (default) or 'json' (pino-compatible lines): wsgid's log, the access log, app output. */
+  logFormat: string;
   /** chroot into appPath before loading the app, then drop privileges to its owner. */
   chroot: boolean;
   /** mongrel2's chroot folder, to resolve async upload paths. */

@@ -3,7 +3,7 @@
  * environment) and the messages on the Node IPC channel. See docs/INTERNALS.md.
  */
 import type { Settings } from '../config/settings.js';
-import type { LogDestination, LogLevel } from '../log/logger.js';
+import type { LogDestination, LogFormat, LogLevel } from '../log/logger.js';
 import type { RequestCounts } from '../metrics/request-metrics.js';
 
 /** Environment variable holding a worker's WorkerBootConfig as JSON. */
@@ -21,7 +21,7 @@ export interface WorkerBootConfig {
   maxRequests: number;
   /** Heartbeat period (ms): the worker's own event loop sends `heartbeat` this often. */
   heartbeatMs: number;
-  log: { destination: LogDestination; level: LogLevel };
+  log: { destination: LogDestination; level: LogLevel; format?: LogFormat };
 }
 
 /** Worker → master. */
@@ -45,7 +45,15 @@ export type WorkerMessage =
   /** The worker reached its max-requests: please replace me (spawn, wait ready, drain me). */
   | { type: 'retire'; served: number }
   /** Boot failed; sent just before exiting with code 3 or 4. */
-  | { type: 'fatal'; message: string; code: number };
+  | {
+      type: 'fatal';
+      message: string;
+      code: number;
+      /** What to show the user verbatim (a Python traceback, a JavaScript code frame). */
+      detail?: string;
+      /** What to do about it (e.g. --python for a missing module). */
+      hint?: string;
+    };
 
 /** Master → worker. */
 export type MasterMessage =

@@ -8,8 +8,11 @@ export class AppLoadError extends Error {
     message: string,
     /** Every candidate looked at, in order (files, package fields, plugins, exports). */
     readonly tried: readonly string[] = [],
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; file?: string },
   ) {
     super(tried.length ? `${message}\n  tried:\n${tried.map((item) => `    - ${item}`).join('\n')}` : message, options);
+    this.file = options?.file;
   }
+  /** The file whose import failed (the cause is what the import threw), when that is the problem. */
+  readonly file: string | undefined;
 }

@@ -91,7 +91,7 @@ export async function loadModuleApp(file: string, options: ModuleLoadOptions): P
     try {
       ns = await importFile(file, options.logger, options.relativeTo);
     } catch (error) {
-      throw new AppLoadError(`failed to import ${rel} (${options.origin}): ${(error as Error)?.message ?? String(error)}`, [], { cause: error });
+      throw new AppLoadError(`failed to import ${rel} (${options.origin}): ${(error as Error)?.message ?? String(error)}`, [], { cause: error, file });
     }
     const describe = (what: string, shape: string): string => `${rel} (${what}, ${shape}; from ${options.origin})`;
     const tried: string[] = [];

@@ -12,6 +12,7 @@
  */
 import { closeSync, writeSync } from 'node:fs';
 import { openAppendBelow } from '../fs/anchored.js';
+import { jsonHead, jsonValue, logFormatOf } from './logger.js';
 import type { Settings } from '../config/settings.js';
 import type { Mongrel2Message } from '../protocol/index.js';
 
@@ -124,6 +125,24 @@ export function formatAccessLine(entry: AccessLogEntry): string {
   return `${host} - - ${time} "${request}" ${entry.status} ${bytes} "${referer}" "${agent}" ${micros}\n`;
 }
 
+/**
+ * One JSON line (--log-format=json), with pino-http's names: `msg` "request completed", `req`
+ * {method, url, httpVersion, remoteAddress, referer, userAgent}, `res` {statusCode, bytes},
+ * `responseTime` (ms); `time` is when the line was written (the answer), as pino-http's.
+ */
+export function formatAccessJson(entry: AccessLogEntry, now: number = Date.now(), pid: number = process.pid): string {
+  const time = entry.time !== undefined ? entry.time.getTime() + entry.durationMs : now;
+  let req = '"method":' + jsonValue(entry.method) + ',"url":' + jsonValue(entry.uri) + ',"httpVersion":' + jsonValue(entry.httpVersion);
+  if (entry.remoteAddr) req += ',"remoteAddress":' + jsonValue(entry.remoteAddr);
+  if (entry.referer) req += ',"referer":' + jsonValue(entry.referer);
+  if (entry.userAgent) req += ',"userAgent":' + jsonValue(entry.userAgent);
+  const responseTime = Math.round(entry.durationMs * 1000) / 1000;
+  return (
+    jsonHead(30, Math.round(time), pid) +
+    `,"msg":"request completed","req":{${req}},"res":{"statusCode":${entry.status},"bytes":${entry.bytes}},"responseTime":${responseTime}}\n`
+  );
+}
+
 type Destination = { kind: 'file'; appPath: string } | { kind: 'fd'; fd: number } | { kind: 'none' };
 
 /** Where the access log of these settings goes. */
@@ -150,6 +169,7 @@ export function createAccessLogger(settings: Settings, appRoot: string = setting
   if (destination.kind === 'none') return disabled;
   const open = (): number => (destination.kind === 'fd' ? destination.fd : openAppendBelow(appRoot, 'logs/access.log', 0o640));
 
+  const format = logFormatOf(settings.logFormat) === 'json' ? (entry: AccessLogEntry) => formatAccessJson(entry) : formatAccessLine;
   let fd = open();
   let pending: string[] = [];
   let scheduled = false;
@@ -173,7 +193,7 @@ export function createAccessLogger(settings: Settings, appRoot: string = setting
     enabled: true,
     log(entry) {
       if (closed) return;
-      pending.push(formatAccessLine(entry));
+      pending.push(format(entry));
       if (!scheduled) {
         scheduled = true;
         setImmediate(flush);

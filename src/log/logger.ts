@@ -1,18 +1,25 @@
 /**
  * A small line logger: cheap when a level is off (pino's trick: disabled levels are no-ops),
  * synchronous writes so the last line before a crash survives, and `reopen()` for logrotate
- * (SIGUSR1). One line per event: `<ISO time> <LEVEL> [<role> <pid>] message key=value ...`.
+ * (SIGUSR1). One line per event, in one of two formats (--log-format, docs/LOGGING.md):
+ * - text: `<ISO time> <LEVEL> [<role> <pid>] message key=value ...`; a multi-line `detail` field
+ *   (a traceback) follows on lines indented by two spaces;
+ * - json: one pino-compatible object: `{"level":30,"time":<ms>,"pid":…,"hostname":…,"role":…,
+ *   "msg":…, …fields}` (a field named like a core key is written as `_<key>`).
  */
 import { closeSync, constants, openSync, writeSync } from 'node:fs';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { openAppendBelow } from '../fs/anchored.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+export type LogFormat = 'text' | 'json';
 export type LogFields = Record<string, unknown>;
 type LogFn = (message: string, fields?: LogFields) => void;
 
 export interface Logger {
   readonly level: LogLevel;
+  readonly format?: LogFormat;
   debug: LogFn;
   info: LogFn;
   warn: LogFn;
@@ -24,6 +31,12 @@ export interface Logger {
 }
 
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+/** pino's level numbers (trace 10, debug 20, info 30, warn 40, error 50, fatal 60). */
+export const PINO_LEVEL: Record<LogLevel, number> = { debug: 20, info: 30, warn: 40, error: 50 };
+/** The format a setting names ('json', else text). */
+export function logFormatOf(value: string | undefined): LogFormat {
+  return value === 'json' ? 'json' : 'text';
+}
 const noop: LogFn = () => {};
 
 /**
@@ -72,28 +85,109 @@ export function formatValue(value: unknown): string {
   return quote(value);
 }
 
-function makeLogger(sink: Sink, level: LogLevel, role: string): Logger {
-  const prefix = ` [${role} ${process.pid}] `;
+/** Control bytes other than tab and newline, escaped: a detail block cannot forge terminal codes. */
+function sanitizeBlock(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** A multi-line text shown under its log line, each line indented (continuations never start with a time). */
+export function indentBlock(text: string): string {
+  return sanitizeBlock(text.replace(/\s+$/, '')).replace(/^(?=.)/gm, '  ') + '\n';
+}
+
+/** One text line (with its newline, and the `detail` block under it). */
+export function formatTextLine(time: Date, level: LogLevel, role: string, pid: number, message: string, fields?: LogFields): string {
+  let line = time.toISOString() + ' ' + level.toUpperCase().padEnd(5) + ` [${role} ${pid}] ` + message;
+  let block = '';
+  if (fields) {
+    for (const key in fields) {
+      const value = fields[key];
+      if (value === undefined) continue;
+      if (key === 'detail' && typeof value === 'string' && value.includes('\n')) block = indentBlock(value);
+      else line += ' ' + key + '=' + formatValue(value);
+    }
+  }
+  return line + '\n' + block;
+}
+
+/** An Error as pino's std serializer shows it: type, message, stack (and code). */
+function serializeError(error: Error): Record<string, unknown> {
+  const out: Record<string, unknown> = { type: error.name, message: error.message, stack: error.stack };
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code !== undefined) out.code = code;
+  return out;
+}
+
+const JSON_UNSAFE = /[\x7f-\x9f\u2028\u2029]/;
+const JSON_UNSAFE_ALL = /[\x7f-\x9f\u2028\u2029]/g;
+const escapeUnsafe = (text: string): string =>
+  JSON_UNSAFE.test(text) ? text.replace(JSON_UNSAFE_ALL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : text;
+
+/** A value as JSON (never throws: cycles and BigInts degrade to strings; C1 controls escaped). */
+export function jsonValue(value: unknown): string {
+  // The common kinds without JSON.stringify's replacer (a per-request cost in the access log).
+  switch (typeof value) {
+    case 'string':
+      return escapeUnsafe(JSON.stringify(value));
+    case 'number':
+      return Number.isFinite(value) ? String(value) : 'null';
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'bigint':
+      return `"${value}"`;
+  }
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value instanceof Error ? serializeError(value) : value, (_key, v: unknown) =>
+      typeof v === 'bigint' ? v.toString() : v instanceof Error ? serializeError(v) : v,
+    );
+  } catch {
+    text = JSON.stringify(String(value));
+  }
+  return escapeUnsafe(text ?? 'null');
+}
+
+const CORE_KEYS = new Set(['level', 'time', 'pid', 'hostname', 'role', 'msg']);
+const HOST = hostname();
+
+/** The start of a pino-compatible line, up to and including `"pid":N,"hostname":"…"`. */
+export function jsonHead(level: number, time: number, pid: number): string {
+  return `{"level":${level},"time":${time},"pid":${pid},"hostname":${JSON.stringify(HOST)}`;
+}
+
+/** One JSON line (with its newline). */
+export function formatJsonLine(time: number, level: LogLevel, role: string, pid: number, message: string, fields?: LogFields): string {
+  let line = jsonHead(PINO_LEVEL[level], time, pid) + ',"role":' + jsonValue(role) + ',"msg":' + jsonValue(message);
+  if (fields) {
+    for (const key in fields) {
+      const value = fields[key];
+      if (value === undefined) continue;
+      line += ',' + JSON.stringify(CORE_KEYS.has(key) ? '_' + key : key) + ':' + jsonValue(value);
+    }
+  }
+  return line + '}\n';
+}
+
+function makeLogger(sink: Sink, level: LogLevel, role: string, format: LogFormat): Logger {
+  const pid = process.pid;
   const make = (name: LogLevel): LogFn => {
     if (ORDER[name] < ORDER[level]) return noop;
-    const label = name.toUpperCase().padEnd(5);
-    return (message, fields) => {
-      let line = new Date().toISOString() + ' ' + label + prefix + message;
-      if (fields) for (const key in fields) line += ' ' + key + '=' + formatValue(fields[key]);
-      sink.write(line + '\n');
-    };
+    if (format === 'json') return (message, fields) => sink.write(formatJsonLine(Date.now(), name, role, pid, message, fields));
+    return (message, fields) => sink.write(formatTextLine(new Date(), name, role, pid, message, fields));
   };
   return {
     level,
+    format,
     debug: make('debug'),
     info: make('info'),
     warn: make('warn'),
     error: make('error'),
-    child: (childRole) => makeLogger(sink, level, childRole),
+    child: (childRole) => makeLogger(sink, level, childRole, format),
     reopen: () => sink.reopen(),
   };
 }
 
-export function createLogger(destination: LogDestination, level: LogLevel = 'info', role = 'wsgid'): Logger {
-  return makeLogger(new Sink(destination), level, role);
+export function createLogger(destination: LogDestination, level: LogLevel = 'info', role = 'wsgid', format: LogFormat = 'text'): Logger {
+  return makeLogger(new Sink(destination), level, role, format);
 }

@@ -19,6 +19,9 @@ import type { Settings } from '../config/settings.js';
 import type { LogDestination, Logger } from '../log/logger.js';
 import { VERSION } from '../version.js';
 import { createAccessLogger, type AccessLogger } from '../log/access-log.js';
+import { AppOutputLog } from '../log/app-output.js';
+import { logFormatOf } from '../log/logger.js';
+import { openAppendBelow } from '../fs/anchored.js';
 import { Dispatcher } from '../dispatch/dispatcher.js';
 import {
   EXIT_BOOT_ERROR,
@@ -58,6 +61,10 @@ export interface MasterHooks {
    * reloads the workers with the running settings.
    */
   reloadSettings?: () => Settings;
+  /** USR1, after the master's log files were reopened (the CLI re-points the daemon's fd 1/2). */
+  onReopen?: () => void;
+  /** A worker reported why it could not boot (what a failed start shows the user). */
+  onWorkerFatal?: (report: { worker: number; message: string; code: number; detail?: string; hint?: string }) => void;
 }
 
 /** The compiled worker entry, next to this file's folder: dist/src/worker/main.js. */
@@ -87,6 +94,8 @@ export class Arbiter {
   private readonly dispatcher: Dispatcher;
   /** The master's own answers (502, 503, 504) go to the same access log as the workers' lines. */
   private readonly accessLog: AccessLogger;
+  /** The workers' stdout/stderr in daemon mode (logs/app.log); undefined: they inherit the master's. */
+  private readonly appOutput: AppOutputLog | undefined;
   private readonly pool: WorkerPool;
   /** The worker processes, by worker id: the effects' handles (the pool has their state). */
   private readonly children = new Map<number, ChildProcess>();
@@ -109,6 +118,7 @@ export class Arbiter {
     this.hooks = hooks;
     this.pool = new WorkerPool(poolOptionsOf(settings));
     this.accessLog = createAccessLogger(settings);
+    this.appOutput = this.openAppOutput();
     this.dispatcher = new Dispatcher({
       accessLog: this.accessLog.enabled ? (entry) => this.accessLog.log(entry) : undefined,
       recv: settings.recv,
@@ -188,6 +198,7 @@ export class Arbiter {
       await this.metricsServer?.close();
       await this.dispatcher.close().catch(() => {});
       this.accessLog.close();
+      await this.appOutput?.close();
       removeStatusFile(settings.appPath);
       removePidFile(settings.appPath, 'master', process.pid);
     }
@@ -258,12 +269,20 @@ export class Arbiter {
   }
 
   private reopenLogs(): void {
-    try {
-      this.log.reopen();
-      this.accessLog.reopen();
-    } catch (err) {
-      this.log.error('could not reopen the log', { error: err });
+    // Each on its own: a refused one (a symlink planted at its name) keeps its old file only.
+    const files: Array<[string, () => void]> = [
+      ['wsgid.log', () => this.log.reopen()],
+      ['access.log', () => this.accessLog.reopen()],
+      ['app.log', () => this.appOutput?.reopen()],
+    ];
+    for (const [file, reopen] of files) {
+      try {
+        reopen();
+      } catch (err) {
+        this.log.error('could not reopen the log', { file, error: err });
+      }
     }
+    this.hooks.onReopen?.();
     this.log.info('USR1: logs reopened');
     for (const id of this.pool.workers.keys()) this.tell(id, { type: 'reopen' });
   }
@@ -377,18 +396,23 @@ export class Arbiter {
       endpoint: this.dispatcher.endpoint,
       maxRequests: w.maxRequests,
       heartbeatMs,
-      log: { destination: this.workerLogDestination(), level: this.log.level },
+      log: { destination: this.workerLogDestination(), level: this.log.level, format: this.log.format },
     };
     this.dispatcher.table.addWorker(id);
     const child = fork(WORKER_ENTRY, [], {
       cwd: settings.appPath,
       env: { ...process.env, ...settings.envs, [WORKER_ENV]: JSON.stringify(config) },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      // Daemon: fd 1 and 2 are pipes the master reads into logs/app.log; foreground: the terminal.
+      stdio: ['ignore', this.appOutput ? 'pipe' : 'inherit', this.appOutput ? 'pipe' : 'inherit', 'ipc'],
       serialization: 'json',
     });
     const pid = child.pid ?? -1;
     this.children.set(id, child);
     this.pool.forked(id, pid);
+    if (this.appOutput && child.stdout && child.stderr) {
+      this.appOutput.attach(child.stdout, { worker: id, pid, stream: 'stdout' });
+      this.appOutput.attach(child.stderr, { worker: id, pid, stream: 'stderr' });
+    }
     if (pid > 0) {
       try {
         writePidFile(settings.appPath, 'worker', pid);
@@ -418,6 +442,21 @@ export class Arbiter {
     this.log.info('spawned worker', { worker: id, pid, maxRequests: w.maxRequests || undefined });
   }
 
+  /** logs/app.log in daemon mode (no symlink followed: the master may be root). */
+  private openAppOutput(): AppOutputLog | undefined {
+    const { settings } = this;
+    if (settings.noDaemon) return undefined;
+    try {
+      return new AppOutputLog({
+        open: () => openAppendBelow(settings.appPath, path.join('logs', 'app.log'), 0o640),
+        format: logFormatOf(settings.logFormat),
+      });
+    } catch (err) {
+      this.log.error('could not open logs/app.log; app output goes to logs/wsgid.log', { error: err });
+      return undefined;
+    }
+  }
+
   private workerLogDestination(): LogDestination {
     // Relative to the app folder (the worker's cwd), so it can be reopened inside a chroot.
     if (this.settings.noDaemon) return { fd: this.settings.stdout ? 1 : 2 };
@@ -442,6 +481,7 @@ export class Arbiter {
         break;
       case 'fatal':
         this.pool.fatal(id, message.message);
+        this.hooks.onWorkerFatal?.({ worker: id, message: message.message, code: message.code, detail: message.detail, hint: message.hint });
         break;
     }
   }

@@ -25,6 +25,7 @@ import { RequestMetrics } from '../metrics/request-metrics.js';
 import { startWorker } from './serve.js';
 import { createAccessLogger, type AccessLogger } from '../log/access-log.js';
 import { accessEntry } from './access.js';
+import { describeLoadFailure, type LoadFailure } from './load-failure.js';
 import { DispatchedSource } from './dispatched-source.js';
 import { processTreeRss } from './memory.js';
 import {
@@ -52,6 +53,8 @@ class BootError extends Error {
     message: string,
     readonly exitCode: number,
     override readonly cause?: unknown,
+    /** What the user is shown (app load errors): a traceback or code frame, a hint. */
+    readonly failure?: LoadFailure,
   ) {
     super(message);
   }
@@ -85,7 +88,7 @@ function errorText(err: unknown): string {
 /** Run a worker to the end; resolves with its exit code. */
 export async function runWorker(config: WorkerBootConfig, hooks: WorkerHooks = {}): Promise<number> {
   let settings = config.settings;
-  const logger = createLogger(config.log.destination, config.log.level, `worker ${config.id}`);
+  const logger = createLogger(config.log.destination, config.log.level, `worker ${config.id}`, config.log.format);
   let exitCode = 0;
   let stopping: Promise<void> | undefined;
   let finish: (code: number) => void = () => {};
@@ -97,6 +100,8 @@ export async function runWorker(config: WorkerBootConfig, hooks: WorkerHooks = {
     process.exit(exitCode || 0);
   });
   takeOverDisconnect();
+  // In daemon mode fd 1 and 2 are pipes to the master: once it is gone, EPIPE must not crash us.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
   // Signals meant for the master's process group must not kill workers (gunicorn#1868).
   for (const sig of ['SIGHUP', 'SIGTTIN', 'SIGTTOU', 'SIGUSR2', 'SIGWINCH'] as const) process.on(sig, () => {});
   const reopen = (): void => {
@@ -173,7 +178,8 @@ export async function runWorker(config: WorkerBootConfig, hooks: WorkerHooks = {
     try {
       gateway = await loadGateway(settings, logger);
     } catch (err) {
-      throw new BootError(`app load error: ${errorText(err)}`, EXIT_APP_LOAD_ERROR, err);
+      const failure = describeLoadFailure(err, inAppFolder(settings.appPath));
+      throw new BootError(`app load error: ${failure.summary}`, EXIT_APP_LOAD_ERROR, err, failure);
     }
     try {
       accessLog = createAccessLogger(settings, inAppFolder(settings.appPath));
@@ -199,8 +205,11 @@ export async function runWorker(config: WorkerBootConfig, hooks: WorkerHooks = {
     }
   } catch (err) {
     const boot = err instanceof BootError ? err : new BootError(errorText(err), EXIT_BOOT_ERROR, err);
-    logger.error(boot.message.split('\n')[0]!, { exitCode: boot.exitCode, error: boot.cause ?? boot });
-    send({ type: 'fatal', message: boot.message.split('\n')[0]!, code: boot.exitCode });
+    const summary = boot.message.split('\n')[0]!;
+    const { failure } = boot;
+    if (failure) logger.error(summary, { exitCode: boot.exitCode, hint: failure.hint, detail: failure.detail });
+    else logger.error(summary, { exitCode: boot.exitCode, error: boot.cause ?? boot });
+    send({ type: 'fatal', message: summary, code: boot.exitCode, detail: failure?.detail, hint: failure?.hint });
     return boot.exitCode;
   }
 

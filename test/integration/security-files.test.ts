@@ -157,6 +157,31 @@ describe('a root master and symlinks planted by the app user', { skip }, () => {
     });
   }
 
+  test('USR1 never reopens logs/app.log (captured app output) through a symlink', async () => {
+    const { dir, args } = await appFolder();
+    const target = rootOnlyTarget();
+    const logs = path.join(dir, 'logs');
+    await running(args, dir, async (master) => {
+      asNobody(`cd ${logs} && mv app.log app.log.1 && ln -s ${target.file} app.log`);
+      process.kill(master, 'SIGUSR1');
+      await waitFor(() => /USR1: logs reopened/.test(read(path.join(logs, 'wsgid.log'))), 'the master to handle USR1');
+      target.check();
+      assert.match(read(path.join(logs, 'wsgid.log')), /could not reopen the log file=app\.log .*symlink/);
+    });
+    target.check();
+  });
+
+  test('start refuses logs/app.log as a symlink', async () => {
+    const { dir, args } = await appFolder();
+    const target = rootOnlyTarget();
+    asNobody(`cd ${dir}/logs && ln -s ${target.file} app.log`);
+    const start = await wsgid(args);
+    assert.notEqual(start.code, 0, 'start must refuse');
+    assert.match(start.stderr, /logs\/app\.log.*symlink/);
+    target.check();
+    assert.deepEqual(pids(dir, 'master'), []);
+  });
+
   test('USR1 never reopens the log through a logs/ folder swapped for a symlink', async () => {
     const { dir, args } = await appFolder();
     const target = rootOnlyTarget('wsgid.log');

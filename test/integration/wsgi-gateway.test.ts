@@ -259,12 +259,24 @@ describe('WSGI gateway (real Python, in-memory reply)', () => {
     assert.match(r.text, /WSGI test app for wsgid/);
   });
 
-  test('wsgi.errors and print() reach the log', async () => {
-    await serve(gw, message('/errors'));
-    await serve(gw, message('/print'));
-    await new Promise((r) => setTimeout(r, 100));
+  test("wsgi.errors reaches the log; print() reaches this process's stdout (the master's capture, in a daemon)", async () => {
+    const printed: string[] = [];
+    const write = process.stdout.write;
+    process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+      printed.push(String(chunk));
+      return (write as (...args: unknown[]) => boolean).call(process.stdout, chunk, ...rest);
+    }) as typeof process.stdout.write;
+    try {
+      await serve(gw, message('/errors'));
+      await serve(gw, message('/print'));
+      const deadline = Date.now() + 10_000;
+      while (!printed.some((l) => /hello from print\(\)/.test(l)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    } finally {
+      process.stdout.write = write;
+    }
     assert.match(log.lines(), /a line for wsgi.errors/);
-    assert.match(log.lines(), /hello from print\(\)/);
+    assert.ok(printed.some((l) => /^hello from print\(\)\n$/.test(l)), 'the printed line, whole, on stdout');
+    assert.doesNotMatch(log.lines(), /hello from print/);
   });
 
   test('close() is always called on the iterable', async () => {
@@ -406,7 +418,11 @@ describe('WSGI gateway loading', () => {
     const { logger } = memoryLogger();
     await assert.rejects(
       Promise.resolve(create({ kind: 'wsgi', app: spec('broken'), description: 'broken' }, { logger, version: 'test' })),
-      (err: Error) => /this_module_does_not_exist_wsgid/.test(err.message) && /Traceback/.test(err.message),
+      (err: Error & { traceback?: string }) =>
+        /this_module_does_not_exist_wsgid/.test(err.message) &&
+        /^Traceback \(most recent call last\):\n/.test(err.traceback ?? '') &&
+        // As `python -c 'import broken'` shows it: no frame of wsgid's bridge nor of importlib.
+        !/bridge\.py|importlib/.test(err.traceback ?? ''),
     );
   });
 

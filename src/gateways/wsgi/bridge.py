@@ -574,7 +574,7 @@ def load_app(config):
             try:
                 module = importlib.import_module(fallback)
             except Exception:
-                raise first[1].with_traceback(first[2])
+                raise first[1].with_traceback(first[2]) from None
             label, attr = fallback, None
     if attr:
         try:
@@ -594,6 +594,57 @@ def load_app(config):
     if not callable(app):
         raise TypeError("%s is not callable (%s): not a WSGI application" % (label, type(app).__name__))
     return app, label
+
+
+_IMPORTLIB_FILES = ("<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>")
+
+
+def app_traceback(exc):
+    """The traceback as `python -c 'import app'` prints it: the bridge's frames and importlib's calls
+    into the app are left out, then importlib's internal frames are removed as CPython's import
+    statement does (Python/import.c remove_importlib_frames: all of them for an ImportError, else
+    the runs that end in _call_with_frames_removed)."""
+    entries = []
+    tb = exc.__traceback__
+    while tb is not None:
+        entries.append(tb)
+        tb = tb.tb_next
+    importlib_dir = os.path.dirname(importlib.__file__)
+    ours = (os.path.abspath(__file__), )
+
+    def wsgid_or_importlib(entry):
+        name = entry.tb_frame.f_code.co_filename
+        return name in ours or name in _IMPORTLIB_FILES or os.path.dirname(name) == importlib_dir
+
+    while entries and wsgid_or_importlib(entries[0]):
+        entries.pop(0)
+    always = isinstance(exc, ImportError)
+    kept, run = [], []
+    for entry in entries:
+        code = entry.tb_frame.f_code
+        if code.co_filename in _IMPORTLIB_FILES:
+            run.append(entry)
+            if code.co_name == "_call_with_frames_removed":
+                run = []  # the run ends here: dropped
+            continue
+        if not always:
+            kept.extend(run)
+        run = []
+        kept.append(entry)
+    if not always:
+        kept.extend(run)
+    for before, after in zip(kept, kept[1:] + [None]):
+        before.tb_next = after
+    exc = exc.with_traceback(kept[0] if kept else None)
+    if isinstance(exc, SyntaxError) and exc.text and exc.lineno and exc.end_lineno and exc.end_lineno > exc.lineno:
+        # An error spanning lines: Python's own printer underlines to the end of the first line,
+        # the traceback module before 3.12 nothing; show what `python -c 'import app'` shows.
+        exc.end_offset = len(exc.text.rstrip("\n")) + 1
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    if not kept:
+        # A SyntaxError in the app's file has no frame of its own: Python shows the header anyway.
+        text = "Traceback (most recent call last):\n" + text
+    return text
 
 
 def watch_parent():
@@ -633,8 +684,12 @@ def main():
             os.chdir(config["cwd"])
         try:
             bridge.app, label = load_app(config)
-        except BaseException:
-            bridge.pipe.send(T_LOAD_FAILED, 0, traceback.format_exc().encode("utf-8", "replace"))
+        except BaseException as exc:
+            try:
+                text = app_traceback(exc)
+            except Exception:
+                text = traceback.format_exc()
+            bridge.pipe.send(T_LOAD_FAILED, 0, text.encode("utf-8", "replace"))
             bridge.pipe.flush()
             sys.exit(4)
         bridge.pipe.send(T_READY, 0, label.encode("utf-8", "replace"))

@@ -37,6 +37,8 @@ import { errorAnswer, frameBody, responseEnd, translateHead } from './response.j
 import { afterCrash, crashesAfterExit, maySend, PIPELINE, restartDelay } from './scheduling.js';
 
 export { bridgePath } from './python-process.js';
+export { WsgiLoadError } from './load-error.js';
+import { WsgiLoadError } from './load-error.js';
 
 /** Bytes of response body bridge.py may send ahead of our acknowledgements. */
 const WINDOW = 1024 * 1024;
@@ -83,7 +85,7 @@ class WsgiGateway implements Gateway {
             settled = true;
             const traceback = frame.payload.toString('utf8').trimEnd();
             void p.stop(2000);
-            reject(new Error(`the WSGI app failed to load (${this.spec.python}):\n${traceback}`));
+            reject(new WsgiLoadError(this.spec.python, traceback));
           }
         },
         batchEnd: (p) => this.flushAcks(p),

@@ -1,6 +1,6 @@
 /**
  * One bridge.py child process per gateway: spawn, the frame I/O over fds 3 and 4 (./pipe.ts),
- * stdout/stderr to the log, and stopping it. What the frames mean is the gateway's business
+ * stdout/stderr passed on line by line to the worker's own, and stopping it. What the frames mean is the gateway's business
  * (./index.ts); this module only moves them.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -35,7 +35,7 @@ export interface ProcessEvents {
   exit(proc: PythonProcess, description: string, complete: boolean): void;
 }
 
-/** One bridge.py child: spawn, frame I/O, stdout/stderr to the log. */
+/** One bridge.py child: spawn, frame I/O, stdout/stderr passed on. */
 export class PythonProcess {
   readonly child: ChildProcess;
   readonly startedAt = Date.now();
@@ -74,11 +74,13 @@ export class PythonProcess {
       if (this.exitDescription !== undefined) this.onExit(this.exitDescription, true);
     });
     const { stdout, stderr } = this.child;
-    if (stdout) forwardLines(stdout, (line) => this.logger.info(`app stdout: ${line}`));
+    // The app's print() and tracebacks go out on this worker's own stdout/stderr, line by line: the
+    // terminal in the foreground, the master's capture (logs/app.log, tagged) in daemon mode.
+    if (stdout) forwardLines(stdout, (line) => void process.stdout.write(line + '\n'));
     if (stderr) {
       forwardLines(stderr, (line) => {
         this.stderrTail = (this.stderrTail + line + '\n').slice(-4000);
-        this.logger.warn(`app stderr: ${line}`);
+        process.stderr.write(line + '\n');
       });
     }
     let description = '';
