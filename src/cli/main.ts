@@ -58,7 +58,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       return statusCommand(settings, commandValues, io);
     }
     case 'systemd-unit':
-      return systemdUnitCommand(resolveSettings(values, { readFile: true }).settings, io);
+      return systemdUnitCommand(resolveSettings(values, { readFile: true }).settings, values, io);
     default: {
       const plugin = getPluginCommand(command);
       if (!plugin) throw new WsgidError(`unknown command '${command}'`, 'WSGID_ERR_USAGE', EXIT.USAGE);

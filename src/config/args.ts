@@ -193,3 +193,31 @@ export function parseCommandLine(argv: readonly string[], extraCommands: readonl
   }
   return { command, values, positionals, help, version };
 }
+
+/**
+ * The command-line flags that give `values` (the inverse of parseCommandLine, in the option
+ * table's order): `--flag=value`, repeated `--flag=item` for lists, `--env=KEY=VALUE` for maps,
+ * `--flag` / `--no-flag` for booleans (a false non-negatable boolean is the default: nothing).
+ */
+export function cliArgsOf(values: Partial<OptionValues>): string[] {
+  const args: string[] = [];
+  for (const { name, spec } of OPTION_LIST) {
+    const value = values[name];
+    if (value === undefined) continue;
+    switch (spec.type) {
+      case 'bool':
+        if (value === true) args.push(`--${spec.flag}`);
+        else if (isNegatable(spec)) args.push(`--no-${spec.flag}`);
+        break;
+      case 'list':
+        for (const item of value as string[]) args.push(`--${spec.flag}=${item}`);
+        break;
+      case 'map':
+        for (const [key, item] of Object.entries(value as Record<string, string>)) args.push(`--${spec.flag}=${key}=${item}`);
+        break;
+      default:
+        args.push(`--${spec.flag}=${String(value)}`);
+    }
+  }
+  return args;
+}

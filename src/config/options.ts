@@ -36,6 +36,8 @@ export interface CommandValues {
   sendSignal?: string;
   /** status: print JSON. */
   json: boolean;
+  /** systemd-unit: units to order the service after (besides network.target). */
+  after: string[];
 }
 
 /** All option values: the Settings plus the command-only ones. */
@@ -137,6 +139,16 @@ function osSignals(): Record<string, number> {
   return osConstants.signals as unknown as Record<string, number>;
 }
 
+/** systemd unit names: name.type, characters systemd allows (systemd.unit(5)). */
+const checkUnitNames = (units: string[]): string | undefined => {
+  for (const unit of units) {
+    if (!/^[A-Za-z0-9:_.\\@-]+\.(service|socket|target|mount|automount|swap|path|timer|slice|scope|device)$/.test(unit)) {
+      return `expected a unit name like mongrel2.service, got '${unit}'`;
+    }
+  }
+  return undefined;
+};
+
 const checkEnvName = (env: Record<string, string>): string | undefined => {
   for (const name of Object.keys(env)) {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) return `expected environment variable names, got '${name}'`;
@@ -147,7 +159,8 @@ const checkEnvName = (env: Record<string, string>): string | undefined => {
 // ---------------------------------------------------------------------------------------------
 // The table
 
-const START: readonly CommandName[] = ['start', 'config'];
+/** The start options; `systemd-unit` takes them too and writes the given ones into ExecStart. */
+const START: readonly CommandName[] = ['start', 'config', 'systemd-unit'];
 const ALL: readonly CommandName[] = COMMANDS;
 
 export const OPTIONS: OptionTable = {
@@ -400,6 +413,16 @@ export const OPTIONS: OptionTable = {
     where: 'cli',
     help: 'Signal to send to the master instead of the default (stop: TERM, restart: HUP). E.g. INT, QUIT, 9.',
     check: checkSignal,
+  },
+  after: {
+    flag: 'after',
+    type: 'list',
+    default: [],
+    commands: ['systemd-unit'],
+    metavar: 'UNIT',
+    where: 'cli',
+    help: 'Order the service after this unit too (After=, besides network.target), e.g. a mongrel2 unit of yours.',
+    check: checkUnitNames,
   },
   json: {
     flag: 'json',

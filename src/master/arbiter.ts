@@ -33,10 +33,13 @@ import { removeStaleState } from '../app-folder/stale.js';
 import { removeStatusFile, writeStatusFile } from '../app-folder/status-file.js';
 import { poolOptionsOf, WorkerPool, type KillSignal, type PoolAction, type PoolSignal, type PoolWorker } from './pool.js';
 import { buildStatus, type MasterStatusFile } from './status.js';
+import type { ServiceNotifier, ServiceSnapshot } from '../systemd/notify.js';
 
 export interface MasterHooks {
   /** Called once, when the first full set of workers is ready. */
   onReady?: () => void;
+  /** Told of ready, reloads, stops and every tick (systemd's Type=notify: systemd/notify.ts). */
+  service?: ServiceNotifier;
 }
 
 /** The compiled worker entry, next to this file's folder: dist/src/worker/main.js. */
@@ -140,6 +143,7 @@ export class Arbiter {
         this.murder();
         this.apply(this.pool.manage(Date.now()));
         this.writeStatus();
+        this.hooks.service?.tick(this.serviceSnapshot());
         if (this.pool.stopped) this.exitCode = 0;
       }
       await this.shutdownNow();
@@ -183,6 +187,8 @@ export class Arbiter {
     for (let sig = this.signalQueue.shift(); sig !== undefined; sig = this.signalQueue.shift()) {
       if (sig === 'SIGUSR1') this.reopenLogs();
       else this.apply(this.pool.signal(sig, Date.now()));
+      if (sig === 'SIGHUP' && this.pool.phase !== 'stopping') this.hooks.service?.reloading(this.serviceSnapshot());
+      if (sig === 'SIGTERM' || sig === 'SIGINT' || sig === 'SIGQUIT') this.hooks.service?.stopping(this.serviceSnapshot());
     }
   }
 
@@ -282,6 +288,7 @@ export class Arbiter {
           break;
         case 'allReady':
           this.hooks.onReady?.();
+          this.hooks.service?.ready(this.serviceSnapshot());
           break;
         case 'halt':
           this.exitCode = action.code;
@@ -396,6 +403,21 @@ export class Arbiter {
   status(): MasterStatusFile {
     const { pool, startedAt } = this;
     return buildStatus({ pool, table: this.dispatcher.table, masterPid: process.pid, startedAt, now: Date.now() });
+  }
+
+  /** The counts systemd's STATUS= and the end of a reload are read from. */
+  private serviceSnapshot(): ServiceSnapshot {
+    let serving = 0;
+    let booting = 0;
+    let replacing = 0;
+    let draining = 0;
+    for (const w of this.pool.workers.values()) {
+      if (w.state === 'serving' && w.retiring) replacing++;
+      else if (w.state === 'serving') serving++;
+      else if (w.state === 'booting') booting++;
+      else draining++;
+    }
+    return { serving, booting, replacing, draining, wanted: this.pool.wanted };
   }
 
   private writeStatus(): void {

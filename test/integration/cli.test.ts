@@ -168,7 +168,7 @@ describe('refusals', () => {
     assert.match(r.stdout, new RegExp(`ExecStart=\\S+ \\S+main\\.js --no-daemon --app-path=${dir}\n`));
     assert.match(r.stdout, /ExecReload=\/bin\/kill -HUP \$MAINPID/);
     assert.match(r.stdout, /KillSignal=SIGTERM/);
-    assert.match(r.stdout, /Type=exec/);
+    assert.match(r.stdout, /Type=notify/);
   });
 });
 
