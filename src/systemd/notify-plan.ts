@@ -56,10 +56,14 @@ export function statusLine(phase: Phase, s: ServiceSnapshot): string {
   }
 }
 
-/** The watchdog interval systemd asks for, in ms; undefined when none is for this process. */
-export function watchdogMsFrom(usec: string | undefined, pid: string | undefined, ownPid: number): number | undefined {
+/**
+ * The watchdog interval systemd asks for, in ms; undefined when none is for this process.
+ * `ownPids`: this process, and for a daemon child the `wsgid start` it takes over from (systemd
+ * set WATCHDOG_PID to that main process before the MAINPID= handover).
+ */
+export function watchdogMsFrom(usec: string | undefined, pid: string | undefined, ownPids: readonly number[]): number | undefined {
   if (usec === undefined || !/^\d+$/.test(usec)) return undefined;
-  if (pid !== undefined && pid !== '' && pid !== String(ownPid)) return undefined;
+  if (pid !== undefined && pid !== '' && !ownPids.some((own) => pid === String(own))) return undefined;
   const ms = Math.floor(Number(usec) / 1000);
   return ms > 0 ? ms : undefined;
 }

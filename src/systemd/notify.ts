@@ -116,7 +116,8 @@ export function systemdNotifier(logger: Logger, options: SystemdNotifierOptions)
     logger.warn('NOTIFY_SOCKET is set but wsgid cannot notify systemd; run it with Type=exec or build the addon', { reason: sender.reason });
     return undefined;
   }
-  const watchdogMs = watchdogMsFrom(given.WATCHDOG_USEC, given.WATCHDOG_PID, process.pid);
+  const ownPids = options.readyBy === 'parent' ? [process.pid, process.ppid] : [process.pid];
+  const watchdogMs = watchdogMsFrom(given.WATCHDOG_USEC, given.WATCHDOG_PID, ownPids);
   if (watchdogMs !== undefined && watchdogMs < 3 * options.tickMs) {
     logger.warn(`WatchdogSec is shorter than wsgid's loop can keep (it ticks every ${options.tickMs} ms): use 3 s or more`, { watchdogMs });
   }

@@ -93,7 +93,7 @@ describe('systemd Type=notify', () => {
   test('daemon: `wsgid start` hands over with MAINPID=<daemon> READY=1; the daemon then reports reload and stop', async () => {
     const { dir, listener } = await setup(true);
     const h = m2.handler('app');
-    const env = { ...process.env, NOTIFY_SOCKET: listener.socket };
+    const env = { ...process.env, NOTIFY_SOCKET: listener.socket, WATCHDOG_USEC: '4000000' };
     const start = await runCli([`--app-path=${dir}`, `--recv=${h.recv}`, `--send=${h.send}`, '--workers=1'], 60_000, { env });
     assert.equal(start.code, 0, start.stderr);
     const master = Number(/master pid (\d+)/.exec(start.stdout)![1]);
@@ -101,6 +101,7 @@ describe('systemd Type=notify', () => {
       const ready = await listener.next('READY');
       assert.equal(ready.datagram.fields.get('MAINPID'), String(master));
       assert.equal(listener.messages.filter((m) => m.fields.has('READY')).length, 1, 'one READY=1: the daemon does not repeat it');
+      await listener.next('WATCHDOG', ready.index + 1, '1');
       assert.equal(await runCli(['restart', `--app-path=${dir}`]).then((r) => r.code), 0);
       const reloading = await listener.next('RELOADING', ready.index + 1, '1');
       await listener.next('READY', reloading.index + 1, '1');

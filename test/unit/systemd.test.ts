@@ -63,11 +63,12 @@ describe('NotifyPlan', () => {
     const dogs: number[] = [];
     for (let now = 0; now <= 20_000; now += 1000) if (plan.tick(snap(), now).includes('WATCHDOG=1')) dogs.push(now);
     assert.deepEqual(dogs, [0, 4000, 8000, 12_000, 16_000, 20_000]);
-    assert.equal(watchdogMsFrom('30000000', undefined, 42), 30_000);
-    assert.equal(watchdogMsFrom('30000000', '42', 42), 30_000);
-    assert.equal(watchdogMsFrom('30000000', '41', 42), undefined, 'meant for another process');
-    assert.equal(watchdogMsFrom('abc', undefined, 42), undefined);
-    assert.equal(watchdogMsFrom('0', undefined, 42), undefined);
+    assert.equal(watchdogMsFrom('30000000', undefined, [42]), 30_000);
+    assert.equal(watchdogMsFrom('30000000', '42', [42]), 30_000);
+    assert.equal(watchdogMsFrom('30000000', '41', [42]), undefined, 'meant for another process');
+    assert.equal(watchdogMsFrom('30000000', '41', [42, 41]), 30_000, 'a daemon child takes over from its parent');
+    assert.equal(watchdogMsFrom('abc', undefined, [42]), undefined);
+    assert.equal(watchdogMsFrom('0', undefined, [42]), undefined);
   });
 
   test('statusLine and NOTIFY_SOCKET checks', () => {
