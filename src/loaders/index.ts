@@ -9,7 +9,7 @@
  *      passed in by the caller): the first whose `canLoad(appDir, settings)` is true loads the app.
  *   3. `app/package.json`: the `wsgid` field (string "entry[:export]" or {entry, export, kind}),
  *      `main`, `exports` (".": wsgid/node/import/require/default), `module`, then the file the
- *      `start` script runs (`node dist/server.js`) — the first whose file exists.
+ *      `start` (then `start:prod`) script runs (`node dist/server.js`) — the first whose file exists.
  *   4. Conventional entries: server, app, index, main × .js .mjs .cjs .ts .mts .cts .tsx .jsx, in
  *      app/ then in app/src/.
  *   5. A Python WSGI app (the WSGI loader decides: a Django project, or app/wsgi.py, app/app.py,
@@ -142,7 +142,7 @@ export async function loadApp(settings: Settings, logger: Logger, plugins: Loade
         });
       }
     }
-    if (entries.length === 0) tried.push('app/package.json: no "wsgid", "main", "exports" or "module" field, no "start" script naming a file');
+    if (entries.length === 0) tried.push('app/package.json: no "wsgid", "main", "exports" or "module" field, no "start" or "start:prod" script naming a file');
   } else {
     tried.push('app/package.json: absent');
   }

@@ -115,13 +115,17 @@ export function resolveFile(baseDir: string, request: string, tried: string[]): 
   return undefined;
 }
 
+/** The package.json scripts whose file is an entry, in order. */
+const START_SCRIPTS = ['start', 'start:prod'] as const;
+
 /** One entry a package.json names, with the field it came from (for messages). */
 export type PackageEntry = AppSpec & { field: string };
 
 /**
  * The entries a package.json names, strongest first: `wsgid` (string or {entry}), `main`,
  * `exports` (subpath "."), `module` (the ESM entry bundlers read; Node itself ignores it), and the
- * file the `start` script runs (`node dist/server.js`, `tsx src/index.ts`: loaders/start-script.ts).
+ * file the `start` (then `start:prod`) script runs (`node dist/server.js`, `tsx src/index.ts`:
+ * loaders/start-script.ts).
  */
 export function packageEntries(pkg: Record<string, unknown>): PackageEntry[] {
   const entries: PackageEntry[] = [];
@@ -141,16 +145,19 @@ export function packageEntries(pkg: Record<string, unknown>): PackageEntry[] {
   if (target) entries.push({ module: target, field: 'exports' });
   const esm = pkg['module'];
   if (typeof esm === 'string' && esm) entries.push({ module: esm, field: 'module' });
-  const scripts = pkg['scripts'];
-  const start = typeof scripts === 'object' && scripts !== null ? (scripts as Record<string, unknown>)['start'] : undefined;
-  const file = typeof start === 'string' ? startScriptFile(start) : undefined;
-  if (file !== undefined) entries.push({ module: file, field: 'scripts.start' });
+  const scripts = typeof pkg['scripts'] === 'object' && pkg['scripts'] !== null ? (pkg['scripts'] as Record<string, unknown>) : {};
+  // `start:prod` too: NestJS's `start` is `nest start`, its production entry `node dist/main`.
+  for (const name of START_SCRIPTS) {
+    const script = scripts[name];
+    const file = typeof script === 'string' ? startScriptFile(script) : undefined;
+    if (file !== undefined) entries.push({ module: file, field: `scripts.${name}` });
+  }
   return entries;
 }
 
 /** The first entry of a package.json's `wsgid`, `main`, `exports`, `module` fields (a folder's entry). */
 export function packageEntry(pkg: Record<string, unknown>): PackageEntry | undefined {
-  return packageEntries(pkg).find((e) => e.field !== 'scripts.start');
+  return packageEntries(pkg).find((e) => !e.field.startsWith('scripts.'));
 }
 
 /** `wsgid.kind` / `wsgid.export` from a package.json, for forcing. */

@@ -212,13 +212,17 @@ describe('package.json start scripts', () => {
     assert.deepEqual(shellWords(`a 'b c' "d \\"e\\"" f\\ g`), ['a', 'b c', 'd "e"', 'f g']);
   });
 
-  test('entries in order: wsgid, main, exports, module, start script', () => {
+  test('entries in order: wsgid, main, exports, module, start script, start:prod script', () => {
     const pkg = { wsgid: 'w.js', main: 'm.js', exports: './e.js', module: 'esm.js', scripts: { start: 'node s.js', dev: 'tsx watch d.ts' } };
     assert.deepEqual(packageEntries(pkg).map((e) => [e.field, e.module]), [
       ['wsgid', 'w.js'], ['main', 'm.js'], ['exports', './e.js'], ['module', 'esm.js'], ['scripts.start', 's.js'],
     ]);
     assert.deepEqual(packageEntry({ module: 'esm.js', scripts: { start: 'node s.js' } }), { module: 'esm.js', field: 'module' });
     assert.equal(packageEntry({ scripts: { start: 'node s.js' } }), undefined, "a folder's entry is never its start script");
+    // NestJS: `start` runs its CLI, `start:prod` the build.
+    assert.deepEqual(packageEntries({ scripts: { start: 'nest start', 'start:dev': 'nest start --watch', 'start:prod': 'node dist/main' } }), [
+      { module: 'dist/main', field: 'scripts.start:prod' },
+    ]);
   });
 });
 
