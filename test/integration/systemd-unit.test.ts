@@ -156,11 +156,17 @@ describe('wsgid systemd-unit', { skip }, () => {
     }
   });
 
-  test('bad input: an unknown unit name for --after', async () => {
+  test('bad input: an unknown unit name for --after; an app folder a unit file cannot name', async () => {
     const dir = await pythonApp('bad-after');
     const r = await runCli(['systemd-unit', `--app-path=${dir}`, '--after=mongrel2']);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /--after: expected a unit name like mongrel2\.service, got 'mongrel2'/);
+    assert.equal(r.stdout, '');
+    const newline = await pythonApp('two\nlines');
+    const n = await runCli(['systemd-unit', `--app-path=${newline}`]);
+    assert.equal(n.code, 2);
+    assert.match(n.stderr, /the app folder path contains a line break or NUL, which a unit file cannot hold/);
+    assert.equal(n.stdout, '');
   });
 
   const root = typeof process.getuid === 'function' && process.getuid() === 0;
