@@ -10,6 +10,7 @@ const LAYERS = [
   ['config', 'src/config/', 'the option table, Settings, wsgid.json'],
   ['log', 'src/log/', 'logger, access log'],
   ['app-folder', 'src/app-folder/', 'layout, pid files, status file, privileges'],
+  ['systemd', 'src/systemd/', 'sd_notify (Type=notify) and the service unit'],
   ['transport', 'src/transport/', 'reply sockets towards mongrel2'],
   ['metrics', 'src/metrics/', 'request counters, /proc samples, Prometheus text'],
   ['dispatch', 'src/dispatch/', "the master's side of the request flow"],

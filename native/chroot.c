@@ -1,6 +1,7 @@
 /*
- * wsgid's only native code: chroot(2), which Node does not expose.
+ * wsgid's native code: what Node does not expose.
  *   chroot(path: string): void  -- chroot(path) then chdir("/"); throws Error{code, errno, syscall}.
+ *   notify(socketPath, message): void -- native/notify.c: a datagram to systemd's $NOTIFY_SOCKET.
  * Built with node-gyp (`npm run build:native`); loaded by src/app-folder/privileges.ts.
  */
 #define _GNU_SOURCE
@@ -10,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <node_api.h>
+
+#include "notify.h"
 
 static const char *errno_code(int e) {
   switch (e) {
@@ -66,6 +69,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "chroot", NAPI_AUTO_LENGTH, do_chroot, NULL, &fn);
   napi_set_named_property(env, exports, "chroot", fn);
+  register_notify(env, exports);
   return exports;
 }
 

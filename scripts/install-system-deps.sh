@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages wsgid's examples, tests and benchmark use, when they are missing:
-# mongrel2 (mongrel2-core), wrk, curl, iproute2 (network-namespace tests), and the system Python's
-# Django, Flask and gunicorn (WSGI tests and the gunicorn comparison), and prometheus_client (its
-# parser checks wsgid's /metrics text in the tests). Needs root (or sudo).
+# mongrel2 (mongrel2-core), wrk, curl, iproute2 (network-namespace tests), systemd's tools
+# (systemd-analyze verifies the generated unit, systemd-notify is the notify fallback; the package
+# installs without starting anything), setpriv (util-linux), the system Python's Django, Flask
+# and gunicorn (WSGI tests and the gunicorn comparison), and prometheus_client (its parser checks
+# wsgid's /metrics text in the tests). Needs root (or sudo).
 set -euo pipefail
 
 need=()
@@ -11,6 +13,9 @@ command -v m2sh >/dev/null || need+=(mongrel2-core)
 command -v wrk >/dev/null || need+=(wrk)
 command -v curl >/dev/null || need+=(curl)
 command -v ip >/dev/null || need+=(iproute2)
+command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v systemd-notify >/dev/null || need+=(systemd)
+command -v setpriv >/dev/null || need+=(util-linux)
 command -v make >/dev/null || need+=(make)
 command -v g++ >/dev/null || need+=(g++)
 [ -x /usr/bin/python3 ] || need+=(python3)

@@ -101,6 +101,8 @@ export function prepareForWorkers(settings: Settings): void {
 interface NativeAddon {
   /** chroot(path) then chdir("/"); throws an Error with `code` (EPERM, ENOENT, ...) on failure. */
   chroot(path: string): void;
+  /** One datagram to systemd's NOTIFY_SOCKET (native/notify.c); absent from addons built before it. */
+  notify?(socketPath: string, message: string): void;
 }
 
 let native: NativeAddon | undefined;
@@ -121,6 +123,15 @@ function packageRoot(): string {
     }
   }
   return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+}
+
+/** The addon, or why it could not be loaded (for features that have a fallback: systemd notify). */
+export function nativeAddonOrReason(): { addon: NativeAddon } | { reason: string } {
+  try {
+    return { addon: loadNative() };
+  } catch (error) {
+    return { reason: (error as Error).message.replace(/^--chroot needs/, 'needs') };
+  }
 }
 
 /** Load the chroot addon (once); throws a PrivilegeError saying how to build it. */

@@ -74,8 +74,13 @@ export const BUILTIN_COMMANDS: Readonly<Record<CommandName, BuiltinCommand>> = {
     details: 'Exit code 0 when running, 1 when workers are crash-looping (they die soon after becoming ready), 3 when stopped.',
   },
   'systemd-unit': {
-    usage: 'wsgid systemd-unit --app-path=DIR',
-    description: 'Print a systemd service unit that runs this app folder in the foreground.',
+    usage: 'wsgid systemd-unit --app-path=DIR [start options] [--after=UNIT]...',
+    description: 'Print a systemd service unit (Type=notify) that runs this app folder with the given options.',
+    details:
+      'The start options given here go into ExecStart (wsgid.json is read at each start, as always); ' +
+      'the option variables set now (WSGID_KEEPALIVE_MS, …) into Environment=. The master runs in the ' +
+      'foreground and tells systemd when it is ready, reloading (ExecReload sends HUP) and stopping. ' +
+      'Hardening is chosen so the master can still drop workers to the folder owner and chroot.',
   },
   'reopen-logs': {
     usage: 'wsgid reopen-logs --app-path=DIR',

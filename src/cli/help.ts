@@ -7,6 +7,7 @@ import { COMMANDS, OPTION_LIST, cliOptionsFor, isNegatable, jsonKey, type Comman
 import { BUILTIN_COMMANDS, pluginCommands } from './commands.js';
 
 const WIDTH = 80;
+const HELP_DESCRIPTION = 'wsgid help COMMAND: the usage and options of a command (as wsgid COMMAND --help).';
 
 function wrap(text: string, width: number): string[] {
   const lines: string[] = [];
@@ -83,6 +84,7 @@ export function renderHelp(command?: string): string {
     out.push('Commands:');
     for (const name of COMMANDS) out.push(`  ${name.padEnd(14)}${BUILTIN_COMMANDS[name].description}`);
     for (const [name, def] of pluginCommands()) out.push(`  ${name.padEnd(14)}${def.description}`);
+    out.push(`  ${'help'.padEnd(14)}${HELP_DESCRIPTION}`);
     out.push('', 'Options (start; `wsgid config` saves the same options to wsgid.json):');
     out.push(...renderOptions(cliOptionsFor('start')));
     out.push('', 'Precedence: command line over environment (where an option has a variable) over wsgid.json over defaults.', ...exitCodeLines());
@@ -115,6 +117,7 @@ export function renderOptionsMarkdown(): string {
     const text = c.details ? `${c.description} ${c.details}` : c.description;
     out.push(`| \`${name}\` | \`${c.usage}\` | ${mdEscape(text)} |`);
   }
+  out.push(`| \`help\` | \`wsgid help [COMMAND]\` | ${mdEscape(HELP_DESCRIPTION)} A mistyped command or option gets a "did you mean". |`);
   out.push('', '### Options', '');
   out.push('Precedence: command line over the environment (for the options that name a variable) over `wsgid.json` over defaults. `wsgid.json` keys are the flag names');
   out.push('without `--`, with `-` replaced by `_` (`--app-path` ↔ `app_path`), except `--env` ↔ `envs`.', '');

@@ -62,7 +62,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     case 'reopen-logs':
       return reopenLogsCommand(resolveSettings(values).settings, io);
     case 'systemd-unit':
-      return systemdUnitCommand(resolveSettings(values, { readFile: true }).settings, io);
+      return systemdUnitCommand(resolveSettings(values, { readFile: true }).settings, values, io);
     default: {
       const plugin = getPluginCommand(command);
       if (!plugin) throw new WsgidError(`unknown command '${command}'`, 'WSGID_ERR_USAGE', EXIT.USAGE);

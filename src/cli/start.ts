@@ -16,6 +16,10 @@ import { describeLoadFailure } from '../worker/load-failure.js';
 import { reportToParent, spawnDaemon, takeDaemonChildMarker, type FailureDetail } from './daemon.js';
 import { readMasterStatus } from './status-report.js';
 import type { ReadyInfo } from '../master/index.js';
+import { createSender, notifySocketFrom, systemdNotifier, type ServiceNotifier } from '../systemd/notify.js';
+
+/** The master loop's tick (master/arbiter.ts TICK_MS): how often the systemd watchdog can be fed. */
+const MASTER_TICK_MS = 1000;
 
 /** How long `wsgid start` waits for the daemon to report "ready". */
 export const READY_TIMEOUT_MS = 90_000;
@@ -76,6 +80,7 @@ export async function startCommand(settings: Settings, argv: readonly string[], 
     );
     (result.exitCode === EXIT.OK ? process.stdout : process.stderr).write(result.message + '\n' + formatFailureDetail(result));
     for (const warning of result.warnings ?? []) process.stderr.write(`wsgid: warning: ${warning}\n`);
+    if (result.exitCode === EXIT.OK && result.pid !== undefined) handOverToDaemon(result.pid, settings);
     return result.exitCode;
   }
 
@@ -96,6 +101,9 @@ export async function startCommand(settings: Settings, argv: readonly string[], 
     throw new AppFolderError(reason);
   }
   const logger = rememberErrors(baseLogger, memory);
+  // Under systemd's Type=notify (NOTIFY_SOCKET set). A daemon child is not systemd's main process
+  // until the `wsgid start` that spawned it hands over with MAINPID= (handOverToDaemon).
+  const service = systemdNotifier(logger, { tickMs: MASTER_TICK_MS, readyBy: isDaemonChild ? 'parent' : 'self' });
 
   let ready = false;
   const onReady = (info: ReadyInfo): void => {
@@ -141,11 +149,11 @@ export async function startCommand(settings: Settings, argv: readonly string[], 
     prepareForWorkers(effective);
     // Imported here, not at the top: `wsgid status`, `--help` etc. need neither ZeroMQ nor the app.
     if (effective.workers === 0) {
-      code = await runStandalone(effective, logger, onReady, onReopen);
+      code = await runStandalone(effective, logger, onReady, onReopen, service);
     } else {
       const { runMaster } = await import('../master/index.js');
       const reloadSettings = reread && ((): Settings => ({ ...reread(), noDaemon: effective.noDaemon }));
-      code = await runMaster(effective, logger, { onReady, reloadSettings, onReopen, onWorkerFatal });
+      code = await runMaster(effective, logger, { onReady, reloadSettings, onReopen, onWorkerFatal, service });
     }
   } catch (error) {
     if (error instanceof AppLoadError || error instanceof WsgiLoadError) {
@@ -182,8 +190,35 @@ function startProgress(appPath: string): NodeJS.Timeout {
   }, 500);
 }
 
+/**
+ * The daemonizing `wsgid start` is systemd's main process (when it runs under Type=notify): tell
+ * systemd the daemon it spawned is now the service (MAINPID=) and ready, so that its later
+ * RELOADING=1/STOPPING=1 are accepted (sd_notify(3): how a forking daemon uses Type=notify).
+ */
+function handOverToDaemon(pid: number, settings: Settings): void {
+  const quiet = createLogger({ fd: 2 }, 'warn', 'start');
+  const socket = notifySocketFrom(process.env, quiet);
+  if (socket === undefined) return;
+  const sender = createSender(socket, quiet, pid);
+  if ('reason' in sender) {
+    quiet.warn('NOTIFY_SOCKET is set but wsgid cannot notify systemd; run it with Type=exec or build the addon', { reason: sender.reason });
+    return;
+  }
+  const workers = settings.workers === 0 ? 'serving in the master process' : `${settings.workers} worker${settings.workers === 1 ? '' : 's'} serving`;
+  sender.send(`MAINPID=${pid}\nREADY=1\nSTATUS=${workers}`);
+}
+
+/** The systemd snapshot of the single-process mode: the master is the one "worker". */
+const STANDALONE = { serving: 1, booting: 0, replacing: 0, draining: 0, wanted: 1 } as const;
+
 /** --workers=0: serve in this process (worker/standalone.ts) until SIGTERM, SIGINT or SIGQUIT. */
-async function runStandalone(settings: Settings, logger: Logger, onReady: (info: ReadyInfo) => void, onReopen: () => void): Promise<number> {
+async function runStandalone(
+  settings: Settings,
+  logger: Logger,
+  onReady: (info: ReadyInfo) => void,
+  onReopen: () => void,
+  service?: ServiceNotifier,
+): Promise<number> {
   const { serveStandalone } = await import('../worker/standalone.js');
   const { publishStandalone } = await import('./standalone-status.js');
   writePidFile(settings.appPath, 'master', process.pid);
@@ -200,9 +235,15 @@ async function runStandalone(settings: Settings, logger: Logger, onReady: (info:
       throw error;
     }
     onReady({ endpointProblems: server.endpoints.settled() });
+    service?.ready(STANDALONE);
+    // No master loop here: the event loop's liveness is what the watchdog (if any) sees.
+    const ticker = service ? setInterval(() => service.tick(STANDALONE), MASTER_TICK_MS) : undefined;
+    ticker?.unref();
     await new Promise<void>((resolve) => {
       const stop = (signal: NodeJS.Signals): void => {
         logger.info('stopping', { signal });
+        clearInterval(ticker);
+        service?.stopping({ ...STANDALONE, serving: 0, draining: 1 });
         resolve();
       };
       process.once('SIGTERM', stop);

@@ -5,6 +5,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from '../errors.js';
+import { closest } from './suggest.js';
 import {
   COMMANDS,
   OPTION_LIST,
@@ -117,7 +118,9 @@ function translateParseError(error: unknown, command: string, accepted: readonly
       throw new UsageError(`--${bare} is not an option of \`${commandForUsage(command)}\` (it belongs to: ${where}) ${help}`);
     }
     if (known && known.spec.type === 'bool') throw new UsageError(`--${bare} takes no value ${help}`);
-    throw new UsageError(`unknown option ${flag} ${help}`);
+    const flags = ['help', 'version', ...accepted.flatMap(({ spec }) => (isNegatable(spec) ? [spec.flag, 'no-' + spec.flag] : [spec.flag]))];
+    const suggestion = closest(bare, flags);
+    throw new UsageError(`unknown option ${flag}${suggestion ? ` (did you mean --${suggestion}?)` : ''} ${help}`);
   }
   if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
     const flag = /'(--[a-z0-9-]+)/.exec(message)?.[1];
@@ -129,17 +132,35 @@ function translateParseError(error: unknown, command: string, accepted: readonly
   throw error;
 }
 
+/** `wsgid help [COMMAND]`: the same as `wsgid COMMAND --help`. */
+export const HELP_COMMAND = 'help';
+
+function unknownCommand(command: string, extraCommands: readonly string[]): UsageError {
+  const known = [...COMMANDS, ...extraCommands, HELP_COMMAND];
+  const suggestion = closest(command, known);
+  return new UsageError(
+    `unknown command '${command}'${suggestion ? ` (did you mean '${suggestion}'?)` : ''} (commands: ${known.join(', ')}; see wsgid --help)`,
+  );
+}
+
+function parseHelpCommand(rest: readonly string[], extraCommands: readonly string[]): ParsedArgs {
+  const words = rest.filter((w) => !w.startsWith('-'));
+  if (words.length > 1) throw new UsageError(`wsgid help takes one command name, got: ${words.join(' ')}`);
+  const command = words[0] ?? 'start';
+  if (!isBuiltinCommand(command) && !extraCommands.includes(command)) throw unknownCommand(command, extraCommands);
+  return { command, values: {}, positionals: [], help: true, version: false };
+}
+
 /**
  * Parse a command line (without `node` and the script). Plugin commands (names in `extraCommands`)
  * accept the `start` options and any positionals.
  */
 export function parseCommandLine(argv: readonly string[], extraCommands: readonly string[] = []): ParsedArgs {
   const { command: named, rest } = splitCommand(argv);
+  if (named === HELP_COMMAND) return parseHelpCommand(rest, extraCommands);
   const command = named ?? 'start';
   const builtin = isBuiltinCommand(command);
-  if (!builtin && !extraCommands.includes(command)) {
-    throw new UsageError(`unknown command '${command}' (commands: ${[...COMMANDS, ...extraCommands].join(', ')}; see wsgid --help)`);
-  }
+  if (!builtin && !extraCommands.includes(command)) throw unknownCommand(command, extraCommands);
   const accepted = cliOptionsFor(builtin ? command : 'start');
   let tokens;
   try {
@@ -192,4 +213,32 @@ export function parseCommandLine(argv: readonly string[], extraCommands: readonl
     if (value !== undefined) checkCliValue(spec, value);
   }
   return { command, values, positionals, help, version };
+}
+
+/**
+ * The command-line flags that give `values` (the inverse of parseCommandLine, in the option
+ * table's order): `--flag=value`, repeated `--flag=item` for lists, `--env=KEY=VALUE` for maps,
+ * `--flag` / `--no-flag` for booleans (a false non-negatable boolean is the default: nothing).
+ */
+export function cliArgsOf(values: Partial<OptionValues>): string[] {
+  const args: string[] = [];
+  for (const { name, spec } of OPTION_LIST) {
+    const value = values[name];
+    if (value === undefined) continue;
+    switch (spec.type) {
+      case 'bool':
+        if (value === true) args.push(`--${spec.flag}`);
+        else if (isNegatable(spec)) args.push(`--no-${spec.flag}`);
+        break;
+      case 'list':
+        for (const item of value as string[]) args.push(`--${spec.flag}=${item}`);
+        break;
+      case 'map':
+        for (const [key, item] of Object.entries(value as Record<string, string>)) args.push(`--${spec.flag}=${key}=${item}`);
+        break;
+      default:
+        args.push(`--${spec.flag}=${String(value)}`);
+    }
+  }
+  return args;
 }

@@ -43,6 +43,8 @@ export interface CommandValues {
   watch: boolean;
   /** status --watch: stop after this many frames (0: until interrupted). */
   count: number;
+  /** systemd-unit: units to order the service after (besides network.target). */
+  after: string[];
 }
 
 /** All option values: the Settings plus the command-only ones. */
@@ -163,6 +165,16 @@ export function parseSize(value: string): number | undefined {
 const checkSize = (value: string): string | undefined =>
   parseSize(value) === undefined ? `expected a size like 200M, 1G or 0 (bytes; K, M, G, T = powers of 1024), got '${value}'` : undefined;
 
+/** systemd unit names: name.type, characters systemd allows (systemd.unit(5)). */
+const checkUnitNames = (units: string[]): string | undefined => {
+  for (const unit of units) {
+    if (!/^[A-Za-z0-9:_.\\@-]+\.(service|socket|target|mount|automount|swap|path|timer|slice|scope|device)$/.test(unit)) {
+      return `expected a unit name like mongrel2.service, got '${unit}'`;
+    }
+  }
+  return undefined;
+};
+
 const checkEnvName = (env: Record<string, string>): string | undefined => {
   for (const name of Object.keys(env)) {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) return `expected environment variable names, got '${name}'`;
@@ -173,7 +185,8 @@ const checkEnvName = (env: Record<string, string>): string | undefined => {
 // ---------------------------------------------------------------------------------------------
 // The table
 
-const START: readonly CommandName[] = ['start', 'config'];
+/** The start options; `systemd-unit` takes them too and writes the given ones into ExecStart. */
+const START: readonly CommandName[] = ['start', 'config', 'systemd-unit'];
 const ALL: readonly CommandName[] = COMMANDS;
 
 export const OPTIONS: OptionTable = {
@@ -518,6 +531,16 @@ export const OPTIONS: OptionTable = {
     where: 'cli',
     help: 'Signal to send to the master instead of the default (stop: TERM, restart: HUP). E.g. INT, QUIT, 9.',
     check: checkSignal,
+  },
+  after: {
+    flag: 'after',
+    type: 'list',
+    default: [],
+    commands: ['systemd-unit'],
+    metavar: 'UNIT',
+    where: 'cli',
+    help: 'Order the service after this unit too (After=, besides network.target), e.g. a mongrel2 unit of yours.',
+    check: checkUnitNames,
   },
   json: {
     flag: 'json',

@@ -14,7 +14,7 @@ import { OPTION_LIST, defaultOf, type CommandValues, type OptionValues, type Opt
 import type { Settings } from './settings.js';
 
 /** Option names that are not Settings (they only steer one command). */
-const COMMAND_VALUE_NAMES: readonly (keyof CommandValues)[] = ['sendSignal', 'json', 'noWait', 'watch', 'count'];
+const COMMAND_VALUE_NAMES: readonly (keyof CommandValues)[] = ['sendSignal', 'json', 'noWait', 'watch', 'count', 'after'];
 
 export interface Resolved {
   settings: Settings;
@@ -32,7 +32,8 @@ export interface ResolveOptions {
   cwd?: string;
 }
 
-function resolveFolders(values: Partial<OptionValues>, base: string): Partial<OptionValues> {
+/** Relative folders of command-line values made absolute against `base` (the current directory). */
+export function resolveFolders(values: Partial<OptionValues>, base: string): Partial<OptionValues> {
   const out = { ...values };
   if (out.loaderDir) out.loaderDir = out.loaderDir.map((d) => path.resolve(base, d));
   if (out.mongrel2Chroot) out.mongrel2Chroot = path.resolve(base, out.mongrel2Chroot);
@@ -66,6 +67,16 @@ export function envValues(env: NodeJS.ProcessEnv = process.env): Partial<OptionV
   return out as Partial<OptionValues>;
 }
 
+/** The option variables set in `env` (name and raw text), e.g. to write them into a service unit. */
+export function givenEnvVariables(env: NodeJS.ProcessEnv = process.env): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (const { spec } of OPTION_LIST) {
+    const raw = spec.env === undefined ? undefined : env[spec.env];
+    if (spec.env !== undefined && raw !== undefined && raw !== '') out.push([spec.env, raw]);
+  }
+  return out;
+}
+
 /** Merge the layers into complete values: cli over environment over file over defaults. */
 export function mergeValues(cli: Partial<OptionValues>, file: Partial<OptionValues>, env: Partial<OptionValues> = {}): OptionValues {
   const out: Record<string, unknown> = {};
@@ -90,7 +101,7 @@ export function splitValues(values: OptionValues): { settings: Settings; command
   }
   return {
     settings: settings as unknown as Settings,
-    commandValues: { sendSignal: values.sendSignal, json: values.json, noWait: values.noWait, watch: values.watch, count: values.count },
+    commandValues: { sendSignal: values.sendSignal, json: values.json, noWait: values.noWait, watch: values.watch, count: values.count, after: values.after },
   };
 }
 

@@ -8,9 +8,12 @@
  *   2. Loader plugins (`<app-path>/plugins/`, then each `--loader-dir`; discovered by plugins/ and
  *      passed in by the caller): the first whose `canLoad(appDir, settings)` is true loads the app.
  *   3. `app/package.json`: the `wsgid` field (string "entry[:export]" or {entry, export, kind}),
- *      else `main`, else `exports` (".": wsgid/node/import/require/default) — if that file exists.
- *   4. Conventional entries: server, app, index, main × .js .mjs .cjs .ts .mts .cts.
- *   5. A Python WSGI app (the WSGI loader decides: wsgi.py, manage.py, *.py with `application`).
+ *      `main`, `exports` (".": wsgid/node/import/require/default), `module`, then the file the
+ *      `start` (then `start:prod`) script runs (`node dist/server.js`) — the first whose file exists.
+ *   4. Conventional entries: server, app, index, main × .js .mjs .cjs .ts .mts .cts .tsx .jsx, in
+ *      app/ then in app/src/.
+ *   5. A Python WSGI app (the WSGI loader decides: a Django project, or app/wsgi.py, app/app.py,
+ *      app/application.py exposing `application` or `app`).
  *   Otherwise an AppLoadError listing everything tried and suggesting --wsgi-app.
  */
 import { existsSync, readdirSync } from 'node:fs';
@@ -20,7 +23,7 @@ import type { LoadedApp } from '../gateways/types.js';
 import type { Logger } from '../log/logger.js';
 import { AppLoadError } from './errors.js';
 import { loadModuleApp } from './module.js';
-import { packageEntry, packageWsgidOptions, parseAppSpec, readPackageJson, resolveAppModule, resolveFile } from './resolve.js';
+import { ENTRY_EXTENSIONS, isFile, packageEntries, packageWsgidOptions, parseAppSpec, readPackageJson, resolveAppModule, resolveFile } from './resolve.js';
 
 export { AppLoadError } from './errors.js';
 export { classify, type Classified, type JsKind } from './classify.js';
@@ -29,7 +32,12 @@ export { startListenCapture, type ListenCapture, type CapturedServer } from './c
 
 /** Conventional entry names, in order, each with every extension before the next name. */
 export const CONVENTIONAL_ENTRIES = ['server', 'app', 'index', 'main'] as const;
-export const CONVENTIONAL_EXTENSIONS = ['.js', '.mjs', '.cjs', '.ts', '.mts', '.cts'] as const;
+export const CONVENTIONAL_EXTENSIONS = ENTRY_EXTENSIONS;
+/**
+ * Where conventional names are looked for, in order: app/ itself, then app/src/ (create-hono's
+ * src/index.ts, NestJS's src/main.ts, Vite-style src/server.tsx).
+ */
+export const CONVENTIONAL_FOLDERS = ['', 'src'] as const;
 
 /**
  * What loadApp needs of a loader plugin (plugins/types.ts AppLoaderPlugin, as plugins/discover.ts
@@ -47,7 +55,7 @@ async function tryWsgi(settings: Settings, logger: Logger, tried: string[]): Pro
   // Imported on demand: a JavaScript app never loads the WSGI loader.
   const { loadWsgi } = await import('./wsgi.js');
   const app = await loadWsgi(settings, logger);
-  if (!app) tried.push('Python WSGI app (wsgi.py, manage.py, *.py with application): none found');
+  if (!app) tried.push('Python WSGI app (a Django project, or wsgi.py, app.py, application.py with application/app): none found');
   return app;
 }
 
@@ -119,8 +127,8 @@ export async function loadApp(settings: Settings, logger: Logger, plugins: Loade
   if (!plugins.loaders.length && plugins.folders.length) tried.push(`loader plugins in ${plugins.folders.map((f) => path.relative(settings.appPath, f) || '.').join(', ')}: none`);
 
   if (pkg) {
-    const entry = packageEntry(pkg);
-    if (entry) {
+    const entries = packageEntries(pkg);
+    for (const entry of entries) {
       const file = resolveFile(appDir, entry.module, []);
       tried.push(`app/package.json "${entry.field}": ${entry.module}${file ? '' : ' (not found)'}`);
       if (file) {
@@ -133,29 +141,30 @@ export async function loadApp(settings: Settings, logger: Logger, plugins: Loade
           logger,
         });
       }
-    } else {
-      tried.push('app/package.json: no "wsgid", "main" or "exports" field');
     }
+    if (entries.length === 0) tried.push('app/package.json: no "wsgid", "main", "exports" or "module" field, no "start" or "start:prod" script naming a file');
   } else {
     tried.push('app/package.json: absent');
   }
 
-  for (const name of CONVENTIONAL_ENTRIES) {
-    for (const ext of CONVENTIONAL_EXTENSIONS) {
-      const file = path.join(appDir, name + ext);
-      if (existsSync(file)) {
-        return loadModuleApp(file, {
-          exportName: forced.exportName,
-          kind: forced.kind,
-          relativeTo: settings.appPath,
-          listenWaitMs: settings.listenWaitMs,
-          origin: 'conventional entry name',
-          logger,
-        });
+  for (const folder of CONVENTIONAL_FOLDERS) {
+    for (const name of CONVENTIONAL_ENTRIES) {
+      for (const ext of CONVENTIONAL_EXTENSIONS) {
+        const file = path.join(appDir, folder, name + ext);
+        if (isFile(file)) {
+          return loadModuleApp(file, {
+            exportName: forced.exportName,
+            kind: forced.kind,
+            relativeTo: settings.appPath,
+            listenWaitMs: settings.listenWaitMs,
+            origin: 'conventional entry name',
+            logger,
+          });
+        }
       }
     }
+    tried.push(`app/${folder ? folder + '/' : ''}{${CONVENTIONAL_ENTRIES.join(',')}}{${CONVENTIONAL_EXTENSIONS.join(',')}}: none exists`);
   }
-  tried.push(`app/{${CONVENTIONAL_ENTRIES.join(',')}}{${CONVENTIONAL_EXTENSIONS.join(',')}}: none exists`);
 
   if (hasPythonFiles(appDir)) {
     const app = await tryWsgi(settings, logger, tried);

@@ -11,7 +11,7 @@ import type { Logger } from '../log/logger.js';
 import { guardLateListen, startListenCapture } from './capture.js';
 import { classify, FALLBACK_EXPORTS, FORCING_EXPORTS, isThenable, type Classified, type JsKind } from './classify.js';
 import { AppLoadError } from './errors.js';
-import { isTypeScriptFile } from './resolve.js';
+import { needsTransform } from './resolve.js';
 import { enableTypeScript } from './typescript.js';
 
 /** How long to wait for an app with no servable export to call listen() (ms); --listen-wait-ms. */
@@ -33,7 +33,7 @@ export interface ModuleLoadOptions {
 
 /** Let tests and plugins import a file exactly like the loader does. */
 export async function importFile(file: string, logger: Logger, appDir?: string): Promise<Record<string, unknown>> {
-  if (isTypeScriptFile(file)) await enableTypeScript(logger, file, appDir);
+  if (needsTransform(file)) await enableTypeScript(logger, file, appDir);
   return (await import(pathToFileURL(file).href)) as Record<string, unknown>;
 }
 

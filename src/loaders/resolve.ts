@@ -5,13 +5,18 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { startScriptFile } from './start-script.js';
 
-/** Extensions tried, in order, for an entry named without one (and by detection). */
+/** Extensions Node (with tsx for TypeScript) loads as modules; plugin files use these. */
 export const JS_EXTENSIONS = ['.js', '.mjs', '.cjs', '.ts', '.mts', '.cts'] as const;
-export const TS_EXTENSIONS = ['.ts', '.mts', '.cts', '.tsx'] as const;
+/** Extensions tried, in order, for an app entry named without one (and by detection): JSX too. */
+export const ENTRY_EXTENSIONS = [...JS_EXTENSIONS, '.tsx', '.jsx'] as const;
+/** Files Node cannot run as they are: tsx transforms them (TypeScript, and JSX in .jsx files). */
+export const TRANSFORMED_EXTENSIONS = ['.ts', '.mts', '.cts', '.tsx', '.jsx'] as const;
 
-export function isTypeScriptFile(file: string): boolean {
-  return (TS_EXTENSIONS as readonly string[]).includes(path.extname(file));
+/** Does the file need tsx (TypeScript or JSX)? */
+export function needsTransform(file: string): boolean {
+  return (TRANSFORMED_EXTENSIONS as readonly string[]).includes(path.extname(file));
 }
 
 export interface AppSpec {
@@ -89,7 +94,7 @@ export function resolveExportsTarget(exportsField: unknown): string | undefined 
  */
 export function resolveFile(baseDir: string, request: string, tried: string[]): string | undefined {
   const base = path.resolve(baseDir, request);
-  const candidates = [base, ...JS_EXTENSIONS.map((ext) => base + ext)];
+  const candidates = [base, ...ENTRY_EXTENSIONS.map((ext) => base + ext)];
   for (const candidate of candidates) {
     tried.push(candidate);
     if (isFile(candidate)) return candidate;
@@ -101,7 +106,7 @@ export function resolveFile(baseDir: string, request: string, tried: string[]): 
       const found = resolveFile(base, entry.module, tried);
       if (found) return found;
     }
-    for (const ext of JS_EXTENSIONS) {
+    for (const ext of ENTRY_EXTENSIONS) {
       const candidate = path.join(base, 'index' + ext);
       tried.push(candidate);
       if (isFile(candidate)) return candidate;
@@ -110,23 +115,49 @@ export function resolveFile(baseDir: string, request: string, tried: string[]): 
   return undefined;
 }
 
-/** The entry a package.json names: `wsgid` (string or {entry}), else `main`, else `exports`. */
-export function packageEntry(pkg: Record<string, unknown>): (AppSpec & { field: string }) | undefined {
+/** The package.json scripts whose file is an entry, in order. */
+const START_SCRIPTS = ['start', 'start:prod'] as const;
+
+/** One entry a package.json names, with the field it came from (for messages). */
+export type PackageEntry = AppSpec & { field: string };
+
+/**
+ * The entries a package.json names, strongest first: `wsgid` (string or {entry}), `main`,
+ * `exports` (subpath "."), `module` (the ESM entry bundlers read; Node itself ignores it), and the
+ * file the `start` (then `start:prod`) script runs (`node dist/server.js`, `tsx src/index.ts`:
+ * loaders/start-script.ts).
+ */
+export function packageEntries(pkg: Record<string, unknown>): PackageEntry[] {
+  const entries: PackageEntry[] = [];
   const wsgid = pkg['wsgid'];
-  if (typeof wsgid === 'string' && wsgid) return { ...parseAppSpec(wsgid), field: 'wsgid' };
+  if (typeof wsgid === 'string' && wsgid) entries.push({ ...parseAppSpec(wsgid), field: 'wsgid' });
   if (typeof wsgid === 'object' && wsgid !== null) {
     const entry = (wsgid as Record<string, unknown>)['entry'];
     const exportName = (wsgid as Record<string, unknown>)['export'];
     if (typeof entry === 'string' && entry) {
       const spec = parseAppSpec(entry);
-      return { module: spec.module, exportName: typeof exportName === 'string' ? exportName : spec.exportName, field: 'wsgid.entry' };
+      entries.push({ module: spec.module, exportName: typeof exportName === 'string' ? exportName : spec.exportName, field: 'wsgid.entry' });
     }
   }
   const main = pkg['main'];
-  if (typeof main === 'string' && main) return { module: main, field: 'main' };
+  if (typeof main === 'string' && main) entries.push({ module: main, field: 'main' });
   const target = resolveExportsTarget(pkg['exports']);
-  if (target) return { module: target, field: 'exports' };
-  return undefined;
+  if (target) entries.push({ module: target, field: 'exports' });
+  const esm = pkg['module'];
+  if (typeof esm === 'string' && esm) entries.push({ module: esm, field: 'module' });
+  const scripts = typeof pkg['scripts'] === 'object' && pkg['scripts'] !== null ? (pkg['scripts'] as Record<string, unknown>) : {};
+  // `start:prod` too: NestJS's `start` is `nest start`, its production entry `node dist/main`.
+  for (const name of START_SCRIPTS) {
+    const script = scripts[name];
+    const file = typeof script === 'string' ? startScriptFile(script) : undefined;
+    if (file !== undefined) entries.push({ module: file, field: `scripts.${name}` });
+  }
+  return entries;
+}
+
+/** The first entry of a package.json's `wsgid`, `main`, `exports`, `module` fields (a folder's entry). */
+export function packageEntry(pkg: Record<string, unknown>): PackageEntry | undefined {
+  return packageEntries(pkg).find((e) => !e.field.startsWith('scripts.'));
 }
 
 /** `wsgid.kind` / `wsgid.export` from a package.json, for forcing. */

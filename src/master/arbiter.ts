@@ -43,6 +43,7 @@ import { renderMetrics } from './metrics.js';
 import { ProcSampler, type ProcSample } from '../metrics/proc-stat.js';
 import { startMetricsServer, type MetricsServer } from '../metrics/server.js';
 import { parseHostPort } from '../config/address.js';
+import type { ServiceNotifier, ServiceSnapshot } from '../systemd/notify.js';
 
 export interface ReadyInfo {
   /**
@@ -65,6 +66,8 @@ export interface MasterHooks {
   onReopen?: () => void;
   /** A worker reported why it could not boot (what a failed start shows the user). */
   onWorkerFatal?: (report: { worker: number; message: string; code: number; detail?: string; hint?: string }) => void;
+  /** Told of ready, reloads, stops and every tick (systemd's Type=notify: systemd/notify.ts). */
+  service?: ServiceNotifier;
 }
 
 /** The compiled worker entry, next to this file's folder: dist/src/worker/main.js. */
@@ -189,6 +192,7 @@ export class Arbiter {
         this.apply(this.pool.manage(Date.now()));
         this.sampleUsage();
         this.writeStatus();
+        this.hooks.service?.tick(this.serviceSnapshot());
         if (this.pool.stopped) this.exitCode = 0;
       }
       await this.shutdownNow();
@@ -235,6 +239,8 @@ export class Arbiter {
       if (sig === 'SIGUSR1') this.reopenLogs();
       else if (sig === 'SIGHUP') this.reload();
       else this.apply(this.pool.signal(sig, Date.now()));
+      if (sig === 'SIGHUP' && this.pool.phase !== 'stopping') this.hooks.service?.reloading(this.serviceSnapshot());
+      if (sig === 'SIGTERM' || sig === 'SIGINT' || sig === 'SIGQUIT') this.hooks.service?.stopping(this.serviceSnapshot());
     }
   }
 
@@ -373,6 +379,7 @@ export class Arbiter {
           break;
         case 'allReady':
           this.hooks.onReady?.({ endpointProblems: this.dispatcher.endpoints.settled() });
+          this.hooks.service?.ready(this.serviceSnapshot());
           break;
         case 'halt':
           this.exitCode = action.code;
@@ -544,6 +551,21 @@ export class Arbiter {
       this.reports.usage.set(w.id, { self: this.sampler.sample(w.pid, now), children });
     }
     this.sampler.retain(seen);
+  }
+
+  /** The counts systemd's STATUS= and the end of a reload are read from. */
+  private serviceSnapshot(): ServiceSnapshot {
+    let serving = 0;
+    let booting = 0;
+    let replacing = 0;
+    let draining = 0;
+    for (const w of this.pool.workers.values()) {
+      if (w.state === 'serving' && w.retiring) replacing++;
+      else if (w.state === 'serving') serving++;
+      else if (w.state === 'booting') booting++;
+      else draining++;
+    }
+    return { serving, booting, replacing, draining, wanted: this.pool.wanted };
   }
 
   private writeStatus(): void {

@@ -161,6 +161,19 @@ describe('refusals', () => {
     assert.match(unknown.stderr, /unknown command 'frob'/);
   });
 
+  test('wsgid help COMMAND; a mistyped flag or command gets a "did you mean"', async () => {
+    const viaHelp = await wsgid(['help', 'restart']);
+    assert.equal(viaHelp.code, 0, viaHelp.stderr);
+    assert.equal(viaHelp.stdout, (await wsgid(['restart', '--help'])).stdout);
+    assert.match(viaHelp.stdout, /^Usage: wsgid restart/);
+    const flag = await wsgid(['--wrokers=2']);
+    assert.equal(flag.code, 2);
+    assert.equal(flag.stderr, 'wsgid: unknown option --wrokers (did you mean --workers?) (see wsgid --help)\n');
+    const command = await wsgid(['stauts']);
+    assert.equal(command.code, 2);
+    assert.match(command.stderr, /unknown command 'stauts' \(did you mean 'status'\?\)/);
+  });
+
   test('systemd-unit', async () => {
     const dir = await appFolder('cli-app');
     const r = await wsgid(['systemd-unit', `--app-path=${dir}`]);
@@ -168,7 +181,7 @@ describe('refusals', () => {
     assert.match(r.stdout, new RegExp(`ExecStart=\\S+ \\S+main\\.js --no-daemon --app-path=${dir}\n`));
     assert.match(r.stdout, /ExecReload=\/bin\/kill -HUP \$MAINPID/);
     assert.match(r.stdout, /KillSignal=SIGTERM/);
-    assert.match(r.stdout, /Type=exec/);
+    assert.match(r.stdout, /Type=notify/);
   });
 });
 

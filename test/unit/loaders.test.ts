@@ -7,7 +7,8 @@
  */
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
 import { createRequire } from 'node:module';
 import http from 'node:http';
 import net from 'node:net';
@@ -24,7 +25,8 @@ import type { ReplyChannel } from '../../src/http/reply-channel.js';
 import { TestReply } from '../helpers/reply-channel.js';
 import { createLogger, type Logger } from '../../src/log/logger.js';
 import { AppLoadError, classify, loadApp, startListenCapture } from '../../src/loaders/index.js';
-import { parseAppSpec, packageEntry, resolveExportsTarget } from '../../src/loaders/resolve.js';
+import { parseAppSpec, packageEntries, packageEntry, resolveExportsTarget } from '../../src/loaders/resolve.js';
+import { shellWords, startScriptFile } from '../../src/loaders/start-script.js';
 import { loadPlugins, pluginsOf } from '../../src/plugins/discover.js';
 import { FilteredGateway, wrapFactory } from '../../src/plugins/filters.js';
 import type { RequestFilterPlugin } from '../../src/plugins/types.js';
@@ -35,6 +37,7 @@ async function loadLikeAWorker(settings: Parameters<typeof loadApp>[0]): ReturnT
 }
 import type { Mongrel2Message } from '../../src/protocol/types.js';
 import { testSettings } from '../helpers/settings.js';
+import { REPO_ROOT } from '../helpers/wsgid.js';
 
 const require = createRequire(import.meta.url);
 const logger = createLogger({ fd: 2 }, 'error', 'test');
@@ -179,6 +182,50 @@ describe('specs and package.json entries', () => {
   });
 });
 
+describe('package.json start scripts', () => {
+  test('the file a start script runs, as npm would run it', () => {
+    const cases: Array<[string, string | undefined]> = [
+      ['node dist/server.js', 'dist/server.js'],
+      ['node ./bin/www', './bin/www'],
+      ['tsx src/index.ts', 'src/index.ts'],
+      ['tsx watch src/index.ts', 'src/index.ts'],
+      ['NODE_ENV=production node --enable-source-maps dist/index.js', 'dist/index.js'],
+      ['cross-env NODE_ENV=production PORT=3000 node build/index.js', 'build/index.js'],
+      ['node -r dotenv/config --env-file .env dist/main.js', 'dist/main.js'],
+      ['node --require=dotenv/config --import tsx src/app.ts', 'src/app.ts'],
+      ['npm run build && node dist/index.js', 'dist/index.js'],
+      ['node dist/a.js; echo done', 'dist/a.js'],
+      ['ts-node -P tsconfig.json src/server.ts', 'src/server.ts'],
+      ['nodemon server.js', 'server.js'],
+      ['/usr/bin/node "my app/server.js"', 'my app/server.js'],
+      ['exec node -- server.mjs --port 3000', 'server.mjs'],
+      ['node .', '.'],
+      // No file: frameworks' own CLIs, inline code, shell expansion.
+      ['nest start', undefined],
+      ['next start', undefined],
+      ['node -e "require(\'./x\')"', undefined],
+      ['node $ENTRY', undefined],
+      ['node dist/*.js', undefined],
+      ['', undefined],
+    ];
+    for (const [script, file] of cases) assert.equal(startScriptFile(script), file, script);
+    assert.deepEqual(shellWords(`a 'b c' "d \\"e\\"" f\\ g`), ['a', 'b c', 'd "e"', 'f g']);
+  });
+
+  test('entries in order: wsgid, main, exports, module, start script, start:prod script', () => {
+    const pkg = { wsgid: 'w.js', main: 'm.js', exports: './e.js', module: 'esm.js', scripts: { start: 'node s.js', dev: 'tsx watch d.ts' } };
+    assert.deepEqual(packageEntries(pkg).map((e) => [e.field, e.module]), [
+      ['wsgid', 'w.js'], ['main', 'm.js'], ['exports', './e.js'], ['module', 'esm.js'], ['scripts.start', 's.js'],
+    ]);
+    assert.deepEqual(packageEntry({ module: 'esm.js', scripts: { start: 'node s.js' } }), { module: 'esm.js', field: 'module' });
+    assert.equal(packageEntry({ scripts: { start: 'node s.js' } }), undefined, "a folder's entry is never its start script");
+    // NestJS: `start` runs its CLI, `start:prod` the build.
+    assert.deepEqual(packageEntries({ scripts: { start: 'nest start', 'start:dev': 'nest start --watch', 'start:prod': 'node dist/main' } }), [
+      { module: 'dist/main', field: 'scripts.start:prod' },
+    ]);
+  });
+});
+
 describe('detection', () => {
   const fetchApp = (text: string): string => `export default { fetch: () => new Response(${JSON.stringify(text)}) };\n`;
 
@@ -291,6 +338,88 @@ describe('detection', () => {
       assert.match(error.message, /failed to import app\/server\.mjs .*boom at import/);
       return true;
     });
+  });
+});
+
+/** A fresh app folder with test/fixtures/layouts/NAME/app, app/node_modules linking to the repository's. */
+function layoutFolder(name: string): string {
+  const root = mkdtempSync(path.join(os.tmpdir(), `wsgid-layout-${name}-`));
+  roots.push(root);
+  cpSync(path.join(REPO_ROOT, 'test', 'fixtures', 'layouts', name, 'app'), path.join(root, 'app'), { recursive: true });
+  symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(root, 'app', 'node_modules'), 'dir');
+  return root;
+}
+
+interface ChildLoad {
+  kind: string;
+  description: string;
+  status: number;
+  body: string;
+}
+
+/** Load the app of `appPath` in a fresh process, as a worker does (see test/helpers/load-app-child.ts). */
+function loadInChild(appPath: string, urlPath = '/'): Promise<ChildLoad> {
+  const script = path.join(REPO_ROOT, 'dist', 'test', 'helpers', 'load-app-child.js');
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [script, appPath, urlPath], { timeout: 60_000, encoding: 'utf8' }, (error, stdout, stderr) => {
+      if (error) reject(new Error(`${error.message}\n${stderr}`));
+      else resolve(JSON.parse(stdout.trim().split('\n').pop()!) as ChildLoad);
+    });
+  });
+}
+
+describe("today's layouts, as their starters make them (test/fixtures/layouts)", () => {
+  test("create-hono's nodejs template: src/index.ts calling serve(), start script naming an unbuilt dist/", async () => {
+    const r = await loadInChild(layoutFolder('hono-node'));
+    assert.equal(r.kind, 'node');
+    assert.match(r.description, /^app\/src\/index\.ts \(server it started \(listen port 3000\), http\.Server; from conventional entry name\)$/);
+    assert.deepEqual([r.status, r.body], [200, 'Hello from the create-hono layout!']);
+  });
+
+  test('a Hono JSX app: src/index.tsx with export default app, tsconfig jsxImportSource hono/jsx', async () => {
+    const r = await loadInChild(layoutFolder('hono-jsx'));
+    assert.equal(r.kind, 'fetch');
+    assert.match(r.description, /^app\/src\/index\.tsx \(default export, object with fetch\(\); from conventional entry name\)$/);
+    assert.equal(r.status, 200);
+    assert.equal(r.body, '<html><body><h1>Hello Hono JSX!</h1><ul><li>tsx</li><li>wsgid</li></ul></body></html>');
+  });
+
+  test('a .jsx entry (index.jsx)', async () => {
+    const r = await loadInChild(layoutFolder('jsx-entry'));
+    assert.match(r.description, /^app\/index\.jsx \(default export/);
+    assert.deepEqual([r.status, r.body], [200, '<p class="greeting">plain .jsx entry</p>']);
+  });
+
+  test("express-generator: \"start\": \"node ./bin/www\" (a file without extension) beats app.js", async () => {
+    const r = await loadInChild(layoutFolder('express-generator'));
+    assert.equal(r.kind, 'node');
+    assert.match(r.description, /^app\/bin\/www \(server it started \(listen port 3000\), http\.Server; from package\.json scripts\.start\)$/);
+    assert.deepEqual([r.status, r.body], [200, 'express-generator layout via bin/www']);
+  });
+
+  test('a start script naming the build output wins over src/', async () => {
+    const r = await loadInChild(layoutFolder('built-start'));
+    assert.match(r.description, /^app\/build\/server\.js \(.*from package\.json scripts\.start\)$/);
+    assert.equal(r.body, 'compiled build/server.js');
+  });
+
+  test('package.json "module" field', async () => {
+    const a = await loadLikeAWorker(settingsFor(layoutFolder('module-field')));
+    assert.match(a.description, /^app\/lib\/app\.mjs \(.*from package\.json module\)$/);
+    assert.deepEqual(await viaFetch(a.app), { status: 200, body: 'from the module field' });
+  });
+
+  test('a main that does not exist falls through to module; app/ names beat app/src/ names', async () => {
+    const fetchApp = (text: string): string => `export default { fetch: () => new Response(${JSON.stringify(text)}) };\n`;
+    const a = await load({ 'app/package.json': JSON.stringify({ type: 'module', main: 'index.js', module: 'esm/entry.js' }), 'app/esm/entry.js': fetchApp('module') });
+    assert.deepEqual(await viaFetch(a.app), { status: 200, body: 'module' });
+    const b = await load({ 'app/package.json': '{"type":"module"}', 'app/main.js': fetchApp('root main'), 'app/src/server.js': fetchApp('src server') });
+    assert.deepEqual(await viaFetch(b.app), { status: 200, body: 'root main' });
+    const c = await load({ 'app/package.json': '{"type":"module"}', 'app/src/main.js': fetchApp('src main'), 'app/src/index.js': fetchApp('src index') });
+    assert.deepEqual(await viaFetch(c.app), { status: 200, body: 'src index' });
+    const error = await loadError({ 'app/package.json': JSON.stringify({ scripts: { start: 'node dist/server.js' } }) });
+    assert.match(error.message, /package\.json "scripts\.start": dist\/server\.js \(not found\)/);
+    assert.match(error.message, /app\/src\/\{server,app,index,main\}\{\.js,.*\.tsx,\.jsx\}: none exists/);
   });
 });
 
