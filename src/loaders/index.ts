@@ -10,7 +10,8 @@
  *   3. `app/package.json`: the `wsgid` field (string "entry[:export]" or {entry, export, kind}),
  *      else `main`, else `exports` (".": wsgid/node/import/require/default) — if that file exists.
  *   4. Conventional entries: server, app, index, main × .js .mjs .cjs .ts .mts .cts.
- *   5. A Python WSGI app (the WSGI loader decides: wsgi.py, manage.py, *.py with `application`).
+ *   5. A Python WSGI app (the WSGI loader decides: wsgi.py, manage.py, *.py with `application`), or
+ *      an ASGI app (FastAPI main.py, Starlette app.py, asgi.py: ./asgi.ts). `--asgi` goes there first.
  *   Otherwise an AppLoadError listing everything tried and suggesting --wsgi-app.
  */
 import { existsSync, readdirSync } from 'node:fs';
@@ -47,7 +48,7 @@ async function tryWsgi(settings: Settings, logger: Logger, tried: string[]): Pro
   // Imported on demand: a JavaScript app never loads the WSGI loader.
   const { loadWsgi } = await import('./wsgi.js');
   const app = await loadWsgi(settings, logger);
-  if (!app) tried.push('Python WSGI app (wsgi.py, manage.py, *.py with application): none found');
+  if (!app) tried.push('Python WSGI/ASGI app (wsgi.py, manage.py, app.py, asgi.py, FastAPI main.py): none found');
   return app;
 }
 
@@ -78,6 +79,11 @@ export async function loadApp(settings: Settings, logger: Logger, plugins: Loade
   const tried: string[] = [];
   const pkg = readPackageJson(appDir);
   const forced = packageWsgidOptions(pkg);
+
+  if (settings.asgi) {
+    const app = await tryWsgi(settings, logger, tried);
+    if (app) return app;
+  }
 
   if (settings.django) {
     const app = await tryWsgi(settings, logger, tried);
