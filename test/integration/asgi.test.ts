@@ -266,7 +266,7 @@ describe('ASGI through mongrel2: a framework-free app (app/asgi.py)', () => {
     assert.equal(scope.root_path, '');
     assert.equal(scope.http_version, '1.1');
     assert.equal(scope.scheme, 'http');
-    assert.deepEqual(scope.asgi, { version: '3.0', spec_version: '2.4' });
+    assert.deepEqual(scope.asgi, { version: '3.0', spec_version: '2.3' });
     assert.equal(scope.client_host, '127.0.0.1');
     assert.equal(scope.body, 'payload');
     const names = scope.headers.map(([n]) => n);

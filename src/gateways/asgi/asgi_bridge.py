@@ -47,7 +47,7 @@ OP_TEXT, OP_BINARY, OP_CLOSE = 0x1, 0x2, 0x8
 
 TOKEN_RE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 BAD_VALUE_RE = re.compile(rb"[\r\n\0]")
-ASGI = {"version": "3.0", "spec_version": "2.4"}
+ASGI = {"version": "3.0", "spec_version": "2.3"}
 FILE_CHUNK = 64 * 1024
 
 
