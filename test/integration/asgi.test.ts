@@ -110,6 +110,9 @@ describe('ASGI through mongrel2: FastAPI (app/main.py)', () => {
   const shutdownFile = path.join(mkdtempSync(path.join(os.tmpdir(), 'wsgid-asgi-shutdown-')), 'shutdown.txt');
   temps.push(path.dirname(shutdownFile));
 
+  const disconnects = async (): Promise<number[]> =>
+    (JSON.parse((await request(`${m2.baseUrl}/state`)).text) as { ws_disconnects?: number[] }).ws_disconnects ?? [];
+
   before(async () => {
     m2 = await startMongrel2({ settings: { 'limits.content_length': 4096, 'upload.temp_store': '/tmp/upload.XXXXXX' } });
     dir = appFolder({ 'main.py': 'fastapi_main.py' }).dir;
@@ -201,8 +204,17 @@ describe('ASGI through mongrel2: FastAPI (app/main.py)', () => {
     assert.equal((await c.next()).data.toString(), 'echo: one');
     c.ws.close(4100, 'bye');
     assert.equal((await c.closed).code, 4100);
-    // The app went on: the worker still serves.
-    assert.equal((await request(`${m2.baseUrl}/`)).status, 200);
+    // The app's receive() got websocket.disconnect with the client's code.
+    await waitFor('websocket.disconnect 4100 in the app', async () => disconnects().then((codes) => codes.includes(4100)));
+  });
+
+  test('a client that vanishes without a close frame: the app gets websocket.disconnect 1006', async () => {
+    const c = new Client(`ws://127.0.0.1:${m2.port}/ws`);
+    await c.opened;
+    c.ws.send('two');
+    assert.equal((await c.next()).data.toString(), 'echo: two');
+    c.ws.terminate();
+    await waitFor('websocket.disconnect 1006 in the app', async () => disconnects().then((codes) => codes.includes(1006)));
   });
 
   test('an exception in the app → 500 with the traceback in the log; the next request is served', async () => {
@@ -229,10 +241,13 @@ describe('ASGI through mongrel2: FastAPI (app/main.py)', () => {
     await waitFor('served again', async () => (await request(`${m2.baseUrl}/`)).status === 200, 60_000);
   });
 
-  test('lifespan shutdown runs when wsgid stops (it writes a file)', async () => {
+  test('stopping wsgid: open WebSockets get 1001, then the lifespan shutdown runs (it writes a file)', async () => {
     assert.equal(existsSync(shutdownFile), false);
+    const c = new Client(`ws://127.0.0.1:${m2.port}/ws`);
+    await c.opened;
     const code = await wsgid.stop();
     assert.equal(code, 0, wsgid.output());
+    assert.equal((await c.closed).code, 1001);
     assert.match(readFileSync(shutdownFile, 'utf8'), /^shutdown ran in \d+/);
   });
 });
