@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages wsgid's examples, tests and benchmark use, when they are missing:
 # mongrel2 (mongrel2-core), wrk, curl, iproute2 (network-namespace tests), and the system Python's
-# Django, Flask and gunicorn (WSGI tests and the gunicorn comparison). Needs root (or sudo).
+# Django, Flask and gunicorn (WSGI tests and the gunicorn comparison), FastAPI, Starlette,
+# python-multipart, websockets and uvicorn (ASGI tests and the uvicorn comparison). Needs root (or sudo).
 set -euo pipefail
 
 need=()
@@ -17,8 +18,13 @@ if [ -x /usr/bin/python3 ]; then
   /usr/bin/python3 -c 'import django' 2>/dev/null || need+=(python3-django)
   /usr/bin/python3 -c 'import flask' 2>/dev/null || need+=(python3-flask)
   /usr/bin/python3 -c 'import gunicorn' 2>/dev/null || need+=(python3-gunicorn)
+  /usr/bin/python3 -c 'import fastapi' 2>/dev/null || need+=(python3-fastapi)
+  /usr/bin/python3 -c 'import starlette' 2>/dev/null || need+=(python3-starlette)
+  /usr/bin/python3 -c 'import uvicorn' 2>/dev/null || need+=(python3-uvicorn)
+  /usr/bin/python3 -c 'import multipart' 2>/dev/null || need+=(python3-multipart)
+  /usr/bin/python3 -c 'import websockets' 2>/dev/null || need+=(python3-websockets)
 else
-  need+=(python3-django python3-flask python3-gunicorn)
+  need+=(python3-django python3-flask python3-gunicorn python3-fastapi python3-starlette python3-uvicorn python3-multipart python3-websockets)
 fi
 
 if [ ${#need[@]} -eq 0 ]; then
