@@ -12,7 +12,7 @@ const LAYERS = [
   ['app-folder', 'src/app-folder/', 'layout, pid files, status file, privileges'],
   ['transport', 'src/transport/', 'reply sockets towards mongrel2'],
   ['dispatch', 'src/dispatch/', "the master's side of the request flow"],
-  ['gateways', 'src/gateways/', 'fetch, node, wsgi'],
+  ['gateways', 'src/gateways/', 'fetch, node, wsgi, asgi'],
   ['loaders', 'src/loaders/', 'find the app, pick its gateway'],
   ['plugins', 'src/plugins/', 'loader, filter and command plugins'],
   ['worker', 'src/worker/', 'the request loop of a serving process'],

@@ -49,6 +49,8 @@ TOKEN_RE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 BAD_VALUE_RE = re.compile(rb"[\r\n\0]")
 ASGI = {"version": "3.0", "spec_version": "2.3"}
 FILE_CHUNK = 64 * 1024
+# On quit, how long running tasks get before they are cancelled (the gateway waits 10 s in all).
+DRAIN_S = 5
 
 
 class ClientDisconnected(OSError):
@@ -521,9 +523,16 @@ class Bridge:
         task.add_done_callback(self.tasks.discard)
 
     async def drain(self):
-        """After a quit: let what runs finish (the worker drained first), then shut the app down."""
+        """After a quit: let what runs finish (the worker drained its requests first), cancel what
+        still runs after DRAIN_S (background work, a hung task), so that the lifespan shutdown
+        runs within the gateway's grace period."""
         if self.tasks:
-            await asyncio.wait(set(self.tasks), timeout=30)
+            await asyncio.wait(set(self.tasks), timeout=DRAIN_S)
+        left = set(self.tasks)
+        for task in left:
+            task.cancel()
+        if left:
+            await asyncio.wait(left, timeout=1)
 
 
 def load(config):
