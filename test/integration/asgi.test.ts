@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
@@ -349,6 +350,62 @@ describe('ASGI through mongrel2: a framework-free app (app/asgi.py)', () => {
 
   test('an app without lifespan support starts anyway (logged as unsupported)', async () => {
     await wsgid.waitForOutput(/lifespan.*unsupported/);
+  });
+});
+
+describe('ASGI back-pressure through mongrel2 download credits', () => {
+  let m2: Mongrel2Handle;
+  let wsgid: WsgidProcess;
+  before(async () => {
+    m2 = await startMongrel2({ settings: { 'download.flow_control': 1 } });
+    const { dir } = appFolder({ 'asgi.py': 'raw_asgi.py' });
+    wsgid = await start(m2, dir, [], { readyPath: '/progress' });
+  });
+  after(async () => {
+    await wsgid?.stop();
+    await m2?.stop();
+  });
+
+  test("a client that does not read holds the app's send() back; then 64 MB arrive whole", { timeout: 120_000 }, async () => {
+    const MB = 1024 * 1024;
+    const progress = async (): Promise<number> => Number((await request(`${m2.baseUrl}/progress`)).text);
+    const socket = net.connect(m2.port, '127.0.0.1');
+    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    socket.write('GET /produce?mb=64 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    socket.pause();
+    try {
+      await waitFor('the stream to start', async () => (await progress()) >= 2 * MB);
+      // Wait until the app stops advancing (its send() is waiting), then look at how far it got.
+      let last = -1;
+      const held = await waitFor('the app to be held back', async () => {
+        const now = await progress();
+        if (now === last) return now;
+        last = now;
+        await new Promise((r) => setTimeout(r, 300));
+        return undefined;
+      }, 60_000);
+      assert.ok(held < 32 * MB, `the app sent ${held / MB} MB to a client that read nothing`);
+      let received = 0;
+      let head = '';
+      const whole = new Promise<void>((resolve, reject) => {
+        socket.on('data', (chunk: Buffer) => {
+          if (head.indexOf('\r\n\r\n') < 0) {
+            head += chunk.toString('latin1');
+            const end = head.indexOf('\r\n\r\n');
+            if (end >= 0) received += Buffer.byteLength(head.slice(end + 4), 'latin1');
+          } else received += chunk.length;
+          if (received >= 64 * MB) resolve();
+        });
+        socket.once('close', () => reject(new Error(`closed after ${received} bytes`)));
+      });
+      socket.resume();
+      await whole;
+      assert.equal(received, 64 * MB);
+      assert.match(head, /^HTTP\/1\.1 200 /);
+      assert.equal(await progress(), 64 * MB);
+    } finally {
+      socket.destroy();
+    }
   });
 });
 
