@@ -171,6 +171,10 @@ export async function loadWsgi(settings: Settings, logger: Logger): Promise<Load
       django: settings.django ? { settingsModule: django?.settingsModule } : undefined,
     };
     logger.debug('WSGI app from --wsgi-app', { entry: settings.wsgiApp, python });
+    const moduleName = entry.module?.split('.')[0];
+    if (moduleName !== undefined && !entry.module!.includes('.') && isAsgiModule(appDir, moduleName)) {
+      logger.warn(`app/${moduleName}.py looks like an ASGI app (FastAPI, Starlette...): --wsgi-app serves it as WSGI; use --asgi=${settings.wsgiApp}`);
+    }
     return { kind: 'wsgi', app: spec, description: `${describeEntry(entry, appDir)} (Python WSGI, ${python})` };
   }
 
