@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import WebSocket from 'ws';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort, startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
@@ -192,5 +193,59 @@ describe('ASGI vs uvicorn: the FastAPI app', () => {
       const actual = comparable(await request(`${s!.m2.baseUrl}${c.target}`, options));
       assert.deepEqual(actual, expected, `case ${i}: ${c.method} ${c.target}`);
     }
+  });
+});
+
+/** One WebSocket conversation: what the client receives for `sends`, and how it is closed. */
+async function conversation(url: string, protocols: string[], sends: Array<string | Buffer>): Promise<unknown> {
+  const ws = new WebSocket(url, protocols);
+  const received: string[] = [];
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    ws.once('close', (code: number, reason: Buffer) => resolve({ code, reason: reason.toString() })),
+  );
+  ws.on('error', () => {});
+  const opened = await new Promise<string>((resolve) => {
+    ws.once('open', () => resolve(`open ${ws.protocol}`));
+    ws.once('unexpected-response', (_req, res) => resolve(`refused ${res.statusCode}`));
+  });
+  if (!opened.startsWith('open')) return { opened };
+  for (const message of sends) {
+    const next = new Promise<string>((resolve) =>
+      ws.once('message', (data: Buffer, isBinary: boolean) => resolve(`${isBinary ? 'bytes' : 'text'} ${data.toString('hex')}`)),
+    );
+    ws.send(message);
+    if (typeof message === 'string' && message.startsWith('close ')) break;
+    received.push(await next);
+  }
+  return { opened, received, closed: await closed };
+}
+
+describe('ASGI vs uvicorn: WebSockets (FastAPI echo)', () => {
+  let s: Served | undefined;
+  before(async () => {
+    s = await serveBoth('fastapi_main.py', 'main.py', 'main:app');
+  });
+  after(() => stopBoth(s));
+
+  test('the same messages, subprotocol and close code and reason', async () => {
+    const rand = random(SEED + 2);
+    for (let i = 0; i < 5; i++) {
+      const sends: Array<string | Buffer> = [];
+      for (let n = 0; n < 1 + Math.floor(rand() * 4); n++) {
+        const size = Math.floor(rand() * 3000);
+        if (rand() < 0.5) sends.push('t'.repeat(size) + String(n));
+        else sends.push(Buffer.from(Array.from({ length: size }, () => Math.floor(rand() * 256))));
+      }
+      sends.push(`close ${3000 + Math.floor(rand() * 1999)}`);
+      const protocols = rand() < 0.5 ? ['p1', 'p2'] : [];
+      const expected = await conversation(`ws://127.0.0.1:${s!.oracle.port}/ws`, protocols, sends);
+      const actual = await conversation(`ws://127.0.0.1:${s!.m2.port}/ws`, protocols, sends);
+      assert.deepEqual(actual, expected, `conversation ${i}`);
+    }
+    // A path with no WebSocket route: both refuse the handshake the same way.
+    assert.deepEqual(
+      await conversation(`ws://127.0.0.1:${s!.m2.port}/nothing`, [], []),
+      await conversation(`ws://127.0.0.1:${s!.oracle.port}/nothing`, [], []),
+    );
   });
 });
