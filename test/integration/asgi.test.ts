@@ -290,6 +290,20 @@ describe('ASGI through mongrel2: a framework-free app (app/asgi.py)', () => {
     // mongrel2 hands headers over as a map: the client's order is not kept (docs/asgi.md).
     assert.ok(names.includes('x-one') && names.includes('x-two'), names.join());
     assert.deepEqual(scope.headers.find(([n]) => n === 'x-two'), ['x-two', 'second']);
+    // Through the JSON-protocol handler routed at /json/: root_path is the route's prefix.
+    const json = await startWsgid(
+      wsgidArgs(m2.handler('json'), appFolder({ 'asgi.py': 'raw_asgi.py' }).dir, ['--stdout', `--python=${PYTHON}`, '--workers=1']),
+      { readyUrl: `${m2.baseUrl}/json/disconnects`, readyTimeoutMs: 30_000 },
+    );
+    try {
+      const sub = JSON.parse((await request(`${m2.baseUrl}/json/echo?z=1`)).text) as Record<string, unknown>;
+      assert.equal(sub.root_path, '/json');
+      assert.equal(sub.path, '/json/echo');
+      assert.equal(sub.route, '/echo');
+      assert.equal(sub.query_string, 'z=1');
+    } finally {
+      await json.stop();
+    }
     const decoded = await request(`${m2.baseUrl}/caf%C3%A9%20x`);
     assert.equal(decoded.status, 404);
     assert.equal(decoded.text, 'not found: /caf%C3%A9%20x');
