@@ -18,7 +18,6 @@ import importlib.util
 import json
 import os
 import re
-import struct
 import sys
 import traceback
 
