@@ -14,7 +14,7 @@ const LAYERS = [
   ['transport', 'src/transport/', 'reply sockets towards mongrel2'],
   ['metrics', 'src/metrics/', 'request counters, /proc samples, Prometheus text'],
   ['dispatch', 'src/dispatch/', "the master's side of the request flow"],
-  ['gateways', 'src/gateways/', 'fetch, node, wsgi'],
+  ['gateways', 'src/gateways/', 'fetch, node, wsgi, asgi'],
   ['loaders', 'src/loaders/', 'find the app, pick its gateway'],
   ['plugins', 'src/plugins/', 'loader, filter and command plugins'],
   ['worker', 'src/worker/', 'the request loop of a serving process'],

@@ -7,9 +7,11 @@
  *   fetch-w1   the same with the master and 1 worker (--workers=1); also the master's CPU per request
  *   express-w1 an Express app (JSON body, middleware) through wsgid --workers=1
  *   wsgi-w1    a WSGI hello world through wsgid --workers=1
+ *   asgi-w1    an ASGI hello world through wsgid --workers=1 (--asgi)
  * and, as references without mongrel2 (plain HTTP straight to the server):
  *   express-direct  the same Express app on node:http
  *   gunicorn        the same WSGI app under gunicorn (1 sync worker)
+ *   uvicorn         the same ASGI app under uvicorn (1 worker, its default loop and HTTP parser)
  *
  * Env: BENCH_DURATION (s, 10), BENCH_WARMUP (s, 1), BENCH_CONNECTIONS (50), BENCH_THREADS (2),
  * BENCH_CASES (comma-separated ids, default all), BENCH_VERBOSE=1 (echo service output).
@@ -192,7 +194,20 @@ function gunicornMissing(): string | undefined {
   return gunicornChecked;
 }
 
-function wsgidCase(id: string, label: string, files: string[], appSpec: string, workers: number, check: Check, extraSkip?: () => string | undefined, wrkScript?: string): Case {
+let uvicornChecked: string | undefined | null = null;
+function uvicornMissing(): string | undefined {
+  if (uvicornChecked === null) {
+    const r = spawnSync(PYTHON, ['-m', 'uvicorn', '--version'], { encoding: 'utf8' });
+    uvicornChecked = r.status === 0 ? undefined : `uvicorn not available via ${PYTHON} -m uvicorn`;
+  }
+  return uvicornChecked;
+}
+
+function asgiGatewayMissing(): string | undefined {
+  return existsSync(path.join(REPO_ROOT, 'dist', 'src', 'gateways', 'asgi', 'index.js')) ? undefined : 'the ASGI gateway is not built';
+}
+
+function wsgidCase(id: string, label: string, files: string[], appSpec: string, workers: number, check: Check, extraSkip?: () => string | undefined, wrkScript?: string, appFlag = 'wsgi-app'): Case {
   return {
     id,
     label,
@@ -209,8 +224,9 @@ function wsgidCase(id: string, label: string, files: string[], appSpec: string, 
         `--app-path=${dir}`,
         `--recv=${h.recv}`,
         `--send=${h.send}`,
-        `--wsgi-app=${appSpec}`,
+        `--${appFlag}=${appSpec}`,
         `--workers=${workers}`,
+        ...(appFlag === 'asgi' ? [`--python=${PYTHON}`] : []),
       ], { cwd: dir });
       await waitReady(svc, `${m2!.baseUrl}/`);
       return { svc, url: `${m2!.baseUrl}${check.path}`, masterPid: workers > 0 ? svc.pid : undefined };
@@ -262,6 +278,24 @@ const CASES: Case[] = [
       const svc = spawnService('gunicorn', PYTHON, [
         '-m', 'gunicorn', '--chdir', APPS_SRC, '--workers', '1', '--bind', `127.0.0.1:${port}`,
         '--log-level', 'warning', 'hello_wsgi:application',
+      ]);
+      const base = `http://127.0.0.1:${port}`;
+      await waitReady(svc, `${base}/`);
+      return { svc, url: `${base}/` };
+    },
+  },
+  wsgidCase('asgi-w1', 'wsgid ASGI hello, --workers=1', ['hello_asgi.py'], 'hello_asgi:app', 1, HELLO_CHECK, asgiGatewayMissing, undefined, 'asgi'),
+  {
+    id: 'uvicorn',
+    label: 'uvicorn ASGI hello, 1 worker (ref, no mongrel2)',
+    viaMongrel2: false,
+    check: HELLO_CHECK,
+    skip: uvicornMissing,
+    async start() {
+      const port = await freePort();
+      const svc = spawnService('uvicorn', PYTHON, [
+        '-m', 'uvicorn', '--app-dir', APPS_SRC, '--workers', '1', '--host', '127.0.0.1', '--port', String(port),
+        '--log-level', 'warning', '--no-access-log', 'hello_asgi:app',
       ]);
       const base = `http://127.0.0.1:${port}`;
       await waitReady(svc, `${base}/`);
@@ -387,6 +421,7 @@ function printTable(outcomes: Outcome[]): void {
   };
   pair('express-w1', 'express-direct', 'Express via wsgid vs Express on node:http');
   pair('wsgi-w1', 'gunicorn', 'WSGI via wsgid vs gunicorn');
+  pair('asgi-w1', 'uvicorn', 'ASGI via wsgid vs uvicorn');
   const m = outcomes.find((o) => o.id === 'fetch-w1');
   if (m?.masterUsPerReq !== undefined) console.log(`wsgid master CPU per request (fetch-w1): ${fmt(m.masterUsPerReq, 1)} µs`);
 }

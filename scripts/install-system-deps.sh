@@ -3,8 +3,9 @@
 # mongrel2 (mongrel2-core), wrk, curl, iproute2 (network-namespace tests), systemd's tools
 # (systemd-analyze verifies the generated unit, systemd-notify is the notify fallback; the package
 # installs without starting anything), setpriv (util-linux), the system Python's Django, Flask
-# and gunicorn (WSGI tests and the gunicorn comparison), and prometheus_client (its parser checks
-# wsgid's /metrics text in the tests). Needs root (or sudo).
+# and gunicorn (WSGI tests and the gunicorn comparison), FastAPI, Starlette, python-multipart,
+# websockets and uvicorn (ASGI tests and the uvicorn comparison), and prometheus_client (its parser
+# checks wsgid's /metrics text in the tests). Needs root (or sudo).
 set -euo pipefail
 
 need=()
@@ -24,8 +25,13 @@ if [ -x /usr/bin/python3 ]; then
   /usr/bin/python3 -c 'import flask' 2>/dev/null || need+=(python3-flask)
   /usr/bin/python3 -c 'import gunicorn' 2>/dev/null || need+=(python3-gunicorn)
   /usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || need+=(python3-prometheus-client)
+  /usr/bin/python3 -c 'import fastapi' 2>/dev/null || need+=(python3-fastapi)
+  /usr/bin/python3 -c 'import starlette' 2>/dev/null || need+=(python3-starlette)
+  /usr/bin/python3 -c 'import uvicorn' 2>/dev/null || need+=(python3-uvicorn)
+  /usr/bin/python3 -c 'import multipart' 2>/dev/null || need+=(python3-multipart)
+  /usr/bin/python3 -c 'import websockets' 2>/dev/null || need+=(python3-websockets)
 else
-  need+=(python3-django python3-flask python3-gunicorn python3-prometheus-client)
+  need+=(python3-django python3-flask python3-gunicorn python3-prometheus-client python3-fastapi python3-starlette python3-uvicorn python3-multipart python3-websockets)
 fi
 
 if [ ${#need[@]} -eq 0 ]; then

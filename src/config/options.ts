@@ -230,6 +230,15 @@ export const OPTIONS: OptionTable = {
       'The app entry point: MODULE[:EXPORT] for JavaScript (relative to app/), dotted.path or module:attr ' +
       'for Python WSGI. Detected from app/ when not given.',
   },
+  asgi: {
+    flag: 'asgi',
+    type: 'string',
+    commands: START,
+    metavar: 'MODULE:ATTR',
+    help:
+      'Serve a Python ASGI 3.0 app (FastAPI, Starlette, Django asgi.py) named module:attr, or `auto` to detect it ' +
+      '(Django: get_asgi_application()). Without it an ASGI app is detected only where no WSGI app is (docs/asgi.md).',
+  },
   workers: {
     flag: 'workers',
     reloadable: true,
@@ -247,7 +256,9 @@ export const OPTIONS: OptionTable = {
     default: 100,
     commands: START,
     metavar: 'N',
-    help: 'Requests one worker may handle at once.',
+    help:
+      'Requests one worker may handle at once (its credit with the master). An ASGI worker runs them all at once ' +
+      'on its Python event loop.',
     check: atLeast(1),
   },
   keepAlive: {
@@ -510,7 +521,7 @@ export const OPTIONS: OptionTable = {
     default: 'python3',
     commands: START,
     metavar: 'PATH',
-    help: 'Python interpreter used for WSGI apps.',
+    help: 'Python interpreter used for Python apps (WSGI and ASGI).',
   },
   envs: {
     flag: 'env',

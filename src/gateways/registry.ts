@@ -14,6 +14,7 @@ const GATEWAYS: Record<string, () => Promise<GatewayModule>> = {
   fetch: () => import('./fetch/index.js'),
   node: () => import('./node/index.js'),
   wsgi: () => import('./wsgi/index.js'),
+  asgi: () => import('./asgi/index.js'),
 };
 const loaded = new Map<string, GatewayModule>();
 

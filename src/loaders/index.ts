@@ -13,7 +13,8 @@
  *   4. Conventional entries: server, app, index, main × .js .mjs .cjs .ts .mts .cts .tsx .jsx, in
  *      app/ then in app/src/.
  *   5. A Python WSGI app (the WSGI loader decides: a Django project, or app/wsgi.py, app/app.py,
- *      app/application.py exposing `application` or `app`).
+ *      app/application.py exposing `application` or `app`), or an ASGI app (FastAPI main.py,
+ *      Starlette app.py, asgi.py: ./asgi.ts). `--asgi` goes there first.
  *   Otherwise an AppLoadError listing everything tried and suggesting --wsgi-app.
  */
 import { existsSync, readdirSync } from 'node:fs';
@@ -55,7 +56,7 @@ async function tryWsgi(settings: Settings, logger: Logger, tried: string[]): Pro
   // Imported on demand: a JavaScript app never loads the WSGI loader.
   const { loadWsgi } = await import('./wsgi.js');
   const app = await loadWsgi(settings, logger);
-  if (!app) tried.push('Python WSGI app (a Django project, or wsgi.py, app.py, application.py with application/app): none found');
+  if (!app) tried.push('Python WSGI/ASGI app (a Django project, or wsgi.py, app.py, application.py with application/app; Starlette app.py, asgi.py, FastAPI main.py): none found');
   return app;
 }
 
@@ -86,6 +87,11 @@ export async function loadApp(settings: Settings, logger: Logger, plugins: Loade
   const tried: string[] = [];
   const pkg = readPackageJson(appDir);
   const forced = packageWsgidOptions(pkg);
+
+  if (settings.asgi) {
+    const app = await tryWsgi(settings, logger, tried);
+    if (app) return app;
+  }
 
   if (settings.django) {
     const app = await tryWsgi(settings, logger, tried);

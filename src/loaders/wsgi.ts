@@ -8,7 +8,10 @@
  *      → that object, with app/ on sys.path;
  *   2. `--django`, or a Django project in app/ (manage.py naming DJANGO_SETTINGS_MODULE, or a folder
  *      with settings.py next to urls.py; hidden folders ignored) → get_wsgi_application();
- *   3. app/wsgi.py, app/app.py or app/application.py exposing `application` or `app` (Flask).
+ *   3. app/wsgi.py, app/app.py or app/application.py exposing `application` or `app` (Flask);
+ *      an app.py or application.py whose source is an ASGI app (FastAPI, Starlette: ./asgi.ts) is
+ *      served by the ASGI gateway instead, and so are app/asgi.py and a FastAPI app/main.py when no
+ *      WSGI module exists. `--asgi` forces ASGI (first, before everything above).
  * Anything else → undefined (not a Python app; the JS loaders decide).
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -17,6 +20,7 @@ import type { Settings } from '../config/settings.js';
 import type { LoadedApp } from '../gateways/types.js';
 import { describeEntry, parseWsgiEntry, type WsgiEntry, type WsgiSpec } from '../gateways/wsgi/spec.js';
 import type { Logger } from '../log/logger.js';
+import { ASGI_AUTO, ASGI_MODULES, detectAsgiModule, isAsgiModule } from './asgi.js';
 import { AppLoadError } from './errors.js';
 import { isDirectory, isFile } from './resolve.js';
 
@@ -147,6 +151,8 @@ export async function loadWsgi(settings: Settings, logger: Logger): Promise<Load
   const base = baseSpec(settings, appDir, python);
   const envSettings = settings.envs.DJANGO_SETTINGS_MODULE ?? process.env.DJANGO_SETTINGS_MODULE;
 
+  if (settings.asgi !== undefined && settings.asgi !== '') return loadForcedAsgi(settings, appDir, base, envSettings, logger);
+
   if (settings.wsgiApp !== undefined && settings.wsgiApp !== '') {
     const entry = pythonEntryFor(settings.wsgiApp, appDir);
     if (!entry) {
@@ -165,6 +171,10 @@ export async function loadWsgi(settings: Settings, logger: Logger): Promise<Load
       django: settings.django ? { settingsModule: django?.settingsModule } : undefined,
     };
     logger.debug('WSGI app from --wsgi-app', { entry: settings.wsgiApp, python });
+    const moduleName = entry.module?.split('.')[0];
+    if (moduleName !== undefined && !entry.module!.includes('.') && isAsgiModule(appDir, moduleName)) {
+      logger.warn(`app/${moduleName}.py looks like an ASGI app (FastAPI, Starlette...): --wsgi-app serves it as WSGI; use --asgi=${settings.wsgiApp}`);
+    }
     return { kind: 'wsgi', app: spec, description: `${describeEntry(entry, appDir)} (Python WSGI, ${python})` };
   }
 
@@ -192,6 +202,7 @@ export async function loadWsgi(settings: Settings, logger: Logger): Promise<Load
 
   for (const name of PY_MODULES) {
     if (isFile(path.join(appDir, `${name}.py`))) {
+      if (name !== 'wsgi' && isAsgiModule(appDir, name)) return asgiModuleApp(base, appDir, name);
       const spec: WsgiSpec = { ...base, entry: { module: name, call: false }, sysPath: [appDir], cwd: appDir };
       return {
         kind: 'wsgi',
@@ -200,8 +211,53 @@ export async function loadWsgi(settings: Settings, logger: Logger): Promise<Load
       };
     }
   }
+  const asgiModule = detectAsgiModule(appDir);
+  if (asgiModule !== undefined) return asgiModuleApp(base, appDir, asgiModule);
   if (hasPythonFiles(appDir) && !isFile(path.join(appDir, 'package.json'))) {
-    logger.debug('app/ has Python files but no wsgi.py/app.py/application.py or Django project; use --wsgi-app');
+    logger.debug('app/ has Python files but no wsgi.py/app.py/application.py, ASGI module or Django project; use --wsgi-app or --asgi');
   }
   return undefined;
+}
+
+type BaseSpec = ReturnType<typeof baseSpec>;
+
+/** An ASGI app in app/NAME.py (attribute `application`, then `app`). */
+function asgiModuleApp(base: BaseSpec, appDir: string, name: string): LoadedApp {
+  const spec: WsgiSpec = { ...base, entry: { module: name, call: false }, sysPath: [appDir], cwd: appDir };
+  return { kind: 'asgi', app: spec, description: `app/${name}.py (${CANDIDATES.join(' or ')}; Python ASGI, ${base.python})` };
+}
+
+/** `--asgi=MODULE:ATTR` or `--asgi=auto` (Django's get_asgi_application, else the ASGI module names). */
+function loadForcedAsgi(settings: Settings, appDir: string, base: BaseSpec, envSettings: string | undefined, logger: Logger): LoadedApp {
+  const value = settings.asgi!.trim();
+  const django = detectDjango(appDir);
+  const root = django?.root ?? appDir;
+  const sysPath = root === appDir ? [appDir] : [root, appDir];
+  const settingsModule = envSettings ?? django?.settingsModule;
+  if (value === ASGI_AUTO) {
+    if (django || settings.django) {
+      if (!settingsModule) throw new AppLoadError('--asgi=auto --django: no Django project found in app/ and DJANGO_SETTINGS_MODULE is not set');
+      const spec: WsgiSpec = { ...base, sysPath, cwd: root, django: { settingsModule } };
+      return { kind: 'asgi', app: spec, description: `Django project ${settingsModule} (get_asgi_application; Python ASGI, ${base.python})` };
+    }
+    const name = detectAsgiModule(appDir) ?? ASGI_MODULES.find((n) => isFile(path.join(appDir, `${n}.py`)));
+    if (name === undefined) {
+      throw new AppLoadError(
+        '--asgi=auto: no ASGI module found in app/',
+        ASGI_MODULES.map((n) => `${path.join(appDir, n)}.py`),
+      );
+    }
+    return asgiModuleApp(base, appDir, name);
+  }
+  const entry = parseWsgiEntry(value, appDir);
+  if (!entry) throw new AppLoadError(`--asgi=${value} is not a Python name (expected package.module:attr, or auto)`);
+  const spec: WsgiSpec = {
+    ...base,
+    entry,
+    sysPath,
+    cwd: root,
+    django: django || settings.django ? { settingsModule } : undefined,
+  };
+  logger.debug('ASGI app from --asgi', { entry: value, python: base.python });
+  return { kind: 'asgi', app: spec, description: `${describeEntry(entry, appDir)} (Python ASGI, ${base.python})` };
 }

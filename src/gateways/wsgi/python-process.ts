@@ -18,12 +18,13 @@ const BODY_FRAME = 256 * 1024;
 const EXIT_DRAIN_MS = 1_000;
 
 /**
- * bridge.py ships in src/ (package.json "files" has src/): next to this file when running from
- * source, ../../../../src/gateways/wsgi/ from dist/src/gateways/wsgi/.
+ * The Python scripts ship in src/ (package.json "files" has src/): bridge.py next to this file when
+ * running from source, ../../../../src/gateways/wsgi/ from dist/src/gateways/wsgi/; the ASGI
+ * gateway's asgi_bridge.py the same way in gateways/asgi/.
  */
-export function bridgePath(): string {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const candidates = [path.join(here, 'bridge.py'), path.resolve(here, '../../../../src/gateways/wsgi/bridge.py')];
+export function bridgePath(gateway: 'wsgi' | 'asgi' = 'wsgi', file = 'bridge.py'): string {
+  const here = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', gateway);
+  const candidates = [path.join(here, file), path.resolve(here, `../../../../src/gateways/${gateway}/${file}`)];
   for (const candidate of candidates) if (existsSync(candidate)) return candidate;
   throw new Error(`wsgid's Python bridge is missing (looked for ${candidates.join(', ')})`);
 }
@@ -53,8 +54,10 @@ export class PythonProcess {
     readonly spec: WsgiSpec,
     private readonly logger: Logger,
     private readonly events: ProcessEvents,
+    /** The Python script to run (the ASGI gateway passes its asgi_bridge.py). */
+    script: string = bridgePath(),
   ) {
-    this.child = spawn(spec.python, [bridgePath()], {
+    this.child = spawn(spec.python, [script], {
       cwd: spec.cwd,
       env: { ...process.env, ...spec.envs, PYTHONUNBUFFERED: '1', WSGID_PARENT_PID: String(process.pid) },
       stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'],

@@ -1,0 +1,541 @@
+/**
+ * The ASGI gateway: serves an ASGI 3.0 app (FastAPI, Starlette, Django's asgi.py) through one
+ * Python child process per worker running asgi_bridge.py (asyncio, standard library only). The
+ * process plumbing is the WSGI gateway's (../wsgi/python-process.ts: spawn, frames over fds 3/4,
+ * stdout/stderr to the log, stop), and so is the HTTP translation (../wsgi/response.ts); the
+ * frames are described in ./protocol.ts, the scope in ./scope.ts. docs/asgi.md is the user's view.
+ *
+ * Concurrency: every request goes to Python at once and runs as a task on its event loop; the
+ * worker's credit (--worker-connections) bounds how many run together.
+ *
+ * Lifespan: the bridge runs `lifespan.startup` before it reports ready (a failure is a load error:
+ * the start stops with the app's message), and `lifespan.shutdown` when the gateway closes.
+ *
+ * Failures, as the WSGI gateway: the app raises → 500 (or a close once the head is out); the
+ * Python process dies → 502 for every request it held (WebSockets get a 1011 close) and a new
+ * process before the next request (with backoff); a hang is the master's business (504).
+ */
+import { stat } from 'node:fs/promises';
+import type { Gateway, GatewayFactory, GatewayOptions, GatewayRequest, LoadedApp, WebSocketListener, WebSocketSession } from '../types.js';
+import type { ReplyChannel } from '../../http/reply-channel.js';
+import type { ErrorCode } from '../../errors.js';
+import type { Logger } from '../../log/logger.js';
+import {
+  CLOSE_ABNORMAL,
+  CLOSE_GOING_AWAY,
+  CLOSE_INTERNAL_ERROR,
+  CLOSE_INVALID_DATA,
+  CLOSE_NO_STATUS,
+  CLOSE_PROTOCOL_ERROR,
+  OPCODE_BINARY,
+  OPCODE_CLOSE,
+  OPCODE_PING,
+  OPCODE_PONG,
+  OPCODE_TEXT,
+  closePayload,
+  closingReply,
+  encodeFrame,
+  parseClosePayload,
+  switchingProtocolsHead,
+} from '../../http/websocket.js';
+import { DONE_CANCELLED, DONE_ERROR, DONE_OK, encodeAck, type Frame } from '../wsgi/pipe.js';
+import { bridgePath, PythonProcess } from '../wsgi/python-process.js';
+import { errorAnswer, frameBody, responseEnd, translateHead } from '../wsgi/response.js';
+import { crashesAfterExit, restartDelay } from '../wsgi/scheduling.js';
+import { isWsgiSpec, type WsgiSpec } from '../wsgi/spec.js';
+import { Exchange } from './exchange.js';
+import { decodeAccept, decodeClose, encodeCancel, encodeWsFrame, T } from './protocol.js';
+import { buildScope } from './scope.js';
+
+/** Bytes of response body (or WebSocket messages) the bridge may send ahead of our acknowledgements. */
+const WINDOW = 1024 * 1024;
+/** After our close frame, how long we wait for the client's before closing the connection. */
+const CLOSE_TIMEOUT_MS = 5000;
+/** Time the bridge gets to finish its tasks and run the lifespan shutdown when the worker stops. */
+const STOP_GRACE_MS = 10_000;
+
+type LogLevelName = 'debug' | 'info' | 'warn' | 'error';
+const LEVELS: readonly LogLevelName[] = ['debug', 'info', 'warn', 'error'];
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+class AsgiGateway implements Gateway {
+  private proc: PythonProcess | undefined;
+  private restarting = false;
+  private crashes = 0;
+  private closing = false;
+  private nextId = 1;
+  /** Scopes handed to Python (or being prepared), by id. */
+  private readonly live = new Map<number, Exchange>();
+  /** Requests that came while no Python process was running (a restart is under way). */
+  private readonly waiting: Exchange[] = [];
+  private readonly logger: Logger;
+  private readonly version: string;
+
+  constructor(
+    private readonly spec: WsgiSpec,
+    options: GatewayOptions,
+  ) {
+    this.logger = options.logger;
+    this.version = options.version;
+  }
+
+  /** Start Python, load the app and run its lifespan startup; rejects with Python's message when it cannot. */
+  start(): Promise<PythonProcess> {
+    return new Promise<PythonProcess>((resolve, reject) => {
+      let settled = false;
+      const proc = new PythonProcess(
+        this.spec,
+        this.logger,
+        {
+          frame: (p, frame) => {
+            if (settled) return this.onFrame(p, frame);
+            if (frame.type === T.log) return this.logFrame(frame);
+            if (frame.type === T.ready) {
+              settled = true;
+              this.logger.info('ASGI app loaded', { app: frame.payload.toString('utf8'), pid: p.child.pid });
+              resolve(p);
+            } else if (frame.type === T.loadFailed) {
+              settled = true;
+              const text = frame.payload.toString('utf8').trimEnd();
+              void p.stop(2000);
+              reject(new Error(`the ASGI app failed to start (${this.spec.python}):\n${text}`));
+            }
+          },
+          batchEnd: (p) => this.flushAcks(p),
+          exit: (p, description) => {
+            if (settled) return this.onExit(p, description);
+            settled = true;
+            const tail = p.stderrTail.trimEnd();
+            reject(
+              new Error(`the Python ASGI bridge (${this.spec.python}) ${description} before the app was ready` + (tail ? `:\n${tail}` : '')),
+            );
+          },
+        },
+        bridgePath('asgi', 'asgi_bridge.py'),
+      );
+      const config = {
+        entry: this.spec.entry ?? null,
+        candidates: this.spec.candidates,
+        django: this.spec.django ?? null,
+        sysPath: this.spec.sysPath,
+        cwd: this.spec.cwd,
+        window: WINDOW,
+      };
+      proc.send(T.init, 0, Buffer.from(JSON.stringify(config), 'utf8'));
+    });
+  }
+
+  setProcess(proc: PythonProcess): void {
+    this.proc = proc;
+  }
+
+  handle(request: GatewayRequest, reply: ReplyChannel): Promise<void> {
+    return new Promise<void>((resolve) => this.admit(new Exchange(this.takeId(), request, reply, resolve)));
+  }
+
+  upgrade(request: GatewayRequest, reply: ReplyChannel, session: WebSocketSession): Promise<void> {
+    // A refused handshake is an ordinary response after which the connection closes.
+    return new Promise<void>((resolve) => this.admit(new Exchange(this.takeId(), request, closingReply(reply), resolve, session, reply)));
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    for (const ex of this.waiting.splice(0)) this.fail(ex, 503);
+    // The bridge finishes what it runs, runs the lifespan shutdown, then exits; frames still count.
+    const proc = this.proc;
+    if (proc) await proc.stop(STOP_GRACE_MS);
+    this.proc = undefined;
+    for (const ex of [...this.live.values()]) this.abandon(ex, 503);
+  }
+
+  private takeId(): number {
+    const id = this.nextId;
+    this.nextId = id >= 0xffffffff ? 1 : id + 1;
+    return id;
+  }
+
+  // -- requests in ------------------------------------------------------------------------------
+
+  private admit(ex: Exchange): void {
+    const { signal } = ex.request;
+    if (signal.aborted || this.closing) {
+      if (this.closing && !signal.aborted) this.fail(ex, 503);
+      else this.drop(ex);
+      return;
+    }
+    signal.addEventListener('abort', () => this.onAbort(ex), { once: true });
+    const proc = this.proc;
+    if (!proc || proc.exited) {
+      this.waiting.push(ex);
+      this.restart();
+      return;
+    }
+    void this.send(ex, proc);
+  }
+
+  /** Send the scope (an upload is measured first: a missing file is a 500). */
+  private async send(ex: Exchange, proc: PythonProcess): Promise<void> {
+    const { message, bodyFile } = ex.request;
+    this.live.set(ex.id, ex);
+    if (bodyFile !== undefined) {
+      try {
+        await stat(bodyFile);
+      } catch (err) {
+        this.logger.error('cannot read the upload file', { file: bodyFile, error: (err as Error).message });
+        return this.fail(ex, 500);
+      }
+      if (ex.state !== 'preparing') return; // the client left meanwhile
+      if (proc.exited) {
+        this.live.delete(ex.id);
+        this.waiting.push(ex);
+        return this.restart();
+      }
+    }
+    const scope = buildScope(message, ex.websocket ? 'websocket' : 'http', { serverName: this.spec.serverName });
+    const json = bodyFile !== undefined ? { ...scope, body_file: Buffer.from(bodyFile, 'utf8').toString('latin1') } : scope;
+    ex.state = 'sent';
+    proc.send(T.environ, ex.id, Buffer.from(JSON.stringify(json), 'utf8'));
+    if (ex.websocket) return;
+    const body = bodyFile === undefined ? message.body : undefined;
+    if (body && body.length > 0) {
+      for (let at = 0; at < body.length; at += 256 * 1024) proc.send(T.body, ex.id, body.subarray(at, at + 256 * 1024));
+    }
+    proc.send(T.bodyEnd, ex.id);
+  }
+
+  /** mongrel2 reported the client gone (or the worker stopped the request). */
+  private onAbort(ex: Exchange): void {
+    if (ex.state === 'done') return;
+    const queued = this.waiting.indexOf(ex);
+    if (queued >= 0) this.waiting.splice(queued, 1);
+    if (this.live.has(ex.id) && ex.state !== 'preparing') this.proc?.send(T.cancel, ex.id);
+    if (ex.websocket && ex.state === 'open') return; // gone() tells Python and ends the session
+    this.live.delete(ex.id);
+    ex.state = 'done';
+    ex.reply.abort();
+    ex.resolve();
+  }
+
+  // -- frames from Python -----------------------------------------------------------------------
+
+  private logFrame(frame: Frame): void {
+    const level = LEVELS[frame.payload[0] ?? 1] ?? 'info';
+    this.logger[level]('asgi app', { text: frame.payload.subarray(1).toString('utf8') });
+  }
+
+  private onFrame(proc: PythonProcess, frame: Frame): void {
+    if (frame.type === T.log) return this.logFrame(frame);
+    if (proc !== this.proc) return;
+    const ex = this.live.get(frame.id);
+    if (!ex) return;
+    switch (frame.type) {
+      case T.head:
+        return this.onHead(ex, frame.payload);
+      case T.data:
+        return this.onBody(ex, frame.payload);
+      case T.done:
+        return this.onDone(ex, frame.payload);
+      case T.wsAccept:
+        return this.onAccept(ex, frame.payload);
+      case T.wsFrame:
+        return this.onWsFrame(ex, frame.payload);
+      case T.wsClose:
+        return this.onWsClose(ex, frame.payload);
+    }
+  }
+
+  private onHead(ex: Exchange, payload: Buffer): void {
+    if (ex.state !== 'sent') return;
+    try {
+      const { head, framing } = translateHead(ex.reply, payload, this.version);
+      ex.state = 'head-sent';
+      ex.framing = framing;
+      ex.reply.write(head);
+    } catch (err) {
+      ex.request.reportError?.(err);
+      this.logger.error('invalid response head from the ASGI app; answering 500', {
+        path: ex.request.message.path,
+        error: (err as Error).message,
+      });
+      this.proc?.send(T.cancel, ex.id);
+      this.fail(ex, 500);
+    }
+  }
+
+  private onBody(ex: Exchange, payload: Buffer): void {
+    const framing = ex.framing;
+    if (ex.state !== 'head-sent' || framing === undefined || ex.reply.closed || framing.framing === 'none') {
+      ex.ackNow += payload.length;
+      return;
+    }
+    const { parts, overflow } = frameBody(framing, payload);
+    if (overflow) {
+      this.logger.warn('the ASGI app sent more than its Content-Length; extra bytes dropped', { path: ex.request.message.path });
+    }
+    let ok = true;
+    for (const part of parts) ok = ex.reply.write(part);
+    this.credit(ex, payload.length, ok, () => ex.reply.drained());
+  }
+
+  /** Acknowledge `size` bytes now, or once `drained()` when the client side asked to wait. */
+  private credit(ex: Exchange, size: number, ok: boolean, drained: () => Promise<void>): void {
+    if (ok && !ex.waitingDrain) {
+      ex.ackNow += size;
+      return;
+    }
+    ex.pendingAck += size;
+    if (ex.waitingDrain) return;
+    ex.waitingDrain = true;
+    void drained().then(() => {
+      ex.waitingDrain = false;
+      const bytes = ex.pendingAck;
+      ex.pendingAck = 0;
+      if (this.live.get(ex.id) === ex && bytes > 0) this.proc?.send(T.ack, ex.id, encodeAck(bytes));
+    });
+  }
+
+  private flushAcks(proc: PythonProcess): void {
+    if (proc !== this.proc) return;
+    for (const ex of this.live.values()) {
+      if (ex.ackNow === 0) continue;
+      proc.send(T.ack, ex.id, encodeAck(ex.ackNow));
+      ex.ackNow = 0;
+    }
+  }
+
+  private onDone(ex: Exchange, payload: Buffer): void {
+    this.live.delete(ex.id);
+    ex.ackNow = 0;
+    const outcome = payload[0] ?? DONE_ERROR;
+    const detail = payload.subarray(1).toString('utf8').trimEnd();
+    if (outcome === DONE_ERROR) {
+      const m = ex.request.message;
+      ex.request.reportError?.(new AsgiAppError(detail));
+      this.logger.error('the ASGI app raised an exception', { method: m.headers.METHOD, path: m.path, traceback: detail });
+    }
+    if (ex.state === 'open') {
+      // The websocket task returned: its close frame (if any) went out just before.
+      if (!ex.closeSent) this.closeSocket(ex, outcome === DONE_ERROR ? CLOSE_INTERNAL_ERROR : 1000);
+      return;
+    }
+    if (ex.state === 'head-sent' && outcome === DONE_OK && ex.framing !== undefined) {
+      const end = responseEnd(ex.framing);
+      if (end.missing > 0) {
+        this.logger.warn('the ASGI app sent less than its Content-Length; closing the connection', {
+          path: ex.request.message.path,
+          missing: end.missing,
+        });
+      }
+      ex.state = 'done';
+      ex.reply.end(end.last, end.close);
+      ex.resolve();
+      return;
+    }
+    if (ex.state === 'sent' && outcome !== DONE_CANCELLED) return this.fail(ex, 500);
+    this.abandon(ex, 500);
+  }
+
+  // -- WebSockets -------------------------------------------------------------------------------
+
+  private onAccept(ex: Exchange, payload: Buffer): void {
+    const session = ex.session;
+    if (ex.state !== 'sent' || session === undefined) return;
+    let extra: Array<[string, string]> = [];
+    try {
+      const accept = decodeAccept(payload);
+      extra = accept.headers.filter(([name]) => !/^(sec-websocket-accept|upgrade|connection|sec-websocket-protocol)$/i.test(name));
+      if (accept.subprotocol) extra.unshift(['Sec-WebSocket-Protocol', accept.subprotocol]);
+      for (const [name, value] of extra) {
+        if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name) || /[\r\n\0]/.test(value)) throw new Error(`invalid header ${name}`);
+      }
+    } catch (err) {
+      this.logger.error('invalid websocket.accept from the ASGI app; answering 500', { error: (err as Error).message });
+      this.proc?.send(T.cancel, ex.id, encodeCancel(CLOSE_ABNORMAL));
+      return this.fail(ex, 500);
+    }
+    (ex.upgradeReply ?? ex.reply).end(switchingProtocolsHead(session.accept, this.version, extra));
+    ex.state = 'open';
+    session.open(this.listenerFor(ex, session));
+    ex.resolve();
+  }
+
+  private onWsFrame(ex: Exchange, payload: Buffer): void {
+    const session = ex.session;
+    if (ex.state !== 'open' || session === undefined || session.closed || ex.closeSent || payload.length === 0) {
+      ex.ackNow += payload.length;
+      return;
+    }
+    const opcode = payload[0] === OPCODE_TEXT ? OPCODE_TEXT : OPCODE_BINARY;
+    const ok = session.write(encodeFrame(opcode, payload.subarray(1)));
+    this.credit(ex, payload.length, ok, () => session.drained());
+  }
+
+  private onWsClose(ex: Exchange, payload: Buffer): void {
+    if (ex.state !== 'open') return;
+    const { code, reason } = decodeClose(payload);
+    this.closeSocket(ex, code, reason);
+  }
+
+  /** Send our close frame and end the connection after the client's answer (or a timeout). */
+  private closeSocket(ex: Exchange, code: number, reason = ''): void {
+    const session = ex.session;
+    if (session === undefined || ex.closeSent || session.closed) return;
+    ex.closeSent = true;
+    session.write(encodeFrame(OPCODE_CLOSE, closePayload(code, reason)));
+    ex.closeTimer = setTimeout(() => this.endSocket(ex), CLOSE_TIMEOUT_MS);
+    ex.closeTimer.unref();
+  }
+
+  private endSocket(ex: Exchange): void {
+    if (ex.closeTimer !== undefined) clearTimeout(ex.closeTimer);
+    ex.closeTimer = undefined;
+    ex.session?.end();
+  }
+
+  private listenerFor(ex: Exchange, session: WebSocketSession): WebSocketListener {
+    const toPython = (opcode: number, payload: Buffer): void => {
+      if (this.live.get(ex.id) === ex) this.proc?.send(T.wsFrame, ex.id, encodeWsFrame(opcode, payload));
+    };
+    const failConnection = (code: number): void => {
+      if (!ex.closeSent) {
+        ex.closeSent = true;
+        session.write(encodeFrame(OPCODE_CLOSE, closePayload(code)));
+      }
+      this.endSocket(ex);
+      if (this.live.get(ex.id) === ex) this.proc?.send(T.cancel, ex.id, encodeCancel(code));
+    };
+    return {
+      frame: (flags, payload) => {
+        switch (flags & 0x0f) {
+          case OPCODE_TEXT:
+            try {
+              strictUtf8.decode(payload);
+            } catch {
+              return failConnection(CLOSE_INVALID_DATA);
+            }
+            return toPython(OPCODE_TEXT, payload);
+          case OPCODE_BINARY:
+            return toPython(OPCODE_BINARY, payload);
+          case OPCODE_PING:
+            if (!ex.closeSent) session.write(encodeFrame(OPCODE_PONG, payload));
+            return;
+          case OPCODE_PONG:
+            return;
+          case OPCODE_CLOSE: {
+            const parsed = parseClosePayload(payload);
+            if (parsed === undefined) return failConnection(CLOSE_PROTOCOL_ERROR);
+            if (!ex.closeSent) {
+              ex.closeSent = true;
+              session.write(encodeFrame(OPCODE_CLOSE, closePayload(parsed.code === CLOSE_NO_STATUS ? undefined : parsed.code)));
+            }
+            this.endSocket(ex);
+            return toPython(OPCODE_CLOSE, payload);
+          }
+          default:
+            return failConnection(CLOSE_PROTOCOL_ERROR);
+        }
+      },
+      gone: (reason) => {
+        if (ex.closeTimer !== undefined) clearTimeout(ex.closeTimer);
+        if (this.live.get(ex.id) === ex) {
+          this.proc?.send(T.cancel, ex.id, encodeCancel(reason === 'shutdown' ? CLOSE_GOING_AWAY : CLOSE_ABNORMAL));
+        }
+      },
+    };
+  }
+
+  // -- the process ------------------------------------------------------------------------------
+
+  private restart(): void {
+    if (this.restarting || this.closing) return;
+    this.restarting = true;
+    const delay = restartDelay(this.crashes);
+    this.logger.info('starting a new Python process for the ASGI app', { delayMs: delay });
+    setTimeout(() => {
+      this.start()
+        .then(
+          (proc) => {
+            this.proc = proc;
+          },
+          (err: Error) => {
+            this.crashes++;
+            this.logger.error('the ASGI app could not be restarted', { error: err.message });
+            for (const ex of this.waiting.splice(0)) this.fail(ex, 502);
+          },
+        )
+        .finally(() => {
+          this.restarting = false;
+          const proc = this.proc;
+          if (this.closing) {
+            if (proc) void proc.stop(1000);
+            return;
+          }
+          if (!proc) return;
+          for (const ex of this.waiting.splice(0)) void this.send(ex, proc);
+        });
+    }, delay);
+  }
+
+  private onExit(proc: PythonProcess, description: string): void {
+    if (proc !== this.proc) return;
+    this.proc = undefined;
+    this.crashes = crashesAfterExit(this.crashes, Date.now() - proc.startedAt);
+    if (!this.closing) this.logger.error(`the Python process of the ASGI app ${description}`, { pid: proc.child.pid });
+    // Every scope it held was running in it: none can be retried.
+    for (const ex of [...this.live.values()]) this.abandon(ex, this.closing ? 503 : 502);
+    if (this.waiting.length > 0) this.restart();
+  }
+
+  // -- answers of our own -------------------------------------------------------------------
+
+  /** An error page while nothing of the response went out; else as abandon(). */
+  private fail(ex: Exchange, status: number): void {
+    if (ex.state === 'preparing' || ex.state === 'sent') {
+      this.live.delete(ex.id);
+      ex.state = 'done';
+      ex.reply.end(errorAnswer(ex.reply, status, this.version), true);
+      ex.resolve();
+      return;
+    }
+    this.abandon(ex, status);
+  }
+
+  /** End what is left of an exchange: an error page if possible, a close if the head is out, a 1011 for a WebSocket. */
+  private abandon(ex: Exchange, status: number): void {
+    this.live.delete(ex.id);
+    if (ex.state === 'preparing' || ex.state === 'sent') return this.fail(ex, status);
+    if (ex.state === 'open') {
+      this.closeSocket(ex, CLOSE_INTERNAL_ERROR);
+      this.endSocket(ex);
+    } else if (ex.state === 'head-sent') {
+      ex.reply.end(undefined, true);
+    }
+    ex.state = 'done';
+    ex.resolve();
+  }
+
+  /** The request ended before it reached Python. */
+  private drop(ex: Exchange): void {
+    ex.state = 'done';
+    ex.reply.end(undefined, true);
+    ex.resolve();
+  }
+}
+
+/** An exception the ASGI app raised, with Python's traceback as the message (for filters' `after`). */
+export class AsgiAppError extends Error {
+  readonly code: ErrorCode = 'WSGID_ERR_ASGI_APP';
+  constructor(readonly traceback: string) {
+    super(traceback.trim().split('\n').at(-1) || 'the ASGI app failed');
+    this.name = 'AsgiAppError';
+  }
+}
+
+export const create: GatewayFactory = async (app: LoadedApp, options: GatewayOptions): Promise<Gateway> => {
+  if (!isWsgiSpec(app.app)) {
+    throw new TypeError(`the ASGI gateway needs a Python app spec (from loaders/wsgi.ts), got ${typeof app.app}`);
+  }
+  const gateway = new AsgiGateway(app.app, options);
+  gateway.setProcess(await gateway.start());
+  return gateway;
+};
