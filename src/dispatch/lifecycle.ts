@@ -28,9 +28,7 @@ export interface WorkerBootConfig {
 export type WorkerMessage =
   | { type: 'ready' }
   /**
-   * Sent every heartbeatMs from the worker's event loop; carries its counters: `rss` the resident
-   * memory (bytes) of the worker and its child processes (its Python), when it could read it
-   * (--max-memory); `metrics` its request totals since it started (by status class, duration
+   * Sent every heartbeatMs from the worker's event loop; carries its counters: `metrics` its request totals since it started (by status class, duration
    * histogram), `gateway` the kind of gateway serving its app (metrics label). All optional: the
    * master checks them.
    */
@@ -38,7 +36,6 @@ export type WorkerMessage =
       type: 'heartbeat';
       served: number;
       inFlight: number;
-      rss?: number;
       metrics?: RequestCounts;
       gateway?: string;
     }

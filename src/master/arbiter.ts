@@ -480,7 +480,7 @@ export class Arbiter {
         break;
       }
       case 'heartbeat':
-        this.applyAndWake(this.pool.heartbeat(id, message.served, now, message.rss));
+        this.applyAndWake(this.pool.heartbeat(id, message.served, now, this.treeRss(id)));
         this.reports.heartbeat(id, message.metrics, message.gateway);
         break;
       case 'retire':
@@ -551,6 +551,17 @@ export class Arbiter {
       this.reports.usage.set(w.id, { self: this.sampler.sample(w.pid, now), children });
     }
     this.sampler.retain(seen);
+  }
+
+  /**
+   * --max-memory's measure: the worker's resident set plus its children's (its Python), from the
+   * last sample (sampleUsage); undefined before the first. Read here, not in the worker: the
+   * master is never chrooted, so /proc is always there.
+   */
+  private treeRss(id: number): number | undefined {
+    const usage = this.reports.usage.get(id);
+    if (usage?.self === undefined) return undefined;
+    return usage.children.reduce((sum, c) => sum + c.rss, usage.self.rss);
   }
 
   /** The counts systemd's STATUS= and the end of a reload are read from. */

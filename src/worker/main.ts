@@ -27,7 +27,6 @@ import { createAccessLogger, type AccessLogger } from '../log/access-log.js';
 import { accessEntry } from './access.js';
 import { describeLoadFailure, type LoadFailure } from './load-failure.js';
 import { DispatchedSource } from './dispatched-source.js';
-import { processTreeRss } from './memory.js';
 import {
   EXIT_APP_LOAD_ERROR,
   EXIT_BOOT_ERROR,
@@ -221,8 +220,6 @@ export async function runWorker(config: WorkerBootConfig, hooks: WorkerHooks = {
     inFlight: running.inFlight,
     metrics: requestMetrics.snapshot(),
     gateway: kind,
-    // Read from /proc only when --max-memory needs it (the master samples usage for status itself).
-    ...(settings.maxMemory ? { rss: processTreeRss() } : {}),
   });
   const beat = setInterval(() => {
     if (masterGone()) {
