@@ -234,7 +234,9 @@ describe('lifecycle', { timeout: 600_000 }, () => {
     const answeredBy = new Set<number>();
     const client = async (): Promise<void> => {
       while (!stop) {
-        const r = await request(`${m2.baseUrl}/`);
+        // A request may wait in the master while the replacement boots (the grown worker is drained
+        // once past its overshoot bound): on a loaded machine that boot can take many seconds.
+        const r = await request(`${m2.baseUrl}/`, { timeoutMs: 90_000 });
         statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
         if (r.status === 200) answeredBy.add(Number(r.body.toString().split(' ')[1]));
       }
