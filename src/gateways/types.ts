@@ -53,6 +53,18 @@ export interface Gateway {
   upgrade?(request: GatewayRequest, reply: ReplyChannel, session: WebSocketSession): void | Promise<void>;
   /** Release app resources when the worker stops (close DB pools, Python process, ...). */
   close(): Promise<void>;
+  /**
+   * Optional: the app runs at most `concurrent` requests at once (WSGI: --threads per Python
+   * process) and may usefully hold `waiting` more (sent ahead, so it goes from one to the next
+   * without a round trip). The worker tells the master, which gives a new connection's request to
+   * a worker that can start it now rather than one where it would wait. None: no bound.
+   */
+  readonly capacity?: GatewayCapacity;
+}
+
+export interface GatewayCapacity {
+  readonly concurrent: number;
+  readonly waiting: number;
 }
 
 /** Receives one WebSocket connection's traffic from the worker (after `session.open`). */

@@ -169,6 +169,7 @@ export async function runWorker(config: WorkerBootConfig, hooks: WorkerHooks = {
     }
     try {
       gateway = await loadGateway(settings, logger);
+      source.bound(gateway.capacity);
     } catch (err) {
       throw new BootError(`app load error: ${errorText(err)}`, EXIT_APP_LOAD_ERROR, err);
     }

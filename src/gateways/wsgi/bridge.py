@@ -3,9 +3,10 @@
 Standard library only. Started by src/gateways/wsgi/index.ts as `python bridge.py`; it talks to the
 gateway over two pipes, fd 3 (gateway -> bridge) and fd 4 (bridge -> gateway), so the app's own
 stdout and stderr stay free (the gateway forwards them to wsgid's log). The framing is described
-in src/gateways/wsgi/pipe.ts. One request at a time, but the gateway pipelines: it may send the
-environ (and small body) of later requests while one runs; they wait here, in order, in
-`Bridge.pending`, and are served one after the other without waiting for the gateway.
+in src/gateways/wsgi/pipe.ts. One request at a time (or `threads` at a time, on a thread pool:
+gunicorn's gthread), but the gateway pipelines: it may send the environ (and small body) of later
+requests while others run; they wait here, in order, in `Bridge.pending`, and are started in that
+order without waiting for the gateway.
 """
 
 import collections
@@ -174,10 +175,17 @@ class PipeInput:
         self.buf += data
 
     def _want(self, size):
-        while not self.complete and (size < 0 or len(self.buf) < size):
-            self.bridge.pump()
+        if not self.complete and (size < 0 or len(self.buf) < size):
+            self.bridge.wait_until(lambda: self.complete or (0 <= size <= len(self.buf)))
 
     def _take(self, size):
+        cond = self.bridge.cond
+        if cond is None:
+            return self._take_now(size)
+        with cond:  # the reader thread appends meanwhile
+            return self._take_now(size)
+
+    def _take_now(self, size):
         if size < 0 or size >= len(self.buf):
             data = bytes(self.buf)
             self.buf.clear()
@@ -201,7 +209,8 @@ class PipeInput:
                 return self._take(newline + 1)
             if self.complete or (0 <= size <= len(self.buf)):
                 return self._take(size)
-            self.bridge.pump()
+            have = len(self.buf)
+            self.bridge.wait_until(lambda: self.complete or len(self.buf) > have)
 
     def readlines(self, hint=-1):
         lines = []
@@ -248,198 +257,26 @@ class FileWrapper:
 
 
 class Request:
-    """A request received from the gateway: its environ frame, its body so far, a cancel flag."""
+    """One request from the gateway: its environ frame, its body so far, a cancel flag, and the
+    state of its response (start_response, write and the H/D frames are its methods)."""
 
-    __slots__ = ("rid", "environ", "input", "cancelled")
+    __slots__ = (
+        "bridge", "rid", "environ", "input", "cancelled", "unacked",
+        "status", "headers", "head_sent", "no_body", "method",
+    )
 
     def __init__(self, bridge, rid, environ):
+        self.bridge = bridge
         self.rid = rid
         self.environ = environ
         self.input = PipeInput(bridge)
         self.cancelled = False
-
-
-class Bridge:
-    def __init__(self):
-        self.pipe = Pipe()
-        self.app = None
-        self.window = 1024 * 1024
-        self.errors = ErrorStream(self)
-        self.rid = 0
-        self.quit = False
-        # Requests received and not finished, by id; `pending` holds those not started, in order.
-        self.requests = {}
-        self.pending = collections.deque()
-        self.current = None
-        self.reset()
-
-    @property
-    def cancelled(self):
-        current = self.current
-        return current is not None and current.cancelled
-
-    def reset(self):
-        self.input = None
         self.unacked = 0
         self.status = None
-        self.status_code = 200
         self.headers = None
         self.head_sent = False
         self.no_body = False
         self.method = "GET"
-
-    # -- frames -------------------------------------------------------------------------------
-
-    def log(self, level, text):
-        self.pipe.send(T_LOG, self.rid, bytes([level]) + text.encode("utf-8", "replace"))
-
-    def dispatch(self, frame):
-        kind, rid, payload = frame
-        if kind == T_QUIT:
-            self.quit = True
-            return
-        if kind == T_ENVIRON:
-            # A request (maybe sent ahead while another runs): it waits its turn in `pending`.
-            if rid != 0 and rid not in self.requests:
-                request = self.requests[rid] = Request(self, rid, payload)
-                self.pending.append(request)
-            return
-        request = self.requests.get(rid)
-        if request is None:
-            return  # a late frame of a finished request
-        if kind == T_ACK:
-            if request is self.current:
-                self.unacked -= U32.unpack(payload)[0]
-        elif kind == T_BODY:
-            request.input.feed(payload)
-        elif kind == T_BODY_END:
-            request.input.complete = True
-        elif kind == T_CANCEL:
-            request.cancelled = True
-
-    def pump(self):
-        """Block for one frame from the gateway (after sending what is pending) and handle it."""
-        self.pipe.flush()
-        self.dispatch(self.pipe.frame(block=True))
-
-    def poll(self):
-        """Handle the frames that already arrived, without blocking."""
-        while True:
-            frame = self.pipe.frame(block=False)
-            if frame is None:
-                return
-            self.dispatch(frame)
-
-    # -- one request --------------------------------------------------------------------------
-
-    def serve(self):
-        """Serve the received requests in order; block for frames only when none is waiting."""
-        while True:
-            if self.pending:
-                self.handle(self.pending.popleft())
-                continue
-            if self.quit:
-                return
-            self.pipe.flush()
-            self.dispatch(self.pipe.frame(block=True))
-
-    def build_environ(self, request):
-        payload = request.environ
-        request.environ = None
-        environ = {}
-        at = 0
-        end = len(payload)
-        while at < end:
-            (klen,) = U32.unpack_from(payload, at)
-            at += 4
-            key = payload[at : at + klen].decode("latin-1")
-            at += klen
-            (vlen,) = U32.unpack_from(payload, at)
-            at += 4
-            environ[key] = payload[at : at + vlen].decode("latin-1")
-            at += vlen
-        body_file = environ.pop("wsgid.body_file", None)
-        if body_file is not None:
-            stream = open(os.fsdecode(body_file.encode("latin-1")), "rb")
-            self.input = None
-        else:
-            stream = self.input = request.input
-        environ["wsgi.version"] = (1, 0)
-        environ["wsgi.input"] = stream
-        environ["wsgi.errors"] = self.errors
-        environ["wsgi.multithread"] = False
-        environ["wsgi.multiprocess"] = True
-        environ["wsgi.run_once"] = False
-        environ["wsgi.input_terminated"] = True
-        environ["wsgi.file_wrapper"] = FileWrapper
-        return environ
-
-    def handle(self, request):
-        rid = request.rid
-        self.reset()
-        self.rid = rid
-        self.current = request
-        if request.cancelled:
-            # Cancelled before it started: the app never sees it.
-            self.finish(request, DONE_CANCELLED, "")
-            return
-        outcome = DONE_OK
-        detail = ""
-        result = None
-        stream = None
-        try:
-            environ = self.build_environ(request)
-            stream = environ["wsgi.input"]
-            self.method = environ.get("REQUEST_METHOD", "GET")
-            result = self.app(environ, self.start_response)
-            known = None
-            if isinstance(result, (list, tuple)) and len(result) == 1 and isinstance(result[0], bytes):
-                known = len(result[0])
-            for chunk in result:
-                if not isinstance(chunk, bytes):
-                    raise TypeError("the WSGI app yielded %s, not bytes" % type(chunk).__name__)
-                if chunk:
-                    self.send_body(chunk, known)
-                self.poll()
-                if self.cancelled:
-                    raise ClientDisconnected("client disconnected")
-            if not self.head_sent:
-                if self.status is None:
-                    raise AssertionError("the WSGI app returned without calling start_response()")
-                self.send_head(0)
-        except PipeGone:
-            raise
-        except Exception:
-            if self.cancelled:
-                outcome = DONE_CANCELLED
-            else:
-                outcome = DONE_ERROR
-                detail = traceback.format_exc()
-        finally:
-            if result is not None and hasattr(result, "close"):
-                try:
-                    result.close()
-                except PipeGone:
-                    raise
-                except Exception:
-                    if outcome == DONE_OK:
-                        outcome = DONE_ERROR
-                    detail += "error in the iterable's close():\n" + traceback.format_exc()
-            if stream is not None and not isinstance(stream, PipeInput):
-                try:
-                    stream.close()
-                except Exception:
-                    pass
-            self.errors.flush()
-        self.finish(request, outcome, detail)
-
-    def finish(self, request, outcome, detail):
-        self.requests.pop(request.rid, None)
-        self.pipe.send(T_DONE, request.rid, bytes([outcome]) + detail.encode("utf-8", "replace"))
-        self.pipe.flush()
-        self.rid = 0
-        self.current = None
-        self.reset()
 
     def start_response(self, status, headers, exc_info=None):
         if exc_info is not None:
@@ -472,9 +309,8 @@ class Bridge:
                 raise ValueError("invalid Content-Length %r" % value)
             encoded.append((name.encode("latin-1"), value.encode("latin-1")))
         self.status = encoded_status
-        self.status_code = int(status[:3])
         self.headers = encoded
-        code = self.status_code
+        code = int(status[:3])
         self.no_body = self.method == "HEAD" or code in (204, 304) or code < 200
         return self.write
 
@@ -495,7 +331,7 @@ class Bridge:
             parts.append(U32.pack(len(value)))
             parts.append(value)
         self.head_sent = True
-        self.pipe.send(T_HEAD, self.rid, b"".join(parts))
+        self.bridge.pipe.send(T_HEAD, self.rid, b"".join(parts))
 
     def send_body(self, data, known):
         if self.cancelled:
@@ -504,16 +340,254 @@ class Bridge:
             self.send_head(known)
         if self.no_body:
             return
+        bridge = self.bridge
+        window = bridge.window
         view = memoryview(data)
         for offset in range(0, len(view), MAX_DATA):
             piece = view[offset : offset + MAX_DATA]
             size = len(piece)
-            while self.unacked > 0 and self.unacked + size > self.window:
-                self.pump()
-                if self.cancelled:
+            if self.unacked > 0 and self.unacked + size > window:
+                bridge.wait_until(lambda: self.cancelled or self.unacked <= 0 or self.unacked + size <= window)
+            if self.cancelled:
+                raise ClientDisconnected("client disconnected")
+            cond = bridge.cond
+            if cond is None:
+                self.unacked += size
+            else:
+                with cond:  # the reader thread subtracts acks
+                    self.unacked += size
+            bridge.pipe.send(T_DATA, self.rid, piece)
+
+
+class Bridge:
+    """Serves the requests the gateway sends. With one thread (the default) the main thread reads
+    the frames and runs the app in between; with more, the main thread only reads frames and a
+    pool of threads runs the app (gunicorn's gthread)."""
+
+    def __init__(self):
+        self.pipe = Pipe()
+        self.app = None
+        self.window = 1024 * 1024
+        self.threads = 1
+        self.errors = ErrorStream(self)
+        self.quit = False
+        # Requests received and not finished, by id; `pending` holds those not started, in order.
+        self.requests = {}
+        self.pending = collections.deque()
+        # With threads: guards requests/pending and the requests' input, acks and cancel flags.
+        self.cond = None
+        self.gone = False
+        self.running = 0
+
+    # -- frames -------------------------------------------------------------------------------
+
+    def log(self, level, text):
+        self.pipe.send(T_LOG, 0, bytes([level]) + text.encode("utf-8", "replace"))
+
+    def dispatch(self, frame):
+        kind, rid, payload = frame
+        if kind == T_QUIT:
+            self.quit = True
+            return
+        if kind == T_ENVIRON:
+            # A request (maybe sent ahead while others run): it waits its turn in `pending`.
+            if rid != 0 and rid not in self.requests:
+                request = self.requests[rid] = Request(self, rid, payload)
+                self.pending.append(request)
+            return
+        request = self.requests.get(rid)
+        if request is None:
+            return  # a late frame of a finished request
+        if kind == T_ACK:
+            request.unacked -= U32.unpack(payload)[0]
+        elif kind == T_BODY:
+            request.input.feed(payload)
+        elif kind == T_BODY_END:
+            request.input.complete = True
+        elif kind == T_CANCEL:
+            request.cancelled = True
+
+    def wait_until(self, ready):
+        """Block until ready() (checked after each frame from the gateway); send what is pending first."""
+        self.pipe.flush()
+        cond = self.cond
+        if cond is None:
+            while not ready():
+                self.dispatch(self.pipe.frame(block=True))
+            return
+        with cond:
+            while not ready():
+                if self.gone:
+                    raise PipeGone()
+                cond.wait()
+
+    def poll(self):
+        """Handle the frames that already arrived, without blocking (the reader thread does it with threads)."""
+        if self.cond is not None:
+            return
+        while True:
+            frame = self.pipe.frame(block=False)
+            if frame is None:
+                return
+            self.dispatch(frame)
+
+    # -- serving ------------------------------------------------------------------------------
+
+    def serve(self):
+        if self.threads > 1:
+            return self.serve_threaded()
+        while True:
+            if self.pending:
+                self.handle(self.pending.popleft(), self.errors)
+                continue
+            if self.quit:
+                return
+            self.pipe.flush()
+            self.dispatch(self.pipe.frame(block=True))
+
+    def serve_threaded(self):
+        """The main thread reads frames; `threads` workers take requests from `pending` in order."""
+        cond = self.cond = threading.Condition(threading.Lock())
+        for n in range(self.threads):
+            threading.Thread(target=self.worker, name="wsgid-%d" % (n + 1), daemon=True).start()
+        pipe = self.pipe
+        pipe.flush()  # the ready frame
+        try:
+            while True:
+                frame = pipe.frame(block=True)
+                with cond:
+                    kind = frame[0]
+                    self.dispatch(frame)
+                    if kind == T_ENVIRON:
+                        cond.notify()
+                    elif kind != T_QUIT:
+                        cond.notify_all()
+        except PipeGone:
+            pass
+        with cond:
+            self.gone = True
+            cond.notify_all()
+            if self.quit:
+                # Asked to stop: serve what was sent (its frames all arrived before the end).
+                while self.pending or self.running:
+                    cond.wait()
+
+    def worker(self):
+        cond = self.cond
+        errors = ErrorStream(self)
+        while True:
+            with cond:
+                while not self.pending:
+                    if self.gone:
+                        return
+                    cond.wait()
+                request = self.pending.popleft()
+                self.running += 1
+            try:
+                self.handle(request, errors)
+            except PipeGone:
+                pass
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                with cond:
+                    self.running -= 1
+                    cond.notify_all()
+
+    def build_environ(self, request, errors):
+        payload = request.environ
+        request.environ = None
+        environ = {}
+        at = 0
+        end = len(payload)
+        while at < end:
+            (klen,) = U32.unpack_from(payload, at)
+            at += 4
+            key = payload[at : at + klen].decode("latin-1")
+            at += klen
+            (vlen,) = U32.unpack_from(payload, at)
+            at += 4
+            environ[key] = payload[at : at + vlen].decode("latin-1")
+            at += vlen
+        body_file = environ.pop("wsgid.body_file", None)
+        if body_file is not None:
+            stream = open(os.fsdecode(body_file.encode("latin-1")), "rb")
+        else:
+            stream = request.input
+        environ["wsgi.version"] = (1, 0)
+        environ["wsgi.input"] = stream
+        environ["wsgi.errors"] = errors
+        environ["wsgi.multithread"] = self.threads > 1
+        environ["wsgi.multiprocess"] = True
+        environ["wsgi.run_once"] = False
+        environ["wsgi.input_terminated"] = True
+        environ["wsgi.file_wrapper"] = FileWrapper
+        return environ
+
+    def handle(self, request, errors):
+        if request.cancelled:
+            # Cancelled before it started: the app never sees it.
+            self.finish(request, DONE_CANCELLED, "")
+            return
+        outcome = DONE_OK
+        detail = ""
+        result = None
+        stream = None
+        try:
+            environ = self.build_environ(request, errors)
+            stream = environ["wsgi.input"]
+            request.method = environ.get("REQUEST_METHOD", "GET")
+            result = self.app(environ, request.start_response)
+            known = None
+            if isinstance(result, (list, tuple)) and len(result) == 1 and isinstance(result[0], bytes):
+                known = len(result[0])
+            for chunk in result:
+                if not isinstance(chunk, bytes):
+                    raise TypeError("the WSGI app yielded %s, not bytes" % type(chunk).__name__)
+                if chunk:
+                    request.send_body(chunk, known)
+                self.poll()
+                if request.cancelled:
                     raise ClientDisconnected("client disconnected")
-            self.unacked += size
-            self.pipe.send(T_DATA, self.rid, piece)
+            if not request.head_sent:
+                if request.status is None:
+                    raise AssertionError("the WSGI app returned without calling start_response()")
+                request.send_head(0)
+        except PipeGone:
+            raise
+        except Exception:
+            if request.cancelled:
+                outcome = DONE_CANCELLED
+            else:
+                outcome = DONE_ERROR
+                detail = traceback.format_exc()
+        finally:
+            if result is not None and hasattr(result, "close"):
+                try:
+                    result.close()
+                except PipeGone:
+                    raise
+                except Exception:
+                    if outcome == DONE_OK:
+                        outcome = DONE_ERROR
+                    detail += "error in the iterable's close():\n" + traceback.format_exc()
+            if stream is not None and not isinstance(stream, PipeInput):
+                try:
+                    stream.close()
+                except Exception:
+                    pass
+            errors.flush()
+        self.finish(request, outcome, detail)
+
+    def finish(self, request, outcome, detail):
+        cond = self.cond
+        if cond is None:
+            self.requests.pop(request.rid, None)
+        else:
+            with cond:
+                self.requests.pop(request.rid, None)
+        self.pipe.send(T_DONE, request.rid, bytes([outcome]) + detail.encode("utf-8", "replace"))
+        self.pipe.flush()
 
 
 # -- loading --------------------------------------------------------------------------------------
@@ -626,6 +700,7 @@ def main():
             raise SystemExit("wsgid bridge: expected an init frame")
         config = json.loads(payload.decode("utf-8"))
         bridge.window = int(config.get("window") or bridge.window)
+        bridge.threads = max(1, int(config.get("threads") or 1))
         for folder in reversed(config.get("sysPath") or []):
             if folder not in sys.path:
                 sys.path.insert(0, folder)
