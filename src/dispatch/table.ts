@@ -341,7 +341,8 @@ export class DispatchTable {
    *    room, then the most credit, then the one sent the least so far (idle workers share the load);
    *    workers without a bound (capacity Infinity) are compared by credit alone, as they always were;
    * 2. else a full worker with waiting room ('W') that made progress within stallMs (its requests
-   *    are short: pipelining pays): not retiring first, then the fewest waiting, then the least sent;
+   *    are short: pipelining pays): not retiring first, then the most recent progress (a worker
+   *    stuck on a slow request falls behind at once), then the fewest in flight, then the least sent;
    * A retiring worker is taken only when no other of its tier can (it keeps the capacity up while
    * its replacement boots).
    */
@@ -369,7 +370,10 @@ export class DispatchTable {
       if (
         held === undefined ||
         (held.retiring && !w.retiring) ||
-        (held.retiring === w.retiring && (w.inFlight < held.inFlight || (w.inFlight === held.inFlight && w.forwarded < held.forwarded)))
+        (held.retiring === w.retiring &&
+          (w.lastProgress > held.lastProgress ||
+            (w.lastProgress === held.lastProgress &&
+              (w.inFlight < held.inFlight || (w.inFlight === held.inFlight && w.forwarded < held.forwarded)))))
       ) {
         held = w;
       }
