@@ -12,7 +12,8 @@
  *   gunicorn        the same WSGI app under gunicorn (1 sync worker)
  *
  * Env: BENCH_DURATION (s, 10), BENCH_WARMUP (s, 1), BENCH_CONNECTIONS (50), BENCH_THREADS (2),
- * BENCH_CASES (comma-separated ids, default all), BENCH_VERBOSE=1 (echo service output).
+ * BENCH_CASES (comma-separated ids, default all), BENCH_VERBOSE=1 (echo service output),
+ * BENCH_WSGID_ARGS (extra wsgid arguments, e.g. "--threads=2").
  * Progress goes to stderr; the table and a one-line JSON summary (last line) go to stdout.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -22,7 +23,7 @@ import { startMongrel2, freePort, type Mongrel2Handle } from '../test/helpers/mo
 import { request, waitForHttp } from '../test/helpers/http.js';
 import { REPO_ROOT, WSGID_CLI } from '../test/helpers/wsgid.js';
 import { runWrk, type WrkResult } from './wrk.js';
-import { cpuSeconds, cpuDelta, treeCpu } from './proc.js';
+import { cpuSeconds, cpuDelta, cpuDeltaOf, treeCpu } from './proc.js';
 
 const num = (name: string, dflt: number): number => {
   const v = process.env[name];
@@ -36,6 +37,8 @@ const DURATION = num('BENCH_DURATION', 10);
 const WARMUP = num('BENCH_WARMUP', 1);
 const CONNECTIONS = num('BENCH_CONNECTIONS', 50);
 const THREADS = num('BENCH_THREADS', 2);
+/** Extra wsgid arguments for every wsgid case (A/B runs), e.g. BENCH_WSGID_ARGS="--threads=2". */
+const EXTRA_ARGS = (process.env.BENCH_WSGID_ARGS ?? '').split(/\s+/).filter(Boolean);
 const ONLY = (process.env.BENCH_CASES ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 const VERBOSE = process.env.BENCH_VERBOSE === '1';
 const PYTHON = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
@@ -211,6 +214,7 @@ function wsgidCase(id: string, label: string, files: string[], appSpec: string, 
         `--send=${h.send}`,
         `--wsgi-app=${appSpec}`,
         `--workers=${workers}`,
+        ...EXTRA_ARGS,
       ], { cwd: dir });
       await waitReady(svc, `${m2!.baseUrl}/`);
       return { svc, url: `${m2!.baseUrl}${check.path}`, masterPid: workers > 0 ? svc.pid : undefined };
@@ -281,6 +285,8 @@ interface Outcome {
   /** CPU µs per request: the handler's whole process tree, the wsgid master alone, mongrel2. */
   cpuUsPerReq?: number;
   masterUsPerReq?: number;
+  /** The Python processes in the tree (wsgid's bridge.py; for gunicorn, all of it). */
+  pyUsPerReq?: number;
   m2UsPerReq?: number;
 }
 
@@ -334,6 +340,7 @@ async function runCase(c: Case): Promise<Outcome> {
       cpuUsPerReq: perReq(cpuDelta(treeBefore, treeAfter)),
       masterUsPerReq: masterBefore !== undefined && masterAfter !== undefined ? perReq(masterAfter - masterBefore) : undefined,
       m2UsPerReq: m2Before !== undefined && m2After !== undefined ? perReq(m2After - m2Before) : undefined,
+      pyUsPerReq: perReq(cpuDeltaOf(treeBefore, treeAfter, /^python/)),
     };
     progress(`${c.id}: ${wrk.rps.toFixed(0)} req/s, p50 ${wrk.p50.toFixed(2)} ms, p99 ${wrk.p99.toFixed(2)} ms`);
     return out;
@@ -351,7 +358,7 @@ function fmt(n: number | undefined, digits = 2): string {
 
 function printTable(outcomes: Outcome[]): void {
   const bare = outcomes.find((o) => o.id === 'bare')?.wrk;
-  const header = ['case', 'req/s', 'p50 ms', 'p99 ms', 'rate×', 'p99×', 'cpu µs/req', 'master µs/req', 'm2 µs/req', 'errors'];
+  const header = ['case', 'req/s', 'p50 ms', 'p99 ms', 'rate×', 'p99×', 'cpu µs/req', 'master µs/req', 'py µs/req', 'm2 µs/req', 'errors'];
   const rows: string[][] = [];
   for (const o of outcomes) {
     if (!o.wrk) continue;
@@ -366,6 +373,7 @@ function printTable(outcomes: Outcome[]): void {
       bare ? fmt(w.p99 / bare.p99) : '-',
       fmt(o.cpuUsPerReq, 1),
       fmt(o.masterUsPerReq, 1),
+      fmt(o.pyUsPerReq, 1),
       fmt(o.m2UsPerReq, 1),
       errs || w.non2xx ? `${errs} sock, ${w.non2xx} non-2xx` : '0',
     ]);
@@ -379,7 +387,10 @@ function printTable(outcomes: Outcome[]): void {
   for (const r of rows) console.log(line(r));
   for (const o of outcomes) if (o.skipped) console.log(`${o.id}: skipped: ${o.skipped}`);
   console.log('rate× and p99× are relative to the bare handler; "ref" rows are plain HTTP without mongrel2.');
-  console.log('cpu µs/req: the handler process tree (wsgid master + workers); master: the wsgid master alone; m2: mongrel2.');
+  console.log(
+    'cpu µs/req: the handler process tree (wsgid master + workers + their Python); master: the wsgid master alone; ' +
+      'py: the Python processes in the tree (bridge.py; for gunicorn all of it); m2: mongrel2.',
+  );
   const pair = (a: string, b: string, what: string) => {
     const x = outcomes.find((o) => o.id === a)?.wrk;
     const y = outcomes.find((o) => o.id === b)?.wrk;
@@ -411,6 +422,7 @@ function summary(outcomes: Outcome[]): string {
       cpuUsPerReq: r(o.cpuUsPerReq, 2),
       masterUsPerReq: r(o.masterUsPerReq, 2),
       mongrel2UsPerReq: r(o.m2UsPerReq, 2),
+      pythonUsPerReq: r(o.pyUsPerReq, 2),
       errors: w.errors.connect + w.errors.read + w.errors.write + w.errors.timeout,
       non2xx: w.non2xx,
     };

@@ -26,8 +26,7 @@ IN_FD = 3
 OUT_FD = 4
 HEADER = struct.Struct(">BII")
 U32 = struct.Struct(">I")
-U16 = struct.Struct(">H")
-HEAD_FIXED = struct.Struct(">dH")
+HEAD_LENGTH = struct.Struct(">d")
 MAX_DATA = 256 * 1024
 FLUSH_AT = 64 * 1024
 
@@ -41,6 +40,11 @@ LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR = 0, 1, 2, 3
 STATUS_RE = re.compile(r"[1-9][0-9][0-9] [^\r\n\0]*\Z")
 TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 BAD_VALUE_RE = re.compile(r"[\r\n\0]")
+# start_response's fast path: the names and values joined with NUL, checked with one match (see
+# Request.start_response); anything it refuses goes through the slow checks for a precise error.
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+HEADERS_RE = re.compile(r"%s\0[^\r\n\0]*(?:\0%s\0[^\r\n\0]*)*\Z" % (_TOKEN, _TOKEN))
+BAD_LENGTH_RE = re.compile(r"(?:\A|\0)content-length\0(?!\s*\d+\s*(?:\0|\Z))")
 
 
 class PipeGone(Exception):
@@ -262,7 +266,7 @@ class Request:
 
     __slots__ = (
         "bridge", "rid", "environ", "input", "cancelled", "unacked",
-        "status", "headers", "head_sent", "no_body", "method",
+        "head", "head_sent", "no_body", "method",
     )
 
     def __init__(self, bridge, rid, environ):
@@ -272,8 +276,8 @@ class Request:
         self.input = PipeInput(bridge)
         self.cancelled = False
         self.unacked = 0
-        self.status = None
-        self.headers = None
+        # The status and headers, encoded for the H frame: set by start_response.
+        self.head = None
         self.head_sent = False
         self.no_body = False
         self.method = "GET"
@@ -285,16 +289,42 @@ class Request:
                     raise exc_info[1].with_traceback(exc_info[2])
             finally:
                 exc_info = None
-        elif self.status is not None:
+        elif self.head is not None:
             raise AssertionError("start_response() called a second time without exc_info")
+        head = None
+        try:
+            # Fast path: one join, two regular expressions, one encode. A name or value holding a
+            # NUL would add separators: the count catches it.
+            if type(status) is str and STATUS_RE.match(status) and isinstance(headers, (list, tuple)):
+                if not headers:
+                    head = status.encode("latin-1")
+                else:
+                    joined = "\0".join([name + "\0" + value for name, value in headers])
+                    if (
+                        HEADERS_RE.match(joined)
+                        and joined.count("\0") == 2 * len(headers) - 1
+                        and not BAD_LENGTH_RE.search(joined.lower())
+                    ):
+                        head = (status + "\0" + joined).encode("latin-1")
+        except (TypeError, ValueError):
+            head = None
+        if head is None:
+            head = self.checked_head(status, headers)
+        self.head = head
+        code = int(status[:3])
+        self.no_body = self.method == "HEAD" or code in (204, 304) or code < 200
+        return self.write
+
+    @staticmethod
+    def checked_head(status, headers):
+        """The slow path of start_response: every check on its own, raising with a precise message."""
         if type(status) is not str:
             raise TypeError("status must be a str, not %s" % type(status).__name__)
         if not STATUS_RE.match(status):
             raise ValueError("invalid status %r (expected e.g. '200 OK')" % status)
-        encoded_status = status.encode("latin-1")
+        parts = [status]
         if not isinstance(headers, (list, tuple)):
             raise TypeError("response headers must be a list, not %s" % type(headers).__name__)
-        encoded = []
         for item in headers:
             if not isinstance(item, (tuple, list)) or len(item) != 2:
                 raise TypeError("a response header must be a (name, value) tuple, got %r" % (item,))
@@ -307,15 +337,12 @@ class Request:
                 raise ValueError("invalid response header value for %s: %r" % (name, value))
             if name.lower() == "content-length" and not value.strip().isdigit():
                 raise ValueError("invalid Content-Length %r" % value)
-            encoded.append((name.encode("latin-1"), value.encode("latin-1")))
-        self.status = encoded_status
-        self.headers = encoded
-        code = int(status[:3])
-        self.no_body = self.method == "HEAD" or code in (204, 304) or code < 200
-        return self.write
+            parts.append(name)
+            parts.append(value)
+        return "\0".join(parts).encode("latin-1")
 
     def write(self, data):
-        if self.status is None:
+        if self.head is None:
             raise AssertionError("write() called before start_response()")
         if not isinstance(data, bytes):
             raise TypeError("write() takes bytes, not %s" % type(data).__name__)
@@ -323,15 +350,8 @@ class Request:
             self.send_body(data, None)
 
     def send_head(self, length):
-        parts = [HEAD_FIXED.pack(float(-1 if length is None else length), len(self.status)), self.status]
-        parts.append(U16.pack(len(self.headers)))
-        for name, value in self.headers:
-            parts.append(U16.pack(len(name)))
-            parts.append(name)
-            parts.append(U32.pack(len(value)))
-            parts.append(value)
         self.head_sent = True
-        self.bridge.pipe.send(T_HEAD, self.rid, b"".join(parts))
+        self.bridge.pipe.send(T_HEAD, self.rid, HEAD_LENGTH.pack(-1.0 if length is None else float(length)) + self.head)
 
     def send_body(self, data, known):
         if self.cancelled:
@@ -378,6 +398,19 @@ class Bridge:
         self.cond = None
         self.gone = False
         self.running = 0
+        self.set_threads(1)
+
+    def set_threads(self, threads):
+        self.threads = threads
+        # The environ entries that are the same for every request.
+        self.constants = {
+            "wsgi.version": (1, 0),
+            "wsgi.multithread": threads > 1,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+            "wsgi.input_terminated": True,
+            "wsgi.file_wrapper": FileWrapper,
+        }
 
     # -- frames -------------------------------------------------------------------------------
 
@@ -497,31 +530,31 @@ class Bridge:
     def build_environ(self, request, errors):
         payload = request.environ
         request.environ = None
-        environ = {}
-        at = 0
-        end = len(payload)
-        while at < end:
-            (klen,) = U32.unpack_from(payload, at)
-            at += 4
-            key = payload[at : at + klen].decode("latin-1")
-            at += klen
-            (vlen,) = U32.unpack_from(payload, at)
-            at += 4
-            environ[key] = payload[at : at + vlen].decode("latin-1")
-            at += vlen
+        if payload[:1] == b"\0":
+            # Keys and values joined with NUL: one decode, one split.
+            parts = payload[1:].decode("latin-1").split("\0")
+            environ = dict(zip(parts[::2], parts[1::2])) if len(parts) > 1 else {}
+        else:
+            environ = {}
+            at = 1
+            end = len(payload)
+            while at < end:
+                (klen,) = U32.unpack_from(payload, at)
+                at += 4
+                key = payload[at : at + klen].decode("latin-1")
+                at += klen
+                (vlen,) = U32.unpack_from(payload, at)
+                at += 4
+                environ[key] = payload[at : at + vlen].decode("latin-1")
+                at += vlen
         body_file = environ.pop("wsgid.body_file", None)
         if body_file is not None:
             stream = open(os.fsdecode(body_file.encode("latin-1")), "rb")
         else:
             stream = request.input
-        environ["wsgi.version"] = (1, 0)
+        environ.update(self.constants)
         environ["wsgi.input"] = stream
         environ["wsgi.errors"] = errors
-        environ["wsgi.multithread"] = self.threads > 1
-        environ["wsgi.multiprocess"] = True
-        environ["wsgi.run_once"] = False
-        environ["wsgi.input_terminated"] = True
-        environ["wsgi.file_wrapper"] = FileWrapper
         return environ
 
     def handle(self, request, errors):
@@ -541,16 +574,21 @@ class Bridge:
             known = None
             if isinstance(result, (list, tuple)) and len(result) == 1 and isinstance(result[0], bytes):
                 known = len(result[0])
-            for chunk in result:
-                if not isinstance(chunk, bytes):
-                    raise TypeError("the WSGI app yielded %s, not bytes" % type(chunk).__name__)
-                if chunk:
-                    request.send_body(chunk, known)
-                self.poll()
-                if request.cancelled:
-                    raise ClientDisconnected("client disconnected")
+            if known is not None:
+                # One chunk: no need to look for a cancel before the end (saves a select()).
+                if known:
+                    request.send_body(result[0], known)
+            else:
+                for chunk in result:
+                    if not isinstance(chunk, bytes):
+                        raise TypeError("the WSGI app yielded %s, not bytes" % type(chunk).__name__)
+                    if chunk:
+                        request.send_body(chunk, known)
+                    self.poll()
+                    if request.cancelled:
+                        raise ClientDisconnected("client disconnected")
             if not request.head_sent:
-                if request.status is None:
+                if request.head is None:
                     raise AssertionError("the WSGI app returned without calling start_response()")
                 request.send_head(0)
         except PipeGone:
@@ -700,7 +738,7 @@ def main():
             raise SystemExit("wsgid bridge: expected an init frame")
         config = json.loads(payload.decode("utf-8"))
         bridge.window = int(config.get("window") or bridge.window)
-        bridge.threads = max(1, int(config.get("threads") or 1))
+        bridge.set_threads(max(1, int(config.get("threads") or 1)))
         for folder in reversed(config.get("sysPath") or []):
             if folder not in sys.path:
                 sys.path.insert(0, folder)

@@ -126,13 +126,15 @@ class WsgiGateway implements Gateway {
     return new Promise<void>((resolve) => {
       const job: Job = new Job(this.nextId, request, reply, resolve, () => this.abort(job));
       this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
-      if (request.signal.aborted || this.closing) {
-        if (this.closing && !request.signal.aborted) this.sendError(job, 503);
+      // request.onAbort when the worker offers it: no AbortController per request.
+      const listening = request.onAbort ? request.onAbort(job.onAbort) : !request.signal.aborted;
+      if (!listening || this.closing) {
+        if (this.closing && listening) this.sendError(job, 503);
         this.endOnce(job, true);
         resolve();
         return;
       }
-      request.signal.addEventListener('abort', job.onAbort, { once: true });
+      if (!request.onAbort) request.signal.addEventListener('abort', job.onAbort, { once: true });
       this.queue.push(job);
       this.pump();
     });
@@ -210,7 +212,7 @@ class WsgiGateway implements Gateway {
         return;
       }
       if (!this.isInflight(job)) return;
-      if (job.request.signal.aborted || proc.exited) {
+      if (job.aborted || proc.exited) {
         this.finish(job, () => this.endOnce(job, true));
         if (proc.exited) this.pump();
         return;
@@ -225,6 +227,7 @@ class WsgiGateway implements Gateway {
 
   /** The client left (the request's signal aborted). */
   private abort(job: Job): void {
+    job.aborted = true;
     const queued = this.queue.indexOf(job);
     if (queued >= 0) {
       this.queue.splice(queued, 1);
@@ -250,7 +253,7 @@ class WsgiGateway implements Gateway {
     const at = this.inflight.indexOf(job);
     if (at >= 0) this.inflight.splice(at, 1);
     if (job.state !== 'cancelled') {
-      job.request.signal.removeEventListener('abort', job.onAbort);
+      if (!job.request.onAbort) job.request.signal.removeEventListener('abort', job.onAbort);
       respond();
       this.endOnce(job, true);
       job.resolve();

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../../log/logger.js';
-import { encodeFrame, FrameDecoder, T, type Frame } from './pipe.js';
+import { FrameBatch, FrameDecoder, T, type Frame } from './pipe.js';
 import type { WsgiSpec } from './spec.js';
 
 /** Size of the B frames a request body is cut into. */
@@ -44,8 +44,9 @@ export class PythonProcess {
   stderrTail = '';
   private readonly out: Writable;
   private readonly decoder = new FrameDecoder();
-  /** Frames written during this event-loop turn leave in one write (cork until setImmediate). */
-  private corked = false;
+  /** Frames written during this event-loop turn leave in one write at setImmediate. */
+  private readonly batch = new FrameBatch();
+  private flushScheduled = false;
   private exitDescription: string | undefined;
   private outputEnded = false;
 
@@ -116,16 +117,25 @@ export class PythonProcess {
 
   send(type: number, id: number, payload?: Buffer): void {
     if (this.exited) return;
-    if (!this.corked) {
-      this.corked = true;
-      this.out.cork();
-      setImmediate(() => {
-        this.corked = false;
-        this.out.uncork();
-      });
+    this.batch.push(type, id, payload);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flush);
     }
-    for (const part of encodeFrame(type, id, payload)) this.out.write(part);
   }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    if (this.batch.empty) return;
+    const chunks = this.batch.take();
+    if (chunks.length === 1) {
+      this.out.write(chunks[0]!);
+      return;
+    }
+    this.out.cork();
+    for (const chunk of chunks) this.out.write(chunk);
+    this.out.uncork();
+  };
 
   /** An environ frame, the body cut in B frames, and the body end (one write with the turn's others). */
   sendRequest(id: number, environ: Buffer, body: Buffer | undefined): void {
@@ -146,10 +156,7 @@ export class PythonProcess {
     if (this.exited) return;
     const gone = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
     this.send(T.quit, 0);
-    if (this.corked) {
-      this.corked = false;
-      this.out.uncork();
-    }
+    this.flush();
     this.out.end();
     const wait = (ms: number): Promise<boolean> =>
       Promise.race([gone.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref())]);
