@@ -30,10 +30,10 @@ HEAD_LENGTH = struct.Struct(">d")
 MAX_DATA = 256 * 1024
 FLUSH_AT = 64 * 1024
 
-T_INIT, T_ENVIRON, T_BODY, T_BODY_END = ord("I"), ord("E"), ord("B"), ord("b")
+T_INIT, T_ENVIRON, T_BODY, T_BODY_END, T_REQUEST = ord("I"), ord("E"), ord("B"), ord("b"), ord("G")
 T_ACK, T_CANCEL, T_QUIT = ord("A"), ord("C"), ord("Q")
 T_READY, T_LOAD_FAILED, T_LOG = ord("R"), ord("F"), ord("L")
-T_HEAD, T_DATA, T_DONE = ord("H"), ord("D"), ord("Z")
+T_HEAD, T_DATA, T_DONE, T_WHOLE = ord("H"), ord("D"), ord("Z"), ord("W")
 DONE_OK, DONE_ERROR, DONE_CANCELLED = 0, 1, 2
 LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR = 0, 1, 2, 3
 
@@ -266,7 +266,7 @@ class Request:
 
     __slots__ = (
         "bridge", "rid", "environ", "input", "cancelled", "unacked",
-        "head", "head_sent", "no_body", "method",
+        "head", "head_sent", "no_body", "method", "whole",
     )
 
     def __init__(self, bridge, rid, environ):
@@ -281,6 +281,8 @@ class Request:
         self.head_sent = False
         self.no_body = False
         self.method = "GET"
+        # A one-element list's body, held until the end: H, D and Z then go as one W frame.
+        self.whole = None
 
     def start_response(self, status, headers, exc_info=None):
         if exc_info is not None:
@@ -422,8 +424,20 @@ class Bridge:
         if kind == T_QUIT:
             self.quit = True
             return
+        if kind == T_REQUEST:
+            # A request and its whole body in one frame (maybe sent ahead while others run): it
+            # waits its turn in `pending`.
+            if rid != 0 and rid not in self.requests:
+                (length,) = U32.unpack_from(payload, 0)
+                request = self.requests[rid] = Request(self, rid, payload[4 : 4 + length])
+                stream = request.input
+                if len(payload) > 4 + length:
+                    stream.buf += payload[4 + length :]
+                stream.complete = True
+                self.pending.append(request)
+            return
         if kind == T_ENVIRON:
-            # A request (maybe sent ahead while others run): it waits its turn in `pending`.
+            # A request whose body follows in B frames.
             if rid != 0 and rid not in self.requests:
                 request = self.requests[rid] = Request(self, rid, payload)
                 self.pending.append(request)
@@ -575,9 +589,14 @@ class Bridge:
             if isinstance(result, (list, tuple)) and len(result) == 1 and isinstance(result[0], bytes):
                 known = len(result[0])
             if known is not None:
-                # One chunk: no need to look for a cancel before the end (saves a select()).
-                if known:
+                # One chunk: held for finish(), which sends it with the head and the end in one
+                # frame (no select() for a cancel either).
+                if request.head is None:
+                    raise AssertionError("the WSGI app returned without calling start_response()")
+                if request.head_sent or known > MAX_DATA:
                     request.send_body(result[0], known)
+                else:
+                    request.whole = result[0]
             else:
                 for chunk in result:
                     if not isinstance(chunk, bytes):
@@ -587,7 +606,7 @@ class Bridge:
                     self.poll()
                     if request.cancelled:
                         raise ClientDisconnected("client disconnected")
-            if not request.head_sent:
+            if not request.head_sent and request.whole is None:
                 if request.head is None:
                     raise AssertionError("the WSGI app returned without calling start_response()")
                 request.send_head(0)
@@ -618,14 +637,32 @@ class Bridge:
         self.finish(request, outcome, detail)
 
     def finish(self, request, outcome, detail):
+        whole = request.whole
+        if whole is not None:
+            request.whole = None
+            if outcome == DONE_OK:
+                head = HEAD_LENGTH.pack(float(len(whole))) + request.head
+                body = b"" if request.no_body else whole
+                self.forget(request)
+                self.pipe.send(T_WHOLE, request.rid, b"".join((U32.pack(len(head)), head, body)))
+                self.pipe.flush()
+                return
+            # close() failed after the body: send it, then the error (the client sees it cut).
+            try:
+                request.send_body(whole, len(whole))
+            except (ClientDisconnected, PipeGone):
+                pass
+        self.forget(request)
+        self.pipe.send(T_DONE, request.rid, bytes([outcome]) + detail.encode("utf-8", "replace"))
+        self.pipe.flush()
+
+    def forget(self, request):
         cond = self.cond
         if cond is None:
             self.requests.pop(request.rid, None)
         else:
             with cond:
                 self.requests.pop(request.rid, None)
-        self.pipe.send(T_DONE, request.rid, bytes([outcome]) + detail.encode("utf-8", "replace"))
-        self.pipe.flush()
 
 
 # -- loading --------------------------------------------------------------------------------------

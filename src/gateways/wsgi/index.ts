@@ -31,7 +31,7 @@ import type { ReplyChannel } from '../../http/reply-channel.js';
 import type { ErrorCode } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import { buildEnviron } from './environ.js';
-import { DONE_ERROR, DONE_OK, encodeAck, encodeEnviron, T, type Frame } from './pipe.js';
+import { decodeWhole, DONE_ERROR, DONE_OK, encodeAck, encodeEnviron, T, type Frame } from './pipe.js';
 import { isWsgiSpec, type WsgiSpec } from './spec.js';
 import { Job } from './job.js';
 import { PythonProcess } from './python-process.js';
@@ -282,7 +282,7 @@ class WsgiGateway implements Gateway {
     if (!job) return;
     if (job.state === 'cancelled') {
       if (frame.type === T.data) job.ackNow += frame.payload.length;
-      else if (frame.type === T.done) this.finish(job, () => {});
+      else if (frame.type === T.done || frame.type === T.whole) this.finish(job, () => {});
       return;
     }
     switch (frame.type) {
@@ -291,7 +291,9 @@ class WsgiGateway implements Gateway {
       case T.data:
         return this.onBody(job, frame.payload);
       case T.done:
-        return this.onDone(job, frame.payload);
+        return this.onDone(job, frame.payload[0] ?? DONE_ERROR, frame.payload.subarray(1).toString('utf8').trimEnd());
+      case T.whole:
+        return this.onWhole(job, frame.payload);
     }
   }
 
@@ -354,10 +356,23 @@ class WsgiGateway implements Gateway {
     }
   }
 
-  private onDone(job: Job, payload: Buffer): void {
+  /** A whole response in one frame: its head, its body, and its (complete) end. */
+  private onWhole(job: Job, payload: Buffer): void {
+    let parts: { readonly head: Buffer; readonly body: Buffer };
+    try {
+      parts = decodeWhole(payload);
+    } catch (err) {
+      this.logger.error('garbled response from the Python bridge; answering 500', { error: (err as Error).message });
+      this.sendError(job, 500);
+      return this.finish(job, () => {});
+    }
+    this.onHead(job, parts.head);
+    if (parts.body.length > 0) this.onBody(job, parts.body);
+    this.onDone(job, DONE_OK, '');
+  }
+
+  private onDone(job: Job, outcome: number, detail: string): void {
     job.ackNow = 0;
-    const outcome = payload[0] ?? DONE_ERROR;
-    const detail = payload.subarray(1).toString('utf8').trimEnd();
     this.finish(job, () => {
       if (job.state === 'failed') return;
       if (outcome === DONE_OK && job.state === 'head-sent' && job.framing !== undefined) {

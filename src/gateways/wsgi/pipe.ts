@@ -10,6 +10,8 @@
  *   I  init (id 0)      JSON: {entry, django, sysPath, cwd, envs, window}
  *   E  environ          0, then keys and values joined with NUL; or (a value holds a NUL) 1, then
  *                       (u32 length, bytes) for each key and value; latin1 bytes
+ *   G  request          u32 environLength, the E payload, then the whole body (at most 64 KiB):
+ *                       a request in one frame (no B, no b)
  *   B  body bytes       raw; any number, in order
  *   b  body end         empty; always sent (right after E for an empty body)
  *   A  ack              u32: body bytes of D frames Node has passed on (returns send credit)
@@ -23,6 +25,9 @@
  *   H  head             f64 BE bodyLength (-1 = unknown), then latin1: the status ("200 OK") and
  *                       each header's name and value, joined with NUL
  *   D  data             raw body bytes (at most 256 KiB each)
+ *   W  whole response   u32 headLength, the H payload, then the whole body (at most 256 KiB; none
+ *                       for HEAD, 204, 304): H, D and Z (complete) in one frame, for an app that
+ *                       returned a one-element list
  *   Z  done             u8 outcome: 0 complete, 1 app error (Node answers 500, or closes the
  *                       connection if the head is out), 2 cancelled
  *
@@ -43,6 +48,7 @@ export const MAX_FRAME = 64 * 1024 * 1024;
 export const T = {
   init: 0x49, // I
   environ: 0x45, // E
+  request: 0x47, // G: environ and the whole body at once
   body: 0x42, // B
   bodyEnd: 0x62, // b
   ack: 0x41, // A
@@ -54,6 +60,7 @@ export const T = {
   head: 0x48, // H
   data: 0x44, // D
   done: 0x5a, // Z
+  whole: 0x57, // W: head, body and done (ok) at once
 } as const;
 
 export const DONE_OK = 0;
@@ -183,6 +190,30 @@ export function decodeEnviron(payload: Buffer): Array<[string, string]> {
     at += 4 + vl;
   }
   return pairs;
+}
+
+/** A G payload: the environ and the whole (small) body of a request. */
+export function encodeRequest(environ: Buffer, body: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(4 + environ.length + body.length);
+  out.writeUInt32BE(environ.length, 0);
+  environ.copy(out, 4);
+  body.copy(out, 4 + environ.length);
+  return out;
+}
+
+/** A W payload split into the H payload and the body. Throws when it is malformed. */
+export function decodeWhole(payload: Buffer): { readonly head: Buffer; readonly body: Buffer } {
+  if (payload.length < 4) throw new Error('truncated whole-response frame');
+  const headLength = payload.readUInt32BE(0);
+  if (4 + headLength > payload.length) throw new Error('truncated whole-response frame');
+  return { head: payload.subarray(4, 4 + headLength), body: payload.subarray(4 + headLength) };
+}
+
+/** For tests and symmetry: the W payload bridge.py produces. */
+export function encodeWhole(head: Buffer, body: Buffer): Buffer {
+  const length = Buffer.allocUnsafe(4);
+  length.writeUInt32BE(head.length, 0);
+  return Buffer.concat([length, head, body]);
 }
 
 export function encodeAck(bytes: number): Buffer {

@@ -9,11 +9,13 @@ import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../../log/logger.js';
-import { FrameBatch, FrameDecoder, T, type Frame } from './pipe.js';
+import { encodeRequest, FrameBatch, FrameDecoder, T, type Frame } from './pipe.js';
 import type { WsgiSpec } from './spec.js';
 
 /** Size of the B frames a request body is cut into. */
 const BODY_FRAME = 256 * 1024;
+/** A body at most this long goes in one G frame with its environ. */
+const WHOLE_REQUEST_MAX = 64 * 1024;
 /** After the process exited, how long to wait for the end of its fd 4 (its last frames). */
 const EXIT_DRAIN_MS = 1_000;
 
@@ -137,9 +139,16 @@ export class PythonProcess {
     this.out.uncork();
   };
 
-  /** An environ frame, the body cut in B frames, and the body end (one write with the turn's others). */
+  /**
+   * A request: one G frame (environ and body) when the body is inline and small, else an environ
+   * frame, the body cut in B frames, and the body end (one write with the turn's others).
+   */
   sendRequest(id: number, environ: Buffer, body: Buffer | undefined): void {
     if (this.exited) return;
+    if (body !== undefined && body.length <= WHOLE_REQUEST_MAX) {
+      this.send(T.request, id, encodeRequest(environ, body));
+      return;
+    }
     this.send(T.environ, id, environ);
     if (body) {
       for (let at = 0; at < body.length; at += BODY_FRAME) this.send(T.body, id, body.subarray(at, at + BODY_FRAME));
