@@ -299,7 +299,7 @@ export const OPTIONS: OptionTable = {
     env: 'WSGID_THREADS',
     help:
       "Requests one WSGI worker runs at once: a pool of N threads in its Python process (gunicorn's gthread; " +
-      "wsgi.multithread is then True). Workers take new connections only while they can start them.",
+      "wsgi.multithread is then True). The master gives a new connection to a worker with a free thread first.",
     check: between(1, 256),
   },
   gracefulTimeout: {
