@@ -44,6 +44,7 @@ BAD_VALUE_RE = re.compile(r"[\r\n\0]")
 # Request.start_response); anything it refuses goes through the slow checks for a precise error.
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 HEADERS_RE = re.compile(r"%s\0[^\r\n\0]*(?:\0%s\0[^\r\n\0]*)*\Z" % (_TOKEN, _TOKEN))
+PAIR_TYPES = frozenset((tuple, list))
 BAD_LENGTH_RE = re.compile(r"(?:\A|\0)content-length\0(?!\s*\d+\s*(?:\0|\Z))")
 
 
@@ -297,7 +298,12 @@ class Request:
         try:
             # Fast path: one join, two regular expressions, one encode. A name or value holding a
             # NUL would add separators: the count catches it.
-            if type(status) is str and STATUS_RE.match(status) and isinstance(headers, (list, tuple)):
+            if (
+                type(status) is str
+                and STATUS_RE.match(status)
+                and isinstance(headers, (list, tuple))
+                and PAIR_TYPES.issuperset(map(type, headers))
+            ):
                 if not headers:
                     head = status.encode("latin-1")
                 else:
@@ -331,7 +337,7 @@ class Request:
             if not isinstance(item, (tuple, list)) or len(item) != 2:
                 raise TypeError("a response header must be a (name, value) tuple, got %r" % (item,))
             name, value = item
-            if type(name) is not str or type(value) is not str:
+            if not isinstance(name, str) or not isinstance(value, str):
                 raise TypeError("header name and value must be str, got %r" % (item,))
             if not TOKEN_RE.match(name):
                 raise ValueError("invalid response header name %r" % name)
