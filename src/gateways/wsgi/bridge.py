@@ -20,7 +20,6 @@ import signal
 import struct
 import sys
 import threading
-import traceback
 
 IN_FD = 3
 OUT_FD = 4
@@ -46,6 +45,13 @@ _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 HEADERS_RE = re.compile(r"%s\0[^\r\n\0]*(?:\0%s\0[^\r\n\0]*)*\Z" % (_TOKEN, _TOKEN))
 PAIR_TYPES = frozenset((tuple, list))
 BAD_LENGTH_RE = re.compile(r"(?:\A|\0)content-length\0(?!\s*\d+\s*(?:\0|\Z))")
+
+
+def format_exc():
+    """traceback.format_exc(), imported on the first error (about 0.4 MB the app may never need)."""
+    import traceback
+
+    return traceback.format_exc()
 
 
 class PipeGone(Exception):
@@ -541,7 +547,7 @@ class Bridge:
             except PipeGone:
                 pass
             except BaseException:
-                traceback.print_exc()
+                sys.stderr.write(format_exc())
             finally:
                 with cond:
                     self.running -= 1
@@ -623,7 +629,7 @@ class Bridge:
                 outcome = DONE_CANCELLED
             else:
                 outcome = DONE_ERROR
-                detail = traceback.format_exc()
+                detail = format_exc()
         finally:
             if result is not None and hasattr(result, "close"):
                 try:
@@ -633,7 +639,7 @@ class Bridge:
                 except Exception:
                     if outcome == DONE_OK:
                         outcome = DONE_ERROR
-                    detail += "error in the iterable's close():\n" + traceback.format_exc()
+                    detail += "error in the iterable's close():\n" + format_exc()
             if stream is not None and not isinstance(stream, PipeInput):
                 try:
                     stream.close()
@@ -790,7 +796,7 @@ def main():
         try:
             bridge.app, label = load_app(config)
         except BaseException:
-            bridge.pipe.send(T_LOAD_FAILED, 0, traceback.format_exc().encode("utf-8", "replace"))
+            bridge.pipe.send(T_LOAD_FAILED, 0, format_exc().encode("utf-8", "replace"))
             bridge.pipe.flush()
             sys.exit(4)
         bridge.pipe.send(T_READY, 0, label.encode("utf-8", "replace"))
