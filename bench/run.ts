@@ -214,10 +214,38 @@ function wsgidCase(id: string, label: string, files: string[], appSpec: string, 
         `--send=${h.send}`,
         `--wsgi-app=${appSpec}`,
         `--workers=${workers}`,
+        `--python=${PYTHON}`, // the interpreter gunicorn runs with (WSGI cases; JavaScript ones ignore it)
         ...EXTRA_ARGS,
       ], { cwd: dir });
       await waitReady(svc, `${m2!.baseUrl}/`);
       return { svc, url: `${m2!.baseUrl}${check.path}`, masterPid: workers > 0 ? svc.pid : undefined };
+    },
+  };
+}
+
+const DJANGO_CHECK: Check = { method: 'GET', path: '/', status: 200, body_re: /<h1>Hello from Django<\/h1>[^]*20 items/ };
+
+function djangoMissing(): string | undefined {
+  return spawnSync(PYTHON, ['-c', 'import django'], { stdio: 'ignore' }).status === 0 ? undefined : `Django is not importable by ${PYTHON}`;
+}
+
+/** gunicorn (1 sync worker, plain HTTP) serving `appSpec` from bench/apps: a reference row. */
+function gunicornCase(id: string, label: string, appSpec: string, check: Check, extraSkip?: () => string | undefined): Case {
+  return {
+    id,
+    label,
+    viaMongrel2: false,
+    check,
+    skip: () => gunicornMissing() ?? extraSkip?.(),
+    async start() {
+      const port = await freePort();
+      const svc = spawnService(id, PYTHON, [
+        '-m', 'gunicorn', '--chdir', APPS_SRC, '--workers', '1', '--bind', `127.0.0.1:${port}`,
+        '--log-level', 'warning', appSpec,
+      ]);
+      const base = `http://127.0.0.1:${port}`;
+      await waitReady(svc, `${base}/`);
+      return { svc, url: `${base}${check.path}` };
     },
   };
 }
@@ -255,6 +283,8 @@ const CASES: Case[] = [
     },
   },
   wsgidCase('wsgi-w1', 'wsgid WSGI hello, --workers=1', ['hello_wsgi.py'], 'hello_wsgi:application', 1, HELLO_CHECK, wsgiGatewayMissing),
+  wsgidCase('django-w1', 'wsgid Django template page, --workers=1', ['django_page.py'], 'django_page:application', 1, DJANGO_CHECK, djangoMissing),
+  gunicornCase('gunicorn-django', 'gunicorn Django template page, 1 sync worker (ref, no mongrel2)', 'django_page:application', DJANGO_CHECK, djangoMissing),
   {
     id: 'gunicorn',
     label: 'gunicorn WSGI hello, 1 sync worker (ref, no mongrel2)',
@@ -398,6 +428,7 @@ function printTable(outcomes: Outcome[]): void {
   };
   pair('express-w1', 'express-direct', 'Express via wsgid vs Express on node:http');
   pair('wsgi-w1', 'gunicorn', 'WSGI via wsgid vs gunicorn');
+  pair('django-w1', 'gunicorn-django', 'Django via wsgid vs gunicorn');
   const m = outcomes.find((o) => o.id === 'fetch-w1');
   if (m?.masterUsPerReq !== undefined) console.log(`wsgid master CPU per request (fetch-w1): ${fmt(m.masterUsPerReq, 1)} µs`);
 }

@@ -120,6 +120,8 @@ export interface Queued {
   readonly sender: string;
   readonly connId: number;
   readonly disconnect: boolean;
+  /** When it began to wait in the master's FIFO (ms), for the hold limit (HOLD_MS). */
+  queuedAt?: number;
 }
 
 export interface DispatchCounters {
@@ -157,6 +159,8 @@ export interface TableOptions {
   recentMs?: number;
   /** STALL_MS unless given (tests). */
   stallMs?: number;
+  /** HOLD_MS unless given (tests). */
+  holdMs?: number;
 }
 
 /**
@@ -171,6 +175,14 @@ export const RECENT_MS = 250;
  * only pays for short requests, so a small value costs little.)
  */
 export const STALL_MS = 50;
+
+/**
+ * A new connection's message waits in the master at most this long for a worker with room: then
+ * it goes to a full worker that is making progress anyway. Without this limit, keep-alive
+ * connections (which stay with their worker and may exceed its room) would keep a loaded worker
+ * full and starve new connections.
+ */
+export const HOLD_MS = 50;
 
 const KEY_SERVER = 4294967296; // 2^32: key = server * 2^32 + connId, exact in a double
 
@@ -191,6 +203,9 @@ class Fifo<T> {
   unshiftAll(items: T[]): void {
     this.items = [...items, ...this.items.slice(this.head)];
     this.head = 0;
+  }
+  peek(): T | undefined {
+    return this.head < this.items.length ? this.items[this.head] : undefined;
   }
   shift(): T | undefined {
     if (this.head >= this.items.length) return undefined;
@@ -231,6 +246,7 @@ export class DispatchTable {
   private readonly maxConns: number;
   private readonly recentMs: number;
   private readonly stallMs: number;
+  private readonly holdMs: number;
 
   constructor(
     private readonly sink: DispatchSink,
@@ -241,6 +257,7 @@ export class DispatchTable {
     this.maxConns = options.maxConns ?? 100_000;
     this.recentMs = options.recentMs ?? RECENT_MS;
     this.stallMs = options.stallMs ?? STALL_MS;
+    this.holdMs = options.holdMs ?? HOLD_MS;
   }
 
   /** Messages waiting in the master (for any worker's credit or a holder's). */
@@ -283,7 +300,7 @@ export class DispatchTable {
     this.route({ server, frame, key, sender, connId, disconnect }, now);
   }
 
-  private route(q: Queued, now: number): void {
+  private route(q: Queued, now: number, fromQueue = false): void {
     const conn = this.conns.get(q.key);
     if (conn !== undefined) {
       const w = conn.worker;
@@ -311,9 +328,16 @@ export class DispatchTable {
       this.counters.orphanDisconnects++;
       return;
     }
-    const best = this.best(now);
+    // Behind messages already waiting for this server: keep their order.
+    const fifo = this.waiting[q.server];
+    const best = !fromQueue && fifo !== undefined && fifo.length > 0 ? undefined : this.best(now, q.queuedAt === undefined ? 0 : now - q.queuedAt);
     if (best === undefined) {
-      this.enqueue(q);
+      if (fromQueue) (this.waiting[q.server] ??= new Fifo<Queued>()).unshiftAll([q]);
+      else this.enqueue(q, now);
+      if (fromQueue) {
+        this.waitingCount++;
+        this.counted(q.server, 1);
+      }
       return;
     }
     if (this.conns.size >= this.maxConns) this.prune();
@@ -343,10 +367,12 @@ export class DispatchTable {
    * 2. else a full worker with waiting room ('W') that made progress within stallMs (its requests
    *    are short: pipelining pays): not retiring first, then the most recent progress (a worker
    *    stuck on a slow request falls behind at once), then the fewest in flight, then the least sent;
+   *    a message that `waited` holdMs in the master may go beyond the waiting room (keep-alive
+   *    connections may fill it for good), still only to a worker making progress;
    * A retiring worker is taken only when no other of its tier can (it keeps the capacity up while
    * its replacement boots).
    */
-  private best(now: number): WorkerSlot | undefined {
+  private best(now: number, waited = 0): WorkerSlot | undefined {
     let best: WorkerSlot | undefined;
     let bestRoom = 0;
     let held: WorkerSlot | undefined;
@@ -366,7 +392,7 @@ export class DispatchTable {
         }
         continue;
       }
-      if (best !== undefined || -room >= w.waiting || now - w.lastProgress >= this.stallMs) continue;
+      if (best !== undefined || (-room >= w.waiting && waited < this.holdMs) || now - w.lastProgress >= this.stallMs) continue;
       if (
         held === undefined ||
         (held.retiring && !w.retiring) ||
@@ -422,11 +448,12 @@ export class DispatchTable {
     for (const q of items) this.counted(q.server, -1);
   }
 
-  private enqueue(q: Queued): void {
+  private enqueue(q: Queued, now: number): void {
     if (this.full(q.server)) {
       this.refuse(q);
       return;
     }
+    q.queuedAt = now;
     (this.waiting[q.server] ??= new Fifo<Queued>()).push(q);
     this.waitingCount++;
     this.counted(q.server, 1);
@@ -570,12 +597,13 @@ export class DispatchTable {
         empty++;
         continue;
       }
-      if (this.best(now) === undefined) return;
+      const head = fifo.peek()!;
+      if (this.best(now, now - (head.queuedAt ?? now)) === undefined) return;
       empty = 0;
       const q = fifo.shift()!;
       this.waitingCount--;
       this.counted(server, -1);
-      this.route(q, now);
+      this.route(q, now, true);
     }
   }
 
@@ -667,6 +695,7 @@ export class DispatchTable {
     const parked = w.pending.splice(0);
     this.unparked(parked);
     const again = parked.filter((q) => !answered.has(q.key) && !q.disconnect);
+    for (const q of again) q.queuedAt ??= now;
     // Back to the front of their server's line, in their order.
     const byServer = new Map<number, Queued[]>();
     for (const q of again) {

@@ -599,6 +599,42 @@ describe('dispatch table: workers with a bound (WSGI --threads)', () => {
     assert.deepEqual(sink.forwardedTo(), [slowWorker], 'free again: it can start it');
   });
 
+  test('keep-alive traffic keeping a worker full does not starve a new connection: after holdMs it goes anyway', () => {
+    const sink = new Recorder();
+    const table = new DispatchTable(sink, { maxQueued: 100, stallMs: 50, holdMs: 20 });
+    table.addWorker(1);
+    table.report(1, records([REPORT_CAPACITY, 0, 1], [REPORT_WAITING, 0, 1], [REPORT_CREDIT, 0, 100]), 0);
+    table.dispatch(0, req(1), 0);
+    table.dispatch(0, req(2), 0);
+    table.dispatch(0, req(1, '/pipelined'), 0);
+    assert.deepEqual(sink.forwardedTo(), [1, 1, 1], 'one running, one waiting, one sticky beyond the room');
+    table.dispatch(0, req(3), 1);
+    assert.deepEqual(sink.forwardedTo(), [], 'a new connection waits in the master');
+    // The two held connections send their next requests as soon as they are answered (sticky),
+    // so the worker never drops below its room.
+    let now = 2;
+    for (const conn of [1, 2, 1, 2]) {
+      table.report(1, done(conn), now);
+      table.dispatch(0, req(conn, '/next'), now);
+      now += 5;
+    }
+    assert.deepEqual(sink.forwardedTo(), [1, 1, 1, 1], 'only the sticky ones so far');
+    assert.equal(table.queued, 1);
+    table.report(1, done(1), 25);
+    assert.deepEqual(sink.forwardedTo(), [1], 'waited 24 ms ≥ holdMs: sent to the worker making progress');
+    assert.equal(table.queued, 0);
+  });
+
+  test('a new connection behind waiting ones keeps its place in line', () => {
+    const { table, sink } = bounded(1, 1, 0);
+    table.dispatch(0, req(1), 0);
+    table.dispatch(0, req(2), 0);
+    table.dispatch(0, req(3), 0);
+    assert.deepEqual(sink.forwardedTo(), [1]);
+    table.report(1, done(1), 1);
+    assert.deepEqual(sink.take(), [{ kind: 'forward', worker: 1, server: 0, frame: req(2).toString('latin1') }]);
+  });
+
   test('sticky messages (a keep-alive connection, a disconnect) still reach a full worker', () => {
     const { table, sink } = bounded(2, 1, 0);
     table.dispatch(0, req(1), 0);
