@@ -7,9 +7,11 @@
  *   fetch-w1   the same with the master and 1 worker (--workers=1); also the master's CPU per request
  *   express-w1 an Express app (JSON body, middleware) through wsgid --workers=1
  *   wsgi-w1    a WSGI hello world through wsgid --workers=1
+ *   django-w1  a Django template page through wsgid --workers=1
  * and, as references without mongrel2 (plain HTTP straight to the server):
  *   express-direct  the same Express app on node:http
  *   gunicorn        the same WSGI app under gunicorn (1 sync worker)
+ *   gunicorn-django the Django module of django-w1 under gunicorn (1 sync worker)
  *
  * Env: BENCH_DURATION (s, 10), BENCH_WARMUP (s, 1), BENCH_CONNECTIONS (50), BENCH_THREADS (2),
  * BENCH_CASES (comma-separated ids, default all), BENCH_VERBOSE=1 (echo service output),
