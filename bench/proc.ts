@@ -68,3 +68,19 @@ export function cpuDelta(before: Map<number, number>, after: Map<number, number>
   for (const [p, c] of after) sum += c - (before.get(p) ?? 0);
   return sum;
 }
+
+/** The command name of a process (/proc/PID/comm), or undefined if it is gone. */
+export function commOf(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU seconds used between two treeCpu() samples by the processes whose command name matches. */
+export function cpuDeltaOf(before: Map<number, number>, after: Map<number, number>, names: RegExp): number {
+  let sum = 0;
+  for (const [p, c] of after) if (names.test(commOf(p) ?? '')) sum += c - (before.get(p) ?? 0);
+  return sum;
+}

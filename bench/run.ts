@@ -8,13 +8,16 @@
  *   express-w1 an Express app (JSON body, middleware) through wsgid --workers=1
  *   wsgi-w1    a WSGI hello world through wsgid --workers=1
  *   asgi-w1    an ASGI hello world through wsgid --workers=1 (--asgi)
+ *   django-w1  a Django template page through wsgid --workers=1
  * and, as references without mongrel2 (plain HTTP straight to the server):
  *   express-direct  the same Express app on node:http
  *   gunicorn        the same WSGI app under gunicorn (1 sync worker)
  *   uvicorn         the same ASGI app under uvicorn (1 worker, its default loop and HTTP parser)
+ *   gunicorn-django the Django module of django-w1 under gunicorn (1 sync worker)
  *
  * Env: BENCH_DURATION (s, 10), BENCH_WARMUP (s, 1), BENCH_CONNECTIONS (50), BENCH_THREADS (2),
- * BENCH_CASES (comma-separated ids, default all), BENCH_VERBOSE=1 (echo service output).
+ * BENCH_CASES (comma-separated ids, default all), BENCH_VERBOSE=1 (echo service output),
+ * BENCH_WSGID_ARGS (extra wsgid arguments, e.g. "--threads=2").
  * Progress goes to stderr; the table and a one-line JSON summary (last line) go to stdout.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -24,7 +27,7 @@ import { startMongrel2, freePort, type Mongrel2Handle } from '../test/helpers/mo
 import { request, waitForHttp } from '../test/helpers/http.js';
 import { REPO_ROOT, WSGID_CLI } from '../test/helpers/wsgid.js';
 import { runWrk, type WrkResult } from './wrk.js';
-import { cpuSeconds, cpuDelta, treeCpu } from './proc.js';
+import { cpuSeconds, cpuDelta, cpuDeltaOf, treeCpu } from './proc.js';
 
 const num = (name: string, dflt: number): number => {
   const v = process.env[name];
@@ -38,6 +41,8 @@ const DURATION = num('BENCH_DURATION', 10);
 const WARMUP = num('BENCH_WARMUP', 1);
 const CONNECTIONS = num('BENCH_CONNECTIONS', 50);
 const THREADS = num('BENCH_THREADS', 2);
+/** Extra wsgid arguments for every wsgid case (A/B runs), e.g. BENCH_WSGID_ARGS="--threads=2". */
+const EXTRA_ARGS = (process.env.BENCH_WSGID_ARGS ?? '').split(/\s+/).filter(Boolean);
 const ONLY = (process.env.BENCH_CASES ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 const VERBOSE = process.env.BENCH_VERBOSE === '1';
 const PYTHON = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
@@ -226,10 +231,38 @@ function wsgidCase(id: string, label: string, files: string[], appSpec: string, 
         `--send=${h.send}`,
         `--${appFlag}=${appSpec}`,
         `--workers=${workers}`,
-        ...(appFlag === 'asgi' ? [`--python=${PYTHON}`] : []),
+        `--python=${PYTHON}`, // the interpreter gunicorn runs with (Python cases; JavaScript ones ignore it)
+        ...EXTRA_ARGS,
       ], { cwd: dir });
       await waitReady(svc, `${m2!.baseUrl}/`);
       return { svc, url: `${m2!.baseUrl}${check.path}`, masterPid: workers > 0 ? svc.pid : undefined };
+    },
+  };
+}
+
+const DJANGO_CHECK: Check = { method: 'GET', path: '/', status: 200, body_re: /<h1>Hello from Django<\/h1>[^]*20 items/ };
+
+function djangoMissing(): string | undefined {
+  return spawnSync(PYTHON, ['-c', 'import django'], { stdio: 'ignore' }).status === 0 ? undefined : `Django is not importable by ${PYTHON}`;
+}
+
+/** gunicorn (1 sync worker, plain HTTP) serving `appSpec` from bench/apps: a reference row. */
+function gunicornCase(id: string, label: string, appSpec: string, check: Check, extraSkip?: () => string | undefined): Case {
+  return {
+    id,
+    label,
+    viaMongrel2: false,
+    check,
+    skip: () => gunicornMissing() ?? extraSkip?.(),
+    async start() {
+      const port = await freePort();
+      const svc = spawnService(id, PYTHON, [
+        '-m', 'gunicorn', '--chdir', APPS_SRC, '--workers', '1', '--bind', `127.0.0.1:${port}`,
+        '--log-level', 'warning', appSpec,
+      ]);
+      const base = `http://127.0.0.1:${port}`;
+      await waitReady(svc, `${base}/`);
+      return { svc, url: `${base}${check.path}` };
     },
   };
 }
@@ -267,6 +300,8 @@ const CASES: Case[] = [
     },
   },
   wsgidCase('wsgi-w1', 'wsgid WSGI hello, --workers=1', ['hello_wsgi.py'], 'hello_wsgi:application', 1, HELLO_CHECK, wsgiGatewayMissing),
+  wsgidCase('django-w1', 'wsgid Django template page, --workers=1', ['django_page.py'], 'django_page:application', 1, DJANGO_CHECK, djangoMissing),
+  gunicornCase('gunicorn-django', 'gunicorn Django template page, 1 sync worker (ref, no mongrel2)', 'django_page:application', DJANGO_CHECK, djangoMissing),
   {
     id: 'gunicorn',
     label: 'gunicorn WSGI hello, 1 sync worker (ref, no mongrel2)',
@@ -315,6 +350,8 @@ interface Outcome {
   /** CPU µs per request: the handler's whole process tree, the wsgid master alone, mongrel2. */
   cpuUsPerReq?: number;
   masterUsPerReq?: number;
+  /** The Python processes in the tree (wsgid's bridge.py; for gunicorn, all of it). */
+  pyUsPerReq?: number;
   m2UsPerReq?: number;
 }
 
@@ -368,6 +405,7 @@ async function runCase(c: Case): Promise<Outcome> {
       cpuUsPerReq: perReq(cpuDelta(treeBefore, treeAfter)),
       masterUsPerReq: masterBefore !== undefined && masterAfter !== undefined ? perReq(masterAfter - masterBefore) : undefined,
       m2UsPerReq: m2Before !== undefined && m2After !== undefined ? perReq(m2After - m2Before) : undefined,
+      pyUsPerReq: perReq(cpuDeltaOf(treeBefore, treeAfter, /^python/)),
     };
     progress(`${c.id}: ${wrk.rps.toFixed(0)} req/s, p50 ${wrk.p50.toFixed(2)} ms, p99 ${wrk.p99.toFixed(2)} ms`);
     return out;
@@ -385,7 +423,7 @@ function fmt(n: number | undefined, digits = 2): string {
 
 function printTable(outcomes: Outcome[]): void {
   const bare = outcomes.find((o) => o.id === 'bare')?.wrk;
-  const header = ['case', 'req/s', 'p50 ms', 'p99 ms', 'rate×', 'p99×', 'cpu µs/req', 'master µs/req', 'm2 µs/req', 'errors'];
+  const header = ['case', 'req/s', 'p50 ms', 'p99 ms', 'rate×', 'p99×', 'cpu µs/req', 'master µs/req', 'py µs/req', 'm2 µs/req', 'errors'];
   const rows: string[][] = [];
   for (const o of outcomes) {
     if (!o.wrk) continue;
@@ -400,6 +438,7 @@ function printTable(outcomes: Outcome[]): void {
       bare ? fmt(w.p99 / bare.p99) : '-',
       fmt(o.cpuUsPerReq, 1),
       fmt(o.masterUsPerReq, 1),
+      fmt(o.pyUsPerReq, 1),
       fmt(o.m2UsPerReq, 1),
       errs || w.non2xx ? `${errs} sock, ${w.non2xx} non-2xx` : '0',
     ]);
@@ -413,7 +452,10 @@ function printTable(outcomes: Outcome[]): void {
   for (const r of rows) console.log(line(r));
   for (const o of outcomes) if (o.skipped) console.log(`${o.id}: skipped: ${o.skipped}`);
   console.log('rate× and p99× are relative to the bare handler; "ref" rows are plain HTTP without mongrel2.');
-  console.log('cpu µs/req: the handler process tree (wsgid master + workers); master: the wsgid master alone; m2: mongrel2.');
+  console.log(
+    'cpu µs/req: the handler process tree (wsgid master + workers + their Python); master: the wsgid master alone; ' +
+      'py: the Python processes in the tree (bridge.py; for gunicorn all of it); m2: mongrel2.',
+  );
   const pair = (a: string, b: string, what: string) => {
     const x = outcomes.find((o) => o.id === a)?.wrk;
     const y = outcomes.find((o) => o.id === b)?.wrk;
@@ -422,6 +464,7 @@ function printTable(outcomes: Outcome[]): void {
   pair('express-w1', 'express-direct', 'Express via wsgid vs Express on node:http');
   pair('wsgi-w1', 'gunicorn', 'WSGI via wsgid vs gunicorn');
   pair('asgi-w1', 'uvicorn', 'ASGI via wsgid vs uvicorn');
+  pair('django-w1', 'gunicorn-django', 'Django via wsgid vs gunicorn');
   const m = outcomes.find((o) => o.id === 'fetch-w1');
   if (m?.masterUsPerReq !== undefined) console.log(`wsgid master CPU per request (fetch-w1): ${fmt(m.masterUsPerReq, 1)} µs`);
 }
@@ -446,6 +489,7 @@ function summary(outcomes: Outcome[]): string {
       cpuUsPerReq: r(o.cpuUsPerReq, 2),
       masterUsPerReq: r(o.masterUsPerReq, 2),
       mongrel2UsPerReq: r(o.m2UsPerReq, 2),
+      pythonUsPerReq: r(o.pyUsPerReq, 2),
       errors: w.errors.connect + w.errors.read + w.errors.write + w.errors.timeout,
       non2xx: w.non2xx,
     };

@@ -366,9 +366,22 @@ export const OPTIONS: OptionTable = {
     commands: START,
     metavar: 'N',
     help:
-      "Requests a WSGI worker hands its Python process at once (the one it runs and those waiting " +
-      'behind it, so Python goes from one to the next without a round trip). 1 sends them one at a time.',
+      "Requests a WSGI worker hands its Python process at once counting one it runs (those waiting behind " +
+      'go from one to the next without a round trip; with --threads, as many more as there are threads). 1 sends ' +
+      'only what it can start.',
     check: atLeast(1),
+  },
+  threads: {
+    flag: 'threads',
+    type: 'int',
+    default: 1,
+    commands: START,
+    metavar: 'N',
+    env: 'WSGID_THREADS',
+    help:
+      "Requests one WSGI worker runs at once: a pool of N threads in its Python process (gunicorn's gthread; " +
+      "wsgi.multithread is then True). The master gives a new connection to a worker with a free thread first.",
+    check: between(1, 256),
   },
   gracefulTimeout: {
     flag: 'graceful-timeout',

@@ -36,8 +36,10 @@ export interface Settings {
   metricsExpose: boolean;
   /** Messages the master may hold while every worker is busy (then 503). */
   maxQueued: number;
-  /** Requests a WSGI worker hands its Python process at once. */
+  /** Requests a WSGI worker hands its Python process at once beyond those it runs. */
   wsgiPipeline: number;
+  /** Requests one WSGI worker's Python process runs at once (a thread pool; gunicorn's gthread). */
+  threads: number;
   /** Seconds stopping workers get to finish in-flight requests. */
   gracefulTimeout: number;
   /** Recycle a worker after this many requests; 0 = never. */

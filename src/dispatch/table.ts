@@ -6,7 +6,10 @@
  *
  * Rules (docs/INTERNALS.md):
  * - a message for a connection some worker holds goes to that worker (sticky: order and
- *   per-connection state hold); otherwise to the accepting worker with the most credit;
+ *   per-connection state hold); otherwise to a worker that can start it now (one with a bound on
+ *   what it runs at once, e.g. WSGI --threads, that is not full; the most free first), else to one
+ *   with waiting room that is making progress (pipelining), else it waits in the master; among
+ *   workers without a bound, the one with the most credit;
  * - every forwarded message costs one credit and comes back with a 'D' report;
  * - no credit anywhere → the message waits in the master, in one FIFO per mongrel2 server served
  *   in turn (bounded per server: beyond its share of `maxQueued` the client
@@ -57,6 +60,16 @@ export class WorkerSlot {
   retiring = false;
   /** While retiring: once `forwarded` reaches this, the owner is told to drain it (retireLimit). */
   retireAt = Infinity;
+  /**
+   * Requests it can run at once ('K' report; Infinity = no bound). A message for a new connection
+   * goes to a worker with `inFlight < capacity` first: a full one would make it wait behind the
+   * requests it runs while another worker could start it now.
+   */
+  capacity = Infinity;
+  /** Messages it may hold beyond `capacity` ('W' report), sent only when no worker has room. */
+  waiting = Infinity;
+  /** When it last reported a message done, or became full (ms): a full worker without progress for STALL_MS gets no waiting messages. */
+  lastProgress = 0;
   /** Messages for connections it holds, waiting for its credit (or, draining, for it to finish). */
   readonly pending: Queued[] = [];
   /** When a report from it was last read (ms); the arbiter adds its heartbeats. */
@@ -107,6 +120,8 @@ export interface Queued {
   readonly sender: string;
   readonly connId: number;
   readonly disconnect: boolean;
+  /** When it began to wait in the master's FIFO (ms), for the hold limit (HOLD_MS). */
+  queuedAt?: number;
 }
 
 export interface DispatchCounters {
@@ -142,6 +157,10 @@ export interface TableOptions {
   maxConns?: number;
   /** RECENT_MS unless given (tests). */
   recentMs?: number;
+  /** STALL_MS unless given (tests). */
+  stallMs?: number;
+  /** HOLD_MS unless given (tests). */
+  holdMs?: number;
 }
 
 /**
@@ -149,6 +168,21 @@ export interface TableOptions {
  * from this long after the report (ms): its I/O thread had the time to write it.
  */
 export const RECENT_MS = 250;
+
+/**
+ * A full worker (inFlight ≥ capacity) that reported nothing done for this long is not sent
+ * messages to hold (pipelining) any more: what it runs is slow, and they would wait behind it. (Pipelining
+ * only pays for short requests, so a small value costs little.)
+ */
+export const STALL_MS = 50;
+
+/**
+ * A new connection's message waits in the master at most this long for a worker with room: then
+ * it goes to a full worker that is making progress anyway. Without this limit, keep-alive
+ * connections (which stay with their worker and may exceed its room) would keep a loaded worker
+ * full and starve new connections.
+ */
+export const HOLD_MS = 50;
 
 const KEY_SERVER = 4294967296; // 2^32: key = server * 2^32 + connId, exact in a double
 
@@ -169,6 +203,9 @@ class Fifo<T> {
   unshiftAll(items: T[]): void {
     this.items = [...items, ...this.items.slice(this.head)];
     this.head = 0;
+  }
+  peek(): T | undefined {
+    return this.head < this.items.length ? this.items[this.head] : undefined;
   }
   shift(): T | undefined {
     if (this.head >= this.items.length) return undefined;
@@ -208,6 +245,8 @@ export class DispatchTable {
   private readonly perServer: number;
   private readonly maxConns: number;
   private readonly recentMs: number;
+  private readonly stallMs: number;
+  private readonly holdMs: number;
 
   constructor(
     private readonly sink: DispatchSink,
@@ -217,6 +256,8 @@ export class DispatchTable {
     this.perServer = Math.max(1, Math.floor(options.maxQueued / Math.max(1, options.servers ?? 1)));
     this.maxConns = options.maxConns ?? 100_000;
     this.recentMs = options.recentMs ?? RECENT_MS;
+    this.stallMs = options.stallMs ?? STALL_MS;
+    this.holdMs = options.holdMs ?? HOLD_MS;
   }
 
   /** Messages waiting in the master (for any worker's credit or a holder's). */
@@ -259,7 +300,7 @@ export class DispatchTable {
     this.route({ server, frame, key, sender, connId, disconnect }, now);
   }
 
-  private route(q: Queued, now: number): void {
+  private route(q: Queued, now: number, fromQueue = false): void {
     const conn = this.conns.get(q.key);
     if (conn !== undefined) {
       const w = conn.worker;
@@ -287,9 +328,16 @@ export class DispatchTable {
       this.counters.orphanDisconnects++;
       return;
     }
-    const best = this.best();
+    // Behind messages already waiting for this server: keep their order.
+    const fifo = this.waiting[q.server];
+    const best = !fromQueue && fifo !== undefined && fifo.length > 0 ? undefined : this.best(now, q.queuedAt === undefined ? 0 : now - q.queuedAt);
     if (best === undefined) {
-      this.enqueue(q);
+      if (fromQueue) (this.waiting[q.server] ??= new Fifo<Queued>()).unshiftAll([q]);
+      else this.enqueue(q, now);
+      if (fromQueue) {
+        this.waitingCount++;
+        this.counted(q.server, 1);
+      }
       return;
     }
     if (this.conns.size >= this.maxConns) this.prune();
@@ -312,29 +360,57 @@ export class DispatchTable {
   }
 
   /**
-   * The accepting worker with the most credit (undefined when nobody has any); a retiring one only
-   * when no other has credit (it keeps the capacity up while its replacement boots).
+   * Where a message for a new connection goes (undefined: it waits in the master):
+   * 1. a worker that can start it now (inFlight < capacity): not retiring first, then the most
+   *    room, then the most credit, then the one sent the least so far (idle workers share the load);
+   *    workers without a bound (capacity Infinity) are compared by credit alone, as they always were;
+   * 2. else a full worker with waiting room ('W') that made progress within stallMs (its requests
+   *    are short: pipelining pays): not retiring first, then the most recent progress (a worker
+   *    stuck on a slow request falls behind at once), then the fewest in flight, then the least sent;
+   *    a message that `waited` holdMs in the master may go beyond the waiting room (keep-alive
+   *    connections may fill it for good), still only to a worker making progress;
+   * A retiring worker is taken only when no other of its tier can (it keeps the capacity up while
+   * its replacement boots).
    */
-  private best(): WorkerSlot | undefined {
+  private best(now: number, waited = 0): WorkerSlot | undefined {
     let best: WorkerSlot | undefined;
+    let bestRoom = 0;
+    let held: WorkerSlot | undefined;
     for (const w of this.workers.values()) {
       if (w.credit <= 0 || !w.accepting || w.pending.length > 0) continue;
-      // Not retiring first; then most credit; on a tie the one sent the least so far, so idle
-      // workers share the load.
+      const room = w.capacity - w.inFlight;
+      if (room > 0) {
+        if (
+          best === undefined ||
+          (best.retiring && !w.retiring) ||
+          (best.retiring === w.retiring &&
+            (room > bestRoom ||
+              (room === bestRoom && (w.credit > best.credit || (w.credit === best.credit && w.forwarded < best.forwarded)))))
+        ) {
+          best = w;
+          bestRoom = room;
+        }
+        continue;
+      }
+      if (best !== undefined || (-room >= w.waiting && waited < this.holdMs) || now - w.lastProgress >= this.stallMs) continue;
       if (
-        best === undefined ||
-        (best.retiring && !w.retiring) ||
-        (best.retiring === w.retiring && (w.credit > best.credit || (w.credit === best.credit && w.forwarded < best.forwarded)))
+        held === undefined ||
+        (held.retiring && !w.retiring) ||
+        (held.retiring === w.retiring &&
+          (w.lastProgress > held.lastProgress ||
+            (w.lastProgress === held.lastProgress &&
+              (w.inFlight < held.inFlight || (w.inFlight === held.inFlight && w.forwarded < held.forwarded)))))
       ) {
-        best = w;
+        held = w;
       }
     }
-    return best;
+    return best ?? held;
   }
 
   private send(w: WorkerSlot, conn: Conn, q: Queued, now: number): void {
     w.credit--;
     w.inFlight++;
+    if (w.inFlight === w.capacity) w.lastProgress = now; // became full: judged stalled from now on
     w.forwarded++;
     this.counters.forwarded++;
 
@@ -372,11 +448,12 @@ export class DispatchTable {
     for (const q of items) this.counted(q.server, -1);
   }
 
-  private enqueue(q: Queued): void {
+  private enqueue(q: Queued, now: number): void {
     if (this.full(q.server)) {
       this.refuse(q);
       return;
     }
+    q.queuedAt = now;
     (this.waiting[q.server] ??= new Fifo<Queued>()).push(q);
     this.waitingCount++;
     this.counted(q.server, 1);
@@ -435,6 +512,7 @@ export class DispatchTable {
       const value = records.readUInt32BE(o + 2);
       if (kind === 0x44 /* D */) {
         w.credit++;
+        w.lastProgress = now;
         if (w.inFlight > 0) w.inFlight--;
         credited = true;
         const conn = this.conns.get(records[o + 1]! * KEY_SERVER + value);
@@ -463,6 +541,10 @@ export class DispatchTable {
         credited = true;
       } else if (kind === 0x50 /* P */) {
         pause = true;
+      } else if (kind === 0x4b /* K */) {
+        w.capacity = value > 0 ? value : Infinity;
+      } else if (kind === 0x57 /* W */) {
+        w.waiting = value;
       }
     }
     if (credited && this.queued > 0) this.pump(now);
@@ -515,12 +597,13 @@ export class DispatchTable {
         empty++;
         continue;
       }
-      if (this.best() === undefined) return;
+      const head = fifo.peek()!;
+      if (this.best(now, now - (head.queuedAt ?? now)) === undefined) return;
       empty = 0;
       const q = fifo.shift()!;
       this.waitingCount--;
       this.counted(server, -1);
-      this.route(q, now);
+      this.route(q, now, true);
     }
   }
 
@@ -612,6 +695,7 @@ export class DispatchTable {
     const parked = w.pending.splice(0);
     this.unparked(parked);
     const again = parked.filter((q) => !answered.has(q.key) && !q.disconnect);
+    for (const q of again) q.queuedAt ??= now;
     // Back to the front of their server's line, in their order.
     const byServer = new Map<number, Queued[]>();
     for (const q of again) {

@@ -14,6 +14,9 @@
  *   - 'S' server, connId: a response began on that connection (head published: no 504 any more);
  *   - 'D' server, connId: one forwarded message on that connection is fully handled (+1 credit);
  *   - 'P' (server 0, value 0): the worker pauses (stops taking work); the master answers 'E'.
+ *   - 'K' (server 0) value = requests it can run at once (its capacity; sent before its first
+ *     credit by workers whose app has a bound, e.g. WSGI --threads; none = no bound);
+ *   - 'W' (server 0) value = requests it may usefully hold beyond that (waiting, for pipelining).
  *
  * Both sides gather what they write during one event-loop turn and write it at once; a read
  * delivers as many records as the kernel had.
@@ -26,6 +29,8 @@ export const REPORT_CREDIT = 0x43; // 'C'
 export const REPORT_STARTED = 0x53; // 'S'
 export const REPORT_DONE = 0x44; // 'D'
 export const REPORT_PAUSE = 0x50; // 'P'
+export const REPORT_CAPACITY = 0x4b; // 'K'
+export const REPORT_WAITING = 0x57; // 'W'
 
 export const RECORD_SIZE = 6;
 /** Bytes before a forwarded frame: length u32, server u8. */

@@ -18,6 +18,12 @@ export interface GatewayRequest {
   readonly bodyFile?: string;
   /** Aborted when mongrel2 reports the client gone (disconnect message) or the worker stops it. */
   readonly signal: AbortSignal;
+  /**
+   * Optional, cheaper than `signal` (which costs an AbortController per request): `listener` is
+   * called once when the request is aborted. Returns false, without registering it, when the
+   * request was aborted already. Provided by the worker; test doubles may leave it out.
+   */
+  onAbort?(listener: () => void): boolean;
   /** Index of the mongrel2 server (--send/--recv pair) the request came from. */
   readonly server?: number;
   /**
@@ -53,6 +59,18 @@ export interface Gateway {
   upgrade?(request: GatewayRequest, reply: ReplyChannel, session: WebSocketSession): void | Promise<void>;
   /** Release app resources when the worker stops (close DB pools, Python process, ...). */
   close(): Promise<void>;
+  /**
+   * Optional: the app runs at most `concurrent` requests at once (WSGI: --threads per Python
+   * process) and may usefully hold `waiting` more (sent ahead, so it goes from one to the next
+   * without a round trip). The worker tells the master, which gives a new connection's request to
+   * a worker that can start it now rather than one where it would wait. None: no bound.
+   */
+  readonly capacity?: GatewayCapacity;
+}
+
+export interface GatewayCapacity {
+  readonly concurrent: number;
+  readonly waiting: number;
 }
 
 /** Receives one WebSocket connection's traffic from the worker (after `session.open`). */

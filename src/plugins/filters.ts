@@ -311,6 +311,11 @@ export class FilteredGateway implements Gateway {
     private readonly version: string,
   ) {}
 
+  /** The wrapped app's bound: filters run in the worker and add none. */
+  get capacity(): Gateway['capacity'] {
+    return this.inner.capacity;
+  }
+
   handle(request: GatewayRequest, reply: ReplyChannel): Promise<void> {
     return this.run(request, reply, {});
   }

@@ -8,6 +8,7 @@ export class ActiveRequest implements GatewayRequest {
   readonly startedAt = performance.now();
   private controller: AbortController | undefined;
   private abortReason: unknown;
+  private abortListeners: Array<() => void> | undefined;
 
   constructor(
     readonly message: Mongrel2Message,
@@ -28,10 +29,19 @@ export class ActiveRequest implements GatewayRequest {
     return this.controller.signal;
   }
 
+  onAbort(listener: () => void): boolean {
+    if (this.abortReason !== undefined) return false;
+    (this.abortListeners ??= []).push(listener);
+    return true;
+  }
+
   abort(reason: unknown): void {
     if (this.abortReason !== undefined) return;
     this.abortReason = reason;
     this.reply.clientGone();
     this.controller?.abort(reason);
+    const listeners = this.abortListeners;
+    this.abortListeners = undefined;
+    if (listeners) for (const listener of listeners) listener();
   }
 }

@@ -11,11 +11,13 @@ import type { DeliverFn, RequestSource } from './source.js';
 import {
   CONTROL_END,
   FrameReader,
+  REPORT_CAPACITY,
   REPORT_CREDIT,
   REPORT_DONE,
   REPORT_HELLO,
   REPORT_PAUSE,
   REPORT_STARTED,
+  REPORT_WAITING,
   ReportBuffer,
 } from '../dispatch/wire.js';
 
@@ -25,6 +27,8 @@ export interface DispatchedSourceOptions {
   workerId: number;
   /** Messages this worker may hold at once (settings.workerConnections). */
   credits: number;
+  /** Requests the app can run at once and hold beyond that (the gateway's `capacity`); none: no bound. */
+  capacity?: { readonly concurrent: number; readonly waiting: number };
   logger: Logger;
   /** How long pause() waits for the master's end marker before giving up. Default 5000 ms. */
   pauseTimeoutMs?: number;
@@ -81,10 +85,21 @@ export class DispatchedSource implements RequestSource {
     this.scheduleFlush();
   }
 
+  /** The app's bound (Gateway.capacity), known once it is loaded: reported before the first credit. */
+  bound(capacity: DispatchedSourceOptions['capacity']): void {
+    this.options.capacity = capacity;
+  }
+
   start(deliver: DeliverFn): void {
     if (this.deliver) throw new Error('DispatchedSource already started');
     this.deliver = deliver;
     this.connect();
+    const capacity = this.options.capacity;
+    if (capacity !== undefined) {
+      // Before the credit: the master must know the bound before it routes anything here.
+      this.reports.push(REPORT_CAPACITY, 0, capacity.concurrent);
+      this.reports.push(REPORT_WAITING, 0, capacity.waiting);
+    }
     this.reports.push(REPORT_CREDIT, 0, this.options.credits);
     this.scheduleFlush();
   }

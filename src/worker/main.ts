@@ -176,6 +176,7 @@ export async function runWorker(config: WorkerBootConfig, hooks: WorkerHooks = {
     }
     try {
       gateway = await loadGateway(settings, logger);
+      source.bound(gateway.capacity);
     } catch (err) {
       const failure = describeLoadFailure(err, inAppFolder(settings.appPath));
       throw new BootError(`app load error: ${failure.summary}`, EXIT_APP_LOAD_ERROR, err, failure);

@@ -5,12 +5,14 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { create } from '../../src/gateways/wsgi/index.js';
 import type { Gateway, GatewayRequest } from '../../src/gateways/types.js';
 import type { WsgiSpec } from '../../src/gateways/wsgi/spec.js';
+import type { Settings } from '../../src/config/settings.js';
 import type { Mongrel2Headers, Mongrel2Message } from '../../src/protocol/types.js';
 import { createLogger, type Logger } from '../../src/log/logger.js';
 import { TestReply } from '../helpers/reply-channel.js';
@@ -410,6 +412,165 @@ describe('WSGI gateway (real Python, in-memory reply)', () => {
       assert.equal((JSON.parse(r.parsed().text) as Record<string, string>).PATH_INFO, `/environ/${i}`);
     }
     assert.notEqual(Number((await serve(gw, message('/pid'))).parsed().text), pid);
+  });
+});
+
+/** A FIFO the /block route waits on, and the file it notes its start in. */
+function blocker(): { dir: string; fifo: (name: string) => string; started: string; url: (name: string) => string } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'wsgid-wsgi-block-'));
+  const started = path.join(dir, 'started');
+  writeFileSync(started, '');
+  const fifo = (name: string): string => {
+    const file = path.join(dir, `${name}.fifo`);
+    execFileSync('mkfifo', [file]);
+    return file;
+  };
+  return { dir, fifo, started, url: (name) => `/block?name=${name}&fifo=${path.join(dir, `${name}.fifo`)}&started=${started}` };
+}
+
+/** Open the FIFO for writing and close it: the request blocked on it goes on. */
+function release(file: string): void {
+  writeFileSync(file, 'go');
+}
+
+async function waitForText(file: string, re: RegExp): Promise<string> {
+  for (;;) {
+    const text = readFileSync(file, 'utf8');
+    if (re.test(text)) return text;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('WSGI gateway with --threads=3 (a thread pool in bridge.py)', () => {
+  let gw: Gateway;
+  let log: ReturnType<typeof memoryLogger>;
+  const settings = { threads: 3, wsgiPipeline: 8 } as Settings;
+
+  before(async () => {
+    log = memoryLogger();
+    gw = await create({ kind: 'wsgi', app: spec('testapp'), description: 'testapp' }, { logger: log.logger, version: 'test', settings });
+  });
+  after(async () => {
+    await gw.close();
+  });
+
+  test('capacity: 3 at once, 7 more sent ahead', () => {
+    assert.deepEqual(gw.capacity, { concurrent: 3, waiting: 7 });
+  });
+
+  test('three requests run at once in one process; a fourth waits for a free thread', async () => {
+    const b = blocker();
+    const names = ['a', 'b', 'c', 'd'];
+    for (const name of names) b.fifo(name);
+    const replies = names.map(() => new TestReply());
+    const done = names.map((name, i) => gw.handle(req(message(b.url(name))), replies[i]!));
+    const started = await waitForText(b.started, /^(\S+ \d+ True\n){3}$/);
+    const lines = started.trim().split('\n').map((line) => line.split(' '));
+    assert.deepEqual(lines.map(([name]) => name).sort(), ['a', 'b', 'c'], 'the first three, in any order');
+    assert.equal(new Set(lines.map(([, pid]) => pid)).size, 1, 'one Python process');
+    // No thread is free for d: it waits (FIFO) until one is.
+    release(path.join(b.dir, 'b.fifo'));
+    await waitForText(b.started, /^d /m);
+    await done[1];
+    assert.equal(replies[1]!.parsed().text, 'released b');
+    for (const name of ['a', 'c', 'd']) release(path.join(b.dir, `${name}.fifo`));
+    await Promise.all(done);
+    for (const [i, r] of replies.entries()) assert.equal(r.parsed().text, `released ${names[i]}`);
+    rmSync(b.dir, { recursive: true, force: true });
+  });
+
+  test('a slow request does not hold up the others: they run on the free threads', async () => {
+    const b = blocker();
+    b.fifo('slow');
+    const slowReply = new TestReply();
+    const slow = gw.handle(req(message(b.url('slow'))), slowReply);
+    await waitForText(b.started, /^slow /m);
+    for (let round = 0; round < 5; round++) {
+      const fast = Array.from({ length: 6 }, () => new TestReply());
+      await Promise.all(fast.map((r, i) => gw.handle(req(message(i % 2 ? '/hello' : `/environ/${i}`)), r)));
+      for (const r of fast) assert.equal(r.parsed().status, 200);
+    }
+    assert.equal(slowReply.ended, false, 'the slow one is still running');
+    release(path.join(b.dir, 'slow.fifo'));
+    await slow;
+    assert.equal(slowReply.parsed().text, 'released slow');
+    rmSync(b.dir, { recursive: true, force: true });
+  });
+
+  test('concurrent requests are isolated: bodies, streams, errors, environ (wsgi.multithread True)', async () => {
+    const n = 30;
+    const big = Buffer.alloc(300_000, 7); // several B frames: read while other threads run
+    const replies = Array.from({ length: n }, () => new TestReply());
+    const msgs = replies.map((_, i) => {
+      if (i === 9) return message('/error');
+      if (i % 5 === 1) return message('/echo', { method: 'POST', body: i === 6 ? big : Buffer.from(`body of request ${i}`) });
+      if (i % 5 === 2) return message('/stream');
+      if (i % 5 === 3) return message('/echo-lines', { method: 'POST', body: Buffer.from(`${i}\nline\n`) });
+      return message(`/environ/${i}?i=${i}`);
+    });
+    await Promise.all(msgs.map((m, i) => gw.handle(req(m), replies[i]!)));
+    for (const [i, r] of replies.entries()) {
+      const res = r.parsed();
+      if (i === 9) assert.equal(res.status, 500);
+      else if (i % 5 === 1) assert.deepEqual(res.body, i === 6 ? big : Buffer.from(`body of request ${i}`));
+      else if (i % 5 === 2) assert.match(res.text, /^chunk 0\n[^]*chunk 4\n$/);
+      else if (i % 5 === 3) assert.equal(res.text, `${i}\nline\n`);
+      else {
+        const env = JSON.parse(res.text) as Record<string, string>;
+        assert.equal(env.PATH_INFO, `/environ/${i}`);
+        assert.equal(env['wsgi.multithread'], 'True');
+      }
+    }
+    assert.match(log.lines(), /boom from the test app/);
+  });
+
+  test('50 MB generator with back-pressure while other threads serve', async () => {
+    const reply = new TestReply({ backPressure: 'timer', keepChunks: 1 });
+    const big = gw.handle(req(message('/big?mb=50')), reply);
+    const others = Array.from({ length: 10 }, () => new TestReply());
+    await Promise.all(others.map((r) => gw.handle(req(message('/hello')), r)));
+    await big;
+    assert.ok(reply.bytes > 50 * 1024 * 1024, `got ${reply.bytes} bytes`);
+    assert.ok(reply.writesRefused > 0);
+    for (const r of others) assert.equal(r.parsed().status, 200);
+  });
+
+  test('disconnect of a running request stops its stream; the others go on', async () => {
+    const before = Number((await serve(gw, message('/closed'))).parsed().text);
+    const ac = new AbortController();
+    const reply = new TestReply();
+    const done = gw.handle(req(message('/slow'), ac.signal), reply);
+    const other = new TestReply();
+    await gw.handle(req(message('/hello')), other);
+    reply.closed = true;
+    ac.abort();
+    await done;
+    assert.equal(other.parsed().status, 200);
+    const afterCount = Number((await serve(gw, message('/closed'))).parsed().text);
+    assert.equal(afterCount - before, 1);
+  });
+
+  test('the process dies with requests on every thread: they get 502, the ones waiting run on a new process', async () => {
+    const b = blocker();
+    b.fifo('x');
+    b.fifo('y');
+    const x = new TestReply();
+    const y = new TestReply();
+    const running = [gw.handle(req(message(b.url('x'))), x), gw.handle(req(message(b.url('y'))), y)];
+    await waitForText(b.started, /^(\S+ \d+ True\n){2}$/);
+    const crash = new TestReply();
+    const crashed = gw.handle(req(message('/crash')), crash);
+    const waiting = Array.from({ length: 4 }, () => new TestReply());
+    const behind = waiting.map((r, i) => gw.handle(req(message(`/environ/${i}`)), r));
+    await Promise.all([...running, crashed, ...behind]);
+    assert.equal(x.parsed().status, 502);
+    assert.equal(y.parsed().status, 502);
+    assert.equal(crash.parsed().status, 502);
+    for (const [i, r] of waiting.entries()) {
+      assert.equal(r.parsed().status, 200);
+      assert.equal((JSON.parse(r.parsed().text) as Record<string, string>).PATH_INFO, `/environ/${i}`);
+    }
+    rmSync(b.dir, { recursive: true, force: true });
   });
 });
 

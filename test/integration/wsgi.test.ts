@@ -7,11 +7,14 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
 import { request, RawConnection, rawRequest } from '../helpers/http.js';
 import { REPO_ROOT, startWsgid, wsgidArgs, type WsgidProcess } from '../helpers/wsgid.js';
+import { waitFor } from '../helpers/processes.js';
+import { STALL_MS } from '../../src/dispatch/table.js';
 
 const PYTHON = '/usr/bin/python3';
 const FIXTURES = path.join(REPO_ROOT, 'test', 'fixtures', 'wsgi');
@@ -316,3 +319,86 @@ describe('WSGI: load failures', () => {
     }
   });
 });
+
+/**
+ * Head-of-line blocking (issue 12): two workers, one request blocked in the app (on a FIFO the
+ * test opens when it wants it to go on). While any worker can start a request, fast requests on
+ * new connections must not wait behind the blocked one.
+ */
+for (const threads of [1, 2]) {
+  describe(`WSGI through mongrel2, 2 workers, --threads=${threads}: a slow request does not hold up fast ones`, () => {
+    let m2: Mongrel2Handle;
+    let wsgid: WsgidProcess;
+    let dir: string;
+    let blocks: string;
+    const started = (): string => readFileSync(path.join(blocks, 'started'), 'utf8');
+    const fifo = (name: string): string => {
+      const file = path.join(blocks, `${name}.fifo`);
+      execFileSync('mkfifo', [file]);
+      return file;
+    };
+    const blockUrl = (name: string): string =>
+      `${m2.baseUrl}/block?name=${name}&fifo=${path.join(blocks, `${name}.fifo`)}&started=${path.join(blocks, 'started')}`;
+    /** Start a request that blocks in the app; resolves once the app runs it, with its pid. */
+    const block = async (name: string): Promise<{ pid: number; response: ReturnType<typeof request> }> => {
+      fifo(name);
+      const response = request(blockUrl(name), { timeoutMs: 60_000 });
+      const line = await waitFor(`${name} to start`, async () => started().split('\n').find((l) => l.startsWith(`${name} `)));
+      const [, pid, multithread] = line.split(' ');
+      assert.equal(multithread, threads > 1 ? 'True' : 'False', 'wsgi.multithread');
+      return { pid: Number(pid), response };
+    };
+    const release = (name: string): void => writeFileSync(path.join(blocks, `${name}.fifo`), 'go');
+    /** A fast request on a new connection; fails (rather than waiting) if it sits behind a blocked one. */
+    const fast = async (): Promise<number> => {
+      const r = await request(`${m2.baseUrl}/pid`, { timeoutMs: 15_000 });
+      assert.equal(r.status, 200);
+      return Number(r.text);
+    };
+
+    before(async () => {
+      m2 = await startMongrel2();
+      ({ dir } = appFolder({ 'testapp.py': 'testapp.py' }));
+      blocks = mkdtempSync(path.join(os.tmpdir(), 'wsgid-wsgi-blocks-'));
+      temps.push(blocks);
+      writeFileSync(path.join(blocks, 'started'), '');
+      wsgid = await start(m2, 'app', dir, ['--wsgi-app=testapp:application', '--workers=2', `--threads=${threads}`], '/pid');
+    });
+    after(async () => {
+      await wsgid?.stop();
+      await m2?.stop();
+    });
+
+    test('fast requests, one after the other and in a burst, are served while the slow one is blocked', async () => {
+      const slow = await block('slow');
+      let answered = false;
+      void slow.response.then(() => (answered = true));
+      const pids = new Set<number>();
+      for (let i = 0; i < 12; i++) pids.add(await fast());
+      if (threads === 1) assert.ok(!pids.has(slow.pid), 'none went to the worker whose only thread is busy');
+      // The master stops pipelining onto a worker that made no progress for STALL_MS: wait that
+      // long, then send more at once than the other worker runs.
+      await sleep(2 * STALL_MS);
+      const burst = await Promise.all(Array.from({ length: 12 }, () => fast()));
+      if (threads === 1) assert.ok(!burst.includes(slow.pid), 'none waited behind the slow one');
+      assert.equal(answered, false, 'the slow one is still blocked');
+      release('slow');
+      const r = await slow.response;
+      assert.equal(r.text, 'released slow');
+    });
+
+    if (threads > 1) {
+      test('two slow requests run at once in one process, and fast ones still find a free thread', async () => {
+        const names = ['s1', 's2', 's3'];
+        const slow = [];
+        for (const name of names) slow.push(await block(name));
+        const byPid = new Map<number, number>();
+        for (const { pid } of slow) byPid.set(pid, (byPid.get(pid) ?? 0) + 1);
+        assert.deepEqual([...byPid.values()].sort(), [1, 2], 'three blocked requests over two processes of two threads');
+        for (let i = 0; i < 6; i++) await fast();
+        for (const name of names) release(name);
+        for (const [i, { response }] of slow.entries()) assert.equal((await response).text, `released ${names[i]}`);
+      });
+    }
+  });
+}

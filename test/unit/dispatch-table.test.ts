@@ -16,6 +16,8 @@ import {
   REPORT_DONE,
   REPORT_STARTED,
   REPORT_PAUSE,
+  REPORT_CAPACITY,
+  REPORT_WAITING,
 } from '../../src/dispatch/wire.js';
 import type { ProtocolError } from '../../src/protocol/index.js';
 
@@ -524,5 +526,129 @@ describe('dispatch frames and wire', () => {
     assert.equal(out[6 * 99], REPORT_DONE);
     assert.equal(out[6 * 99 + 1], 0);
     assert.equal(out.readUInt32BE(6 * 99 + 2), 99 * 1000003);
+  });
+});
+
+describe('dispatch table: workers with a bound (WSGI --threads)', () => {
+  /** Workers that run `capacity` at once and hold `waiting` more; stall guard `stallMs`. */
+  function bounded(workers: number, capacity: number, waiting: number, stallMs = 50): { table: DispatchTable; sink: Recorder } {
+    const sink = new Recorder();
+    const table = new DispatchTable(sink, { maxQueued: 100, stallMs });
+    for (let id = 1; id <= workers; id++) {
+      table.addWorker(id);
+      table.report(id, records([REPORT_CAPACITY, 0, capacity], [REPORT_WAITING, 0, waiting], [REPORT_CREDIT, 0, 100]), 0);
+    }
+    return { table, sink };
+  }
+
+  test('a new connection goes to a worker that can start it, never behind a full one', () => {
+    const { table, sink } = bounded(2, 1, 7);
+    table.dispatch(0, req(1, '/slow'), 0);
+    const slowWorker = sink.forwardedTo()[0]!;
+    const other = slowWorker === 1 ? 2 : 1;
+    // Sequential fast requests on new connections, the slow one still running: all to the other.
+    for (let conn = 2; conn < 12; conn++) {
+      table.dispatch(0, req(conn), 10 + conn);
+      assert.deepEqual(sink.forwardedTo(), [other], `request on connection ${conn}`);
+      table.report(other, done(conn), 10 + conn);
+    }
+    // More at once than there are free threads: pipelined on the worker that makes progress
+    // (within its waiting room), none behind the stalled slow one.
+    for (let conn = 20; conn < 28; conn++) table.dispatch(0, req(conn), 100);
+    assert.deepEqual(sink.forwardedTo(), Array(8).fill(other));
+    table.dispatch(0, req(28), 100);
+    assert.deepEqual(sink.forwardedTo(), [], 'no room left on the other: waits in the master');
+    assert.equal(table.queued, 1);
+    table.report(other, done(20), 101);
+    assert.deepEqual(sink.forwardedTo(), [other]);
+  });
+
+  test('the most free threads first; ties shared', () => {
+    const { table, sink } = bounded(2, 3, 0);
+    for (let conn = 1; conn <= 6; conn++) table.dispatch(0, req(conn), 0);
+    assert.deepEqual(sink.forwardedTo(), [1, 2, 1, 2, 1, 2]);
+    table.dispatch(0, req(7), 0);
+    assert.deepEqual(sink.forwardedTo(), [], 'no waiting room: the master holds it');
+    table.report(2, done(2), 1);
+    assert.deepEqual(sink.forwardedTo(), [2], 'to the first worker with a free thread');
+  });
+
+  test('pipelining while full: only to a worker that made progress within stallMs', () => {
+    const { table, sink } = bounded(1, 1, 7, 50);
+    table.dispatch(0, req(1), 1000);
+    table.dispatch(0, req(2), 1010);
+    assert.deepEqual(sink.forwardedTo(), [1, 1], 'became full 10 ms ago: still flowing');
+    table.dispatch(0, req(3), 1060);
+    assert.deepEqual(sink.forwardedTo(), [], 'no progress for 50 ms: held in the master');
+    table.report(1, done(1), 2000);
+    assert.deepEqual(sink.forwardedTo(), [1], 'progress: the held one goes');
+  });
+
+  test('pipelining while all are full: the worker with the most recent progress first', () => {
+    const { table, sink } = bounded(2, 1, 7, 50);
+    table.dispatch(0, req(1, '/slow'), 1000);
+    const slowWorker = sink.forwardedTo()[0]!;
+    const other = slowWorker === 1 ? 2 : 1;
+    table.dispatch(0, req(2), 1001);
+    assert.deepEqual(sink.forwardedTo(), [other]);
+    // Both full, neither stalled yet: the one that became full last, then the one that reported last.
+    table.dispatch(0, req(3), 1002);
+    assert.deepEqual(sink.forwardedTo(), [other]);
+    table.report(slowWorker, done(1), 1003);
+    table.dispatch(0, req(4), 1003);
+    assert.deepEqual(sink.forwardedTo(), [slowWorker], 'free again: it can start it');
+  });
+
+  test('keep-alive traffic keeping a worker full does not starve a new connection: after holdMs it goes anyway', () => {
+    const sink = new Recorder();
+    const table = new DispatchTable(sink, { maxQueued: 100, stallMs: 50, holdMs: 20 });
+    table.addWorker(1);
+    table.report(1, records([REPORT_CAPACITY, 0, 1], [REPORT_WAITING, 0, 1], [REPORT_CREDIT, 0, 100]), 0);
+    table.dispatch(0, req(1), 0);
+    table.dispatch(0, req(2), 0);
+    table.dispatch(0, req(1, '/pipelined'), 0);
+    assert.deepEqual(sink.forwardedTo(), [1, 1, 1], 'one running, one waiting, one sticky beyond the room');
+    table.dispatch(0, req(3), 1);
+    assert.deepEqual(sink.forwardedTo(), [], 'a new connection waits in the master');
+    // The two held connections send their next requests as soon as they are answered (sticky),
+    // so the worker never drops below its room.
+    let now = 2;
+    for (const conn of [1, 2, 1, 2]) {
+      table.report(1, done(conn), now);
+      table.dispatch(0, req(conn, '/next'), now);
+      now += 5;
+    }
+    assert.deepEqual(sink.forwardedTo(), [1, 1, 1, 1], 'only the sticky ones so far');
+    assert.equal(table.queued, 1);
+    table.report(1, done(1), 25);
+    assert.deepEqual(sink.forwardedTo(), [1], 'waited 24 ms ≥ holdMs: sent to the worker making progress');
+    assert.equal(table.queued, 0);
+  });
+
+  test('a new connection behind waiting ones keeps its place in line', () => {
+    const { table, sink } = bounded(1, 1, 0);
+    table.dispatch(0, req(1), 0);
+    table.dispatch(0, req(2), 0);
+    table.dispatch(0, req(3), 0);
+    assert.deepEqual(sink.forwardedTo(), [1]);
+    table.report(1, done(1), 1);
+    assert.deepEqual(sink.take(), [{ kind: 'forward', worker: 1, server: 0, frame: req(2).toString('latin1') }]);
+  });
+
+  test('sticky messages (a keep-alive connection, a disconnect) still reach a full worker', () => {
+    const { table, sink } = bounded(2, 1, 0);
+    table.dispatch(0, req(1), 0);
+    const holder = sink.forwardedTo()[0]!;
+    table.dispatch(0, req(1, '/again'), 1);
+    table.dispatch(0, disconnect(1), 2);
+    assert.deepEqual(sink.forwardedTo(), [holder, holder]);
+  });
+
+  test('workers without a bound are routed by credit, as before', () => {
+    const { table, sink } = setup([3, 5]);
+    table.dispatch(0, req(1), 0);
+    table.dispatch(0, req(2), 0);
+    table.dispatch(0, req(3), 0);
+    assert.deepEqual(sink.forwardedTo(), [2, 2, 1]);
   });
 });

@@ -88,6 +88,18 @@ describe('scheduling', () => {
     assert.equal(maySend(request(), Array<JobState>(PIPELINE).fill('sent')), false);
   });
 
+  test('with threads: anything goes while a thread is free, then PIPELINE - 1 more small ones', () => {
+    const sent = (n: number) => Array<JobState>(n).fill('sent');
+    assert.equal(maySend(request(0, '/tmp/up'), sent(3), PIPELINE, 4), true, 'an upload, a thread is free');
+    assert.equal(maySend(request(PIPELINE_BODY_MAX + 1), sent(3), PIPELINE, 4), true, 'a large body, a thread is free');
+    assert.equal(maySend(request(0, '/tmp/up'), sent(4), PIPELINE, 4), false, 'an upload waits for a free thread');
+    assert.equal(maySend(request(), sent(4 + PIPELINE - 2), PIPELINE, 4), true);
+    assert.equal(maySend(request(), sent(4 + PIPELINE - 1), PIPELINE, 4), false);
+    assert.equal(maySend(request(), ['sent', 'preparing'], PIPELINE, 4), false, 'behind an upload being measured');
+    assert.equal(maySend(request(), sent(1), 1, 1), false, '--wsgi-pipeline=1: only what a thread can start');
+    assert.equal(maySend(request(), sent(1), 1, 2), true);
+  });
+
   test('restarts back off exponentially while the process dies young', () => {
     assert.deepEqual([0, 1, 2, 3, 4].map(restartDelay), [0, 100, 200, 400, 800]);
     assert.equal(restartDelay(50), MAX_RESTART_DELAY);
@@ -99,7 +111,7 @@ describe('scheduling', () => {
     const jobs = (states: JobState[]) => states.map((state, index) => ({ state, index }));
     const inFlight = jobs(['head-sent', 'sent', 'cancelled', 'sent']);
     const retried = afterCrash(inFlight, true, false);
-    assert.equal(retried.running?.index, 0);
+    assert.deepEqual(retried.running.map((j) => j.index), [0]);
     assert.deepEqual(retried.retry.map((j) => j.index), [1, 3]);
     assert.deepEqual(retried.answer, []);
     for (const [complete, closing] of [[false, false], [true, true]] as const) {
@@ -107,8 +119,11 @@ describe('scheduling', () => {
       assert.deepEqual(answered.retry, []);
       assert.deepEqual(answered.answer.map((j) => j.index), [1, 3], 'never run twice');
     }
-    assert.equal(afterCrash(jobs(['cancelled']), true, false).running, undefined);
-    assert.equal(afterCrash([], true, false).running, undefined);
+    assert.deepEqual(afterCrash(jobs(['cancelled']), true, false).running, []);
+    assert.deepEqual(afterCrash([], true, false).running, []);
+    const threaded = afterCrash(inFlight, true, false, 3);
+    assert.deepEqual(threaded.running.map((j) => j.index), [0, 1], 'the first three may have run (one was cancelled)');
+    assert.deepEqual(threaded.retry.map((j) => j.index), [3]);
   });
 });
 

@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseWsgiEntry, isWsgiSpec, type WsgiSpec } from '../../src/gateways/wsgi/spec.js';
-import { decodeHead, encodeEnviron, encodeHead, encodeFrame, FrameDecoder, T } from '../../src/gateways/wsgi/pipe.js';
+import { decodeEnviron, decodeHead, encodeEnviron, encodeHead, encodeFrame, FrameDecoder, T } from '../../src/gateways/wsgi/pipe.js';
 import { detectDjango, loadWsgi, pythonEntryFor, resolvePython, settingsFromManagePy } from '../../src/loaders/wsgi.js';
 import type { Settings } from '../../src/config/settings.js';
 import { createLogger } from '../../src/log/logger.js';
@@ -166,17 +166,25 @@ test('pipe codec: head without a known length, bad status lines refused', () => 
   assert.equal(decodeHead(encodeHead('204 ', [])).reason, '');
   assert.throws(() => decodeHead(encodeHead('20 OK', [])), /invalid status/);
   assert.throws(() => decodeHead(encodeHead('200 OK\r\nX: y', [])), /invalid status/);
-  assert.throws(() => decodeHead(encodeHead('200 OK', [['a', 'b']]).subarray(0, 14)), /truncated/);
+  assert.throws(() => decodeHead(encodeHead('200 OK', [['a', 'b']]).subarray(0, 5)), /truncated/);
+  assert.throws(() => decodeHead(encodeHead('200 OK', [['a', 'b']]).subarray(0, 16)), /without a value/);
 });
 
-test('pipe codec: environ pairs are length-prefixed latin1', () => {
-  const b = encodeEnviron([
+test('pipe codec: environ pairs joined with NUL, or length-prefixed when a value holds a NUL', () => {
+  const pairs: Array<[string, string]> = [
     ['PATH_INFO', '/caf\u00e9'],
     ['EMPTY', ''],
-  ]);
-  assert.equal(b.readUInt32BE(0), 9);
-  assert.equal(b.toString('latin1', 4, 13), 'PATH_INFO');
-  assert.equal(b.readUInt32BE(13), 5);
-  assert.equal(b[17 + 4], 0xe9);
-  assert.equal(b.length, 4 + 9 + 4 + 5 + 4 + 5 + 4 + 0);
+    ['HTTP_X', 'a: b'],
+  ];
+  const joined = encodeEnviron(pairs);
+  assert.equal(joined[0], 0);
+  assert.equal(joined.toString('latin1', 1), 'PATH_INFO\0/caf\u00e9\0EMPTY\0\0HTTP_X\0a: b');
+  assert.deepEqual(decodeEnviron(joined), pairs);
+  const withNul: Array<[string, string]> = [...pairs, ['PATH_INFO', '/a\0b']];
+  const prefixed = encodeEnviron(withNul);
+  assert.equal(prefixed[0], 1);
+  assert.equal(prefixed.readUInt32BE(1), 9);
+  assert.equal(prefixed.toString('latin1', 5, 14), 'PATH_INFO');
+  assert.deepEqual(decodeEnviron(prefixed), withNul);
+  assert.deepEqual(decodeEnviron(encodeEnviron([])), []);
 });

@@ -2,12 +2,14 @@
  * The WSGI gateway: serves a Python WSGI app (PEP 3333) through one Python child process per
  * worker, running bridge.py and talking the pipe protocol of ./pipe.ts over fds 3 and 4.
  *
- * Concurrency: one request at a time per Python process, like the original wsgid's workers. Other
- * requests wait in this gateway's FIFO queue; run more workers (--workers) for parallelism.
- * Pipelining: up to PIPELINE requests are in flight to Python at once (environ and small inline
- * body sent ahead), so that Python goes from one request to the next without a round trip; it
- * still runs them one at a time, in order, and answers in order. Uploads (bodyFile) and large
- * bodies are sent only when nothing else is in flight.
+ * Concurrency: `threads` (--threads) requests at a time per Python process (1 by default, like
+ * the original wsgid's workers; more is gunicorn's gthread: a thread pool in bridge.py). Other
+ * requests wait in this gateway's FIFO queue; the gateway's `capacity` tells the master not to
+ * send new connections here while another worker could start them.
+ * Pipelining: up to --wsgi-pipeline − 1 requests beyond those running are in flight to Python
+ * (environ and small inline body sent ahead), so that it goes from one request to the next without
+ * a round trip; it starts them in order. Uploads (bodyFile) and large bodies are sent only when a
+ * thread is free for them.
  *
  * Failures:
  * - the app raises → bridge reports it, we answer 500 (or, if the head is out, end the response
@@ -24,12 +26,12 @@
  * the queue, the requests in flight, and the frames from Python.
  */
 import { stat } from 'node:fs/promises';
-import type { Gateway, GatewayFactory, GatewayOptions, GatewayRequest, LoadedApp } from '../types.js';
+import type { Gateway, GatewayCapacity, GatewayFactory, GatewayOptions, GatewayRequest, LoadedApp } from '../types.js';
 import type { ReplyChannel } from '../../http/reply-channel.js';
 import type { ErrorCode } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import { buildEnviron } from './environ.js';
-import { DONE_ERROR, DONE_OK, encodeAck, encodeEnviron, T, type Frame } from './pipe.js';
+import { decodeWhole, DONE_ERROR, DONE_OK, encodeAck, encodeEnviron, T, type Frame } from './pipe.js';
 import { isWsgiSpec, type WsgiSpec } from './spec.js';
 import { Job } from './job.js';
 import { PythonProcess } from './python-process.js';
@@ -57,8 +59,11 @@ class WsgiGateway implements Gateway {
   private closing = false;
   private readonly logger: Logger;
   private readonly version: string;
-  /** Requests in flight to the Python process at most (--wsgi-pipeline). */
+  /** --wsgi-pipeline: beyond what runs, depth − 1 requests are sent ahead. */
   private readonly pipelineDepth: number;
+  /** Requests the Python process runs at once (--threads). */
+  private readonly threads: number;
+  readonly capacity: GatewayCapacity;
 
   constructor(
     private readonly spec: WsgiSpec,
@@ -67,6 +72,8 @@ class WsgiGateway implements Gateway {
     this.logger = options.logger;
     this.version = options.version;
     this.pipelineDepth = options.settings?.wsgiPipeline ?? PIPELINE;
+    this.threads = options.settings?.threads ?? 1;
+    this.capacity = { concurrent: this.threads, waiting: this.pipelineDepth - 1 };
   }
 
   /** Start Python and load the app; rejects with the Python traceback when it cannot. */
@@ -107,6 +114,7 @@ class WsgiGateway implements Gateway {
         sysPath: this.spec.sysPath,
         cwd: this.spec.cwd,
         window: WINDOW,
+        threads: this.threads,
       };
       proc.send(T.init, 0, Buffer.from(JSON.stringify(config), 'utf8'));
     });
@@ -120,13 +128,15 @@ class WsgiGateway implements Gateway {
     return new Promise<void>((resolve) => {
       const job: Job = new Job(this.nextId, request, reply, resolve, () => this.abort(job));
       this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
-      if (request.signal.aborted || this.closing) {
-        if (this.closing && !request.signal.aborted) this.sendError(job, 503);
+      // request.onAbort when the worker offers it: no AbortController per request.
+      const listening = request.onAbort ? request.onAbort(job.onAbort) : !request.signal.aborted;
+      if (!listening || this.closing) {
+        if (this.closing && listening) this.sendError(job, 503);
         this.endOnce(job, true);
         resolve();
         return;
       }
-      request.signal.addEventListener('abort', job.onAbort, { once: true });
+      if (!request.onAbort) request.signal.addEventListener('abort', job.onAbort, { once: true });
       this.queue.push(job);
       this.pump();
     });
@@ -156,7 +166,7 @@ class WsgiGateway implements Gateway {
         return;
       }
       const next = this.queue[0]!;
-      if (!maySend(next.request, this.inflight.map((job) => job.state), this.pipelineDepth)) return;
+      if (!maySend(next.request, this.inflight.map((job) => job.state), this.pipelineDepth, this.threads)) return;
       this.queue.shift();
       next.apply('take');
       this.inflight.push(next);
@@ -204,7 +214,7 @@ class WsgiGateway implements Gateway {
         return;
       }
       if (!this.isInflight(job)) return;
-      if (job.request.signal.aborted || proc.exited) {
+      if (job.aborted || proc.exited) {
         this.finish(job, () => this.endOnce(job, true));
         if (proc.exited) this.pump();
         return;
@@ -219,6 +229,7 @@ class WsgiGateway implements Gateway {
 
   /** The client left (the request's signal aborted). */
   private abort(job: Job): void {
+    job.aborted = true;
     const queued = this.queue.indexOf(job);
     if (queued >= 0) {
       this.queue.splice(queued, 1);
@@ -230,9 +241,10 @@ class WsgiGateway implements Gateway {
     const at = this.inflight.indexOf(job);
     if (at < 0 || job.state === 'preparing') return; // an upload being prepared: run() sees the abort
     this.proc?.send(T.cancel, job.id);
-    // Sent ahead, not started as far as we know: answer now; Python skips it (or, if it had
-    // started, stops at the next chunk) and its frames are ignored.
-    if (at > 0 && job.apply('cancel')) {
+    // Sent ahead, not started as far as we know (Python starts them in order, `threads` at a
+    // time): answer now; Python skips it (or, if it had started, stops at the next chunk) and its
+    // frames are ignored.
+    if (at >= this.threads && job.apply('cancel')) {
       job.reply.abort();
       job.resolve();
     }
@@ -243,7 +255,7 @@ class WsgiGateway implements Gateway {
     const at = this.inflight.indexOf(job);
     if (at >= 0) this.inflight.splice(at, 1);
     if (job.state !== 'cancelled') {
-      job.request.signal.removeEventListener('abort', job.onAbort);
+      if (!job.request.onAbort) job.request.signal.removeEventListener('abort', job.onAbort);
       respond();
       this.endOnce(job, true);
       job.resolve();
@@ -272,7 +284,7 @@ class WsgiGateway implements Gateway {
     if (!job) return;
     if (job.state === 'cancelled') {
       if (frame.type === T.data) job.ackNow += frame.payload.length;
-      else if (frame.type === T.done) this.finish(job, () => {});
+      else if (frame.type === T.done || frame.type === T.whole) this.finish(job, () => {});
       return;
     }
     switch (frame.type) {
@@ -281,7 +293,9 @@ class WsgiGateway implements Gateway {
       case T.data:
         return this.onBody(job, frame.payload);
       case T.done:
-        return this.onDone(job, frame.payload);
+        return this.onDone(job, frame.payload[0] ?? DONE_ERROR, frame.payload.subarray(1).toString('utf8').trimEnd());
+      case T.whole:
+        return this.onWhole(job, frame.payload);
     }
   }
 
@@ -344,10 +358,23 @@ class WsgiGateway implements Gateway {
     }
   }
 
-  private onDone(job: Job, payload: Buffer): void {
+  /** A whole response in one frame: its head, its body, and its (complete) end. */
+  private onWhole(job: Job, payload: Buffer): void {
+    let parts: { readonly head: Buffer; readonly body: Buffer };
+    try {
+      parts = decodeWhole(payload);
+    } catch (err) {
+      this.logger.error('garbled response from the Python bridge; answering 500', { error: (err as Error).message });
+      this.sendError(job, 500);
+      return this.finish(job, () => {});
+    }
+    this.onHead(job, parts.head);
+    if (parts.body.length > 0) this.onBody(job, parts.body);
+    this.onDone(job, DONE_OK, '');
+  }
+
+  private onDone(job: Job, outcome: number, detail: string): void {
     job.ackNow = 0;
-    const outcome = payload[0] ?? DONE_ERROR;
-    const detail = payload.subarray(1).toString('utf8').trimEnd();
     this.finish(job, () => {
       if (job.state === 'failed') return;
       if (outcome === DONE_OK && job.state === 'head-sent' && job.framing !== undefined) {
@@ -378,17 +405,16 @@ class WsgiGateway implements Gateway {
     this.proc = undefined;
     this.crashes = crashesAfterExit(this.crashes, Date.now() - proc.startedAt);
     if (!this.closing) this.logger.error(`the Python process of the WSGI app ${description}`, { pid: proc.child.pid });
-    // All of its output was read: the first request in flight is the one that was running; the
-    // others never started, and go back to the front of the queue for the next process.
+    // All of its output was read: the first `threads` requests in flight may have been running;
+    // the others never started, and go back to the front of the queue for the next process.
     // (Unless fd 4 stayed open, or we are closing: then they are answered 502/503, not run twice.)
-    const { running, retry, answer } = afterCrash(this.inflight.splice(0), complete, this.closing);
+    const { running, retry, answer } = afterCrash(this.inflight.splice(0), complete, this.closing, this.threads);
     for (const job of retry) job.apply('requeue');
     this.queue.unshift(...retry);
     for (const job of answer) this.finishWithError(job, this.closing ? 503 : 502);
-    if (running !== undefined) {
-      this.inflight.push(running);
-      this.finishWithError(running, 502);
-    } else this.pump();
+    this.inflight.push(...running);
+    for (const job of running) this.finishWithError(job, 502);
+    if (running.length === 0) this.pump();
   }
 
   // -- answers of our own -----------------------------------------------------------------

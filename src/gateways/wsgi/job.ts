@@ -63,6 +63,8 @@ export class Job {
   /** D bytes held back until the reply drains (back-pressure towards Python). */
   pendingAck = 0;
   waitingDrain = false;
+  /** The client left (the request was aborted). */
+  aborted = false;
   /** Set with the head: how the body is framed (./response.ts). */
   framing: ResponseFraming | undefined;
 

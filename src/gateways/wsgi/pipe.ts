@@ -8,7 +8,10 @@
  *
  * Node → Python
  *   I  init (id 0)      JSON: {entry, django, sysPath, cwd, envs, window}
- *   E  environ          pairs: (u32 keyLen, key, u32 valueLen, value)*, latin1 bytes
+ *   E  environ          0, then keys and values joined with NUL; or (a value holds a NUL) 1, then
+ *                       (u32 length, bytes) for each key and value; latin1 bytes
+ *   G  request          u32 environLength, the E payload, then the whole body (at most 64 KiB):
+ *                       a request in one frame (no B, no b)
  *   B  body bytes       raw; any number, in order
  *   b  body end         empty; always sent (right after E for an empty body)
  *   A  ack              u32: body bytes of D frames Node has passed on (returns send credit)
@@ -19,9 +22,12 @@
  *   R  ready (id 0)     UTF-8 text: description of the loaded app
  *   F  load failed (0)  UTF-8 text: the traceback
  *   L  log              u8 level (0 debug, 1 info, 2 warn, 3 error) + UTF-8 text
- *   H  head             f64 BE bodyLength (-1 = unknown), u16 statusLen, status ("200 OK"),
- *                       u16 count, (u16 nameLen, name, u32 valueLen, value)*, latin1 bytes
+ *   H  head             f64 BE bodyLength (-1 = unknown), then latin1: the status ("200 OK") and
+ *                       each header's name and value, joined with NUL
  *   D  data             raw body bytes (at most 256 KiB each)
+ *   W  whole response   u32 headLength, the H payload, then the whole body (at most 256 KiB; none
+ *                       for HEAD, 204, 304): H, D and Z (complete) in one frame, for an app that
+ *                       returned a one-element list
  *   Z  done             u8 outcome: 0 complete, 1 app error (Node answers 500, or closes the
  *                       connection if the head is out), 2 cancelled
  *
@@ -42,6 +48,7 @@ export const MAX_FRAME = 64 * 1024 * 1024;
 export const T = {
   init: 0x49, // I
   environ: 0x45, // E
+  request: 0x47, // G: environ and the whole body at once
   body: 0x42, // B
   bodyEnd: 0x62, // b
   ack: 0x41, // A
@@ -53,6 +60,7 @@ export const T = {
   head: 0x48, // H
   data: 0x44, // D
   done: 0x5a, // Z
+  whole: 0x57, // W: head, body and done (ok) at once
 } as const;
 
 export const DONE_OK = 0;
@@ -79,11 +87,82 @@ export function encodeFrame(type: number, id: number, payload?: Buffer): Buffer[
   return payload && length > 0 ? [frameHeader(type, id, length), payload] : [frameHeader(type, id, 0)];
 }
 
+/** Payloads at least this big are written as chunks of their own instead of being copied into the batch. */
+const COPY_LIMIT = 16 * 1024;
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * The frames written during one event-loop turn. `take()` returns the chunks to write: headers and
+ * small payloads copied into one buffer (one write, one syscall, one Python read), big payloads as
+ * chunks of their own (no copy).
+ */
+export class FrameBatch {
+  private types: number[] = [];
+  private ids: number[] = [];
+  private payloads: Buffer[] = [];
+  private copyBytes = 0;
+
+  get empty(): boolean {
+    return this.types.length === 0;
+  }
+
+  push(type: number, id: number, payload: Buffer = EMPTY): void {
+    this.types.push(type);
+    this.ids.push(id);
+    this.payloads.push(payload);
+    this.copyBytes += payload.length < COPY_LIMIT ? FRAME_HEADER + payload.length : FRAME_HEADER;
+  }
+
+  take(): Buffer[] {
+    const { types, ids, payloads } = this;
+    const buf = Buffer.allocUnsafe(this.copyBytes);
+    this.types = [];
+    this.ids = [];
+    this.payloads = [];
+    this.copyBytes = 0;
+    const out: Buffer[] = [];
+    let at = 0;
+    let start = 0;
+    for (let i = 0; i < types.length; i++) {
+      const payload = payloads[i]!;
+      const length = payload.length;
+      buf[at] = types[i]!;
+      buf.writeUInt32BE(ids[i]! >>> 0, at + 1);
+      buf.writeUInt32BE(length, at + 5);
+      at += FRAME_HEADER;
+      if (length < COPY_LIMIT) {
+        if (length > 0) payload.copy(buf, at);
+        at += length;
+      } else {
+        out.push(buf.subarray(start, at), payload);
+        start = at;
+      }
+    }
+    if (at > start) out.push(start === 0 ? buf : buf.subarray(start, at));
+    return out;
+  }
+}
+
+/**
+ * An E payload. Usually format 0: a 0 byte, then the keys and values joined with NUL (one string,
+ * one split in Python); format 1 when a value holds a NUL (a %00 in the path): a 1 byte, then
+ * (u32 length, bytes) for each key and value. latin1 bytes either way.
+ */
 export function encodeEnviron(pairs: ReadonlyArray<readonly [string, string]>): Buffer {
-  let size = 0;
-  for (const [k, v] of pairs) size += 8 + Buffer.byteLength(k, 'latin1') + Buffer.byteLength(v, 'latin1');
+  const parts: string[] = [];
+  for (const [k, v] of pairs) {
+    if (v.includes('\0')) return encodeEnvironPairs(pairs);
+    parts.push(k, v);
+  }
+  return Buffer.from('\0' + parts.join('\0'), 'latin1');
+}
+
+function encodeEnvironPairs(pairs: ReadonlyArray<readonly [string, string]>): Buffer {
+  let size = 1;
+  for (const [k, v] of pairs) size += 8 + k.length + v.length;
   const out = Buffer.allocUnsafe(size);
-  let at = 0;
+  out[0] = 1;
+  let at = 1;
   for (const [k, v] of pairs) {
     at = out.writeUInt32BE(k.length, at);
     at += out.write(k, at, 'latin1');
@@ -91,6 +170,50 @@ export function encodeEnviron(pairs: ReadonlyArray<readonly [string, string]>): 
     at += out.write(v, at, 'latin1');
   }
   return out;
+}
+
+/** The E payload back as pairs (tests, and symmetry with bridge.py). */
+export function decodeEnviron(payload: Buffer): Array<[string, string]> {
+  const pairs: Array<[string, string]> = [];
+  if (payload[0] === 0) {
+    const parts = payload.toString('latin1', 1).split('\0');
+    for (let i = 0; i + 1 < parts.length; i += 2) pairs.push([parts[i]!, parts[i + 1]!]);
+    return pairs;
+  }
+  let at = 1;
+  while (at < payload.length) {
+    const kl = payload.readUInt32BE(at);
+    const k = payload.toString('latin1', at + 4, at + 4 + kl);
+    at += 4 + kl;
+    const vl = payload.readUInt32BE(at);
+    pairs.push([k, payload.toString('latin1', at + 4, at + 4 + vl)]);
+    at += 4 + vl;
+  }
+  return pairs;
+}
+
+/** A G payload: the environ and the whole (small) body of a request. */
+export function encodeRequest(environ: Buffer, body: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(4 + environ.length + body.length);
+  out.writeUInt32BE(environ.length, 0);
+  environ.copy(out, 4);
+  body.copy(out, 4 + environ.length);
+  return out;
+}
+
+/** A W payload split into the H payload and the body. Throws when it is malformed. */
+export function decodeWhole(payload: Buffer): { readonly head: Buffer; readonly body: Buffer } {
+  if (payload.length < 4) throw new Error('truncated whole-response frame');
+  const headLength = payload.readUInt32BE(0);
+  if (4 + headLength > payload.length) throw new Error('truncated whole-response frame');
+  return { head: payload.subarray(4, 4 + headLength), body: payload.subarray(4 + headLength) };
+}
+
+/** For tests and symmetry: the W payload bridge.py produces. */
+export function encodeWhole(head: Buffer, body: Buffer): Buffer {
+  const length = Buffer.allocUnsafe(4);
+  length.writeUInt32BE(head.length, 0);
+  return Buffer.concat([length, head, body]);
 }
 
 export function encodeAck(bytes: number): Buffer {
@@ -107,36 +230,19 @@ export interface Head {
   readonly bodyLength: number | undefined;
 }
 
-/** Decode an H payload. Throws on a malformed payload or status line. */
+/**
+ * Decode an H payload: f64 BE body length (−1 unknown), then latin1 `status ("\0" name "\0" value)*`
+ * (bridge.py refuses NUL, CR and LF in names and values, so the split is exact). Throws on a
+ * malformed payload or status line.
+ */
 export function decodeHead(payload: Buffer): Head {
-  let at = 0;
-  const need = (n: number): void => {
-    if (at + n > payload.length) throw new Error('truncated head frame');
-  };
-  need(10);
+  if (payload.length < 8) throw new Error('truncated head frame');
   const length = payload.readDoubleBE(0);
-  at = 8;
-  const statusLength = payload.readUInt16BE(at);
-  at += 2;
-  need(statusLength + 2);
-  const statusLine = payload.toString('latin1', at, at + statusLength);
-  at += statusLength;
-  const count = payload.readUInt16BE(at);
-  at += 2;
+  const parts = payload.toString('latin1', 8).split('\0');
+  if (parts.length % 2 === 0) throw new Error('malformed head frame (a name without a value)');
+  const statusLine = parts[0]!;
   const headers: Array<[string, string]> = [];
-  for (let i = 0; i < count; i++) {
-    need(2);
-    const nameLength = payload.readUInt16BE(at);
-    at += 2;
-    need(nameLength + 4);
-    const name = payload.toString('latin1', at, at + nameLength);
-    at += nameLength;
-    const valueLength = payload.readUInt32BE(at);
-    at += 4;
-    need(valueLength);
-    headers.push([name, payload.toString('latin1', at, at + valueLength)]);
-    at += valueLength;
-  }
+  for (let i = 1; i < parts.length; i += 2) headers.push([parts[i]!, parts[i + 1]!]);
   const m = /^([1-9]\d\d)(?: ([^\r\n\0]*))?$/.exec(statusLine);
   if (!m) throw new Error(`invalid status line ${JSON.stringify(statusLine)}`);
   return {
@@ -149,24 +255,10 @@ export function decodeHead(payload: Buffer): Head {
 
 /** For tests and symmetry: the H payload bridge.py produces. */
 export function encodeHead(statusLine: string, headers: ReadonlyArray<readonly [string, string]>, bodyLength?: number): Buffer {
-  const parts: Buffer[] = [];
-  const fixed = Buffer.allocUnsafe(10);
+  const fixed = Buffer.allocUnsafe(8);
   fixed.writeDoubleBE(bodyLength ?? -1, 0);
-  fixed.writeUInt16BE(Buffer.byteLength(statusLine, 'latin1'), 8);
-  parts.push(fixed, Buffer.from(statusLine, 'latin1'));
-  const count = Buffer.allocUnsafe(2);
-  count.writeUInt16BE(headers.length, 0);
-  parts.push(count);
-  for (const [name, value] of headers) {
-    const n = Buffer.from(name, 'latin1');
-    const v = Buffer.from(value, 'latin1');
-    const nl = Buffer.allocUnsafe(2);
-    nl.writeUInt16BE(n.length, 0);
-    const vl = Buffer.allocUnsafe(4);
-    vl.writeUInt32BE(v.length, 0);
-    parts.push(nl, n, vl, v);
-  }
-  return Buffer.concat(parts);
+  const text = [statusLine, ...headers.flatMap(([name, value]) => [name, value])].join('\0');
+  return Buffer.concat([fixed, Buffer.from(text, 'latin1')]);
 }
 
 /**

@@ -9,11 +9,13 @@ import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../../log/logger.js';
-import { encodeFrame, FrameDecoder, T, type Frame } from './pipe.js';
+import { encodeRequest, FrameBatch, FrameDecoder, T, type Frame } from './pipe.js';
 import type { WsgiSpec } from './spec.js';
 
 /** Size of the B frames a request body is cut into. */
 const BODY_FRAME = 256 * 1024;
+/** A body at most this long goes in one G frame with its environ. */
+const WHOLE_REQUEST_MAX = 64 * 1024;
 /** After the process exited, how long to wait for the end of its fd 4 (its last frames). */
 const EXIT_DRAIN_MS = 1_000;
 
@@ -45,8 +47,9 @@ export class PythonProcess {
   stderrTail = '';
   private readonly out: Writable;
   private readonly decoder = new FrameDecoder();
-  /** Frames written during this event-loop turn leave in one write (cork until setImmediate). */
-  private corked = false;
+  /** Frames written during this event-loop turn leave in one write at setImmediate. */
+  private readonly batch = new FrameBatch();
+  private flushScheduled = false;
   private exitDescription: string | undefined;
   private outputEnded = false;
 
@@ -121,20 +124,36 @@ export class PythonProcess {
 
   send(type: number, id: number, payload?: Buffer): void {
     if (this.exited) return;
-    if (!this.corked) {
-      this.corked = true;
-      this.out.cork();
-      setImmediate(() => {
-        this.corked = false;
-        this.out.uncork();
-      });
+    this.batch.push(type, id, payload);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flush);
     }
-    for (const part of encodeFrame(type, id, payload)) this.out.write(part);
   }
 
-  /** An environ frame, the body cut in B frames, and the body end (one write with the turn's others). */
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    if (this.batch.empty) return;
+    const chunks = this.batch.take();
+    if (chunks.length === 1) {
+      this.out.write(chunks[0]!);
+      return;
+    }
+    this.out.cork();
+    for (const chunk of chunks) this.out.write(chunk);
+    this.out.uncork();
+  };
+
+  /**
+   * A request: one G frame (environ and body) when the body is inline and small, else an environ
+   * frame, the body cut in B frames, and the body end (one write with the turn's others).
+   */
   sendRequest(id: number, environ: Buffer, body: Buffer | undefined): void {
     if (this.exited) return;
+    if (body !== undefined && body.length <= WHOLE_REQUEST_MAX) {
+      this.send(T.request, id, encodeRequest(environ, body));
+      return;
+    }
     this.send(T.environ, id, environ);
     if (body) {
       for (let at = 0; at < body.length; at += BODY_FRAME) this.send(T.body, id, body.subarray(at, at + BODY_FRAME));
@@ -151,10 +170,7 @@ export class PythonProcess {
     if (this.exited) return;
     const gone = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
     this.send(T.quit, 0);
-    if (this.corked) {
-      this.corked = false;
-      this.out.uncork();
-    }
+    this.flush();
     this.out.end();
     const wait = (ms: number): Promise<boolean> =>
       Promise.race([gone.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref())]);
