@@ -532,6 +532,13 @@ function fmt(n: number | undefined, digits = 2): string {
   return n === undefined || !Number.isFinite(n) ? '-' : n.toFixed(digits);
 }
 
+/** ", cpu/req X×": case a's CPU per request over case b's, when both were measured. */
+function cpuRatio(outcomes: Outcome[], a: string, b: string): string {
+  const x = outcomes.find((o) => o.id === a)?.cpuUsPerReq;
+  const y = outcomes.find((o) => o.id === b)?.cpuUsPerReq;
+  return x !== undefined && y !== undefined && y > 0 ? `, cpu/req ${fmt(x / y)}×` : '';
+}
+
 function printTable(outcomes: Outcome[]): void {
   const bare = outcomes.find((o) => o.id === 'bare')?.wrk;
   const header = ['case', 'req/s', 'p50 ms', 'p99 ms', 'rate×', 'p99×', 'cpu µs/req', 'master µs/req', 'm2 µs/req', 'errors'];
@@ -563,15 +570,10 @@ function printTable(outcomes: Outcome[]): void {
   for (const o of outcomes) if (o.skipped) console.log(`${o.id}: skipped: ${o.skipped}`);
   console.log('rate× and p99× are relative to the bare handler; "ref" rows are plain HTTP without mongrel2.');
   console.log('cpu µs/req: the handler process tree (wsgid master + workers); master: the wsgid master alone; m2: mongrel2.');
-  const cpuRatio = (a: string, b: string) => {
-    const x = outcomes.find((o) => o.id === a)?.cpuUsPerReq;
-    const y = outcomes.find((o) => o.id === b)?.cpuUsPerReq;
-    return x !== undefined && y !== undefined && y > 0 ? `, cpu/req ${fmt(x / y)}×` : '';
-  };
   const pair = (a: string, b: string, what: string) => {
     const x = outcomes.find((o) => o.id === a)?.wrk;
     const y = outcomes.find((o) => o.id === b)?.wrk;
-    if (x && y) console.log(`${what}: rate ${fmt(x.rps / y.rps)}×, p99 ${fmt(x.p99 / y.p99)}×${cpuRatio(a, b)}`);
+    if (x && y) console.log(`${what}: rate ${fmt(x.rps / y.rps)}×, p99 ${fmt(x.p99 / y.p99)}×${cpuRatio(outcomes, a, b)}`);
   };
   pair('express-w1', 'express-direct', 'Express via wsgid vs Express on node:http');
   pair('wsgi-w1', 'gunicorn', 'WSGI via wsgid vs gunicorn');
