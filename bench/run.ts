@@ -9,11 +9,17 @@
  *   wsgi-w1    a WSGI hello world through wsgid --workers=1
  *   asgi-w1    an ASGI hello world through wsgid --workers=1 (--asgi)
  *   django-w1  a Django template page through wsgid --workers=1
+ *   django-site-w1  a Django project (startproject + an app whose view renders a template) through wsgid --workers=1
+ *   fastapi-w1      a FastAPI JSON route (pydantic model, path and query parameters) through wsgid --workers=1 (--asgi)
  * and, as references without mongrel2 (plain HTTP straight to the server):
  *   express-direct  the same Express app on node:http
  *   gunicorn        the same WSGI app under gunicorn (1 sync worker)
  *   uvicorn         the same ASGI app under uvicorn (1 worker, its default loop and HTTP parser)
  *   gunicorn-django the Django module of django-w1 under gunicorn (1 sync worker)
+ *   gunicorn-django-site  the Django project of django-site-w1 under gunicorn (1 sync worker)
+ *   uvicorn-fastapi       the FastAPI app of fastapi-w1 under uvicorn (1 worker)
+ * A pair listed in SAME_BODY must answer its check with the same body bytes on both sides before
+ * either side is measured.
  *
  * Env: BENCH_DURATION (s, 10), BENCH_WARMUP (s, 1), BENCH_CONNECTIONS (50), BENCH_THREADS (2),
  * BENCH_CASES (comma-separated ids, default all), BENCH_VERBOSE=1 (echo service output),
@@ -24,7 +30,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { startMongrel2, freePort, type Mongrel2Handle } from '../test/helpers/mongrel2.js';
-import { request, waitForHttp } from '../test/helpers/http.js';
+import { request, waitForHttp, type HttpResponse } from '../test/helpers/http.js';
 import { REPO_ROOT, WSGID_CLI } from '../test/helpers/wsgid.js';
 import { runWrk, type WrkResult } from './wrk.js';
 import { cpuSeconds, cpuDelta, cpuDeltaOf, treeCpu } from './proc.js';
@@ -133,6 +139,13 @@ function appFolder(id: string, files: string[]): string {
   return dir;
 }
 
+/** A fresh app folder dist/bench/run-apps/<id>/ whose app/ is a copy of the project folder bench/apps/<project>/. */
+function projectFolder(id: string, project: string): string {
+  const dir = appFolder(id, []);
+  cpSync(path.join(APPS_SRC, project), path.join(dir, 'app'), { recursive: true, filter: (src) => path.basename(src) !== '__pycache__' });
+  return dir;
+}
+
 // ------------------------------------------------------------------------------------------------
 // Cases
 
@@ -212,6 +225,79 @@ function asgiGatewayMissing(): string | undefined {
   return existsSync(path.join(REPO_ROOT, 'dist', 'src', 'gateways', 'asgi', 'index.js')) ? undefined : 'the ASGI gateway is not built';
 }
 
+// Real apps: a project folder under bench/apps served by wsgid and by its usual server, from copies
+// of the same folder and with the same Python (BENCH_PYTHON).
+
+function pythonImports(modules: string): () => string | undefined {
+  let found: string | undefined | null = null;
+  return () => {
+    if (found === null) {
+      const r = spawnSync(PYTHON, ['-c', `import ${modules}`], { encoding: 'utf8' });
+      found = r.status === 0 ? undefined : `${PYTHON} cannot import ${modules}`;
+    }
+    return found;
+  };
+}
+const djangoMissing = pythonImports('django');
+const fastapiMissing = pythonImports('fastapi, pydantic');
+
+/** wsgid --workers=1 serving the project bench/apps/<project>/ with --<appFlag>=<appSpec>. */
+function wsgidProjectCase(id: string, label: string, project: string, appFlag: 'wsgi-app' | 'asgi', appSpec: string, check: Check, extraSkip: () => string | undefined): Case {
+  return {
+    id,
+    label,
+    viaMongrel2: true,
+    check,
+    skip: () => wsgidMissing() ?? (appFlag === 'asgi' ? asgiGatewayMissing() : wsgiGatewayMissing()) ?? extraSkip(),
+    async start(m2) {
+      const h = m2!.handler('app');
+      const dir = projectFolder(id, project);
+      const svc = spawnService(id, process.execPath, [
+        WSGID_CLI, '--no-daemon', `--app-path=${dir}`, `--recv=${h.recv}`, `--send=${h.send}`,
+        `--${appFlag}=${appSpec}`, '--workers=1', `--python=${PYTHON}`,
+      ], { cwd: dir });
+      await waitReady(svc, `${m2!.baseUrl}/`);
+      return { svc, url: `${m2!.baseUrl}${check.path}`, masterPid: svc.pid };
+    },
+  };
+}
+
+/** The reference server (gunicorn or uvicorn, 1 worker, plain HTTP) serving a copy of bench/apps/<project>/. */
+function pythonServerCase(id: string, label: string, project: string, server: 'gunicorn' | 'uvicorn', appSpec: string, check: Check, extraSkip: () => string | undefined): Case {
+  return {
+    id,
+    label,
+    viaMongrel2: false,
+    check,
+    skip: () => (server === 'gunicorn' ? gunicornMissing() : uvicornMissing()) ?? extraSkip(),
+    async start() {
+      const port = await freePort();
+      const appDir = path.join(projectFolder(id, project), 'app');
+      const args = server === 'gunicorn'
+        ? ['-m', 'gunicorn', '--chdir', appDir, '--workers', '1', '--bind', `127.0.0.1:${port}`, '--log-level', 'warning', appSpec]
+        : ['-m', 'uvicorn', '--app-dir', appDir, '--workers', '1', '--host', '127.0.0.1', '--port', String(port),
+            '--log-level', 'warning', '--no-access-log', appSpec];
+      const svc = spawnService(id, PYTHON, args, { cwd: appDir });
+      const base = `http://127.0.0.1:${port}`;
+      await waitReady(svc, `${base}/`);
+      return { svc, url: `${base}${check.path}` };
+    },
+  };
+}
+
+const DJANGO_SITE_CHECK: Check = {
+  method: 'GET',
+  path: '/catalog/?sort=price',
+  status: 200,
+  body_re: /<h1>Catalogue<\/h1>[^]*<td>20<\/td>[^]*&copy; 2024 Bench shop &middot; 20 products<\/footer>/,
+};
+const FASTAPI_CHECK: Check = {
+  method: 'GET',
+  path: '/items/42?q=somequery',
+  status: 200,
+  body_re: /^\{"item_id":42,"name":"Item 42",[^]*"q":"somequery"\}$/,
+};
+
 function wsgidCase(id: string, label: string, files: string[], appSpec: string, workers: number, check: Check, extraSkip?: () => string | undefined, wrkScript?: string, appFlag = 'wsgi-app'): Case {
   return {
     id,
@@ -241,10 +327,6 @@ function wsgidCase(id: string, label: string, files: string[], appSpec: string, 
 }
 
 const DJANGO_CHECK: Check = { method: 'GET', path: '/', status: 200, body_re: /<h1>Hello from Django<\/h1>[^]*20 items/ };
-
-function djangoMissing(): string | undefined {
-  return spawnSync(PYTHON, ['-c', 'import django'], { stdio: 'ignore' }).status === 0 ? undefined : `Django is not importable by ${PYTHON}`;
-}
 
 /** gunicorn (1 sync worker, plain HTTP) serving `appSpec` from bench/apps: a reference row. */
 function gunicornCase(id: string, label: string, appSpec: string, check: Check, extraSkip?: () => string | undefined): Case {
@@ -337,6 +419,20 @@ const CASES: Case[] = [
       return { svc, url: `${base}/` };
     },
   },
+  wsgidProjectCase('django-site-w1', 'wsgid Django project, template page, --workers=1', 'djangosite', 'wsgi-app', 'benchsite.wsgi:application', DJANGO_SITE_CHECK, djangoMissing),
+  pythonServerCase('gunicorn-django-site', 'gunicorn Django project, 1 sync worker (ref, no mongrel2)', 'djangosite', 'gunicorn', 'benchsite.wsgi:application', DJANGO_SITE_CHECK, djangoMissing),
+  wsgidProjectCase('fastapi-w1', 'wsgid FastAPI JSON route, --workers=1', 'fastapi_items', 'asgi', 'main:app', FASTAPI_CHECK, fastapiMissing),
+  pythonServerCase('uvicorn-fastapi', 'uvicorn FastAPI JSON route, 1 worker (ref, no mongrel2)', 'fastapi_items', 'uvicorn', 'main:app', FASTAPI_CHECK, fastapiMissing),
+];
+
+/**
+ * Pairs that must give the same response body to their check: the app under wsgid and under its
+ * usual server. A bench that measures an error page, or a different page, is worthless.
+ */
+const SAME_BODY: ReadonlyArray<readonly [string, string]> = [
+  ['django-w1', 'gunicorn-django'],
+  ['django-site-w1', 'gunicorn-django-site'],
+  ['fastapi-w1', 'uvicorn-fastapi'],
 ];
 
 // ------------------------------------------------------------------------------------------------
@@ -360,6 +456,62 @@ function firstLines(s: string, n = 3): string {
   return text.length > 400 ? `${text.slice(0, 400)}…` : text;
 }
 
+/** The answer to the case's check request, or why it is wrong. */
+async function checkAnswer(c: Case, running: Running): Promise<HttpResponse | string> {
+  const res = await request(`${new URL(running.url).origin}${c.check.path}`, {
+    method: c.check.method,
+    headers: c.check.headers,
+    body: c.check.body,
+    timeoutMs: 5000,
+  });
+  if (res.status !== c.check.status || !c.check.body_re.test(res.text)) {
+    return `wrong answer to ${c.check.method} ${c.check.path}: ${res.status} ${JSON.stringify(res.text.slice(0, 200))}`;
+  }
+  return res;
+}
+
+/** Bodies of the checks answered so far, by case id (a measured run's, or a probe's). */
+const checkedBodies = new Map<string, Buffer>();
+
+/** The body `c` answers to its check, from a run so far or else from a short start of `c` (no wrk). */
+async function bodyOf(c: Case): Promise<Buffer | string> {
+  const seen = checkedBodies.get(c.id);
+  if (seen) return seen;
+  const reason = c.skip();
+  if (reason) return reason;
+  progress(`${c.id}: started to compare bodies`);
+  let m2: Mongrel2Handle | undefined;
+  let running: Running | undefined;
+  try {
+    if (c.viaMongrel2) m2 = await startMongrel2({ handlers: [{ name: 'app', route: '/', protocol: 'tnetstring' }] });
+    running = await c.start(m2);
+    const res = await checkAnswer(c, running);
+    if (typeof res === 'string') return res;
+    checkedBodies.set(c.id, res.body);
+    return res.body;
+  } catch (err) {
+    return `failed: ${firstLines((err as Error).message, 6)}`;
+  } finally {
+    await running?.svc.stop();
+    await m2?.stop();
+  }
+}
+
+/** Why `body` (c's answer) does not match its SAME_BODY partner's, or undefined when it does. */
+async function bodyDiffers(c: Case, body: Buffer): Promise<string | undefined> {
+  checkedBodies.set(c.id, body);
+  const pair = SAME_BODY.find((p) => p.includes(c.id));
+  const other = CASES.find((o) => o.id === (pair?.[0] === c.id ? pair[1] : pair?.[0]));
+  if (!other) return undefined;
+  const theirs = await bodyOf(other);
+  if (typeof theirs === 'string') return `cannot compare its body with ${other.id}'s: ${theirs}`;
+  if (theirs.equals(body)) return undefined;
+  let at = 0;
+  while (at < body.length && at < theirs.length && body[at] === theirs[at]) at++;
+  const around = (b: Buffer) => JSON.stringify(b.subarray(Math.max(0, at - 40), at + 80).toString('utf8'));
+  return `its body differs from ${other.id}'s at byte ${at} (${body.length} vs ${theirs.length} bytes): ${around(body)} vs ${around(theirs)}`;
+}
+
 async function runCase(c: Case): Promise<Outcome> {
   const base: Outcome = { id: c.id, label: c.label, viaMongrel2: c.viaMongrel2 };
   const reason = c.skip();
@@ -378,16 +530,10 @@ async function runCase(c: Case): Promise<Outcome> {
       return { ...base, skipped: `failed to start: ${firstLines((err as Error).message, 6)}` };
     }
     // Correctness first: a fast wrong answer is no result.
-    const origin = new URL(running.url).origin;
-    const res = await request(`${origin}${c.check.path}`, {
-      method: c.check.method,
-      headers: c.check.headers,
-      body: c.check.body,
-      timeoutMs: 5000,
-    });
-    if (res.status !== c.check.status || !c.check.body_re.test(res.text)) {
-      return { ...base, skipped: `wrong answer to ${c.check.method} ${c.check.path}: ${res.status} ${JSON.stringify(res.text.slice(0, 200))}` };
-    }
+    const res = await checkAnswer(c, running);
+    if (typeof res === 'string') return { ...base, skipped: res };
+    const differs = await bodyDiffers(c, res.body);
+    if (differs) return { ...base, skipped: differs };
     progress(`${c.id}: warm-up ${WARMUP}s`);
     await runWrk({ url: running.url, threads: THREADS, connections: CONNECTIONS, duration: WARMUP, script: c.wrkScript });
     const treeBefore = treeCpu(running.svc.pid);
@@ -419,6 +565,13 @@ async function runCase(c: Case): Promise<Outcome> {
 
 function fmt(n: number | undefined, digits = 2): string {
   return n === undefined || !Number.isFinite(n) ? '-' : n.toFixed(digits);
+}
+
+/** ", cpu/req X×": case a's CPU per request over case b's, when both were measured. */
+function cpuRatio(outcomes: Outcome[], a: string, b: string): string {
+  const x = outcomes.find((o) => o.id === a)?.cpuUsPerReq;
+  const y = outcomes.find((o) => o.id === b)?.cpuUsPerReq;
+  return x !== undefined && y !== undefined && y > 0 ? `, cpu/req ${fmt(x / y)}×` : '';
 }
 
 function printTable(outcomes: Outcome[]): void {
@@ -459,12 +612,14 @@ function printTable(outcomes: Outcome[]): void {
   const pair = (a: string, b: string, what: string) => {
     const x = outcomes.find((o) => o.id === a)?.wrk;
     const y = outcomes.find((o) => o.id === b)?.wrk;
-    if (x && y) console.log(`${what}: rate ${fmt(x.rps / y.rps)}×, p99 ${fmt(x.p99 / y.p99)}×`);
+    if (x && y) console.log(`${what}: rate ${fmt(x.rps / y.rps)}×, p99 ${fmt(x.p99 / y.p99)}×${cpuRatio(outcomes, a, b)}`);
   };
   pair('express-w1', 'express-direct', 'Express via wsgid vs Express on node:http');
   pair('wsgi-w1', 'gunicorn', 'WSGI via wsgid vs gunicorn');
   pair('asgi-w1', 'uvicorn', 'ASGI via wsgid vs uvicorn');
   pair('django-w1', 'gunicorn-django', 'Django via wsgid vs gunicorn');
+  pair('django-site-w1', 'gunicorn-django-site', 'Django project via wsgid vs gunicorn');
+  pair('fastapi-w1', 'uvicorn-fastapi', 'FastAPI via wsgid vs uvicorn');
   const m = outcomes.find((o) => o.id === 'fetch-w1');
   if (m?.masterUsPerReq !== undefined) console.log(`wsgid master CPU per request (fetch-w1): ${fmt(m.masterUsPerReq, 1)} µs`);
 }
