@@ -48,6 +48,10 @@ async function uvicorn(module: string, cwd: string): Promise<{ port: number; sto
   let output = '';
   child.stderr!.setEncoding('utf8').on('data', (text: string) => (output += text));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const fail = (message: string): never => {
+    child.kill('SIGKILL');
+    throw new Error(message);
+  };
   for (let i = 0; ; i++) {
     if (child.exitCode !== null) throw new Error(`uvicorn exited: ${output}`);
     const open = await new Promise<boolean>((resolve) => {
@@ -56,7 +60,7 @@ async function uvicorn(module: string, cwd: string): Promise<{ port: number; sto
       socket.once('error', () => resolve(false));
     });
     if (open) break;
-    if (i > 600) throw new Error(`uvicorn did not listen: ${output}`);
+    if (i > 600) fail(`uvicorn did not listen: ${output}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   return {
@@ -80,12 +84,21 @@ async function serveBoth(fixture: string, as: string, module: string): Promise<S
   mkdirSync(path.join(dir, 'app'));
   copyFileSync(path.join(FIXTURES, fixture), path.join(dir, 'app', as));
   const oracle = await uvicorn(module, path.join(dir, 'app'));
-  const m2 = await startMongrel2({ settings: { 'limits.content_length': 4096, 'upload.temp_store': '/tmp/upload.XXXXXX' } });
-  const wsgid = await startWsgid(
-    wsgidArgs(m2.handler('app'), dir, ['--stdout', `--python=${PYTHON}`, `--mongrel2-chroot=${m2.chroot}`, '--workers=1', `--asgi=${module}`]),
-    { readyUrl: `${m2.baseUrl}/`, readyTimeoutMs: 30_000 },
-  );
-  return { oracle, m2, wsgid, dir };
+  let m2: Mongrel2Handle | undefined;
+  try {
+    m2 = await startMongrel2({ settings: { 'limits.content_length': 4096, 'upload.temp_store': '/tmp/upload.XXXXXX' } });
+    const wsgid = await startWsgid(
+      wsgidArgs(m2.handler('app'), dir, ['--stdout', `--python=${PYTHON}`, `--mongrel2-chroot=${m2.chroot}`, '--workers=1', `--asgi=${module}`]),
+      { readyUrl: `${m2.baseUrl}/`, readyTimeoutMs: 30_000 },
+    );
+    return { oracle, m2, wsgid, dir };
+  } catch (error) {
+    // A failed start must not leave uvicorn running: it would keep this test file (and the suite) alive.
+    await m2?.stop();
+    await oracle.stop();
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
 }
 
 async function stopBoth(s: Served | undefined): Promise<void> {

@@ -18,6 +18,7 @@ import importlib.util
 import json
 import os
 import re
+import struct
 import sys
 import traceback
 
@@ -30,9 +31,9 @@ _spec.loader.exec_module(wsgi_bridge)
 
 IN_FD = wsgi_bridge.IN_FD
 HEADER = wsgi_bridge.HEADER
-U16 = wsgi_bridge.U16
+U16 = struct.Struct(">H")  # WebSocket close codes
 U32 = wsgi_bridge.U32
-HEAD_FIXED = wsgi_bridge.HEAD_FIXED
+HEAD_LENGTH = wsgi_bridge.HEAD_LENGTH
 MAX_DATA = wsgi_bridge.MAX_DATA
 
 T_INIT, T_SCOPE, T_BODY, T_BODY_END = ord("I"), ord("E"), ord("B"), ord("b")
@@ -219,12 +220,13 @@ class Cycle:
 
     def send_head(self, length):
         status, headers = self.start
-        line = ("%d %s" % (status, phrase(status))).strip().encode("latin-1")
-        parts = [HEAD_FIXED.pack(float(-1 if length is None else length), len(line)), line, U16.pack(len(headers))]
+        # The H frame of the WSGI bridge: f64 body length, then `status ("\0" name "\0" value)*`
+        # (encode_headers refused NUL, CR and LF in names and values, so the split is exact).
+        parts = [HEAD_LENGTH.pack(float(-1 if length is None else length)) + ("%d %s" % (status, phrase(status))).strip().encode("latin-1")]
         for name, value in headers:
-            parts += [U16.pack(len(name)), name, U32.pack(len(value)), value]
+            parts += [name, value]
         self.head_sent = True
-        self.bridge.pipe.send(T_HEAD, self.rid, b"".join(parts))
+        self.bridge.pipe.send(T_HEAD, self.rid, b"\0".join(parts))
         self.bridge.schedule_flush()
 
     async def run_http(self):
