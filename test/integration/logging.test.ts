@@ -363,6 +363,22 @@ describe('a start that fails says why on the terminal', () => {
     assert.match(read(dir, 'wsgid.log'), /\n {6}import nosuchmodule_wsgid_test\n/);
   });
 
+  test('Python ASGI: the same traceback as `python3 -c "import main"` and the same hint', async () => {
+    const dir = await appFolder({
+      'helpers.py': 'def setup():\n    import nosuchmodule_wsgid_asgi\n',
+      'main.py': 'import helpers\nhelpers.setup()\n\nasync def app(scope, receive, send):\n    pass\n',
+    });
+    const h = m2.handler('app');
+    const r = await runCli([`--app-path=${dir}`, `--recv=${h.recv}`, `--send=${h.send}`, '--workers=1', '--python=/usr/bin/python3', '--asgi=main:app']);
+    assert.equal(r.code, 4, 'exit code 4: the app could not be loaded');
+    const oracle = spawnSync('/usr/bin/python3', ['-c', 'import main'], { cwd: path.join(dir, 'app'), encoding: 'utf8' });
+    assert.notEqual(oracle.status, 0);
+    const expected = oracle.stderr.trimEnd().split('\n').filter((l) => !/^ {2}File "<string>", line 1, in <module>$/.test(l));
+    assert.deepEqual(block(r.stderr, /^Traceback \(most recent call last\):$/, /^ModuleNotFoundError: /), expected);
+    assert.match(r.stderr, /^wsgid could not start: .*the ASGI app failed to load.*No module named 'nosuchmodule_wsgid_asgi'/m);
+    assert.match(r.stderr, /^hint: Python module 'nosuchmodule_wsgid_asgi' is not installed for \/usr\/bin\/python3/m);
+  });
+
   test('Python: a SyntaxError in the app file is shown as Python shows it', async () => {
     const dir = await appFolder({ 'app.py': 'def application(environ, start_response):\n    return [b"x"\n\nx = (1 +\n' });
     const h = m2.handler('app');

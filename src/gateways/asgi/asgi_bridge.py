@@ -30,6 +30,7 @@ wsgi_bridge = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(wsgi_bridge)
 
 IN_FD = wsgi_bridge.IN_FD
+wsgi_bridge.BRIDGE_FILES.add(os.path.abspath(__file__))
 HEADER = wsgi_bridge.HEADER
 U16 = struct.Struct(">H")  # WebSocket close codes
 U32 = wsgi_bridge.U32
@@ -560,8 +561,13 @@ async def serve(bridge, config):
     bridge.quit = loop.create_future()
     try:
         bridge.app, label = load(config)
-    except BaseException:
-        bridge.pipe.send(T_LOAD_FAILED, 0, traceback.format_exc().encode("utf-8", "replace"))
+    except BaseException as exc:
+        # As the WSGI bridge: the traceback `python -c 'import app'` would print (no bridge frames).
+        try:
+            text = wsgi_bridge.app_traceback(exc)
+        except Exception:
+            text = traceback.format_exc()
+        bridge.pipe.send(T_LOAD_FAILED, 0, text.encode("utf-8", "replace"))
         bridge.pipe.flush()
         return 4
     loop.add_reader(IN_FD, bridge.on_readable)

@@ -43,6 +43,7 @@ import { bridgePath, PythonProcess } from '../wsgi/python-process.js';
 import { errorAnswer, frameBody, responseEnd, translateHead } from '../wsgi/response.js';
 import { crashesAfterExit, restartDelay } from '../wsgi/scheduling.js';
 import { isWsgiSpec, type WsgiSpec } from '../wsgi/spec.js';
+import { WsgiLoadError } from '../wsgi/load-error.js';
 import { Exchange } from './exchange.js';
 import { decodeAccept, decodeClose, encodeCancel, encodeWsFrame, T } from './protocol.js';
 import { buildScope } from './scope.js';
@@ -98,7 +99,8 @@ class AsgiGateway implements Gateway {
               settled = true;
               const text = frame.payload.toString('utf8').trimEnd();
               void p.stop(2000);
-              reject(new Error(`the ASGI app failed to start (${this.spec.python}):\n${text}`));
+              // The same error as a WSGI load failure: `wsgid start` shows the traceback and its hints.
+              reject(new WsgiLoadError(this.spec.python, text, 'ASGI'));
             }
           },
           batchEnd: (p) => this.flushAcks(p),

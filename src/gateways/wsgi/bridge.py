@@ -760,6 +760,11 @@ def load_app(config):
 _IMPORTLIB_FILES = ("<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>")
 
 
+# The bridges' own source files, whose frames a load error's traceback leaves out (the ASGI
+# bridge, which loads apps through this module, adds itself).
+BRIDGE_FILES = {os.path.abspath(__file__)}
+
+
 def app_traceback(exc):
     """The traceback as `python -c 'import app'` prints it: the bridge's frames and importlib's calls
     into the app are left out, then importlib's internal frames are removed as CPython's import
@@ -771,7 +776,7 @@ def app_traceback(exc):
         entries.append(tb)
         tb = tb.tb_next
     importlib_dir = os.path.dirname(importlib.__file__)
-    ours = (os.path.abspath(__file__), )
+    ours = BRIDGE_FILES
 
     def wsgid_or_importlib(entry):
         name = entry.tb_frame.f_code.co_filename

@@ -2,7 +2,7 @@
 import type { ErrorCode } from '../../errors.js';
 
 /**
- * The app could not be imported: `traceback` is what `python -c 'import app'` would print
+ * The Python app could not be imported (or, for ASGI, its lifespan startup failed): `traceback` is what `python -c 'import app'` would print
  * (bridge.py app_traceback), shown verbatim on the terminal of a failed start.
  */
 export class WsgiLoadError extends Error {
@@ -11,8 +11,10 @@ export class WsgiLoadError extends Error {
   constructor(
     readonly python: string,
     readonly traceback: string,
+    /** Which bridge reported it: the ASGI bridge loads apps the same way (asgi/index.ts). */
+    readonly kind: 'WSGI' | 'ASGI' = 'WSGI',
   ) {
-    super(`the WSGI app failed to load (${python}): ${traceback.trim().split('\n').at(-1) ?? ''}`);
+    super(`the ${kind} app failed to load (${python}): ${traceback.trim().split('\n').at(-1) ?? ''}`);
   }
 }
 
