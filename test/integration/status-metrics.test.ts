@@ -37,7 +37,7 @@ interface StatusFile {
   master: { pid: number; mode?: string; rss?: number };
   metrics?: string;
   endpoints?: Array<{ role: string; server: number; address: string; state: string; connects: number; disconnects: number; subscribed?: boolean; problem?: string }>;
-  workers: Array<{ pid: number; state: string; rss?: number; cpu?: number; children?: Array<{ pid: number; rss: number }> }>;
+  workers: Array<{ pid: number; state: string; gateway?: string; rss?: number; cpu?: number; children?: Array<{ pid: number; rss: number }> }>;
   requests: { served: number; inFlight: number };
 }
 
@@ -196,14 +196,16 @@ describe('status', () => {
   test('per worker: pid, state, age, served, in flight, RSS, CPU, and the Python child', async () => {
     for (let i = 0; i < 5; i++) assert.equal((await request(`${m2.baseUrl}/`)).status, 200);
     // The numbers are the master's last tick (heartbeats up to a second behind): wait for a tick
-    // that has counted the requests and sampled both workers twice, with their Python child.
+    // that has counted the requests, heard from both workers and sampled them twice, with their
+    // Python child.
     const file = await waitFor('a status with the requests counted and both workers sampled', async () => {
       const s = readStatusFile(dir);
       return (
         s?.workers.length === 2 &&
         s.requests.served >= 5 &&
         s.requests.inFlight === 0 &&
-        s.workers.every((w) => w.state === 'serving' && w.cpu !== undefined && (w.children?.length ?? 0) >= 1) &&
+        // gateway: from a worker's first heartbeat, which may come after the tick that sampled it.
+        s.workers.every((w) => w.state === 'serving' && w.cpu !== undefined && w.gateway !== undefined && (w.children?.length ?? 0) >= 1) &&
         s
       );
     });
