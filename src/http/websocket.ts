@@ -4,6 +4,7 @@
  * speak WebSocket to apps (fetch's upgradeWebSocket, the Node 'upgrade' event). No I/O.
  */
 import type { ReplyChannel } from './reply-channel.js';
+import { assertSafeHeader } from './head.js';
 
 export const OPCODE_CONTINUATION = 0x0;
 export const OPCODE_TEXT = 0x1;
@@ -90,13 +91,17 @@ export function isValidReceivedCloseCode(code: number): boolean {
 
 /**
  * The `101 Switching Protocols` head for an accepted handshake. `headers` are extra lines
- * (e.g. Sec-WebSocket-Protocol); names and values must already be valid HTTP.
+ * (e.g. Sec-WebSocket-Protocol, which apps often copy from the client's offer): each is checked
+ * here, where the head is framed (InvalidResponseHeadError), as every response head is.
  */
 export function switchingProtocolsHead(accept: string, version: string, headers: Iterable<[string, string]> = []): string {
   let head =
     'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
     `Sec-WebSocket-Accept: ${accept}\r\nX-Wsgid: ${version}\r\n`;
-  for (const [name, value] of headers) head += `${name}: ${value}\r\n`;
+  for (const [name, value] of headers) {
+    assertSafeHeader(name, value);
+    head += `${name}: ${value}\r\n`;
+  }
   return head + '\r\n';
 }
 

@@ -447,6 +447,10 @@ describe('ASGI through mongrel2: Starlette (app/app.py) and Django (asgi.py)', (
       assert.equal((await c.closed).code, 4000);
       const refused = new Client(`ws://127.0.0.1:${m2.port}/ws-reject`);
       assert.equal(await refused.refused, 403);
+      // An accept whose subprotocol is not Latin-1 text: a 500, not a 101 split by an injected line.
+      const bad = new Client(`ws://127.0.0.1:${m2.port}/ws-bad-protocol`, ['chat']);
+      const outcome = await Promise.race([bad.refused, bad.opened.then(() => 'opened', (e: Error) => e.message)]);
+      assert.equal(outcome, 500);
       assert.equal((await request(`${m2.baseUrl}/`)).status, 200);
     } finally {
       await w.stop();

@@ -342,20 +342,19 @@ class AsgiGateway implements Gateway {
   private onAccept(ex: Exchange, payload: Buffer): void {
     const session = ex.session;
     if (ex.state !== 'sent' || session === undefined) return;
-    let extra: Array<[string, string]> = [];
+    let head: string;
     try {
       const accept = decodeAccept(payload);
-      extra = accept.headers.filter(([name]) => !/^(sec-websocket-accept|upgrade|connection|sec-websocket-protocol)$/i.test(name));
+      const extra = accept.headers.filter(([name]) => !/^(sec-websocket-accept|upgrade|connection|sec-websocket-protocol)$/i.test(name));
       if (accept.subprotocol) extra.unshift(['Sec-WebSocket-Protocol', accept.subprotocol]);
-      for (const [name, value] of extra) {
-        if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name) || /[\r\n\0]/.test(value)) throw new Error(`invalid header ${name}`);
-      }
+      // Checks every name and value (the subprotocol is a str: it may hold what Latin-1 cannot).
+      head = switchingProtocolsHead(session.accept, this.version, extra);
     } catch (err) {
       this.logger.error('invalid websocket.accept from the ASGI app; answering 500', { error: (err as Error).message });
       this.proc?.send(T.cancel, ex.id, encodeCancel(CLOSE_ABNORMAL));
       return this.fail(ex, 500);
     }
-    (ex.upgradeReply ?? ex.reply).end(switchingProtocolsHead(session.accept, this.version, extra));
+    (ex.upgradeReply ?? ex.reply).end(head);
     ex.state = 'open';
     session.open(this.listenerFor(ex, session));
     ex.resolve();

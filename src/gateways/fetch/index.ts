@@ -85,7 +85,15 @@ class FetchGateway implements Gateway {
           reply.end();
           return pending.socket.abandon('the client left before the upgrade');
         }
-        reply.end(switchingProtocolsHead(session.accept, this.version, pending.headers));
+        let head: string;
+        try {
+          head = switchingProtocolsHead(session.accept, this.version, pending.headers);
+        } catch (error) {
+          // e.g. a subprotocol copied from the client holding a character that is not Latin-1.
+          pending.socket.abandon('the upgrade response has an invalid header');
+          return this.fail(refused, source, error);
+        }
+        reply.end(head);
         pending.socket.attach(session);
         return;
       }
