@@ -41,7 +41,11 @@ export async function publishStandalone(settings: Settings, server: StandaloneSe
     const address = parseHostPort(settings.metrics);
     if (typeof address === 'string') throw new Error(address);
     try {
-      metrics = await startMetricsServer(address, () => renderMetrics(status(), new Map([[server.gateway, server.requestCounts()]])));
+      metrics = await startMetricsServer(
+        address,
+        () => renderMetrics(status(), new Map([[server.gateway, server.requestCounts()]])),
+        (error) => logger.warn('the metrics endpoint failed; it keeps listening', { error }),
+      );
     } catch (error) {
       throw new Error(`could not serve the metrics on ${settings.metrics}: ${(error as Error).message}`);
     }

@@ -422,7 +422,7 @@ export const OPTIONS: OptionTable = {
     metavar: 'SIZE',
     help:
       'Recycle a worker (gracefully, like --max-requests) whose memory (resident set of its Node process ' +
-      'plus its Python process) stays above SIZE (e.g. 512M, 1G) for 3 heartbeats in a row. 0 = never.',
+      'plus its Python process) stays above SIZE (e.g. 512M, 1G) in 3 samples in a row (one a second). 0 = never.',
     check: checkSize,
   },
   crashWindow: {

@@ -163,7 +163,11 @@ export class Arbiter {
         const address = parseHostPort(settings.metrics);
         if (typeof address === 'string') throw new Error(address); // checked with the settings already
         try {
-          this.metricsServer = await startMetricsServer(address, () => renderMetrics(this.status(), this.reports.totals()));
+          this.metricsServer = await startMetricsServer(
+            address,
+            () => renderMetrics(this.status(), this.reports.totals()),
+            (error) => this.log.warn('the metrics endpoint failed; it keeps listening', { error }),
+          );
         } catch (err) {
           this.log.error(`could not serve the metrics on ${settings.metrics}`, { error: err });
           return 1;
@@ -246,6 +250,8 @@ export class Arbiter {
 
   /** HUP: re-read the configuration (when the CLI gave the means), then the rolling reload. */
   private reload(): void {
+    // A HUP while stopping changes nothing (the pool ignores it): do not read or announce a configuration.
+    if (this.pool.phase === 'stopping') return;
     const reread = this.hooks.reloadSettings;
     if (!reread) {
       this.apply(this.pool.reloadWith(Date.now()));
@@ -480,7 +486,7 @@ export class Arbiter {
         break;
       }
       case 'heartbeat':
-        this.applyAndWake(this.pool.heartbeat(id, message.served, now, this.treeRss(id)));
+        this.applyAndWake(this.pool.heartbeat(id, message.served, now));
         this.reports.heartbeat(id, message.metrics, message.gateway);
         break;
       case 'retire':
@@ -548,20 +554,13 @@ export class Arbiter {
         const c = this.sampler.sample(pid, now);
         if (c !== undefined) children.push(c);
       }
-      this.reports.usage.set(w.id, { self: this.sampler.sample(w.pid, now), children });
+      const self = this.sampler.sample(w.pid, now);
+      this.reports.usage.set(w.id, { self, children });
+      // --max-memory's measure: the worker plus its children (its Python). Read here, not in the
+      // worker: the master is never chrooted, so /proc is always there.
+      if (self !== undefined) this.apply(this.pool.memory(w.id, children.reduce((sum, c) => sum + c.rss, self.rss)));
     }
     this.sampler.retain(seen);
-  }
-
-  /**
-   * --max-memory's measure: the worker's resident set plus its children's (its Python), from the
-   * last sample (sampleUsage); undefined before the first. Read here, not in the worker: the
-   * master is never chrooted, so /proc is always there.
-   */
-  private treeRss(id: number): number | undefined {
-    const usage = this.reports.usage.get(id);
-    if (usage?.self === undefined) return undefined;
-    return usage.children.reduce((sum, c) => sum + c.rss, usage.self.rss);
   }
 
   /** The counts systemd's STATUS= and the end of a reload are read from. */

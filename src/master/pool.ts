@@ -127,7 +127,7 @@ export interface PoolOptions {
   /** 0 = never recycle. */
   maxRequests: number;
   maxRequestsJitter: number;
-  /** Recycle a worker whose rss stays above this (MEMORY_CHECKS heartbeats in a row); 0 = never. */
+  /** Recycle a worker whose rss stays above this (MEMORY_CHECKS samples in a row, one a second); 0 = never. */
   maxMemoryBytes: number;
   /** A serving worker dying unexpectedly within this long of becoming ready is a quick death; 0 = off. */
   crashWindowMs: number;
@@ -328,13 +328,22 @@ export class WorkerPool {
     return w ? this.checkReady(w, true, now) : [];
   }
 
-  /** Its heartbeat: counters, and its memory (rss, bytes) when it reports it. */
-  heartbeat(id: number, served: number, now: number, rss?: number): PoolAction[] {
+  /** Its heartbeat: counters. */
+  heartbeat(id: number, served: number, now: number): PoolAction[] {
     const w = this.live.get(id);
     if (!w) return [];
     w.lastBeat = now;
     w.served = served;
-    if (rss === undefined) return [];
+    return [];
+  }
+
+  /**
+   * One sample of its resident memory (bytes, the worker and its Python), once per sample: a
+   * spike counts once however often the worker beats (--max-memory, MEMORY_CHECKS in a row).
+   */
+  memory(id: number, rss: number): PoolAction[] {
+    const w = this.live.get(id);
+    if (!w) return [];
     w.rss = rss;
     const limit = this.options.maxMemoryBytes;
     w.overMemory = limit > 0 && rss > limit ? w.overMemory + 1 : 0;

@@ -16,7 +16,15 @@ export interface MetricsServer {
 }
 
 /** Listen on `address` and serve `render()` at /metrics. Rejects when the address cannot be bound. */
-export async function startMetricsServer(address: MetricsAddress, render: () => string): Promise<MetricsServer> {
+/**
+ * `onError`: a failure after the server listens (e.g. EMFILE accepting a scrape): reported, never
+ * thrown (an 'error' event without a listener would take the master down).
+ */
+export async function startMetricsServer(
+  address: MetricsAddress,
+  render: () => string,
+  onError: (error: Error) => void = () => {},
+): Promise<MetricsServer> {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path !== '/metrics') {
@@ -44,6 +52,7 @@ export async function startMetricsServer(address: MetricsAddress, render: () => 
     server.once('error', reject);
     server.listen(address.port, address.host, () => {
       server.removeListener('error', reject);
+      server.on('error', onError);
       resolve();
     });
   });

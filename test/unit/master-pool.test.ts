@@ -535,14 +535,17 @@ describe('reload outcome', () => {
 
 describe('--max-memory', () => {
   const MB = 2 ** 20;
-  test('recycled after MEMORY_CHECKS heartbeats over the limit in a row, like max-requests', () => {
+  test('recycled after MEMORY_CHECKS samples over the limit in a row, like max-requests', () => {
     const p = pool({ workers: 1, maxMemoryBytes: 100 * MB });
     const [a] = bootAll(p, 0);
     p.manage(0);
     let t = 0;
-    const beat = (rss: number) => p.heartbeat(a!, 1, (t += 1000), rss);
+    const beat = (rss: number) => {
+      p.heartbeat(a!, 1, (t += 1000));
+      return p.memory(a!, rss);
+    };
     for (let i = 1; i < MEMORY_CHECKS; i++) assert.deepEqual(beat(150 * MB), []);
-    assert.deepEqual(beat(90 * MB), [], 'one beat under the limit starts the count again');
+    assert.deepEqual(beat(90 * MB), [], 'one sample under the limit starts the count again');
     for (let i = 1; i < MEMORY_CHECKS; i++) assert.deepEqual(beat(150 * MB), []);
     const actions = beat(150 * MB);
     assert.deepEqual(ofType(actions, 'retire'), [{ type: 'retire', id: a, bound: OPTIONS.workerConnections }]);
@@ -559,7 +562,7 @@ describe('--max-memory', () => {
   test('no limit: rss is only recorded', () => {
     const p = pool({ workers: 1, maxMemoryBytes: 0 });
     const [a] = bootAll(p, 0);
-    for (let i = 0; i < 10; i++) assert.deepEqual(p.heartbeat(a!, 0, i, 10_000 * MB), []);
+    for (let i = 0; i < 10; i++) assert.deepEqual(p.memory(a!, 10_000 * MB), []);
     assert.equal(p.workers.get(a!)?.rss, 10_000 * MB);
   });
 });

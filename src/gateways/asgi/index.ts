@@ -159,13 +159,16 @@ class AsgiGateway implements Gateway {
   // -- requests in ------------------------------------------------------------------------------
 
   private admit(ex: Exchange): void {
-    const { signal } = ex.request;
-    if (signal.aborted || this.closing) {
-      if (this.closing && !signal.aborted) this.fail(ex, 503);
+    const request = ex.request;
+    const abort = (): void => this.onAbort(ex);
+    // request.onAbort when the worker offers it: no AbortController per request (as the WSGI gateway).
+    const listening = request.onAbort ? request.onAbort(abort) : !request.signal.aborted;
+    if (!listening || this.closing) {
+      if (this.closing && listening) this.fail(ex, 503);
       else this.drop(ex);
       return;
     }
-    signal.addEventListener('abort', () => this.onAbort(ex), { once: true });
+    if (!request.onAbort) request.signal.addEventListener('abort', abort, { once: true });
     const proc = this.proc;
     if (!proc || proc.exited) {
       this.waiting.push(ex);
