@@ -4,6 +4,7 @@
  */
 import { listPidFiles } from '../app-folder/pidfile.js';
 import { readStatusFile } from '../app-folder/status-file.js';
+import type { EndpointStatus } from '../transport/endpoint-monitor.js';
 
 /** What the master publishes about itself in pid/status.json (master/status.ts MasterStatusFile), as read back. */
 export interface MasterStatus {
@@ -52,19 +53,8 @@ export interface Usage {
   cpuSeconds?: number;
 }
 
-/** A mongrel2 endpoint and its connection state (transport/endpoint-monitor.ts EndpointStatus). */
-export interface EndpointReport {
-  role: string;
-  server: number;
-  address: string;
-  state: string;
-  /** Seconds in this state. */
-  for: number;
-  connects: number;
-  disconnects: number;
-  subscribed?: boolean;
-  problem?: string;
-}
+/** A mongrel2 endpoint as read back from status.json: transport's EndpointStatus, any role string. */
+export type EndpointReport = Omit<EndpointStatus, 'role'> & { role: string };
 
 /** The master's status file, if it has one and it parses. */
 export function readMasterStatus(appPath: string): MasterStatus | undefined {

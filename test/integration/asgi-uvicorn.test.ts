@@ -20,23 +20,13 @@ import path from 'node:path';
 import { freePort, startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
 import { request, type HttpResponse } from '../helpers/http.js';
 import { REPO_ROOT, startWsgid, wsgidArgs, type WsgidProcess } from '../helpers/wsgid.js';
+import { prng } from '../helpers/prng.js';
 
 const PYTHON = '/usr/bin/python3';
 const FIXTURES = path.join(REPO_ROOT, 'test', 'fixtures', 'asgi');
 const SEED = Number(process.env.WSGID_TEST_SEED ?? 20261201);
 const CASES = 60;
 
-/** mulberry32: a small seeded generator, so that a failure can be replayed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function uvicorn(module: string, cwd: string): Promise<{ port: number; stop(): Promise<void> }> {
   const port = await freePort();
@@ -167,7 +157,7 @@ describe('ASGI vs uvicorn: the framework-free app, generated requests', () => {
   after(() => stopBoth(s));
 
   test(`${CASES} seeded requests (seed ${SEED}) get the same answer and the same scope`, async () => {
-    const rand = random(SEED);
+    const rand = prng(SEED);
     for (let i = 0; i < CASES; i++) {
       const c = echoCase(rand, i);
       const options = { method: c.method, headers: c.headers, body: c.body, timeoutMs: 30_000 };
@@ -186,7 +176,7 @@ describe('ASGI vs uvicorn: the FastAPI app', () => {
   after(() => stopBoth(s));
 
   test('JSON routes, validation errors, 404 and 405 answer the same', async () => {
-    const rand = random(SEED + 1);
+    const rand = prng(SEED + 1);
     const cases: Case[] = [];
     for (let i = 0; i < 30; i++) {
       const kind = Math.floor(rand() * 5);
@@ -241,7 +231,7 @@ describe('ASGI vs uvicorn: WebSockets (FastAPI echo)', () => {
   after(() => stopBoth(s));
 
   test('the same messages, subprotocol and close code and reason', async () => {
-    const rand = random(SEED + 2);
+    const rand = prng(SEED + 2);
     for (let i = 0; i < 5; i++) {
       const sends: Array<string | Buffer> = [];
       for (let n = 0; n < 1 + Math.floor(rand() * 4); n++) {

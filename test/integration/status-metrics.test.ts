@@ -21,6 +21,7 @@ import { request } from '../helpers/http.js';
 import { REPO_ROOT, WSGID_CLI, startWsgid, wsgidArgs, type WsgidProcess } from '../helpers/wsgid.js';
 import { alive, cliAppFolder, runCli, waitFor } from '../helpers/processes.js';
 import { parseStrict, parseWithPrometheusClient, valueOf, type ParsedSample } from '../helpers/prometheus.js';
+import { prng } from '../helpers/prng.js';
 
 const FIXTURES = path.join(REPO_ROOT, 'test', 'fixtures', 'status-metrics');
 const STATUSES = [200, 201, 204, 301, 302, 304, 400, 404, 418, 429, 500, 503];
@@ -49,16 +50,6 @@ function readStatusFile(dir: string): StatusFile | undefined {
   }
 }
 
-/** A small seeded generator (mulberry32): the same "random" statuses on every run. */
-function seeded(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function scrape(url: string): Promise<{ text: string; samples: ParsedSample[] }> {
   const res = await fetch(url);
@@ -76,7 +67,7 @@ const totalOf = (samples: ParsedSample[], gateway: string): number => CLASSES.re
 
 /** Send `n` seeded requests through mongrel2; returns how many of each class were sent. */
 async function sendSeeded(m2: Mongrel2Handle, n: number, seed: number): Promise<Record<string, number>> {
-  const random = seeded(seed);
+  const random = prng(seed);
   const sent: Record<string, number> = Object.fromEntries(CLASSES.map((c) => [c, 0]));
   const codes = Array.from({ length: n }, () => STATUSES[Math.floor(random() * STATUSES.length)]!);
   // A few at a time: concurrency without flooding the busy test machine.

@@ -12,18 +12,8 @@ import { formatJsonLine, formatTextLine, jsonValue } from '../../src/log/logger.
 import { formatAccessJson, formatAccessLine, type AccessLogEntry } from '../../src/log/access-log.js';
 import { AppOutputLog, formatOutputLine, LineSplitter, MAX_LINE_BYTES } from '../../src/log/app-output.js';
 import { codeFrame, firstFrameLocation, missingPythonModule, relativeImports } from '../../src/worker/load-failure.js';
+import { prng } from '../helpers/prng.js';
 
-/** mulberry32: a small seeded PRNG (cases are generated, reproducible). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const ALPHABET = ['a', 'b', ' ', '"', '\\', '=', '\t', 'é', '€', '😀', '\u0000', '\u001b', '\u007f', '\u0085', '\u2028'];
 function randomText(rand: () => number, max = 40): string {

@@ -15,7 +15,8 @@ import {
   ProtocolError,
   type TnetValue,
 } from '../../src/protocol/index.js';
-import { frame, jsonHeaders, prng, tnet, tnetHeaders, type Headers } from './protocol-helpers.js';
+import { frame, jsonHeaders, tnet, tnetHeaders, type Headers } from './protocol-helpers.js';
+import { prng } from '../helpers/prng.js';
 
 const SEED = Number(process.env['PROTOCOL_FUZZ_SEED'] ?? 0x5eed);
 

@@ -37,15 +37,3 @@ export function jsonHeaders(h: Headers): Buffer {
 export function frame(sender: string, connId: number | string, path: string, headers: Buffer, body: Buffer | string): Buffer {
   return Buffer.concat([b(`${sender} ${connId} ${path} `), headers, tnet(body, ',')]);
 }
-
-/** mulberry32: a small seeded PRNG so fuzz failures reproduce. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
