@@ -90,7 +90,10 @@ export class EndpointMonitor {
   private endGrace(): void {
     this.timer = undefined;
     this.graceOver = true;
-    this.write(this.book.overdue(Date.now(), this.startedAt, this.graceMs));
+    // The timer firing is the decision. It runs on libuv's monotonic clock, and Date.now() (the
+    // wall clock, truncated at another phase, slewed by NTP) can still read a millisecond or more
+    // short of startedAt + graceMs here: ask the book with at least that, or the warning is lost.
+    this.write(this.book.overdue(Math.max(Date.now(), this.startedAt + this.graceMs), this.startedAt, this.graceMs));
     this.wakeIfSettled();
   }
 

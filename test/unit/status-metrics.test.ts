@@ -6,6 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EndpointBook } from '../../src/transport/endpoints.js';
+import { EndpointMonitor } from '../../src/transport/endpoint-monitor.js';
+import type { Logger } from '../../src/log/logger.js';
 import { addInto, bucketIndex, checkCounts, classIndex, DURATION_BUCKETS, emptyCounts, RequestMetrics } from '../../src/metrics/request-metrics.js';
 import { render } from '../../src/metrics/exposition.js';
 import { cpuPercent, parseStat, parseStatmResident } from '../../src/metrics/proc-stat.js';
@@ -89,6 +91,40 @@ test('endpoints: only the endpoints still not connected after the grace period a
   book.event('recv', 1, { type: 'connect' }, 9000);
   const connected = book.event('recv', 1, { type: 'handshake' }, 9001);
   assert.deepEqual(connected.map((n) => n.message), ['mongrel2 endpoint connected'], 'after a warning, the connection is news');
+});
+
+test('endpoint monitor: the grace timer warns even when the wall clock says the grace is not quite over', async () => {
+  // setTimeout runs on libuv's monotonic millisecond clock; Date.now() is the wall clock, truncated to
+  // the millisecond at another phase and slewed by NTP. CI once saw the timer fire at 2999 ms by
+  // Date.now(): no warning was ever logged, while `wsgid start` printed the problems. Here the wall
+  // clock is held 50 ms behind while the timer runs.
+  const lines: string[] = [];
+  const record = (level: string) => (message: string): void => void lines.push(`${level} ${message}`);
+  const logger: Logger = {
+    level: 'debug',
+    debug: record('debug'),
+    info: record('info'),
+    warn: record('warn'),
+    error: record('error'),
+    child: () => logger,
+    reopen: () => {},
+  };
+  const realNow = Date.now;
+  const monitor = new EndpointMonitor([R], [S], logger, 100);
+  Date.now = () => realNow() - 50;
+  const keepAlive = setInterval(() => {}, 1000); // the monitor's own timer is unref'd
+  try {
+    const problems = await monitor.settled();
+    assert.equal(problems.length, 2, problems.join('\n'));
+    const warnings = lines.filter((l) => l.startsWith('warn'));
+    assert.equal(warnings.length, 2, lines.join('\n'));
+    assert.match(warnings[0]!, /^warn mongrel2 endpoint not connected after \d+ s: --recv tcp:\/\/127\.0\.0\.1:9997: nobody accepts/);
+    assert.match(warnings[1]!, /^warn mongrel2 endpoint not connected after \d+ s: --send tcp:\/\/127\.0\.0\.1:9996: nobody accepts/);
+  } finally {
+    Date.now = realNow;
+    clearInterval(keepAlive);
+    monitor.close();
+  }
 });
 
 test('request totals: status classes, histogram buckets at their bounds, sums add up', () => {
