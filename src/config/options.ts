@@ -425,6 +425,20 @@ export const OPTIONS: OptionTable = {
       'plus its Python process) stays above SIZE (e.g. 512M, 1G) in 3 samples in a row (one a second). 0 = never.',
     check: checkSize,
   },
+  uncreditedLimit: {
+    flag: 'uncredited-limit',
+    reloadable: true,
+    type: 'string',
+    default: '0',
+    commands: START,
+    metavar: 'SIZE',
+    help:
+      "Without mongrel2's download credits (download.flow_control=1), cut a response after SIZE bytes (e.g. 256M): " +
+      'nothing tells a handler how much such a client has read, so what it has not read waits in memory (in mongrel2, ' +
+      "and briefly in the worker). The connection is closed, the app's request aborted as on a disconnect, and a " +
+      'warning logged. Credited responses are never cut. 0 = never (a warning once a response passes 64 MB).',
+    check: checkSize,
+  },
   crashWindow: {
     flag: 'crash-window',
     reloadable: true,

@@ -48,6 +48,8 @@ export interface Settings {
   maxRequestsJitter: number;
   /** Recycle a worker whose RSS (Node + Python) stays above this size (e.g. '512M'); '0' = never. */
   maxMemory: string;
+  /** Cut a response sent without download credits after this size (e.g. '256M'); '0' = never. */
+  uncreditedLimit: string;
   /** Seconds after becoming ready within which an unexpected death counts as a quick one (crash loop); 0 = off. */
   crashWindow: number;
   /** Quick deaths in a row after which the master reports a crash loop. */

@@ -37,6 +37,13 @@ export interface ReplyHooks {
    * its client has read, so mongrel2 (and, briefly, this process) hold the rest in memory.
    */
   onUnpaced?(reply: ConnectionReply): void;
+  /**
+   * The response would pass `uncreditedLimit` bytes without download credits: what was written
+   * before was sent, the connection closed, nothing more goes out. The app should stop producing.
+   */
+  onCut?(reply: ConnectionReply): void;
+  /** --uncredited-limit in bytes: cut a response without download credits beyond it. 0 = never. */
+  readonly uncreditedLimit?: number;
 }
 
 /** See ReplyHooks.onUnpaced. */
@@ -80,8 +87,13 @@ export class ConnectionReply implements ReplyChannel {
     if (buffer.length === 0) return true;
     if (this.bytes === 0 && this.status === 0) this.status = readStatus(buffer);
     if (this.headLength < 0) this.findHeadEnd(buffer);
-    if (this.flow === undefined && this.bytes < UNPACED_WARN_BYTES && this.bytes + buffer.length >= UNPACED_WARN_BYTES) {
-      this.hooks.onUnpaced?.(this);
+    if (this.flow === undefined) {
+      const limit = this.hooks.uncreditedLimit ?? 0;
+      if (limit > 0 && this.bytes + buffer.length > limit) {
+        this.cut();
+        return true;
+      }
+      if (this.bytes < UNPACED_WARN_BYTES && this.bytes + buffer.length >= UNPACED_WARN_BYTES) this.hooks.onUnpaced?.(this);
     }
     this.bytes += buffer.length;
     this.chunks.push(buffer);
@@ -149,6 +161,18 @@ export class ConnectionReply implements ReplyChannel {
       if (this.flow !== undefined) this.flow.close();
       else this.socket.send(encodeClose(this.sender, this.connId));
     }
+  }
+
+  /**
+   * --uncredited-limit reached: send what was written before (the client sees a response cut short,
+   * as after a lost connection: a Content-Length not reached or no last chunk), then close.
+   */
+  private cut(): void {
+    this.flush();
+    this.ended = true;
+    this.closed = true;
+    this.socket.send(encodeClose(this.sender, this.connId));
+    this.hooks.onCut?.(this);
   }
 
   /** mongrel2 said the client is gone: drop what is pending and send nothing more. */

@@ -17,6 +17,7 @@ import type { Gateway } from '../gateways/types.js';
 import type { Logger } from '../log/logger.js';
 import { LogRateLimit } from '../log/rate-limit.js';
 import type { Settings } from '../config/settings.js';
+import { parseSize } from '../config/options.js';
 import { openReplySockets, type ReplySocket } from '../transport/reply-socket.js';
 import type { EndpointMonitor } from '../transport/endpoint-monitor.js';
 import { ActiveRequest } from './active-request.js';
@@ -40,7 +41,7 @@ export interface CompletedRequest {
 }
 
 export interface WorkerOptions {
-  settings: Pick<Settings, 'send' | 'mongrel2Chroot' | 'pingMs'>;
+  settings: Pick<Settings, 'send' | 'mongrel2Chroot' | 'pingMs' | 'uncreditedLimit'>;
   logger: Logger;
   gateway: Gateway;
   source: RequestSource;
@@ -99,6 +100,15 @@ export function startWorker(options: WorkerOptions): Worker {
           'held by mongrel2 (and briefly by this worker) in memory; set download.flow_control=1 in mongrel2 to pace it (docs/MONGREL2.md)',
         { conn: reply.connId },
       );
+    },
+    uncreditedLimit: parseSize(options.settings.uncreditedLimit) ?? 0,
+    onCut: (reply) => {
+      logger.warn(
+        `response cut after ${reply.bytes} bytes: it would pass --uncredited-limit=${options.settings.uncreditedLimit} without ` +
+          "mongrel2's download credits; set download.flow_control=1 in mongrel2 to send it whole at the client's pace (docs/MONGREL2.md)",
+        { conn: reply.connId, status: reply.status },
+      );
+      connections.active(connectionKey(reply.server, reply.connId))?.abort(new Error('response cut at --uncredited-limit'));
     },
   };
 

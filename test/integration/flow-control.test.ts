@@ -3,6 +3,7 @@
  * more unacknowledged bytes out than the credit allows (mongrel2 would drop the client), so a 200 MB
  * streamed response to a slow client arrives whole with bounded worker memory; the credit state
  * lives across keep-alive requests; credits messages are never taken for disconnects.
+ * Without credits, --uncredited-limit cuts a response at its size (issue 14 item 8).
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +12,27 @@ import { request } from '../helpers/http.js';
 import { OpenClient, rssOf, run, type PushServer, usePushServer } from '../helpers/push.js';
 
 const MB = 1024 * 1024;
+
+function pattern(length: number): Buffer {
+  const out = Buffer.allocUnsafe(length);
+  for (let i = 0; i < length; i++) out[i] = (i * 7 + 3) & 255;
+  return out;
+}
+
+/** The payload of a chunked body, as far as it came; complete when its last chunk arrived. */
+function dechunk(body: Buffer): { payload: Buffer; complete: boolean } {
+  const parts: Buffer[] = [];
+  let at = 0;
+  for (;;) {
+    const lineEnd = body.indexOf('\r\n', at);
+    if (lineEnd < 0) return { payload: Buffer.concat(parts), complete: false };
+    const size = parseInt(body.subarray(at, lineEnd).toString('latin1'), 16);
+    if (size === 0) return { payload: Buffer.concat(parts), complete: true };
+    parts.push(body.subarray(lineEnd + 2, Math.min(body.length, lineEnd + 2 + size)));
+    at = lineEnd + 2 + size + 2;
+    if (at > body.length) return { payload: Buffer.concat(parts), complete: false };
+  }
+}
 
 function patternHash(length: number): string {
   const block = Buffer.allocUnsafe(64 * 1024);
@@ -28,9 +50,10 @@ function patternHash(length: number): string {
 for (const workers of [0, 1]) {
   describe(`download flow control (--workers=${workers})`, () => {
     let s!: PushServer;
-    usePushServer({ workers, settings: { 'download.flow_control': 1 } }, (server) => (s = server));
+    // The limit is for uncredited responses only: every response here is far larger and arrives whole.
+    usePushServer({ workers, settings: { 'download.flow_control': 1 }, extra: ['--uncredited-limit=8M'] }, (server) => (s = server));
 
-    test('200 MB streamed to a slow client (curl --limit-rate 40M) arrives whole; worker RSS bounded', { timeout: 120_000 }, async () => {
+    test('200 MB streamed to a slow client (curl --limit-rate 40M) arrives whole (--uncredited-limit does not apply); worker RSS bounded', { timeout: 120_000 }, async () => {
       const { pid } = JSON.parse((await request(`${s.url}/rss`)).text) as { pid: number };
       const rssBefore = await rssOf(pid);
       let peak = rssBefore;
@@ -99,4 +122,53 @@ for (const workers of [0, 1]) {
       client.destroy();
     });
   });
+}
+
+for (const workers of [0, 1]) {
+  describe(`without download credits, --uncredited-limit=8M (--workers=${workers})`, () => {
+    let s!: PushServer;
+    usePushServer({ workers, extra: ['--uncredited-limit=8M'] }, (server) => (s = server));
+
+    test('a 40 MB stream is cut after 8 MB: the client gets its first bytes exactly, then a close; the app is aborted; the log says why', { timeout: 60_000 }, async () => {
+      const id = `cut-${workers}`;
+      const client = new OpenClient(s.m2.port, `/stream?mb=40&id=${id}`);
+      assert.ok(await client.waitClosed(50_000), 'the connection is closed');
+      const raw = client.data;
+      const headEnd = raw.indexOf('\r\n\r\n');
+      assert.match(raw.subarray(0, headEnd).toString('latin1'), /^HTTP\/1\.1 200 OK\r\n[^]*transfer-encoding: chunked/i);
+      const { payload, complete } = dechunk(raw.subarray(headEnd + 4));
+      assert.equal(complete, false, 'no last chunk: the client can tell the response was cut');
+      assert.ok(raw.length <= 8 * MB, `${raw.length} bytes sent, over the limit`);
+      assert.ok(payload.length > 4 * MB, `only ${payload.length} bytes of body before the cut`);
+      assert.ok(payload.equals(pattern(payload.length)), 'the bytes before the cut are the app\'s');
+      await s.wsgid.waitForOutput(
+        /WARN .*response cut after \d+ bytes: it would pass --uncredited-limit=8M without mongrel2's download credits; set download\.flow_control=1/,
+      );
+      const rec = await waitForRecord(s, id, (r) => r.aborted && r.cancelled);
+      assert.equal(rec.reason, 'response cut at --uncredited-limit');
+    });
+
+    test('responses under the limit arrive whole, and the worker goes on serving', { timeout: 60_000 }, async () => {
+      const out = await run('sh', ['-c', `curl -sS '${s.url}/stream?mb=7' | sha256sum`], 50_000);
+      assert.equal(out.code, 0, out.stderr + s.diagnostics());
+      assert.equal(out.stdout.split(' ')[0], patternHash(7 * MB));
+      assert.equal((await request(`${s.url}/`)).text, 'ok');
+    });
+  });
+}
+
+interface StreamRecord {
+  started: boolean;
+  aborted: boolean;
+  cancelled: boolean;
+  reason: string;
+}
+
+async function waitForRecord(s: PushServer, id: string, done: (r: StreamRecord) => boolean): Promise<StreamRecord> {
+  for (let tries = 0; ; tries++) {
+    const rec = JSON.parse((await request(`${s.url}/record?id=${id}`)).text) as StreamRecord | null;
+    if (rec !== null && done(rec)) return rec;
+    if (tries > 400) throw new Error(`the app's record for ${id}: ${JSON.stringify(rec)}\n${s.diagnostics()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }

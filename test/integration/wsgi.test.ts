@@ -14,6 +14,7 @@ import { startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
 import { request, RawConnection, rawRequest } from '../helpers/http.js';
 import { REPO_ROOT, startWsgid, wsgidArgs, type WsgidProcess } from '../helpers/wsgid.js';
 import { waitFor } from '../helpers/processes.js';
+import { OpenClient } from '../helpers/push.js';
 import { STALL_MS } from '../../src/dispatch/table.js';
 
 const PYTHON = '/usr/bin/python3';
@@ -259,6 +260,32 @@ describe('WSGI through mongrel2: Django and Flask', () => {
       assert.equal((await request(`${m2.baseUrl}/`)).status, 200);
     } finally {
       await w.stop();
+    }
+  });
+});
+
+describe('WSGI: --uncredited-limit (no download credits)', () => {
+  test('a 40 MB response is cut after 8 MB and its iterable closed; a 4 MB one arrives whole', { timeout: 120_000 }, async () => {
+    const m2 = await startMongrel2();
+    const { dir } = appFolder({ 'testapp.py': 'testapp.py' });
+    const wsgid = await start(m2, 'app', dir, ['--wsgi-app=testapp:raw', '--uncredited-limit=8M'], '/hello');
+    try {
+      const before = Number((await request(`${m2.baseUrl}/closed`)).text);
+      const client = new OpenClient(m2.port, '/big?mb=40');
+      assert.ok(await client.waitClosed(60_000), 'the connection is closed');
+      const raw = client.data;
+      const headEnd = raw.indexOf('\r\n\r\n');
+      assert.match(raw.subarray(0, headEnd).toString('latin1'), /^HTTP\/1\.1 200 OK\r\n[^]*transfer-encoding: chunked/i);
+      assert.ok(raw.length <= 8 * 1024 * 1024, `${raw.length} bytes sent, over the limit`);
+      assert.ok(!raw.subarray(-7).equals(Buffer.from('\r\n0\r\n\r\n')), 'no last chunk');
+      await wsgid.waitForOutput(/response cut after \d+ bytes: it would pass --uncredited-limit=8M without mongrel2's download credits/);
+      await waitFor('the iterable closed', async () => Number((await request(`${m2.baseUrl}/closed`)).text) === before + 1);
+      const whole = await request(`${m2.baseUrl}/big?mb=4`, { timeoutMs: 60_000 });
+      assert.equal(whole.status, 200);
+      assert.equal(whole.body.length, 4 * 1024 * 1024);
+    } finally {
+      await wsgid.stop();
+      await m2.stop();
     }
   });
 });
