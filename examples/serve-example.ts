@@ -22,21 +22,27 @@ if (!names.includes(name)) {
   process.exit(2);
 }
 
+// Ctrl-C handlers first: the test helpers only turn signals into a bare exit when nobody else
+// listens, and that exit would skip stopping wsgid and mongrel2 in order.
+let stopping = false;
+let stopAll: () => Promise<void> = async () => {};
+function stop(): void {
+  if (stopping) return;
+  stopping = true;
+  void stopAll().then(() => process.exit(0));
+}
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);
+
 const m2 = await startMongrel2();
+stopAll = () => m2.stop();
 const handler = m2.handler('app');
 const wsgid = await startWsgid(
   ['--no-daemon', '--stdout', `--app-path=${path.join(examplesDir, name)}`, `--recv=${handler.recv}`, `--send=${handler.send}`],
   { readyUrl: `${m2.baseUrl}/`, readyTimeoutMs: 30_000, echo: true },
 );
-process.stdout.write(`\nexample "${name}" is served by wsgid behind mongrel2 at ${m2.baseUrl}/  (try ${m2.baseUrl}/hello/you; Ctrl-C stops)\n\n`);
-
-let stopping = false;
-async function stop(): Promise<void> {
-  if (stopping) return;
-  stopping = true;
+stopAll = async () => {
   await wsgid.stop();
   await m2.stop();
-  process.exit(0);
-}
-process.on('SIGINT', () => void stop());
-process.on('SIGTERM', () => void stop());
+};
+process.stdout.write(`\nexample "${name}" is served by wsgid behind mongrel2 at ${m2.baseUrl}/  (try ${m2.baseUrl}/hello/you; Ctrl-C stops)\n\n`);

@@ -4,7 +4,7 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { startMongrel2 } from '../helpers/mongrel2.js';
 import { REPO_ROOT, WSGID_CLI, startWsgid } from '../helpers/wsgid.js';
@@ -90,5 +90,39 @@ describe('examples through mongrel2, detected without --wsgi-app', () => {
     assert.equal(result.status, 0, result.stderr);
     assert.match(result.stdout, /^\/\s+app\/routes\/index\.mjs$/m);
     assert.match(result.stdout, /^\/hello\s+app\/routes\/hello\.mjs$/m);
+  });
+});
+
+describe('`npm run example` (the last step of scripts/quickstart.sh, the README\'s first command)', () => {
+  test('serves examples/hono through its own mongrel2 at the URL it prints; Ctrl-C stops both', { timeout: 120_000 }, async () => {
+    const script = path.join(REPO_ROOT, 'dist', 'examples', 'serve-example.js');
+    const child = spawn(process.execPath, [script], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    // 'close': the exit code once every line it printed has been read.
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        const look = (): void => {
+          const m = /example "hono" is served by wsgid behind mongrel2 at (http:\/\/\S+?)\/ {2}\(try (\S+);/.exec(output);
+          if (m) resolve(m[1]!);
+        };
+        child.stdout.on('data', look);
+        void exited.then((code) => reject(new Error(`serve-example exited (${code}) before printing its URL:\n${output}`)));
+      });
+      const hello = await request(`${url}/hello/you`);
+      assert.equal(hello.status, 200, hello.text);
+      assert.deepEqual(JSON.parse(hello.text), { hello: 'you', via: 'hono' });
+      const master = Number(/\[master (\d+)\] master started/.exec(output)?.[1]);
+      assert.ok(master > 0, output);
+      child.kill('SIGINT');
+      assert.equal(await exited, 0, output);
+      assert.match(output, /\[master \d+\] TERM: graceful stop[^]*\[master \d+\] worker exited worker=1 pid=\d+ exit="code 0"/, 'wsgid was stopped in order');
+      assert.throws(() => process.kill(master, 0), /ESRCH/, 'the wsgid master is gone');
+      await assert.rejects(request(`${url}/`, { timeoutMs: 5000 }), 'mongrel2 is gone too');
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 });
