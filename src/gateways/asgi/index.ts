@@ -67,6 +67,8 @@ class AsgiGateway implements Gateway {
   private nextId = 1;
   /** Scopes handed to Python (or being prepared), by id. */
   private readonly live = new Map<number, Exchange>();
+  /** Exchanges with bytes to acknowledge at the end of this batch: not a walk over every live one. */
+  private acksDue: Exchange[] = [];
   /** Requests that came while no Python process was running (a restart is under way). */
   private readonly waiting: Exchange[] = [];
   private readonly logger: Logger;
@@ -270,7 +272,7 @@ class AsgiGateway implements Gateway {
   private onBody(ex: Exchange, payload: Buffer): void {
     const framing = ex.framing;
     if (ex.state !== 'head-sent' || framing === undefined || ex.reply.closed || framing.framing === 'none') {
-      ex.ackNow += payload.length;
+      this.ackLater(ex, payload.length);
       return;
     }
     const { parts, overflow } = frameBody(framing, payload);
@@ -285,7 +287,7 @@ class AsgiGateway implements Gateway {
   /** Acknowledge `size` bytes now, or once `drained()` when the client side asked to wait. */
   private credit(ex: Exchange, size: number, ok: boolean, drained: () => Promise<void>): void {
     if (ok && !ex.waitingDrain) {
-      ex.ackNow += size;
+      this.ackLater(ex, size);
       return;
     }
     ex.pendingAck += size;
@@ -299,12 +301,22 @@ class AsgiGateway implements Gateway {
     });
   }
 
+  /** Acknowledge `bytes` at the end of the batch being read (one ack per exchange per batch). */
+  private ackLater(ex: Exchange, bytes: number): void {
+    if (bytes === 0) return;
+    if (ex.ackNow === 0) this.acksDue.push(ex);
+    ex.ackNow += bytes;
+  }
+
   private flushAcks(proc: PythonProcess): void {
-    if (proc !== this.proc) return;
-    for (const ex of this.live.values()) {
-      if (ex.ackNow === 0) continue;
-      proc.send(T.ack, ex.id, encodeAck(ex.ackNow));
+    const due = this.acksDue;
+    if (due.length === 0) return;
+    this.acksDue = [];
+    for (const ex of due) {
+      const bytes = ex.ackNow;
       ex.ackNow = 0;
+      // 0: done meanwhile. Another process: a replaced bridge's batch; nobody reads its acks.
+      if (bytes > 0 && proc === this.proc) proc.send(T.ack, ex.id, encodeAck(bytes));
     }
   }
 
@@ -366,7 +378,7 @@ class AsgiGateway implements Gateway {
   private onWsFrame(ex: Exchange, payload: Buffer): void {
     const session = ex.session;
     if (ex.state !== 'open' || session === undefined || session.closed || ex.closeSent || payload.length === 0) {
-      ex.ackNow += payload.length;
+      this.ackLater(ex, payload.length);
       return;
     }
     const opcode = payload[0] === OPCODE_TEXT ? OPCODE_TEXT : OPCODE_BINARY;
