@@ -300,7 +300,8 @@ export class DispatchTable {
     this.route({ server, frame, key, sender, connId, disconnect }, now);
   }
 
-  private route(q: Queued, now: number, fromQueue = false): void {
+  /** `chosen`: the worker the queue's drain just picked for `q` (best() is not asked twice). */
+  private route(q: Queued, now: number, fromQueue = false, chosen?: WorkerSlot): void {
     const conn = this.conns.get(q.key);
     if (conn !== undefined) {
       const w = conn.worker;
@@ -330,7 +331,8 @@ export class DispatchTable {
     }
     // Behind messages already waiting for this server: keep their order.
     const fifo = this.waiting[q.server];
-    const best = !fromQueue && fifo !== undefined && fifo.length > 0 ? undefined : this.best(now, q.queuedAt === undefined ? 0 : now - q.queuedAt);
+    const best =
+      chosen ?? (!fromQueue && fifo !== undefined && fifo.length > 0 ? undefined : this.best(now, q.queuedAt === undefined ? 0 : now - q.queuedAt));
     if (best === undefined) {
       if (fromQueue) (this.waiting[q.server] ??= new Fifo<Queued>()).unshiftAll([q]);
       else this.enqueue(q, now);
@@ -598,12 +600,13 @@ export class DispatchTable {
         continue;
       }
       const head = fifo.peek()!;
-      if (this.best(now, now - (head.queuedAt ?? now)) === undefined) return;
+      const best = this.best(now, now - (head.queuedAt ?? now));
+      if (best === undefined) return;
       empty = 0;
       const q = fifo.shift()!;
       this.waitingCount--;
       this.counted(server, -1);
-      this.route(q, now, true);
+      this.route(q, now, true, best);
     }
   }
 
