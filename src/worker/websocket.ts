@@ -20,7 +20,7 @@
  * The master keeps every message of a connection on the worker that holds it (dispatch/table.ts):
  * the handshake makes this worker the holder, and frames follow it until the disconnect.
  */
-import { encodeClose, encodeReply } from '../protocol/index.js';
+import { encodeClose, encodeReply, encodeReplyParts } from '../protocol/index.js';
 import type { Mongrel2Message } from '../protocol/index.js';
 import type { Gateway, GatewayRequest, WebSocketListener, WebSocketSession } from '../gateways/types.js';
 import type { ReplyChannel } from '../http/reply-channel.js';
@@ -131,7 +131,8 @@ class Session implements WebSocketSession {
 
   private flush(): void {
     if (this.pending === 0 || this.closed) return;
-    const payload = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.pending);
+    const chunks = this.chunks;
+    const length = this.pending;
     this.chunks = [];
     this.pending = 0;
     const now = Date.now();
@@ -140,7 +141,10 @@ class Session implements WebSocketSession {
       this.windowMessages = 0;
     }
     this.windowMessages++;
-    this.socket.send(encodeReply(this.sender, this.connId, payload));
+    // Several frames are copied once, straight into the message (joining them first copied twice).
+    this.socket.send(
+      chunks.length === 1 ? encodeReply(this.sender, this.connId, chunks[0]!) : encodeReplyParts(this.sender, this.connId, chunks, length),
+    );
   }
 }
 
