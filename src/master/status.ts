@@ -7,7 +7,7 @@ import type { DispatchTable } from '../dispatch/table.js';
 import type { ProcSample } from '../metrics/proc-stat.js';
 import type { EndpointStatus } from '../transport/endpoint-monitor.js';
 import { VERSION } from '../version.js';
-import type { PoolPhase, ReloadOutcome, WorkerPool, WorkerState } from './pool.js';
+import type { PoolPhase, ReloadRecord, WorkerPool, WorkerState } from './pool.js';
 import type { WorkerReports } from './reports.js';
 
 /** Memory and CPU of one process, as published (bytes, percent of one core, seconds). */
@@ -83,18 +83,7 @@ export interface MasterStatusFile {
     nextSpawnIn: number;
   };
   /** The latest HUP (absent before the first): `wsgid restart` waits for its outcome. */
-  reload?: {
-    generation: number;
-    outcome: ReloadOutcome;
-    requestedAt: string;
-    finishedAt?: string;
-    reason?: string;
-    exitCode?: number;
-    wanted: number;
-    ready: number;
-    changed: string[];
-    needsRestart: string[];
-  };
+  reload?: Omit<ReloadRecord, 'requestedAt' | 'finishedAt'> & { requestedAt: string; finishedAt?: string };
   /** The mongrel2 endpoints and their connection state (transport/endpoints.ts). */
   endpoints?: EndpointStatus[];
   /** The Prometheus endpoint, when --metrics is on. */
