@@ -39,11 +39,10 @@ import {
   switchingProtocolsHead,
 } from '../../http/websocket.js';
 import { DONE_CANCELLED, DONE_ERROR, DONE_OK, encodeAck, type Frame } from '../wsgi/pipe.js';
-import { bridgePath, PythonProcess } from '../wsgi/python-process.js';
+import { bridgePath, launchBridge, type PythonProcess } from '../wsgi/python-process.js';
 import { errorAnswer, frameBody, responseEnd, translateHead } from '../wsgi/response.js';
 import { crashesAfterExit, restartDelay } from '../wsgi/scheduling.js';
 import { isWsgiSpec, type WsgiSpec } from '../wsgi/spec.js';
-import { WsgiLoadError } from '../wsgi/load-error.js';
 import { Exchange } from './exchange.js';
 import { decodeAccept, decodeClose, encodeCancel, encodeWsFrame, T } from './protocol.js';
 import { buildScope } from './scope.js';
@@ -84,48 +83,18 @@ class AsgiGateway implements Gateway {
 
   /** Start Python, load the app and run its lifespan startup; rejects with Python's message when it cannot. */
   start(): Promise<PythonProcess> {
-    return new Promise<PythonProcess>((resolve, reject) => {
-      let settled = false;
-      const proc = new PythonProcess(
-        this.spec,
-        this.logger,
-        {
-          frame: (p, frame) => {
-            if (settled) return this.onFrame(p, frame);
-            if (frame.type === T.log) return this.logFrame(frame);
-            if (frame.type === T.ready) {
-              settled = true;
-              this.logger.info('ASGI app loaded', { app: frame.payload.toString('utf8'), pid: p.child.pid });
-              resolve(p);
-            } else if (frame.type === T.loadFailed) {
-              settled = true;
-              const text = frame.payload.toString('utf8').trimEnd();
-              void p.stop(2000);
-              // The same error as a WSGI load failure: `wsgid start` shows the traceback and its hints.
-              reject(new WsgiLoadError(this.spec.python, text, 'ASGI'));
-            }
-          },
-          batchEnd: (p) => this.flushAcks(p),
-          exit: (p, description) => {
-            if (settled) return this.onExit(p, description);
-            settled = true;
-            const tail = p.stderrTail.trimEnd();
-            reject(
-              new Error(`the Python ASGI bridge (${this.spec.python}) ${description} before the app was ready` + (tail ? `:\n${tail}` : '')),
-            );
-          },
-        },
-        bridgePath('asgi', 'asgi_bridge.py'),
-      );
-      const config = {
-        entry: this.spec.entry ?? null,
-        candidates: this.spec.candidates,
-        django: this.spec.django ?? null,
-        sysPath: this.spec.sysPath,
-        cwd: this.spec.cwd,
+    return launchBridge(this.spec, this.logger, {
+      // A load failure is the same error as WSGI's: `wsgid start` shows the traceback and its hints.
+      kind: 'ASGI',
+      config: {
         window: WINDOW,
-      };
-      proc.send(T.init, 0, Buffer.from(JSON.stringify(config), 'utf8'));
+      },
+      events: {
+        frame: (p, frame) => this.onFrame(p, frame),
+        batchEnd: (p) => this.flushAcks(p),
+        exit: (p, description) => this.onExit(p, description),
+      },
+      script: bridgePath('asgi', 'asgi_bridge.py'),
     });
   }
 

@@ -34,13 +34,12 @@ import { buildEnviron } from './environ.js';
 import { decodeWhole, DONE_ERROR, DONE_OK, encodeAck, encodeEnviron, T, type Frame } from './pipe.js';
 import { isWsgiSpec, type WsgiSpec } from './spec.js';
 import { Job } from './job.js';
-import { PythonProcess } from './python-process.js';
+import { launchBridge, type PythonProcess } from './python-process.js';
 import { errorAnswer, frameBody, responseEnd, translateHead } from './response.js';
 import { afterCrash, crashesAfterExit, maySend, PIPELINE, restartDelay } from './scheduling.js';
 
 export { bridgePath } from './python-process.js';
 export { WsgiLoadError } from './load-error.js';
-import { WsgiLoadError } from './load-error.js';
 
 /** Bytes of response body bridge.py may send ahead of our acknowledgements. */
 const WINDOW = 1024 * 1024;
@@ -78,45 +77,17 @@ class WsgiGateway implements Gateway {
 
   /** Start Python and load the app; rejects with the Python traceback when it cannot. */
   start(): Promise<PythonProcess> {
-    return new Promise<PythonProcess>((resolve, reject) => {
-      let settled = false;
-      const proc = new PythonProcess(this.spec, this.logger, {
-        frame: (p, frame) => {
-          if (settled) return this.onFrame(p, frame);
-          if (frame.type === T.log) return this.logFrame(frame);
-          if (frame.type === T.ready) {
-            settled = true;
-            this.logger.info('WSGI app loaded', { app: frame.payload.toString('utf8'), pid: p.child.pid });
-            resolve(p);
-          } else if (frame.type === T.loadFailed) {
-            settled = true;
-            const traceback = frame.payload.toString('utf8').trimEnd();
-            void p.stop(2000);
-            reject(new WsgiLoadError(this.spec.python, traceback));
-          }
-        },
-        batchEnd: (p) => this.flushAcks(p),
-        exit: (p, description, complete) => {
-          if (settled) return this.onExit(p, description, complete);
-          settled = true;
-          const tail = p.stderrTail.trimEnd();
-          reject(
-            new Error(
-              `the Python bridge (${this.spec.python}) ${description} before loading the app` + (tail ? `:\n${tail}` : ''),
-            ),
-          );
-        },
-      });
-      const config = {
-        entry: this.spec.entry ?? null,
-        candidates: this.spec.candidates,
-        django: this.spec.django ?? null,
-        sysPath: this.spec.sysPath,
-        cwd: this.spec.cwd,
+    return launchBridge(this.spec, this.logger, {
+      kind: 'WSGI',
+      config: {
         window: WINDOW,
         threads: this.threads,
-      };
-      proc.send(T.init, 0, Buffer.from(JSON.stringify(config), 'utf8'));
+      },
+      events: {
+        frame: (p, frame) => this.onFrame(p, frame),
+        batchEnd: (p) => this.flushAcks(p),
+        exit: (p, description, complete) => this.onExit(p, description, complete),
+      },
     });
   }
 

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from '../../log/logger.js';
 import { encodeRequest, FrameBatch, FrameDecoder, T, type Frame } from './pipe.js';
 import type { WsgiSpec } from './spec.js';
+import { WsgiLoadError } from './load-error.js';
 
 /** Size of the B frames a request body is cut into. */
 const BODY_FRAME = 256 * 1024;
@@ -36,6 +37,62 @@ export interface ProcessEvents {
   batchEnd(proc: PythonProcess): void;
   /** `complete`: all of fd 4 was read (false when it stayed open EXIT_DRAIN_MS after the exit). */
   exit(proc: PythonProcess, description: string, complete: boolean): void;
+}
+
+export interface BridgeLaunch {
+  /** Which bridge: names the app in the log and in a load error. */
+  readonly kind: 'WSGI' | 'ASGI';
+  /** The init frame's settings beside what to load (which the spec says). */
+  readonly config: Record<string, unknown>;
+  /** Frames (log frames from the start), batch ends, and the exit once the app is ready. */
+  readonly events: ProcessEvents;
+  /** The Python script to run; default bridge.py. */
+  readonly script?: string;
+}
+
+/**
+ * Spawn a bridge and wait for the app to be ready, the handshake both Python gateways share.
+ * Resolves on its ready frame; rejects with a WsgiLoadError (Python's traceback) when the app
+ * cannot be loaded, or with the end of its stderr when the process dies before either.
+ */
+export function launchBridge(spec: WsgiSpec, logger: Logger, launch: BridgeLaunch): Promise<PythonProcess> {
+  return new Promise<PythonProcess>((resolve, reject) => {
+    let ready = false;
+    const { events } = launch;
+    const proc = new PythonProcess(
+      spec,
+      logger,
+      {
+        frame: (p, frame) => {
+          if (ready || frame.type === T.log) return events.frame(p, frame);
+          if (frame.type === T.ready) {
+            ready = true;
+            logger.info(`${launch.kind} app loaded`, { app: frame.payload.toString('utf8'), pid: p.child.pid });
+            resolve(p);
+          } else if (frame.type === T.loadFailed) {
+            void p.stop(2000);
+            reject(new WsgiLoadError(spec.python, frame.payload.toString('utf8').trimEnd(), launch.kind));
+          }
+        },
+        batchEnd: (p) => events.batchEnd(p),
+        exit: (p, description, complete) => {
+          if (ready) return events.exit(p, description, complete);
+          const tail = p.stderrTail.trimEnd();
+          reject(new Error(`the Python ${launch.kind} bridge (${spec.python}) ${description} before the app was ready` + (tail ? `:\n${tail}` : '')));
+        },
+      },
+      launch.script,
+    );
+    const init = {
+      entry: spec.entry ?? null,
+      candidates: spec.candidates,
+      django: spec.django ?? null,
+      sysPath: spec.sysPath,
+      cwd: spec.cwd,
+      ...launch.config,
+    };
+    proc.send(T.init, 0, Buffer.from(JSON.stringify(init), 'utf8'));
+  });
 }
 
 /** One bridge.py child: spawn, frame I/O, stdout/stderr passed on. */
