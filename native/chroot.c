@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <node_api.h>
 
+#include "errors.h"
 #include "notify.h"
 
 static const char *errno_code(int e) {
@@ -31,16 +32,7 @@ static const char *errno_code(int e) {
 static napi_value throw_errno(napi_env env, const char *syscall, const char *path, int e) {
   char text[PATH_MAX + 128];
   snprintf(text, sizeof text, "%s: %s '%s'", errno_code(e), strerror(e), path);
-  napi_value code, message, error, number, name;
-  napi_create_string_utf8(env, errno_code(e), NAPI_AUTO_LENGTH, &code);
-  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &message);
-  napi_create_error(env, code, message, &error);
-  napi_create_int32(env, -e, &number);
-  napi_set_named_property(env, error, "errno", number);
-  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &name);
-  napi_set_named_property(env, error, "syscall", name);
-  napi_throw(env, error);
-  return NULL;
+  return wsgid_throw_system_error(env, errno_code(e), text, e, syscall);
 }
 
 static napi_value do_chroot(napi_env env, napi_callback_info info) {

@@ -10,6 +10,8 @@
 #include <unistd.h>
 #include <node_api.h>
 
+#include "errors.h"
+
 static napi_value do_dup2(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -28,15 +30,7 @@ static napi_value do_dup2(napi_env env, napi_callback_info info) {
     int e = errno;
     char text[128];
     snprintf(text, sizeof text, "dup2(%d, %d): %s", (int)oldfd, (int)newfd, strerror(e));
-    napi_value code, message, error, number, syscall;
-    napi_create_string_utf8(env, e == EBADF ? "EBADF" : "EDUP2", NAPI_AUTO_LENGTH, &code);
-    napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &message);
-    napi_create_error(env, code, message, &error);
-    napi_create_int32(env, -e, &number);
-    napi_set_named_property(env, error, "errno", number);
-    napi_create_string_utf8(env, "dup2", NAPI_AUTO_LENGTH, &syscall);
-    napi_set_named_property(env, error, "syscall", syscall);
-    napi_throw(env, error);
+    return wsgid_throw_system_error(env, e == EBADF ? "EBADF" : "EDUP2", text, e, "dup2");
   }
   return NULL;
 }

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <node_api.h>
 
+#include "errors.h"
 #include "notify.h"
 
 #define MAX_MESSAGE 4096
@@ -28,16 +29,7 @@ static napi_value throw_notify_error(napi_env env, const char *syscall, int e) {
   const char *code = e == ENOENT ? "ENOENT" : e == ECONNREFUSED ? "ECONNREFUSED" : e == EACCES ? "EACCES" :
                      e == EAGAIN ? "EAGAIN" : e == EPERM ? "EPERM" : e == EMSGSIZE ? "EMSGSIZE" : "ENOTIFY";
   snprintf(text, sizeof text, "%s: %s (%s)", code, strerror(e), syscall);
-  napi_value code_value, message, error, number, name;
-  napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &code_value);
-  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &message);
-  napi_create_error(env, code_value, message, &error);
-  napi_create_int32(env, -e, &number);
-  napi_set_named_property(env, error, "errno", number);
-  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &name);
-  napi_set_named_property(env, error, "syscall", name);
-  napi_throw(env, error);
-  return NULL;
+  return wsgid_throw_system_error(env, code, text, e, syscall);
 }
 
 static napi_value do_notify(napi_env env, napi_callback_info info) {
