@@ -3,7 +3,6 @@
  * JavaScript apps, gunicorn for the WSGI app) and the same app under wsgid behind one real mongrel2,
  * in four variants: --workers=0 and --workers=1, each on a JSON and a tnetstring handler.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { cp, mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
@@ -12,6 +11,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { freePort, startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
 import { REPO_ROOT, startWsgid, wsgidArgs, type WsgidProcess } from '../helpers/wsgid.js';
+import { startPythonServer } from '../helpers/python-server.js';
 import { INLINE_LIMIT } from './cases.js';
 
 export const FIXTURES = path.join(REPO_ROOT, 'test', 'fixtures', 'conformance');
@@ -90,34 +90,12 @@ export async function nodeReference(file: string): Promise<Reference> {
 }
 
 /** The WSGI app under gunicorn (Debian's python3-gunicorn, threaded worker for keep-alive). */
-export async function gunicornReference(module: string): Promise<Reference> {
-  const port = await freePort();
-  const child: ChildProcess = spawn(
-    '/usr/bin/python3',
-    ['-m', 'gunicorn', '--worker-class=gthread', '--threads=8', '--workers=1', `--bind=127.0.0.1:${port}`, '--log-level=warning', module],
-    { cwd: FIXTURES, stdio: ['ignore', 'ignore', 'pipe'] },
+export function gunicornReference(module: string): Promise<Reference> {
+  return startPythonServer(
+    'gunicorn',
+    (port) => ['--worker-class=gthread', '--threads=8', '--workers=1', `--bind=127.0.0.1:${port}`, '--log-level=warning', module],
+    FIXTURES,
   );
-  let output = '';
-  child.stderr!.setEncoding('utf8').on('data', (text: string) => (output += text));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  for (let i = 0; ; i++) {
-    if (child.exitCode !== null) throw new Error(`gunicorn exited: ${output}`);
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = net.connect(port, '127.0.0.1');
-      socket.once('connect', () => (socket.destroy(), resolve(true)));
-      socket.once('error', () => resolve(false));
-    });
-    if (open) break;
-    if (i > 600) throw new Error(`gunicorn did not listen: ${output}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return {
-    port,
-    async stop() {
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
 }
 
 /** The same app under wsgid in each variant, behind one mongrel2. `files` are copied into app/. */

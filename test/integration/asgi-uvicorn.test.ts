@@ -11,16 +11,15 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import WebSocket from 'ws';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
+import { startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
 import { request, type HttpResponse } from '../helpers/http.js';
 import { REPO_ROOT, startWsgid, wsgidArgs, type WsgidProcess } from '../helpers/wsgid.js';
 import { prng } from '../helpers/prng.js';
+import { startPythonServer, type PythonServer } from '../helpers/python-server.js';
 
 const PYTHON = '/usr/bin/python3';
 const FIXTURES = path.join(REPO_ROOT, 'test', 'fixtures', 'asgi');
@@ -28,42 +27,12 @@ const SEED = Number(process.env.WSGID_TEST_SEED ?? 20261201);
 const CASES = 60;
 
 
-async function uvicorn(module: string, cwd: string): Promise<{ port: number; stop(): Promise<void> }> {
-  const port = await freePort();
-  const child: ChildProcess = spawn(
-    PYTHON,
-    ['-m', 'uvicorn', '--host=127.0.0.1', `--port=${port}`, '--log-level=warning', '--no-access-log', module],
-    { cwd, stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  let output = '';
-  child.stderr!.setEncoding('utf8').on('data', (text: string) => (output += text));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const fail = (message: string): never => {
-    child.kill('SIGKILL');
-    throw new Error(message);
-  };
-  for (let i = 0; ; i++) {
-    if (child.exitCode !== null) throw new Error(`uvicorn exited: ${output}`);
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = net.connect(port, '127.0.0.1');
-      socket.once('connect', () => (socket.destroy(), resolve(true)));
-      socket.once('error', () => resolve(false));
-    });
-    if (open) break;
-    if (i > 600) fail(`uvicorn did not listen: ${output}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return {
-    port,
-    async stop() {
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
+function uvicorn(module: string, cwd: string): Promise<PythonServer> {
+  return startPythonServer('uvicorn', (port) => ['--host=127.0.0.1', `--port=${port}`, '--log-level=warning', '--no-access-log', module], cwd);
 }
 
 interface Served {
-  oracle: { port: number; stop(): Promise<void> };
+  oracle: PythonServer;
   m2: Mongrel2Handle;
   wsgid: WsgidProcess;
   dir: string;
