@@ -9,7 +9,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,37 +18,11 @@ import { startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
 import { request, RawConnection, rawRequest } from '../helpers/http.js';
 import { waitFor } from '../helpers/processes.js';
 import { REPO_ROOT, startWsgid, wsgidArgs, type WsgidProcess } from '../helpers/wsgid.js';
+import { fixtureFolders, PYTHON, startPythonApp } from '../helpers/python-app.js';
 
-const PYTHON = '/usr/bin/python3';
 const FIXTURES = path.join(REPO_ROOT, 'test', 'fixtures', 'asgi');
-const temps: string[] = [];
-
-/** A fresh app folder (DIR/app/ holding `files` copied from the fixtures, name → fixture name). */
-function appFolder(files: Record<string, string> = {}): { dir: string; app: string } {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'wsgid-asgi-it-'));
-  temps.push(dir);
-  const app = path.join(dir, 'app');
-  mkdirSync(app);
-  for (const [name, fixture] of Object.entries(files)) copyFileSync(path.join(FIXTURES, fixture), path.join(app, name));
-  return { dir, app };
-}
-
-after(() => {
-  for (const dir of temps) rmSync(dir, { recursive: true, force: true });
-});
-
-async function start(
-  m2: Mongrel2Handle,
-  dir: string,
-  extra: string[] = [],
-  options: { readyPath?: string; env?: NodeJS.ProcessEnv; handler?: string } = {},
-): Promise<WsgidProcess> {
-  const h = m2.handler(options.handler ?? 'app');
-  return startWsgid(
-    wsgidArgs(h, dir, ['--stdout', `--python=${PYTHON}`, `--mongrel2-chroot=${m2.chroot}`, '--workers=1', ...extra]),
-    { readyUrl: `${m2.baseUrl}${options.readyPath ?? '/'}`, readyTimeoutMs: 30_000, env: options.env },
-  );
-}
+const fixtures = fixtureFolders(FIXTURES, 'wsgid-asgi-it-');
+const appFolder = fixtures.folder;
 
 interface Message {
   data: Buffer;
@@ -109,7 +83,7 @@ describe('ASGI through mongrel2: FastAPI (app/main.py)', () => {
   let wsgid: WsgidProcess;
   let dir: string;
   const shutdownFile = path.join(mkdtempSync(path.join(os.tmpdir(), 'wsgid-asgi-shutdown-')), 'shutdown.txt');
-  temps.push(path.dirname(shutdownFile));
+  fixtures.track(path.dirname(shutdownFile));
 
   const disconnects = async (): Promise<number[]> =>
     (JSON.parse((await request(`${m2.baseUrl}/state`)).text) as { ws_disconnects?: number[] }).ws_disconnects ?? [];
@@ -117,7 +91,7 @@ describe('ASGI through mongrel2: FastAPI (app/main.py)', () => {
   before(async () => {
     m2 = await startMongrel2({ settings: { 'limits.content_length': 4096, 'upload.temp_store': '/tmp/upload.XXXXXX' } });
     dir = appFolder({ 'main.py': 'fastapi_main.py' }).dir;
-    wsgid = await start(m2, dir, ['--timeout=3'], { env: { SHUTDOWN_FILE: shutdownFile } });
+    wsgid = await startPythonApp(m2, dir, ['--timeout=3'], { env: { SHUTDOWN_FILE: shutdownFile } });
   });
   after(async () => {
     await wsgid?.stop();
@@ -260,7 +234,7 @@ describe('ASGI through mongrel2: a framework-free app (app/asgi.py)', () => {
   before(async () => {
     m2 = await startMongrel2({ settings: { 'limits.content_length': 4096, 'upload.temp_store': '/tmp/upload.XXXXXX' } });
     const { dir } = appFolder({ 'asgi.py': 'raw_asgi.py' });
-    wsgid = await start(m2, dir, [], { readyPath: '/disconnects' });
+    wsgid = await startPythonApp(m2, dir, [], { readyPath: '/disconnects' });
   });
   after(async () => {
     await wsgid?.stop();
@@ -373,7 +347,7 @@ describe('ASGI back-pressure through mongrel2 download credits', () => {
   before(async () => {
     m2 = await startMongrel2({ settings: { 'download.flow_control': 1 } });
     const { dir } = appFolder({ 'asgi.py': 'raw_asgi.py' });
-    wsgid = await start(m2, dir, [], { readyPath: '/progress' });
+    wsgid = await startPythonApp(m2, dir, [], { readyPath: '/progress' });
   });
   after(async () => {
     await wsgid?.stop();
@@ -434,7 +408,7 @@ describe('ASGI through mongrel2: Starlette (app/app.py) and Django (asgi.py)', (
 
   test('Starlette: detected from app.py; JSON, WebSocket, a handshake refused before accept → 403', async () => {
     const { dir } = appFolder({ 'app.py': 'starlette_app.py' });
-    const w = await start(m2, dir);
+    const w = await startPythonApp(m2, dir);
     try {
       await w.waitForOutput(/app\.py.*Python ASGI/);
       assert.equal((await request(`${m2.baseUrl}/`)).text, 'Hello from Starlette');
@@ -462,7 +436,7 @@ describe('ASGI through mongrel2: Starlette (app/app.py) and Django (asgi.py)', (
     execFileSync(PYTHON, ['-m', 'django', 'startproject', 'mysite', app]);
     const settingsFile = path.join(app, 'mysite', 'settings.py');
     writeFileSync(settingsFile, readFileSync(settingsFile, 'utf8').replace('ALLOWED_HOSTS = []', "ALLOWED_HOSTS = ['*']"));
-    const wsgi = await start(m2, dir);
+    const wsgi = await startPythonApp(m2, dir);
     try {
       await wsgi.waitForOutput(/WSGI app loaded/);
       assert.doesNotMatch(wsgi.output(), /ASGI app loaded/);
@@ -483,7 +457,7 @@ describe('ASGI through mongrel2: Starlette (app/app.py) and Django (asgi.py)', (
         .replace('from django.urls import path', 'from django.urls import path\nfrom mysite.async_views import hello')
         .replace("path('admin/', admin.site.urls),", "path('admin/', admin.site.urls),\n    path('async/', hello),"),
     );
-    const w = await start(m2, dir, ['--asgi=auto']);
+    const w = await startPythonApp(m2, dir, ['--asgi=auto']);
     try {
       await w.waitForOutput(/ASGI app loaded.*Django ASGI/);
       const asyncView = await request(`${m2.baseUrl}/async/`);
@@ -500,7 +474,7 @@ describe('ASGI through mongrel2: Starlette (app/app.py) and Django (asgi.py)', (
       await w.stop();
     }
     // The explicit form names the module.
-    const named = await start(m2, dir, ['--asgi=mysite.asgi:application']);
+    const named = await startPythonApp(m2, dir, ['--asgi=mysite.asgi:application']);
     try {
       await named.waitForOutput(/ASGI app loaded.*mysite\.asgi:application/);
       assert.equal((await request(`${m2.baseUrl}/async/`)).status, 200);

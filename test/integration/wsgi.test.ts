@@ -6,48 +6,21 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
 import { request, RawConnection, rawRequest } from '../helpers/http.js';
 import { REPO_ROOT, startWsgid, wsgidArgs, type WsgidProcess } from '../helpers/wsgid.js';
+import { fixtureFolders, PYTHON, startPythonApp } from '../helpers/python-app.js';
 import { waitFor } from '../helpers/processes.js';
 import { OpenClient } from '../helpers/push.js';
 import { STALL_MS } from '../../src/dispatch/table.js';
 
-const PYTHON = '/usr/bin/python3';
 const FIXTURES = path.join(REPO_ROOT, 'test', 'fixtures', 'wsgi');
-const temps: string[] = [];
-
-/** A fresh app folder (DIR/app/ holding `files` copied from the fixtures, name → fixture name). */
-function appFolder(files: Record<string, string> = {}): { dir: string; app: string } {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'wsgid-wsgi-it-'));
-  temps.push(dir);
-  const app = path.join(dir, 'app');
-  mkdirSync(app);
-  for (const [name, fixture] of Object.entries(files)) copyFileSync(path.join(FIXTURES, fixture), path.join(app, name));
-  return { dir, app };
-}
-
-after(() => {
-  for (const dir of temps) rmSync(dir, { recursive: true, force: true });
-});
-
-async function start(
-  m2: Mongrel2Handle,
-  handler: string,
-  dir: string,
-  extra: string[] = [],
-  readyPath = '/',
-): Promise<WsgidProcess> {
-  const h = m2.handler(handler);
-  return startWsgid(
-    wsgidArgs(h, dir, ['--stdout', `--python=${PYTHON}`, `--mongrel2-chroot=${m2.chroot}`, '--workers=1', ...extra]),
-    { readyUrl: `${m2.baseUrl}${readyPath}`, readyTimeoutMs: 30_000 },
-  );
-}
+const fixtures = fixtureFolders(FIXTURES, 'wsgid-wsgi-it-');
+const appFolder = fixtures.folder;
 
 describe('WSGI through mongrel2: the validated test app', () => {
   let m2: Mongrel2Handle;
@@ -59,10 +32,10 @@ describe('WSGI through mongrel2: the validated test app', () => {
       settings: { 'limits.content_length': 4096, 'upload.temp_store': '/tmp/upload.XXXXXX' },
     });
     const { dir } = appFolder({ 'testapp.py': 'testapp.py' });
-    wsgid = await start(m2, 'app', dir, ['--wsgi-app=testapp:application'], '/hello');
+    wsgid = await startPythonApp(m2, dir, ['--wsgi-app=testapp:application'], { readyPath: '/hello' });
     // The same app on the JSON-protocol handler routed at /json/: SCRIPT_NAME must be /json.
     // (A second app folder: one wsgid instance per folder.)
-    sub = await start(m2, 'json', appFolder({ 'testapp.py': 'testapp.py' }).dir, ['--wsgi-app=testapp.application'], '/json/hello');
+    sub = await startPythonApp(m2, appFolder({ 'testapp.py': 'testapp.py' }).dir, ['--wsgi-app=testapp.application'], { readyPath: '/json/hello', handler: 'json' });
   });
   after(async () => {
     await wsgid?.stop();
@@ -210,7 +183,7 @@ describe('WSGI through mongrel2: Django and Flask', () => {
     // As a user deploying it would: allow the Host this server is reached by.
     const settingsFile = path.join(app, 'mysite', 'settings.py');
     writeFileSync(settingsFile, readFileSync(settingsFile, 'utf8').replace('ALLOWED_HOSTS = []', "ALLOWED_HOSTS = ['*']"));
-    const w = await start(m2, 'app', dir, [], '/');
+    const w = await startPythonApp(m2, dir, [], { readyPath: '/' });
     try {
       await w.waitForOutput(/Django/);
       const home = await request(`${m2.baseUrl}/`);
@@ -232,7 +205,7 @@ describe('WSGI through mongrel2: Django and Flask', () => {
 
   test('a Flask app (app/app.py) detected, with form posts, streaming and errors', async () => {
     const { dir } = appFolder({ 'app.py': 'flaskapp.py' });
-    const w = await start(m2, 'app', dir, [], '/');
+    const w = await startPythonApp(m2, dir, [], { readyPath: '/' });
     try {
       const home = await request(`${m2.baseUrl}/`);
       assert.equal(home.status, 200);
@@ -268,7 +241,7 @@ describe('WSGI: --uncredited-limit (no download credits)', () => {
   test('a 40 MB response is cut after 8 MB and its iterable closed; a 4 MB one arrives whole', { timeout: 120_000 }, async () => {
     const m2 = await startMongrel2();
     const { dir } = appFolder({ 'testapp.py': 'testapp.py' });
-    const wsgid = await start(m2, 'app', dir, ['--wsgi-app=testapp:raw', '--uncredited-limit=8M'], '/hello');
+    const wsgid = await startPythonApp(m2, dir, ['--wsgi-app=testapp:raw', '--uncredited-limit=8M'], { readyPath: '/hello' });
     try {
       const before = Number((await request(`${m2.baseUrl}/closed`)).text);
       const client = new OpenClient(m2.port, '/big?mb=40');
@@ -294,7 +267,7 @@ describe('WSGI: a hung app', () => {
   test('the master times the request out (504), the worker and its Python process are replaced', async () => {
     const m2 = await startMongrel2();
     const { dir } = appFolder({ 'testapp.py': 'testapp.py' });
-    const w = await start(m2, 'app', dir, ['--wsgi-app=testapp:raw', '--timeout=2'], '/hello');
+    const w = await startPythonApp(m2, dir, ['--wsgi-app=testapp:raw', '--timeout=2'], { readyPath: '/hello' });
     try {
       const oldPid = Number((await request(`${m2.baseUrl}/pid`)).text);
       const hung = await request(`${m2.baseUrl}/hang`, { timeoutMs: 15_000 });
@@ -387,9 +360,9 @@ for (const threads of [1, 2]) {
       m2 = await startMongrel2();
       ({ dir } = appFolder({ 'testapp.py': 'testapp.py' }));
       blocks = mkdtempSync(path.join(os.tmpdir(), 'wsgid-wsgi-blocks-'));
-      temps.push(blocks);
+      fixtures.track(blocks);
       writeFileSync(path.join(blocks, 'started'), '');
-      wsgid = await start(m2, 'app', dir, ['--wsgi-app=testapp:application', '--workers=2', `--threads=${threads}`], '/pid');
+      wsgid = await startPythonApp(m2, dir, ['--wsgi-app=testapp:application', '--workers=2', `--threads=${threads}`], { readyPath: '/pid' });
     });
     after(async () => {
       await wsgid?.stop();
