@@ -13,70 +13,17 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import WebSocket from 'ws';
 import { startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
 import { request, RawConnection, rawRequest } from '../helpers/http.js';
 import { waitFor } from '../helpers/processes.js';
 import { REPO_ROOT, startWsgid, wsgidArgs, type WsgidProcess } from '../helpers/wsgid.js';
 import { fixtureFolders, PYTHON, startPythonApp } from '../helpers/python-app.js';
+import { WsClient } from '../helpers/ws-client.js';
 
 const FIXTURES = path.join(REPO_ROOT, 'test', 'fixtures', 'asgi');
 const fixtures = fixtureFolders(FIXTURES, 'wsgid-asgi-it-');
 const appFolder = fixtures.folder;
 
-interface Message {
-  data: Buffer;
-  isBinary: boolean;
-}
-
-/** A `ws` client with a message queue; every wait is bounded (hangs fail, nothing is timed). */
-class Client {
-  readonly ws: WebSocket;
-  private readonly queue: Message[] = [];
-  private wake: (() => void) | undefined;
-  readonly opened: Promise<void>;
-  readonly closed: Promise<{ code: number; reason: string }>;
-  /** Status of a refused handshake. */
-  readonly refused: Promise<number>;
-
-  constructor(url: string, protocols?: string[]) {
-    this.ws = new WebSocket(url, protocols);
-    this.ws.on('message', (data: Buffer, isBinary: boolean) => {
-      this.queue.push({ data, isBinary });
-      this.wake?.();
-    });
-    let refuse!: (status: number) => void;
-    this.refused = new Promise((resolve) => (refuse = resolve));
-    this.opened = new Promise<void>((resolve, reject) => {
-      this.ws.once('open', () => resolve());
-      this.ws.once('error', reject);
-      this.ws.once('unexpected-response', (_req, res) => {
-        refuse(res.statusCode ?? 0);
-        reject(new Error(`unexpected response ${res.statusCode}`));
-      });
-    });
-    this.opened.catch(() => {});
-    this.closed = new Promise((resolve) => {
-      this.ws.once('close', (code: number, reason: Buffer) => resolve({ code, reason: reason.toString() }));
-    });
-    this.ws.on('error', () => {});
-  }
-
-  async next(): Promise<Message> {
-    const deadline = Date.now() + 15_000;
-    while (this.queue.length === 0) {
-      if (Date.now() > deadline) throw new Error('no WebSocket message within 15 s');
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, 100);
-        this.wake = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-    }
-    return this.queue.shift()!;
-  }
-}
 
 describe('ASGI through mongrel2: FastAPI (app/main.py)', () => {
   let m2: Mongrel2Handle;
@@ -153,7 +100,7 @@ describe('ASGI through mongrel2: FastAPI (app/main.py)', () => {
   });
 
   test('WebSocket echo: text, bytes, subprotocol, and a close code chosen by the app', async () => {
-    const c = new Client(`ws://127.0.0.1:${m2.port}/ws`, ['chat.v1']);
+    const c = new WsClient(`ws://127.0.0.1:${m2.port}/ws`, ['chat.v1']);
     await c.opened;
     assert.equal(c.ws.protocol, 'chat.v1');
     c.ws.send('hello');
@@ -173,7 +120,7 @@ describe('ASGI through mongrel2: FastAPI (app/main.py)', () => {
   });
 
   test("the client's close handshake: the client gets its code back", async () => {
-    const c = new Client(`ws://127.0.0.1:${m2.port}/ws`);
+    const c = new WsClient(`ws://127.0.0.1:${m2.port}/ws`);
     await c.opened;
     c.ws.send('one');
     assert.equal((await c.next()).data.toString(), 'echo: one');
@@ -184,7 +131,7 @@ describe('ASGI through mongrel2: FastAPI (app/main.py)', () => {
   });
 
   test('a client that vanishes without a close frame: the app gets websocket.disconnect 1006', async () => {
-    const c = new Client(`ws://127.0.0.1:${m2.port}/ws`);
+    const c = new WsClient(`ws://127.0.0.1:${m2.port}/ws`);
     await c.opened;
     c.ws.send('two');
     assert.equal((await c.next()).data.toString(), 'echo: two');
@@ -218,7 +165,7 @@ describe('ASGI through mongrel2: FastAPI (app/main.py)', () => {
 
   test('stopping wsgid: open WebSockets get 1001, then the lifespan shutdown runs (it writes a file)', async () => {
     assert.equal(existsSync(shutdownFile), false);
-    const c = new Client(`ws://127.0.0.1:${m2.port}/ws`);
+    const c = new WsClient(`ws://127.0.0.1:${m2.port}/ws`);
     await c.opened;
     const code = await wsgid.stop();
     assert.equal(code, 0, wsgid.output());
@@ -414,15 +361,15 @@ describe('ASGI through mongrel2: Starlette (app/app.py) and Django (asgi.py)', (
       assert.equal((await request(`${m2.baseUrl}/`)).text, 'Hello from Starlette');
       const json = await request(`${m2.baseUrl}/echo-json`, { method: 'POST', body: '{"a":[1,2]}' });
       assert.deepEqual(JSON.parse(json.text), { got: { a: [1, 2] }, url: `http://127.0.0.1:${m2.port}/echo-json` });
-      const c = new Client(`ws://127.0.0.1:${m2.port}/ws`);
+      const c = new WsClient(`ws://127.0.0.1:${m2.port}/ws`);
       await c.opened;
       c.ws.send('shout');
       assert.equal((await c.next()).data.toString(), 'SHOUT');
       assert.equal((await c.closed).code, 4000);
-      const refused = new Client(`ws://127.0.0.1:${m2.port}/ws-reject`);
+      const refused = new WsClient(`ws://127.0.0.1:${m2.port}/ws-reject`);
       assert.equal(await refused.refused, 403);
       // An accept whose subprotocol is not Latin-1 text: a 500, not a 101 split by an injected line.
-      const bad = new Client(`ws://127.0.0.1:${m2.port}/ws-bad-protocol`, ['chat']);
+      const bad = new WsClient(`ws://127.0.0.1:${m2.port}/ws-bad-protocol`, ['chat']);
       const outcome = await Promise.race([bad.refused, bad.opened.then(() => 'opened', (e: Error) => e.message)]);
       assert.equal(outcome, 500);
       assert.equal((await request(`${m2.baseUrl}/`)).status, 200);

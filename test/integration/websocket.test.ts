@@ -14,10 +14,10 @@ import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import WebSocket from 'ws';
 import { startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
 import { request } from '../helpers/http.js';
 import { REPO_ROOT, WSGID_CLI, startWsgid, wsgidArgs, type WsgidProcess } from '../helpers/wsgid.js';
+import { within as waitWithin, WsClient } from '../helpers/ws-client.js';
 
 const FIXTURES = path.join(REPO_ROOT, 'test', 'fixtures', 'websocket');
 const skip = existsSync(WSGID_CLI) ? false : 'wsgid CLI not built';
@@ -64,73 +64,14 @@ async function serve(fixture: string, workers: number): Promise<Served> {
   }
 }
 
-interface Received {
-  data: Buffer;
-  isBinary: boolean;
-}
-
-/** A ws client with a message queue and time-limited waits. */
-class Client {
-  readonly ws: WebSocket;
-  private readonly queue: Received[] = [];
-  private waiter: (() => void) | undefined;
-  readonly opened: Promise<void>;
-  readonly closed: Promise<{ code: number; reason: string }>;
-
+/** The suite's client: each wait bounded by STEP_MS. */
+class Client extends WsClient {
   constructor(url: string, protocols?: string[]) {
-    this.ws = new WebSocket(url, protocols);
-    this.ws.on('message', (data: Buffer, isBinary: boolean) => {
-      this.queue.push({ data, isBinary });
-      this.waiter?.();
-    });
-    this.opened = within(
-      new Promise<void>((resolve, reject) => {
-        this.ws.once('open', () => resolve());
-        this.ws.once('error', reject);
-        this.ws.once('unexpected-response', (_req, res) => reject(new Error(`unexpected response ${res.statusCode}`)));
-      }),
-      'open',
-    );
-    this.closed = new Promise((resolve) => {
-      this.ws.once('close', (code: number, reason: Buffer) => resolve({ code, reason: reason.toString() }));
-    });
-    this.ws.on('error', () => {});
-  }
-
-  async next(): Promise<Received> {
-    const deadline = Date.now() + STEP_MS;
-    while (this.queue.length === 0) {
-      if (Date.now() > deadline) throw new Error('no message within the time limit');
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, 100);
-        this.waiter = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-    }
-    return this.queue.shift()!;
-  }
-
-  async text(): Promise<string> {
-    const m = await this.next();
-    assert.equal(m.isBinary, false, 'expected a text message');
-    return m.data.toString('utf8');
-  }
-
-  async roundTrip(text: string): Promise<string> {
-    this.ws.send(text);
-    return this.text();
+    super(url, protocols, STEP_MS);
   }
 }
 
-function within<T>(promise: Promise<T>, what: string, ms = STEP_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: timed out after ${ms} ms`)), ms))),
-  ]);
-}
+const within = <T>(promise: Promise<T>, what: string): Promise<T> => waitWithin(promise, what, STEP_MS);
 
 function bytes(length: number): Buffer {
   const out = Buffer.allocUnsafe(length);
