@@ -84,3 +84,29 @@ export function cpuDeltaOf(before: Map<number, number>, after: Map<number, numbe
   for (const [p, c] of after) if (names.test(commOf(p) ?? '')) sum += c - (before.get(p) ?? 0);
   return sum;
 }
+
+/** Resident set size of one process in MB (VmRSS), or undefined if it is gone. */
+export function rssMb(pid: number): number | undefined {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * RSS of a server's process tree: `tree`, all of it; `serving`, the processes that serve requests —
+ * the tree less its root when the root has children (wsgid's master, gunicorn's arbiter only
+ * supervise), else the root itself (a single-process server).
+ */
+export function rssOf(pid: number): { tree?: number; serving?: number } {
+  const pids = processTree(pid);
+  const sum = (ps: number[]) => {
+    let total = 0;
+    for (const p of ps) total += rssMb(p) ?? 0;
+    return total;
+  };
+  const tree = sum(pids);
+  return { tree, serving: pids.length > 1 ? sum(pids.slice(1)) : tree };
+}

@@ -18,6 +18,11 @@
  *   gunicorn-django the Django module of django-w1 under gunicorn (1 sync worker)
  *   gunicorn-django-site  the Django project of django-site-w1 under gunicorn (1 sync worker)
  *   uvicorn-fastapi       the FastAPI app of fastapi-w1 under uvicorn (1 worker)
+ * and what users run instead of mongrel2 + wsgid: nginx (1 worker, HTTP/1.1 upstream keepalive) in
+ * front of express-direct, gunicorn, uvicorn, gunicorn-django-site and uvicorn-fastapi (nginx-<ref>);
+ * fetch-w2 and wsgi-w2 (--workers=2 on this 2-core machine); and the front servers' floor, a static
+ * file from mongrel2's Dir handler (m2-static) and from nginx (nginx-static).
+ * `stack µs/req` is the whole stack's CPU per request: the handler tree plus its front server.
  * A pair listed in SAME_BODY must answer its check with the same body bytes on both sides before
  * either side is measured.
  *
@@ -33,7 +38,8 @@ import { startMongrel2, freePort, type Mongrel2Handle } from '../test/helpers/mo
 import { request, waitForHttp, type HttpResponse } from '../test/helpers/http.js';
 import { REPO_ROOT, WSGID_CLI } from '../test/helpers/wsgid.js';
 import { runWrk, type WrkResult } from './wrk.js';
-import { cpuSeconds, cpuDelta, cpuDeltaOf, treeCpu } from './proc.js';
+import { cpuSeconds, cpuDelta, cpuDeltaOf, treeCpu, rssOf } from './proc.js';
+import { startNginx, nginxMissing, NGINX_BIN } from './nginx.js';
 
 const num = (name: string, dflt: number): number => {
   const v = process.env[name];
@@ -65,7 +71,8 @@ const progress = (s: string) => process.stderr.write(`[bench] ${s}\n`);
 
 interface Service {
   readonly name: string;
-  readonly child: ChildProcess;
+  /** Absent for a process a helper started (mongrel2 of the static-file case). */
+  readonly child?: ChildProcess;
   readonly pid: number;
   output(): string;
   stop(): Promise<void>;
@@ -122,7 +129,10 @@ function spawnService(name: string, cmd: string, args: string[], opts: { cwd?: s
 async function waitReady(svc: Service, url: string, timeoutMs = 20_000): Promise<void> {
   try {
     await waitForHttp(url, timeoutMs, {
-      abort: () => (svc.child.exitCode !== null || svc.child.signalCode !== null ? `${svc.name} exited (${svc.child.exitCode ?? svc.child.signalCode})` : undefined),
+      abort: () => {
+        const c = svc.child;
+        return c && (c.exitCode !== null || c.signalCode !== null) ? `${svc.name} exited (${c.exitCode ?? c.signalCode})` : undefined;
+      },
     });
   } catch (err) {
     throw new Error(`${(err as Error).message}\n--- ${svc.name} output (tail) ---\n${svc.output().slice(-3000)}`);
@@ -165,6 +175,9 @@ interface Running {
   url: string;
   /** For wsgid with workers: the master process (the tree root), whose own CPU is reported. */
   masterPid?: number;
+  /** A front server started by the case itself (nginx before a reference): its CPU is the stack's
+   *  too, and it is stopped with the case. */
+  front?: Service;
 }
 
 interface Case {
@@ -426,6 +439,103 @@ const CASES: Case[] = [
 ];
 
 /**
+ * `ref` behind nginx: what a user runs instead of mongrel2 + wsgid. nginx 1 worker process,
+ * `proxy_http_version 1.1` with an upstream `keepalive` pool, access log on (mongrel2 writes one
+ * too), in front of the reference server the case starts.
+ */
+function behindNginx(ref: Case): Case {
+  return {
+    id: `nginx-${ref.id}`,
+    label: `nginx + ${ref.label.replace(/ \(ref, no mongrel2\)$/, '')} (ref)`,
+    viaMongrel2: false,
+    check: ref.check,
+    wrkScript: ref.wrkScript,
+    skip: () => nginxMissing() ?? ref.skip(),
+    async start() {
+      const upstream = await ref.start(undefined);
+      try {
+        const front = await startNginx({ upstream: new URL(upstream.url).host, spawn: (args) => spawnService(`nginx-${ref.id}`, NGINX_BIN, args) });
+        await waitReady(front.svc, `${front.baseUrl}/`);
+        return { svc: upstream.svc, url: `${front.baseUrl}${ref.check.path}`, front: front.svc };
+      } catch (err) {
+        await upstream.svc.stop();
+        throw err;
+      }
+    },
+  };
+}
+
+const STATIC_CHECK: Check = { method: 'GET', path: '/static/hello.txt', status: 200, body_re: /^Hello, world!$/ };
+
+/** The front servers' floor: a 13-byte file served by mongrel2's own Dir handler, and by nginx. */
+const STATIC_CASES: Case[] = [
+  {
+    id: 'm2-static',
+    label: 'mongrel2 Dir handler, static file (floor)',
+    // mongrel2 is the server here (its CPU is the row's), not a front for a handler.
+    viaMongrel2: false,
+    check: STATIC_CHECK,
+    skip: () => undefined,
+    async start() {
+      const own = await startMongrel2({
+        handlers: [{ name: 'app', route: '/app/', protocol: 'tnetstring' }],
+        staticDir: { route: '/static/', files: { 'hello.txt': 'Hello, world!' } },
+      });
+      const svc: Service = { name: 'm2-static', pid: own.pid, output: () => own.log(), stop: () => own.stop() };
+      return { svc, url: `${own.baseUrl}${STATIC_CHECK.path}` };
+    },
+  },
+  {
+    id: 'nginx-static',
+    label: 'nginx root, static file (floor)',
+    viaMongrel2: false,
+    check: STATIC_CHECK,
+    skip: nginxMissing,
+    async start() {
+      const front = await startNginx({ staticFiles: { 'hello.txt': 'Hello, world!' }, spawn: (args) => spawnService('nginx-static', NGINX_BIN, args) });
+      await waitReady(front.svc, `${front.baseUrl}${STATIC_CHECK.path}`);
+      return { svc: front.svc, url: `${front.baseUrl}${STATIC_CHECK.path}` };
+    },
+  },
+];
+
+const refCase = (id: string): Case => {
+  const c = CASES.find((x) => x.id === id);
+  if (!c) throw new Error(`bench: no case ${id}`);
+  return c;
+};
+CASES.push(
+  behindNginx(refCase('express-direct')),
+  behindNginx(refCase('gunicorn')),
+  behindNginx(refCase('uvicorn')),
+  behindNginx(refCase('gunicorn-django-site')),
+  behindNginx(refCase('uvicorn-fastapi')),
+  {
+    ...refCase('fetch-w1'),
+    id: 'fetch-w2',
+    label: 'wsgid fetch hello, --workers=2',
+    start: wsgidCase('fetch-w2', '', ['hello.mjs'], 'hello.mjs', 2, HELLO_CHECK).start,
+  },
+  {
+    ...refCase('wsgi-w1'),
+    id: 'wsgi-w2',
+    label: 'wsgid WSGI hello, --workers=2',
+    start: wsgidCase('wsgi-w2', '', ['hello_wsgi.py'], 'hello_wsgi:application', 2, HELLO_CHECK).start,
+  },
+  ...STATIC_CASES,
+);
+/** Run order: each wsgid case next to the references it is compared with (a drift of the machine
+ *  during the run then affects both sides alike). */
+const ORDER = [
+  'bare', 'fetch-w0', 'fetch-w1', 'fetch-w2', 'express-w1', 'express-direct', 'nginx-express-direct',
+  'wsgi-w1', 'wsgi-w2', 'gunicorn', 'nginx-gunicorn', 'django-w1', 'gunicorn-django',
+  'asgi-w1', 'uvicorn', 'nginx-uvicorn', 'django-site-w1', 'gunicorn-django-site', 'nginx-gunicorn-django-site',
+  'fastapi-w1', 'uvicorn-fastapi', 'nginx-uvicorn-fastapi', 'm2-static', 'nginx-static',
+];
+CASES.sort((a, b) => ORDER.indexOf(a.id) - ORDER.indexOf(b.id));
+if (CASES.some((c) => !ORDER.includes(c.id))) throw new Error('bench: a case is missing from ORDER');
+
+/**
  * Pairs that must give the same response body to their check: the app under wsgid and under its
  * usual server. A bench that measures an error page, or a different page, is worthless.
  */
@@ -449,6 +559,14 @@ interface Outcome {
   /** The Python processes in the tree (wsgid's bridge.py; for gunicorn, all of it). */
   pyUsPerReq?: number;
   m2UsPerReq?: number;
+  /** nginx (master and worker) when a case puts it in front. */
+  nginxUsPerReq?: number;
+  /** The whole stack: the handler's tree plus the front server (mongrel2 or nginx), if any. */
+  stackUsPerReq?: number;
+  /** RSS after the measured run, MB: of the serving processes (the tree less its root when the
+   *  root only supervises: wsgid's master, gunicorn's arbiter), and of the whole tree. */
+  workerRssMb?: number;
+  treeRssMb?: number;
 }
 
 function firstLines(s: string, n = 3): string {
@@ -492,6 +610,7 @@ async function bodyOf(c: Case): Promise<Buffer | string> {
   } catch (err) {
     return `failed: ${firstLines((err as Error).message, 6)}`;
   } finally {
+    await running?.front?.stop();
     await running?.svc.stop();
     await m2?.stop();
   }
@@ -539,11 +658,14 @@ async function runCase(c: Case): Promise<Outcome> {
     const treeBefore = treeCpu(running.svc.pid);
     const masterBefore = running.masterPid ? cpuSeconds(running.masterPid) : undefined;
     const m2Before = m2 ? cpuSeconds(m2.pid) : undefined;
+    const frontBefore = running.front ? treeCpu(running.front.pid) : undefined;
     progress(`${c.id}: wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION}s`);
     const wrk = await runWrk({ url: running.url, threads: THREADS, connections: CONNECTIONS, duration: DURATION, script: c.wrkScript });
     const treeAfter = treeCpu(running.svc.pid);
     const masterAfter = running.masterPid ? cpuSeconds(running.masterPid) : undefined;
     const m2After = m2 ? cpuSeconds(m2.pid) : undefined;
+    const frontAfter = running.front ? treeCpu(running.front.pid) : undefined;
+    const rss = rssOf(running.svc.pid);
     const perReq = (sec: number | undefined) => (sec === undefined || wrk.requests === 0 ? undefined : (sec * 1e6) / wrk.requests);
     const out: Outcome = {
       ...base,
@@ -552,12 +674,17 @@ async function runCase(c: Case): Promise<Outcome> {
       masterUsPerReq: masterBefore !== undefined && masterAfter !== undefined ? perReq(masterAfter - masterBefore) : undefined,
       m2UsPerReq: m2Before !== undefined && m2After !== undefined ? perReq(m2After - m2Before) : undefined,
       pyUsPerReq: perReq(cpuDeltaOf(treeBefore, treeAfter, /^python/)),
+      nginxUsPerReq: frontBefore && frontAfter ? perReq(cpuDelta(frontBefore, frontAfter)) : undefined,
+      workerRssMb: rss.serving,
+      treeRssMb: rss.tree,
     };
+    out.stackUsPerReq = (out.cpuUsPerReq ?? 0) + (out.m2UsPerReq ?? 0) + (out.nginxUsPerReq ?? 0);
     progress(`${c.id}: ${wrk.rps.toFixed(0)} req/s, p50 ${wrk.p50.toFixed(2)} ms, p99 ${wrk.p99.toFixed(2)} ms`);
     return out;
   } catch (err) {
     return { ...base, skipped: `failed: ${firstLines((err as Error).message, 6)}` };
   } finally {
+    await running?.front?.stop();
     await running?.svc.stop();
     await m2?.stop();
   }
@@ -567,16 +694,16 @@ function fmt(n: number | undefined, digits = 2): string {
   return n === undefined || !Number.isFinite(n) ? '-' : n.toFixed(digits);
 }
 
-/** ", cpu/req X×": case a's CPU per request over case b's, when both were measured. */
-function cpuRatio(outcomes: Outcome[], a: string, b: string): string {
-  const x = outcomes.find((o) => o.id === a)?.cpuUsPerReq;
-  const y = outcomes.find((o) => o.id === b)?.cpuUsPerReq;
-  return x !== undefined && y !== undefined && y > 0 ? `, cpu/req ${fmt(x / y)}×` : '';
+/** ", <label> X×": case a's `field` over case b's, when both were measured. */
+function cpuRatio(outcomes: Outcome[], a: string, b: string, field: 'cpuUsPerReq' | 'stackUsPerReq' = 'cpuUsPerReq', label = 'cpu/req'): string {
+  const x = outcomes.find((o) => o.id === a)?.[field];
+  const y = outcomes.find((o) => o.id === b)?.[field];
+  return x !== undefined && y !== undefined && y > 0 ? `, ${label} ${fmt(x / y)}×` : '';
 }
 
 function printTable(outcomes: Outcome[]): void {
   const bare = outcomes.find((o) => o.id === 'bare')?.wrk;
-  const header = ['case', 'req/s', 'p50 ms', 'p99 ms', 'rate×', 'p99×', 'cpu µs/req', 'master µs/req', 'py µs/req', 'm2 µs/req', 'errors'];
+  const header = ['case', 'req/s', 'p50 ms', 'p99 ms', 'rate×', 'p99×', 'cpu µs/req', 'master µs/req', 'py µs/req', 'm2 µs/req', 'nginx µs/req', 'stack µs/req', 'worker MB', 'errors'];
   const rows: string[][] = [];
   for (const o of outcomes) {
     if (!o.wrk) continue;
@@ -593,6 +720,9 @@ function printTable(outcomes: Outcome[]): void {
       fmt(o.masterUsPerReq, 1),
       fmt(o.pyUsPerReq, 1),
       fmt(o.m2UsPerReq, 1),
+      fmt(o.nginxUsPerReq, 1),
+      fmt(o.stackUsPerReq, 1),
+      fmt(o.workerRssMb, 1),
       errs || w.non2xx ? `${errs} sock, ${w.non2xx} non-2xx` : '0',
     ]);
   }
@@ -607,7 +737,9 @@ function printTable(outcomes: Outcome[]): void {
   console.log('rate× and p99× are relative to the bare handler; "ref" rows are plain HTTP without mongrel2.');
   console.log(
     'cpu µs/req: the handler process tree (wsgid master + workers + their Python); master: the wsgid master alone; ' +
-      'py: the Python processes in the tree (bridge.py; for gunicorn all of it); m2: mongrel2.',
+      'py: the Python processes in the tree (bridge.py; for gunicorn all of it); m2: mongrel2; nginx: nginx in front of a reference; ' +
+      'stack: the handler tree + its front server (mongrel2 or nginx); worker MB: RSS after the run of the serving processes ' +
+      '(wsgid workers with their Python, gunicorn\'s worker, a single-process server itself).',
   );
   const pair = (a: string, b: string, what: string) => {
     const x = outcomes.find((o) => o.id === a)?.wrk;
@@ -620,6 +752,21 @@ function printTable(outcomes: Outcome[]): void {
   pair('django-w1', 'gunicorn-django', 'Django via wsgid vs gunicorn');
   pair('django-site-w1', 'gunicorn-django-site', 'Django project via wsgid vs gunicorn');
   pair('fastapi-w1', 'uvicorn-fastapi', 'FastAPI via wsgid vs uvicorn');
+  // The stacks users choose between: mongrel2 + wsgid against nginx + the reference server.
+  const stackPair = (a: string, b: string, what: string) => {
+    const x = outcomes.find((o) => o.id === a)?.wrk;
+    const y = outcomes.find((o) => o.id === b)?.wrk;
+    if (x && y) console.log(`${what}: rate ${fmt(x.rps / y.rps)}×, p99 ${fmt(x.p99 / y.p99)}×${cpuRatio(outcomes, a, b, 'stackUsPerReq', 'stack cpu/req')}`);
+  };
+  stackPair('wsgi-w1', 'nginx-gunicorn', 'stack: mongrel2 + wsgid WSGI vs nginx + gunicorn');
+  stackPair('asgi-w1', 'nginx-uvicorn', 'stack: mongrel2 + wsgid ASGI vs nginx + uvicorn');
+  stackPair('express-w1', 'nginx-express-direct', 'stack: mongrel2 + wsgid Express vs nginx + Express on node:http');
+  stackPair('django-site-w1', 'nginx-gunicorn-django-site', 'stack: mongrel2 + wsgid Django project vs nginx + gunicorn');
+  stackPair('fastapi-w1', 'nginx-uvicorn-fastapi', 'stack: mongrel2 + wsgid FastAPI vs nginx + uvicorn');
+  stackPair('fetch-w1', 'bare', 'stack: wsgid fetch --workers=1 vs the bare handler');
+  stackPair('fetch-w2', 'fetch-w1', 'wsgid fetch --workers=2 vs --workers=1');
+  stackPair('wsgi-w2', 'wsgi-w1', 'wsgid WSGI --workers=2 vs --workers=1');
+  stackPair('m2-static', 'nginx-static', 'front servers, static file: mongrel2 vs nginx');
   const m = outcomes.find((o) => o.id === 'fetch-w1');
   if (m?.masterUsPerReq !== undefined) console.log(`wsgid master CPU per request (fetch-w1): ${fmt(m.masterUsPerReq, 1)} µs`);
 }
@@ -645,6 +792,10 @@ function summary(outcomes: Outcome[]): string {
       masterUsPerReq: r(o.masterUsPerReq, 2),
       mongrel2UsPerReq: r(o.m2UsPerReq, 2),
       pythonUsPerReq: r(o.pyUsPerReq, 2),
+      nginxUsPerReq: r(o.nginxUsPerReq, 2),
+      stackUsPerReq: r(o.stackUsPerReq, 2),
+      workerRssMb: r(o.workerRssMb, 1),
+      treeRssMb: r(o.treeRssMb, 1),
       errors: w.errors.connect + w.errors.read + w.errors.write + w.errors.timeout,
       non2xx: w.non2xx,
     };

@@ -58,6 +58,9 @@ export interface Mongrel2Options {
    * namespace has all of them free.
    */
   netns?: string;
+  /** A static-file route served by mongrel2 itself (its `Dir` handler): `files` are written under
+   *  `static/` in mongrel2's folder (its chroot), served at `route` (which ends in '/'). */
+  staticDir?: { route: string; files: Record<string, string> };
 }
 
 export interface Mongrel2HandlerEndpoints {
@@ -298,7 +301,12 @@ async function startOnce(options: Mongrel2Options): Promise<Mongrel2Handle> {
         `    recv_spec=${pyString(e.send)}, recv_ident=${pyString(e.recvIdent)}, protocol=${pyString(e.protocol)})`,
     );
   });
-  const routes = handlerOpts.map((h, i) => `${pyString(h.route)}: h${i}`).join(', ');
+  const routeList = handlerOpts.map((h, i) => `${pyString(h.route)}: h${i}`);
+  if (options.staticDir) {
+    lines.push(`static_dir = Dir(base="static/", index_file="index.html", default_ctype="text/plain")`);
+    routeList.push(`${pyString(options.staticDir.route)}: static_dir`);
+  }
+  const routes = routeList.join(', ');
   lines.push(
     `main = Server(uuid=${pyString(uuid)}, chroot="./",\n` +
       `    access_log=${pyString(inDir('/logs/access.log'))}, error_log=${pyString(inDir('/logs/error.log'))},\n` +
@@ -309,7 +317,8 @@ async function startOnce(options: Mongrel2Options): Promise<Mongrel2Handle> {
   lines.push(`settings = {${Object.entries(settings).map(([k, v]) => `${pyString(k)}: ${pyValue(v)}`).join(', ')}}`);
   lines.push('servers = [main]', '');
 
-  await Promise.all(['logs', 'run', 'tmp'].map((d) => mkdir(path.join(dir, d))));
+  await Promise.all(['logs', 'run', 'tmp', 'static'].map((d) => mkdir(path.join(dir, d))));
+  for (const [name, text] of Object.entries(options.staticDir?.files ?? {})) await writeFile(path.join(dir, 'static', name), text);
   const confPath = path.join(dir, 'mongrel2.conf');
   await writeFile(confPath, lines.join('\n'));
   try {

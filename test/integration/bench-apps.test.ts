@@ -3,7 +3,8 @@
  * (bench/apps/djangosite) through wsgid beside gunicorn and the FastAPI app (bench/apps/fastapi_items)
  * through wsgid beside uvicorn, and each pair answers its check with the same body bytes (else the
  * bench reports the case as skipped instead of measuring it). Runs the built bench itself for one
- * second per case: real mongrel2, wsgid, gunicorn, uvicorn and wrk; no timing is asserted.
+ * second per case: real mongrel2, wsgid, gunicorn, uvicorn, nginx in front of the references and wrk;
+ * no timing is asserted.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,7 +12,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { REPO_ROOT } from '../helpers/wsgid.js';
 
-const CASES = ['django-site-w1', 'gunicorn-django-site', 'fastapi-w1', 'uvicorn-fastapi'];
+const CASES = ['django-site-w1', 'gunicorn-django-site', 'nginx-gunicorn-django-site', 'fastapi-w1', 'uvicorn-fastapi', 'nginx-uvicorn-fastapi'];
 
 interface BenchCase {
   skipped?: string;
@@ -50,4 +51,11 @@ test('bench: the Django project and the FastAPI app are measured under wsgid and
   }
   assert.match(stdout, /^Django project via wsgid vs gunicorn: rate [\d.]+×, p99 [\d.]+×, cpu\/req [\d.]+×$/m);
   assert.match(stdout, /^FastAPI via wsgid vs uvicorn: rate [\d.]+×, p99 [\d.]+×, cpu\/req [\d.]+×$/m);
+  // The whole stacks: mongrel2 + wsgid against nginx (in front of the same reference servers).
+  assert.match(stdout, /^stack: mongrel2 \+ wsgid Django project vs nginx \+ gunicorn: rate [\d.]+×, p99 [\d.]+×, stack cpu\/req [\d.]+×$/m);
+  assert.match(stdout, /^stack: mongrel2 \+ wsgid FastAPI vs nginx \+ uvicorn: rate [\d.]+×, p99 [\d.]+×, stack cpu\/req [\d.]+×$/m);
+  for (const id of ['nginx-gunicorn-django-site', 'nginx-uvicorn-fastapi']) {
+    const c = summary.cases[id] as BenchCase & { nginxUsPerReq?: number | null };
+    assert.ok((c.nginxUsPerReq ?? 0) > 0, `${id}: nginx's CPU was not counted`);
+  }
 });
