@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages wsgid's examples, tests and benchmark use, when they are missing:
 # mongrel2 (mongrel2-core), wrk, curl, nginx-light (the bench's front server before the reference
-# servers), iproute2 (network-namespace tests), systemd's tools
+# servers), chromium (the browser suite drives Debian's Chromium with playwright-core; no browser
+# download), iproute2 (network-namespace tests), systemd's tools
 # (systemd-analyze verifies the generated unit, systemd-notify is the notify fallback; the package
 # installs without starting anything), setpriv (util-linux), the system Python's Django, Flask
 # and gunicorn (WSGI tests and the gunicorn comparison), FastAPI, Starlette, python-multipart,
@@ -14,6 +15,7 @@ command -v mongrel2 >/dev/null || need+=(mongrel2-core)
 command -v m2sh >/dev/null || need+=(mongrel2-core)
 command -v wrk >/dev/null || need+=(wrk)
 [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 command -v curl >/dev/null || need+=(curl)
 command -v ip >/dev/null || need+=(iproute2)
 command -v systemd-analyze >/dev/null || need+=(systemd)
