@@ -7,7 +7,8 @@
  * machine everything takes longer, the order stays.
  *
  * The same seeded cases (2–4 chunks of 1 B to 70 kB, with or without a declared Content-Length,
- * each way the fixture can produce them) go to the reference (gunicorn, uvicorn, node:http,
+ * each way the fixture can produce them; 5–8 Server-Sent Events, past the first four messages of a
+ * response after which wsgid's reply coalescing waits up to 25 ms for more) go to the reference (gunicorn, uvicorn, node:http,
  * @hono/node-server: it defines what "streamed" means, and must pass too) and to wsgid behind a
  * real mongrel2 in the four variants of the conformance suite (--workers=0 and 1, JSON and
  * tnetstring handlers). Fixtures in test/fixtures/streaming: a WSGI app (generator and write()),
@@ -90,7 +91,9 @@ interface StreamCase {
   cl: boolean;
 }
 
-function generateCases(seed: number, count: number, kinds: string[], lengths: boolean, label: string): StreamCase[] {
+function generateCases(seed: number, suite: StreamSuite, label: string): StreamCase[] {
+  const { cases: count, kinds, lengths } = suite;
+  const [fewest, most] = suite.chunks ?? [2, 4];
   const random = prng(seed);
   const int = (lo: number, hi: number): number => lo + Math.floor(random() * (hi - lo + 1));
   const size = (): number => {
@@ -99,7 +102,7 @@ function generateCases(seed: number, count: number, kinds: string[], lengths: bo
   };
   return Array.from({ length: count }, (_, i) => ({
     id: `${label}-${i}`,
-    sizes: Array.from({ length: int(2, 4) }, size),
+    sizes: Array.from({ length: int(fewest, most) }, size),
     kind: kinds[(i + int(0, kinds.length - 1)) % kinds.length]!,
     cl: lengths && random() < 0.5,
   }));
@@ -171,6 +174,8 @@ interface StreamSuite {
   sse?: boolean;
   /** Cases per variant (and for the reference). */
   cases: number;
+  /** Chunks per stream, fewest and most (default 2–4). */
+  chunks?: [number, number];
   /** The folder holding the app's files (made once, when it is a generated project). */
   source(): Promise<string>;
   files: string[];
@@ -263,6 +268,7 @@ const SUITES: StreamSuite[] = [
     lengths: false,
     sse: true,
     cases: 2,
+    chunks: [5, 8],
     source: fixtures,
     files: [PY_SPEC, 'flask_sse.py'],
     reference: (from) => gunicornReference('flask_sse:app', from),
@@ -274,6 +280,7 @@ const SUITES: StreamSuite[] = [
     lengths: false,
     sse: true,
     cases: 2,
+    chunks: [5, 8],
     source: django,
     files: DJANGO_FILES,
     reference: (from) => gunicornReference('mysite.wsgi:application', from),
@@ -285,6 +292,7 @@ const SUITES: StreamSuite[] = [
     lengths: false,
     sse: true,
     cases: 2,
+    chunks: [5, 8],
     source: django,
     files: DJANGO_FILES,
     reference: (from) => uvicornReference('mysite.asgi:application', from),
@@ -320,7 +328,7 @@ for (const [index, suite] of SUITES.entries()) {
 
     test('the reference server streams: each chunk reaches the client before the app produces the next', { timeout: 10 * 60_000 }, async () => {
       console.log(`# ${suite.name}: seed ${SEED}`);
-      for (const c of generateCases(seed, suite.cases, suite.kinds, suite.lengths, `s${index}-ref`)) {
+      for (const c of generateCases(seed, suite, `s${index}-ref`)) {
         await checkCase('reference', reference.port, '/ref', c, control, sse);
       }
     });
@@ -330,7 +338,7 @@ for (const [index, suite] of SUITES.entries()) {
         await Promise.all(
           served.variants.map(async (variant) => {
             const label = `s${index}-${variant.prefix.slice(1)}`;
-            for (const c of generateCases(seed, suite.cases, suite.kinds, suite.lengths, label)) {
+            for (const c of generateCases(seed, suite, label)) {
               await checkCase(`wsgid ${variant.name}`, served.port, variant.prefix, c, control, sse);
             }
           }),
