@@ -5,9 +5,10 @@
  * and drops a client that has more outstanding (protocol notes §3). We cannot see how far the
  * client has read, so we bound the number of messages instead of their size: the first few
  * messages go out on the next tick (latency for small and streamed responses), after that each
- * message must hold at least twice as much as the previous one unless the producer pauses.
- * A 50 MB stream thus needs ~14 messages; an SSE stream whose events are far apart still sends
- * each event within IDLE_FLUSH_MS.
+ * message must hold at least twice as much as the previous one unless the producer pauses, and
+ * at most one such message leaves per IDLE_FLUSH_MS. A 50 MB stream thus needs ~14 messages; an
+ * SSE stream whose events are far apart sends each event on the next tick (what it merges is
+ * only what was written in the meantime), a fast one at most every IDLE_FLUSH_MS.
  *
  * With download credits (`download.flow_control=1`, worker/flow.ts) the limit is bytes, not
  * messages: flushed bytes go to the connection's ConnectionFlow, which sends only what the credit
@@ -66,6 +67,8 @@ export class ConnectionReply implements ReplyChannel {
   private pending = 0;
   private messages = 0;
   private flushScheduled = false;
+  /** performance.now() of the last message flushed. */
+  private lastFlush = 0;
 
   constructor(
     private readonly socket: ReplySocket,
@@ -191,8 +194,9 @@ export class ConnectionReply implements ReplyChannel {
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    if (this.messages < IMMEDIATE_MESSAGES || this.flow !== undefined) setImmediate(this.flushLater);
-    else setTimeout(this.flushLater, IDLE_FLUSH_MS);
+    const delay = flushDelay(this.messages, this.flow !== undefined, performance.now() - this.lastFlush);
+    if (delay <= 0) setImmediate(this.flushLater);
+    else setTimeout(this.flushLater, delay);
   }
 
   private readonly flushLater = (): void => {
@@ -207,12 +211,24 @@ export class ConnectionReply implements ReplyChannel {
     this.chunks = [];
     this.pending = 0;
     if (this.messages++ === 0) this.hooks.onStart(this);
-    this.lastActivity = performance.now();
+    this.lastActivity = this.lastFlush = performance.now();
     if (this.flow !== undefined) this.flow.send(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length));
     // Many writes are copied once, straight into the frame (joining them first doubled the garbage).
     else if (chunks.length === 1) this.socket.send(encodeReply(this.sender, this.connId, chunks[0]!));
     else this.socket.send(encodeReplyParts(this.sender, this.connId, chunks, length));
   }
+}
+
+/**
+ * How long pending bytes wait before they are flushed (0: on the next tick), given the messages
+ * sent so far, whether mongrel2 paces the connection with credits, and the time since the last
+ * message. The first messages, and every one on a credited connection, leave on the next tick;
+ * later ones too once IDLE_FLUSH_MS passed since the previous message (a stream that paused), else
+ * when it will have (without credits, mongrel2 drops a client with more than 16 messages queued).
+ */
+export function flushDelay(messages: number, credited: boolean, sinceLastFlushMs: number): number {
+  if (messages < IMMEDIATE_MESSAGES || credited) return 0;
+  return Math.max(0, IDLE_FLUSH_MS - sinceLastFlushMs);
 }
 
 function toBuffer(chunk: Uint8Array | string): Buffer {

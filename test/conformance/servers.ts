@@ -53,14 +53,14 @@ function closing(server: http.Server): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
 }
 
-async function importFixture(file: string): Promise<{ default: unknown }> {
-  return import(pathToFileURL(path.join(FIXTURES, file)).href) as Promise<{ default: unknown }>;
+async function importFixture(file: string, from = FIXTURES): Promise<{ default: unknown }> {
+  return import(pathToFileURL(path.join(from, file)).href) as Promise<{ default: unknown }>;
 }
 
 /** The fetch app on @hono/node-server (the reference Hono's own docs give for Node). */
-export async function honoReference(file: string): Promise<Reference> {
+export async function honoReference(file: string, from = FIXTURES): Promise<Reference> {
   const { serve } = await import('@hono/node-server');
-  const app = (await importFixture(file)).default as { fetch: (request: Request) => Response | Promise<Response> };
+  const app = (await importFixture(file, from)).default as { fetch: (request: Request) => Response | Promise<Response> };
   const port = await freePort();
   const server = await new Promise<http.Server>((resolve) => {
     const created = serve({ fetch: app.fetch, port, hostname: '127.0.0.1' }, () => resolve(created as http.Server));
@@ -69,8 +69,8 @@ export async function honoReference(file: string): Promise<Reference> {
 }
 
 /** A Node app (http.Server, Express, Koa or Fastify) on node:http itself. */
-export async function nodeReference(file: string): Promise<Reference> {
-  const app = (await importFixture(file)).default;
+export async function nodeReference(file: string, from = FIXTURES): Promise<Reference> {
+  const app = (await importFixture(file, from)).default;
   let server: http.Server;
   if (app instanceof http.Server) {
     server = app;
@@ -90,16 +90,21 @@ export async function nodeReference(file: string): Promise<Reference> {
 }
 
 /** The WSGI app under gunicorn (Debian's python3-gunicorn, threaded worker for keep-alive). */
-export function gunicornReference(module: string): Promise<Reference> {
+export function gunicornReference(module: string, from = FIXTURES): Promise<Reference> {
   return startPythonServer(
     'gunicorn',
     (port) => ['--worker-class=gthread', '--threads=8', '--workers=1', `--bind=127.0.0.1:${port}`, '--log-level=warning', module],
-    FIXTURES,
+    from,
   );
 }
 
-/** The same app under wsgid in each variant, behind one mongrel2. `files` are copied into app/. */
-export async function underWsgid(files: string[], extra: string[]): Promise<UnderTest> {
+/** An ASGI app under uvicorn (Debian's python3-uvicorn). */
+export function uvicornReference(module: string, from: string): Promise<Reference> {
+  return startPythonServer('uvicorn', (port) => ['--host=127.0.0.1', `--port=${port}`, '--log-level=warning', '--no-access-log', module], from);
+}
+
+/** The same app under wsgid in each variant, behind one mongrel2. `files` (in `from`) are copied into app/. */
+export async function underWsgid(files: string[], extra: string[], from = FIXTURES): Promise<UnderTest> {
   const m2: Mongrel2Handle = await startMongrel2({
     handlers: VARIANTS.map((v) => ({ name: v.name.replace(/\W+/g, '-'), route: v.prefix + '/', protocol: v.protocol })),
     settings: { 'limits.content_length': INLINE_LIMIT, 'upload.temp_store': '/tmp/upload.XXXXXX' },
@@ -111,7 +116,7 @@ export async function underWsgid(files: string[], extra: string[]): Promise<Unde
       const dir = await mkdtemp(path.join(os.tmpdir(), 'wsgid-conformance-'));
       dirs.push(dir);
       await mkdir(path.join(dir, 'app'));
-      for (const file of files) await cp(path.join(FIXTURES, file), path.join(dir, 'app', file));
+      for (const file of files) await cp(path.join(from, file), path.join(dir, 'app', file), { recursive: true });
       await symlink(path.join(REPO_ROOT, 'node_modules'), path.join(dir, 'app', 'node_modules'), 'dir');
       const args = [`--workers=${variant.workers}`, '--graceful-timeout=5', '--env=NODE_ENV=production', ...extra];
       if (m2.chrooted) args.push(`--mongrel2-chroot=${m2.dir}`);

@@ -214,6 +214,10 @@ class Cycle:
             self.unacked += len(piece)
             self.bridge.pipe.send(T_DATA, self.rid, bytes(piece))
             self.bridge.schedule_flush()
+        if more and not self.disconnected:
+            # On its way now, as uvicorn's transport.write(): the app may block the loop before
+            # its next chunk (Django iterates a sync StreamingHttpResponse on the loop's thread).
+            self.bridge.flush()
         if not more:
             self.response_complete = True
             self.wake()

@@ -362,6 +362,8 @@ class Request:
             raise TypeError("write() takes bytes, not %s" % type(data).__name__)
         if data:
             self.send_body(data, None)
+            # On its way before the app produces more (it may block for seconds: SSE, progress).
+            self.bridge.pipe.flush()
 
     def send_head(self, length):
         self.head_sent = True
@@ -610,11 +612,16 @@ class Bridge:
                 else:
                     request.whole = result[0]
             else:
+                # A generator's chunk leaves before the next one is asked for (the app may wait
+                # between them); a list is known at once, its items may share one write.
+                streamed = not isinstance(result, (list, tuple))
                 for chunk in result:
                     if not isinstance(chunk, bytes):
                         raise TypeError("the WSGI app yielded %s, not bytes" % type(chunk).__name__)
                     if chunk:
                         request.send_body(chunk, known)
+                        if streamed:
+                            self.pipe.flush()
                     self.poll()
                     if request.cancelled:
                         raise ClientDisconnected("client disconnected")

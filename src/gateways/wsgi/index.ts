@@ -350,7 +350,13 @@ class WsgiGateway implements Gateway {
       if (job.state === 'failed') return;
       if (outcome === DONE_OK && job.state === 'head-sent' && job.framing !== undefined) {
         const end = responseEnd(job.framing);
-        if (end.missing > 0) {
+        if (end.missing > 0 && (job.aborted || job.reply.closed)) {
+          // The bytes after the client left were dropped uncounted: the app is not at fault.
+          this.logger.info('the client disconnected before the end of the response', {
+            path: job.request.message.path,
+            missing: end.missing,
+          });
+        } else if (end.missing > 0) {
           this.logger.warn('the WSGI app sent less than its Content-Length; closing the connection', {
             path: job.request.message.path,
             missing: end.missing,
