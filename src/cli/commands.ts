@@ -82,6 +82,16 @@ export const BUILTIN_COMMANDS: Readonly<Record<CommandName, BuiltinCommand>> = {
       'foreground and tells systemd when it is ready, reloading (ExecReload sends HUP) and stopping. ' +
       'Hardening is chosen so the master can still drop workers to the folder owner and chroot.',
   },
+  'mongrel2-config': {
+    usage: 'wsgid mongrel2-config --app-path=DIR [--port=N] [--host=NAME] [--mongrel2-chroot=DIR] [--recv=ENDPOINT --send=ENDPOINT]',
+    description: "Print a mongrel2.conf that serves this app folder through wsgid (its handler matches the folder's --recv/--send).",
+    details:
+      "The handler's send_spec is wsgid's --recv and its recv_spec wsgid's --send (from the command line or wsgid.json), " +
+      'with tnetstring headers; app/static/ is served by mongrel2 itself at /static/ when it lies inside mongrel2\'s chroot ' +
+      '(--mongrel2-chroot, default /var/www/mongrel2); limits.content_length, upload.temp_store and download.flow_control ' +
+      'are set as wsgid needs them. Load it with `m2sh load -config mongrel2.conf -db config.sqlite` in the chroot, then ' +
+      '`m2sh start -db config.sqlite -name main`. The uuid and send_ident stay the same for one app folder.',
+  },
   'reopen-logs': {
     usage: 'wsgid reopen-logs --app-path=DIR',
     description: 'Reopen every log file (SIGUSR1 to the master), e.g. after logrotate moved them.',

@@ -28,7 +28,18 @@ export type ValueOf<T extends OptionType> = T extends 'string'
         : Record<string, string>;
 
 /** Built-in commands. Plugins may add more (cli/commands.ts); those accept the `start` options. */
-export const COMMANDS = ['start', 'init', 'config', 'stop', 'restart', 'reload', 'status', 'systemd-unit', 'reopen-logs'] as const;
+export const COMMANDS = [
+  'start',
+  'init',
+  'config',
+  'stop',
+  'restart',
+  'reload',
+  'status',
+  'systemd-unit',
+  'reopen-logs',
+  'mongrel2-config',
+] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 /** Values that only steer one command and are never part of Settings nor of wsgid.json. */
@@ -45,6 +56,10 @@ export interface CommandValues {
   count: number;
   /** systemd-unit: units to order the service after (besides network.target). */
   after: string[];
+  /** mongrel2-config: mongrel2's HTTP port. */
+  port: number;
+  /** mongrel2-config: the Host (and default host) of the generated server. */
+  host: string;
 }
 
 /** All option values: the Settings plus the command-only ones. */
@@ -187,6 +202,8 @@ const checkEnvName = (env: Record<string, string>): string | undefined => {
 
 /** The start options; `systemd-unit` takes them too and writes the given ones into ExecStart. */
 const START: readonly CommandName[] = ['start', 'config', 'systemd-unit'];
+/** The options that say how mongrel2 reaches this app folder: `mongrel2-config` writes them into its Handler. */
+const ENDPOINTS: readonly CommandName[] = [...START, 'mongrel2-config'];
 const ALL: readonly CommandName[] = COMMANDS;
 
 export const OPTIONS: OptionTable = {
@@ -204,7 +221,7 @@ export const OPTIONS: OptionTable = {
     flag: 'recv',
     type: 'list',
     default: [],
-    commands: START,
+    commands: ENDPOINTS,
     metavar: 'ENDPOINT',
     help:
       "mongrel2 handler send_spec, where wsgid receives requests (e.g. tcp://127.0.0.1:9997). " +
@@ -215,7 +232,7 @@ export const OPTIONS: OptionTable = {
     flag: 'send',
     type: 'list',
     default: [],
-    commands: START,
+    commands: ENDPOINTS,
     metavar: 'ENDPOINT',
     help: 'mongrel2 handler recv_spec, where wsgid publishes responses (e.g. tcp://127.0.0.1:9996).',
     check: eachEndpoint,
@@ -520,7 +537,7 @@ export const OPTIONS: OptionTable = {
     reloadable: true,
     type: 'string',
     default: '',
-    commands: START,
+    commands: ENDPOINTS,
     metavar: 'DIR',
     help: "mongrel2's chroot folder, to find async upload files.",
   },
@@ -605,6 +622,26 @@ export const OPTIONS: OptionTable = {
     metavar: 'N',
     help: 'With --watch: stop after N frames (0: until Ctrl-C).',
     check: atLeast(0),
+  },
+  port: {
+    flag: 'port',
+    type: 'int',
+    default: 8080,
+    commands: ['mongrel2-config'],
+    where: 'cli',
+    metavar: 'N',
+    help: "mongrel2's HTTP port.",
+    check: between(1, 65535),
+  },
+  host: {
+    flag: 'host',
+    type: 'string',
+    default: 'localhost',
+    commands: ['mongrel2-config'],
+    where: 'cli',
+    metavar: 'NAME',
+    help: "The generated mongrel2 server's Host (and default host: requests for other names reach it too).",
+    check: (value) => (/^[A-Za-z0-9.*-]+$/.test(value) ? undefined : `expected a host name like example.com, got '${value}'`),
   },
   noWait: {
     flag: 'no-wait',
