@@ -92,6 +92,16 @@ export const BUILTIN_COMMANDS: Readonly<Record<CommandName, BuiltinCommand>> = {
       'are set as wsgid needs them. Load it with `m2sh load -config mongrel2.conf -db config.sqlite` in the chroot, then ' +
       '`m2sh start -db config.sqlite -name main`. The uuid and send_ident stay the same for one app folder.',
   },
+  dev: {
+    usage: 'wsgid dev [APP_DIR] [--port=N] [start options]',
+    description: 'Serve an app at http://127.0.0.1:PORT/ through a private mongrel2, in the foreground, reloading on code changes.',
+    details:
+      'APP_DIR (default: the current directory, or --app-path) is an app folder (it has app/) or the app itself. wsgid ' +
+      'configures and starts its own mongrel2 in a private temporary folder (ipc:// endpoints, the config of ' +
+      '`wsgid mongrel2-config`), serves the app with the given start options, and on a change of a source file under the ' +
+      'app (not node_modules, .git, __pycache__, .next, dist, build, …) does a rolling reload: a new version that fails to ' +
+      'load is reported and the old workers keep serving. Ctrl-C stops wsgid, then mongrel2.',
+  },
   'reopen-logs': {
     usage: 'wsgid reopen-logs --app-path=DIR',
     description: 'Reopen every log file (SIGUSR1 to the master), e.g. after logrotate moved them.',

@@ -39,8 +39,11 @@ export const COMMANDS = [
   'systemd-unit',
   'reopen-logs',
   'mongrel2-config',
+  'dev',
 ] as const;
 export type CommandName = (typeof COMMANDS)[number];
+/** Built-in commands that take positional arguments (`wsgid dev [APP_DIR]`). */
+export const POSITIONAL_COMMANDS: readonly CommandName[] = ['dev'];
 
 /** Values that only steer one command and are never part of Settings nor of wsgid.json. */
 export interface CommandValues {
@@ -56,7 +59,7 @@ export interface CommandValues {
   count: number;
   /** systemd-unit: units to order the service after (besides network.target). */
   after: string[];
-  /** mongrel2-config: mongrel2's HTTP port. */
+  /** mongrel2-config, dev: mongrel2's HTTP port. */
   port: number;
   /** mongrel2-config: the Host (and default host) of the generated server. */
   host: string;
@@ -200,8 +203,8 @@ const checkEnvName = (env: Record<string, string>): string | undefined => {
 // ---------------------------------------------------------------------------------------------
 // The table
 
-/** The start options; `systemd-unit` takes them too and writes the given ones into ExecStart. */
-const START: readonly CommandName[] = ['start', 'config', 'systemd-unit'];
+/** The start options; `systemd-unit` takes them too and writes the given ones into ExecStart; `dev` passes them on. */
+const START: readonly CommandName[] = ['start', 'config', 'systemd-unit', 'dev'];
 /** The options that say how mongrel2 reaches this app folder: `mongrel2-config` writes them into its Handler. */
 const ENDPOINTS: readonly CommandName[] = [...START, 'mongrel2-config'];
 const ALL: readonly CommandName[] = COMMANDS;
@@ -627,10 +630,10 @@ export const OPTIONS: OptionTable = {
     flag: 'port',
     type: 'int',
     default: 8080,
-    commands: ['mongrel2-config'],
+    commands: ['mongrel2-config', 'dev'],
     where: 'cli',
     metavar: 'N',
-    help: "mongrel2's HTTP port.",
+    help: "mongrel2's HTTP port (dev: on 127.0.0.1; when the default 8080 is taken, a free one is picked and printed).",
     check: between(1, 65535),
   },
   host: {
