@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages wsgid's examples, tests and benchmark use, when they are missing:
-# mongrel2 (mongrel2-core), wrk, curl, iproute2 (network-namespace tests), systemd's tools
+# mongrel2 (mongrel2-core), wrk, curl, sqlite3 (`wsgid check` reads mongrel2's config.sqlite),
+# iproute2 (network-namespace tests), systemd's tools
 # (systemd-analyze verifies the generated unit, systemd-notify is the notify fallback; the package
 # installs without starting anything), setpriv (util-linux), the system Python's Django, Flask
 # and gunicorn (WSGI tests and the gunicorn comparison), FastAPI, Starlette, python-multipart,
@@ -13,6 +14,7 @@ command -v mongrel2 >/dev/null || need+=(mongrel2-core)
 command -v m2sh >/dev/null || need+=(mongrel2-core)
 command -v wrk >/dev/null || need+=(wrk)
 command -v curl >/dev/null || need+=(curl)
+command -v sqlite3 >/dev/null || need+=(sqlite3)
 command -v ip >/dev/null || need+=(iproute2)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v systemd-notify >/dev/null || need+=(systemd)

@@ -102,6 +102,16 @@ export const BUILTIN_COMMANDS: Readonly<Record<CommandName, BuiltinCommand>> = {
       'app (not node_modules, .git, __pycache__, .next, dist, build, …) does a rolling reload: a new version that fails to ' +
       'load is reported and the old workers keep serving. Ctrl-C stops wsgid, then mongrel2.',
   },
+  check: {
+    usage: 'wsgid check --app-path=DIR --mongrel2-db=PATH',
+    description: "Check mongrel2's loaded configuration (config.sqlite) against this app folder and say how to fix what does not fit.",
+    details:
+      "Reads the database with the sqlite3 command. Errors (exit 1): no handler whose send_spec/recv_spec are wsgid's " +
+      '--recv/--send (or they are crossed), a send_ident mongrel2 cannot reply with, a recv_ident that filters out ' +
+      "wsgid's replies, no route to the handler, limits.content_length below 4096, uploads wsgid cannot find (no " +
+      "--mongrel2-chroot, or not mongrel2's chroot). Warnings (exit 0): JSON headers, no upload.temp_store, download " +
+      'credits off.',
+  },
   'reopen-logs': {
     usage: 'wsgid reopen-logs --app-path=DIR',
     description: 'Reopen every log file (SIGUSR1 to the master), e.g. after logrotate moved them.',

@@ -14,6 +14,7 @@ import { reopenLogsCommand, restartCommand, statusCommand, stopCommand, type Out
 import { configCommand, initCommand, systemdUnitCommand } from './folder-commands.js';
 import { mongrel2ConfigCommand } from './mongrel2-config.js';
 import { devCommand } from './dev.js';
+import { checkCommand } from './check.js';
 import { renderHelp } from './help.js';
 import { startCommand } from './start.js';
 import { VERSION } from '../version.js';
@@ -65,6 +66,10 @@ export async function main(argv: readonly string[]): Promise<number> {
       return reopenLogsCommand(resolveSettings(values).settings, io);
     case 'systemd-unit':
       return systemdUnitCommand(resolveSettings(values, { readFile: true }).settings, values, io);
+    case 'check': {
+      const { settings, commandValues } = resolveSettings(values, { readFile: true });
+      return checkCommand(settings, commandValues, io);
+    }
     case 'dev':
       return devCommand(values, parsed.positionals, io);
     case 'mongrel2-config': {

@@ -40,6 +40,7 @@ export const COMMANDS = [
   'reopen-logs',
   'mongrel2-config',
   'dev',
+  'check',
 ] as const;
 export type CommandName = (typeof COMMANDS)[number];
 /** Built-in commands that take positional arguments (`wsgid dev [APP_DIR]`). */
@@ -63,6 +64,8 @@ export interface CommandValues {
   port: number;
   /** mongrel2-config: the Host (and default host) of the generated server. */
   host: string;
+  /** check: mongrel2's config.sqlite to check against this app folder. */
+  mongrel2Db?: string;
 }
 
 /** All option values: the Settings plus the command-only ones. */
@@ -205,8 +208,8 @@ const checkEnvName = (env: Record<string, string>): string | undefined => {
 
 /** The start options; `systemd-unit` takes them too and writes the given ones into ExecStart; `dev` passes them on. */
 const START: readonly CommandName[] = ['start', 'config', 'systemd-unit', 'dev'];
-/** The options that say how mongrel2 reaches this app folder: `mongrel2-config` writes them into its Handler. */
-const ENDPOINTS: readonly CommandName[] = [...START, 'mongrel2-config'];
+/** The options that say how mongrel2 reaches this app folder: `mongrel2-config` writes them into its Handler, `check` compares. */
+const ENDPOINTS: readonly CommandName[] = [...START, 'mongrel2-config', 'check'];
 const ALL: readonly CommandName[] = COMMANDS;
 
 export const OPTIONS: OptionTable = {
@@ -645,6 +648,14 @@ export const OPTIONS: OptionTable = {
     metavar: 'NAME',
     help: "The generated mongrel2 server's Host (and default host: requests for other names reach it too).",
     check: (value) => (/^[A-Za-z0-9.*-]+$/.test(value) ? undefined : `expected a host name like example.com, got '${value}'`),
+  },
+  mongrel2Db: {
+    flag: 'mongrel2-db',
+    type: 'string',
+    commands: ['check'],
+    where: 'cli',
+    metavar: 'PATH',
+    help: "mongrel2's config.sqlite (what `m2sh load` wrote) to check against this app folder's --recv/--send and --mongrel2-chroot.",
   },
   noWait: {
     flag: 'no-wait',
