@@ -100,7 +100,8 @@ export const BUILTIN_COMMANDS: Readonly<Record<CommandName, BuiltinCommand>> = {
       'configures and starts its own mongrel2 in a private temporary folder (ipc:// endpoints, the config of ' +
       '`wsgid mongrel2-config`), serves the app with the given start options, and on a change of a source file under the ' +
       'app (not node_modules, .git, __pycache__, .next, dist, build, …) does a rolling reload: a new version that fails to ' +
-      'load is reported and the old workers keep serving. Ctrl-C stops wsgid, then mongrel2.',
+      'load is reported and the old workers keep serving; an app that cannot start is tried again after the next ' +
+      'change. Ctrl-C stops wsgid, then mongrel2.',
   },
   check: {
     usage: 'wsgid check --app-path=DIR --mongrel2-db=PATH',

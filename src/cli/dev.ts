@@ -18,7 +18,7 @@ import path from 'node:path';
 import type { OptionValues } from '../config/options.js';
 import { resolveSettings } from '../config/resolve.js';
 import type { Settings } from '../config/settings.js';
-import { AppFolderError, UsageError } from '../errors.js';
+import { AppFolderError, EXIT, UsageError } from '../errors.js';
 import { CONFIG_FILE_NAME } from '../config/file.js';
 import { freePort, portIsFree, startPrivateMongrel2, type PrivateMongrel2 } from '../mongrel2/process.js';
 import type { Output } from './control.js';
@@ -174,9 +174,12 @@ export async function devCommand(values: Partial<OptionValues>, positionals: rea
     await m2?.stop();
     if (target.privateFolder) rmSync(target.privateFolder, { recursive: true, force: true });
   };
+  // While the app could not start: resolves on the next change ('change') or on Ctrl-C ('stop').
+  let waiting: ((why: 'change' | 'stop') => void) | undefined;
   // Until the master listens for signals itself, a Ctrl-C stops what was started so far.
   const early = (signal: NodeJS.Signals): void => {
     if (process.listenerCount(signal) > 1) return; // the master has it
+    if (waiting) return waiting('stop');
     void cleanUp().finally(() => process.exit(128 + (os.constants.signals[signal] ?? 2)));
   };
   process.on('SIGINT', early);
@@ -193,8 +196,7 @@ export async function devCommand(values: Partial<OptionValues>, positionals: rea
       noDaemon: true,
     };
     const resolve = (): Settings => resolveSettings(serveValues, { readFile: true, requireEndpoints: true, cwd }).settings;
-    const settings = resolve();
-    const reloads = settings.workers > 0;
+    const reloads = resolve().workers > 0;
     io.err(
       `wsgid dev: serving ${target.watchRoot} at http://${HOST}:${port}/ (mongrel2 pid ${m2.pid} in ${m2.dir}); ` +
         `${reloads ? 'reloading on changes' : 'no reloads with --workers=0'}; Ctrl-C stops\n`,
@@ -203,22 +205,45 @@ export async function devCommand(values: Partial<OptionValues>, positionals: rea
       watcher = watchSources(
         target.watchRoot,
         (file) => {
+          if (waiting) {
+            io.err(`wsgid dev: ${file} changed: starting again\n`);
+            return waiting('change');
+          }
+          // Before the master listens for HUP no worker has loaded the code yet: nothing to reload
+          // (and a HUP nobody handles would end this process).
+          if (process.listenerCount('SIGHUP') === 0) return;
           io.err(`wsgid dev: ${file} changed: reloading\n`);
           process.kill(process.pid, 'SIGHUP');
         },
         io,
       );
     }
-    let stopped = false;
+    let done = false;
+    let mongrel2Gone = false;
     // mongrel2 gone by itself: nothing can reach the app any more, stop it too.
     void m2.exited.then(() => {
-      if (stopped) return;
+      if (done) return;
+      mongrel2Gone = true;
       io.err(`wsgid dev: mongrel2 exited: stopping\n${m2?.log() ?? ''}\n`);
-      process.kill(process.pid, 'SIGTERM');
+      if (waiting) waiting('stop');
+      else if (process.listenerCount('SIGTERM') > 1) process.kill(process.pid, 'SIGTERM');
     });
-    const code = await startCommand(settings, [], resolve);
-    stopped = true;
-    return code;
+    // As uvicorn --reload: an app that cannot start is tried again after the next change.
+    for (;;) {
+      const code = await startCommand(resolve(), [], resolve);
+      const retry = reloads && !mongrel2Gone && (code === EXIT.APP_LOAD || code === EXIT.NOT_RUNNING);
+      if (!retry) {
+        done = true;
+        return mongrel2Gone ? EXIT.FAILURE : code;
+      }
+      io.err(`wsgid dev: the app did not start; trying again when a file under ${target.watchRoot} changes (Ctrl-C stops)\n`);
+      const why = await new Promise<'change' | 'stop'>((wake) => (waiting = wake));
+      waiting = undefined;
+      if (why === 'stop') {
+        done = true;
+        return mongrel2Gone ? EXIT.FAILURE : EXIT.OK;
+      }
+    }
   } finally {
     process.off('SIGINT', early);
     process.off('SIGTERM', early);

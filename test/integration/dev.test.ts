@@ -112,15 +112,48 @@ describe('wsgid dev', () => {
       const m2 = mongrel2Of(wsgid.output());
       assert.match((await request(`${base}/`)).text, /^hello from pid \d+ of two$/);
       assert.match(wsgid.output(), /master started workers=2/);
+      // Both workers have loaded the old code before the edit: only a reload can serve the new one.
+      await wsgid.waitForOutput(/all workers ready workers=2/, 60_000);
       await writeFile(path.join(site, 'app', 'lib', 'greeting.mjs'), "export const greeting = 'goodbye';\n");
+      await wsgid.waitForOutput(/lib\/greeting\.mjs changed: reloading/, 30_000);
       await waitFor('the new greeting', async () => /^goodbye /.test((await request(`${base}/`)).text), 60_000);
-      assert.match(wsgid.output(), /lib\/greeting\.mjs changed: reloading/);
       const code = await wsgid.stop('SIGINT', 20_000);
       exited = true;
       assert.equal(code, 0, wsgid.output());
       assert.equal(alive(m2.pid), false);
     } finally {
       if (!exited) await wsgid.stop('SIGKILL');
+    }
+  });
+
+  test('an app that cannot start is tried again after the next change; Ctrl-C while it waits exits 0', { timeout: 240_000 }, async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'wsgid-dev-test-'));
+    folders.push(dir);
+    const entry = path.join(dir, 'server.mjs');
+    await writeFile(entry, "export default () => new Response('answer broken' ;\n");
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const waits = /the app did not start; trying again when a file under \S+ changes/;
+    let wsgid = await startWsgid(['dev', dir, `--port=${port}`]);
+    try {
+      await wsgid.waitForOutput(waits, 60_000);
+      assert.match(wsgid.output(), /SyntaxError/);
+      await writeFile(entry, version('fixed'));
+      await untilAnswer(`${base}/`, 'answer fixed', wsgid);
+      assert.equal(await wsgid.stop('SIGINT', 20_000), 0, wsgid.output());
+    } finally {
+      await wsgid.stop('SIGKILL');
+    }
+
+    await writeFile(entry, "export default () => new Response('answer broken' ;\n");
+    wsgid = await startWsgid(['dev', dir, `--port=${port}`]);
+    try {
+      await wsgid.waitForOutput(waits, 60_000);
+      const m2 = mongrel2Of(wsgid.output());
+      assert.equal(await wsgid.stop('SIGINT', 20_000), 0, wsgid.output());
+      assert.equal(alive(m2.pid), false, 'mongrel2 was stopped');
+    } finally {
+      await wsgid.stop('SIGKILL');
     }
   });
 
