@@ -161,9 +161,8 @@ function watchSources(root: string, reload: (file: string) => void, io: Output):
 export async function devCommand(values: Partial<OptionValues>, positionals: readonly string[], io: Output): Promise<number> {
   if (positionals.length > 1) throw new UsageError(`wsgid dev takes one APP_DIR, got: ${positionals.join(' ')}`);
   if (positionals.length === 1 && values.appPath !== undefined) throw new UsageError('give the app as APP_DIR or as --app-path, not both');
-  for (const [flag, given] of [['--recv', values.recv], ['--send', values.send], ['--mongrel2-chroot', values.mongrel2Chroot], ['--no-daemon', values.noDaemon]] as const) {
-    if (given !== undefined) throw new UsageError(`wsgid dev runs its own mongrel2 in the foreground: ${flag} is not for it (use wsgid start)`);
-  }
+  // (--recv, --send and --mongrel2-chroot are not among its options: its mongrel2 is its own.)
+  if (values.noDaemon !== undefined) throw new UsageError('wsgid dev always runs in the foreground: --no-daemon is not for it');
   const cwd = process.cwd();
   const { port: givenPort, appPath: givenPath, ...startValues } = values;
   const target = devTarget(path.resolve(cwd, positionals[0] ?? givenPath ?? '.'));
@@ -245,8 +244,9 @@ export async function devCommand(values: Partial<OptionValues>, positionals: rea
       }
     }
   } finally {
+    // Still listening meanwhile: a second Ctrl-C while mongrel2 stops must not leave it running.
+    await cleanUp();
     process.off('SIGINT', early);
     process.off('SIGTERM', early);
-    await cleanUp();
   }
 }

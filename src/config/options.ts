@@ -209,7 +209,7 @@ const checkEnvName = (env: Record<string, string>): string | undefined => {
 /** The start options; `systemd-unit` takes them too and writes the given ones into ExecStart; `dev` passes them on. */
 const START: readonly CommandName[] = ['start', 'config', 'systemd-unit', 'dev'];
 /** The options that say how mongrel2 reaches this app folder: `mongrel2-config` writes them into its Handler, `check` compares. */
-const ENDPOINTS: readonly CommandName[] = [...START, 'mongrel2-config', 'check'];
+const ENDPOINTS: readonly CommandName[] = ['start', 'config', 'systemd-unit', 'mongrel2-config', 'check'];
 const ALL: readonly CommandName[] = COMMANDS;
 
 export const OPTIONS: OptionTable = {
