@@ -4,7 +4,8 @@
  * with server.mjs, no app folder around it); an edit changes the answer (polled, bounded); an edit
  * with a syntax error keeps the old answer and prints the error; a fix after it is served; SIGINT
  * exits 0 and leaves neither mongrel2 nor its private folder behind. An app folder (`wsgid init`
- * layout) is served with its start options, and a change in a subfolder reloads it too.
+ * layout) is served with its start options, takes an upload over limits.content_length, and a
+ * change in a subfolder reloads it too.
  */
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -99,7 +100,10 @@ describe('wsgid dev', () => {
     await writeFile(path.join(site, 'app', 'lib', 'greeting.mjs'), "export const greeting = 'hello';\n");
     await writeFile(
       path.join(site, 'app', 'server.mjs'),
-      "import { greeting } from './lib/greeting.mjs';\nexport default () => new Response(`${greeting} from pid ${process.pid} of ${process.env.WSGID_WORKERS_SEEN}`);\n",
+      "import { greeting } from './lib/greeting.mjs';\n" +
+        'export default async (request) => request.method === "POST"\n' +
+        '  ? new Response(`got ${(await request.arrayBuffer()).byteLength} bytes`)\n' +
+        '  : new Response(`${greeting} from pid ${process.pid} of ${process.env.WSGID_WORKERS_SEEN}`);\n',
     );
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
@@ -112,6 +116,9 @@ describe('wsgid dev', () => {
       const m2 = mongrel2Of(wsgid.output());
       assert.match((await request(`${base}/`)).text, /^hello from pid \d+ of two$/);
       assert.match(wsgid.output(), /master started workers=2/);
+      // Over limits.content_length: mongrel2's async upload path, a file wsgid finds in its private chroot.
+      const upload = await request(`${base}/upload`, { method: 'POST', body: Buffer.alloc(3 * 1024 * 1024, 7), timeoutMs: 30_000 });
+      assert.equal(upload.text, `got ${3 * 1024 * 1024} bytes`, wsgid.output());
       // Both workers have loaded the old code before the edit: only a reload can serve the new one.
       await wsgid.waitForOutput(/all workers ready workers=2/, 60_000);
       await writeFile(path.join(site, 'app', 'lib', 'greeting.mjs'), "export const greeting = 'goodbye';\n");
