@@ -11,6 +11,7 @@ const LAYERS = [
   ['log', 'src/log/', 'logger, access log'],
   ['app-folder', 'src/app-folder/', 'layout, pid files, status file, privileges'],
   ['systemd', 'src/systemd/', 'sd_notify (Type=notify) and the service unit'],
+  ['mongrel2', 'src/mongrel2/', 'the mongrel2.conf for an app folder, the private mongrel2 of wsgid dev, wsgid check'],
   ['transport', 'src/transport/', 'reply sockets towards mongrel2'],
   ['metrics', 'src/metrics/', 'request counters, /proc samples, Prometheus text'],
   ['dispatch', 'src/dispatch/', "the master's side of the request flow"],

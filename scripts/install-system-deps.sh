@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages wsgid's examples, tests and benchmark use, when they are missing:
-# mongrel2 (mongrel2-core), wrk, curl, nginx-light (the bench's front server before the reference
-# servers), chromium (the browser suite drives Debian's Chromium with playwright-core; no browser
-# download), iproute2 (network-namespace tests), systemd's tools
+# mongrel2 (mongrel2-core), wrk, curl, sqlite3 (`wsgid check` reads mongrel2's config.sqlite),
+# nginx-light (the bench's front server before the reference servers), chromium (the browser suite
+# drives Debian's Chromium with playwright-core; no browser download), iproute2 (network-namespace
+# tests), systemd's tools
 # (systemd-analyze verifies the generated unit, systemd-notify is the notify fallback; the package
 # installs without starting anything), setpriv (util-linux), the system Python's Django, Flask
 # and gunicorn (WSGI tests and the gunicorn comparison), FastAPI, Starlette, python-multipart,
@@ -17,6 +18,7 @@ command -v wrk >/dev/null || need+=(wrk)
 [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v curl >/dev/null || need+=(curl)
+command -v sqlite3 >/dev/null || need+=(sqlite3)
 command -v ip >/dev/null || need+=(iproute2)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v systemd-notify >/dev/null || need+=(systemd)

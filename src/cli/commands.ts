@@ -82,6 +82,37 @@ export const BUILTIN_COMMANDS: Readonly<Record<CommandName, BuiltinCommand>> = {
       'foreground and tells systemd when it is ready, reloading (ExecReload sends HUP) and stopping. ' +
       'Hardening is chosen so the master can still drop workers to the folder owner and chroot.',
   },
+  'mongrel2-config': {
+    usage: 'wsgid mongrel2-config --app-path=DIR [--port=N] [--host=NAME] [--mongrel2-chroot=DIR] [--recv=ENDPOINT --send=ENDPOINT]',
+    description: "Print a mongrel2.conf that serves this app folder through wsgid (its handler matches the folder's --recv/--send).",
+    details:
+      "The handler's send_spec is wsgid's --recv and its recv_spec wsgid's --send (from the command line or wsgid.json), " +
+      'with tnetstring headers; app/static/ is served by mongrel2 itself at /static/ when it lies inside mongrel2\'s chroot ' +
+      '(--mongrel2-chroot, default /var/www/mongrel2); limits.content_length, upload.temp_store and download.flow_control ' +
+      'are set as wsgid needs them. Load it with `m2sh load -config mongrel2.conf -db config.sqlite` in the chroot, then ' +
+      '`m2sh start -db config.sqlite -name main`. The uuid and send_ident stay the same for one app folder.',
+  },
+  dev: {
+    usage: 'wsgid dev [APP_DIR] [--port=N] [start options]',
+    description: 'Serve an app at http://127.0.0.1:PORT/ through a private mongrel2, in the foreground, reloading on code changes.',
+    details:
+      'APP_DIR (default: the current directory, or --app-path) is an app folder (it has app/) or the app itself. wsgid ' +
+      'configures and starts its own mongrel2 in a private temporary folder (ipc:// endpoints, the config of ' +
+      '`wsgid mongrel2-config`), serves the app with the given start options, and on a change of a source file under the ' +
+      'app (not node_modules, .git, __pycache__, .next, dist, build, …) does a rolling reload: a new version that fails to ' +
+      'load is reported and the old workers keep serving; an app that cannot start is tried again after the next ' +
+      'change. Ctrl-C stops wsgid, then mongrel2.',
+  },
+  check: {
+    usage: 'wsgid check --app-path=DIR --mongrel2-db=PATH',
+    description: "Check mongrel2's loaded configuration (config.sqlite) against this app folder and say how to fix what does not fit.",
+    details:
+      "Reads the database with the sqlite3 command. Errors (exit 1): no handler whose send_spec/recv_spec are wsgid's " +
+      '--recv/--send (or they are crossed), a send_ident mongrel2 cannot reply with, a recv_ident that filters out ' +
+      "wsgid's replies, no route to the handler, limits.content_length below 4096, uploads wsgid cannot find (no " +
+      "--mongrel2-chroot, or not mongrel2's chroot). Warnings (exit 0): JSON headers, no upload.temp_store, download " +
+      'credits off.',
+  },
   'reopen-logs': {
     usage: 'wsgid reopen-logs --app-path=DIR',
     description: 'Reopen every log file (SIGUSR1 to the master), e.g. after logrotate moved them.',

@@ -12,6 +12,9 @@ import { resolveSettings } from '../config/resolve.js';
 import { getPluginCommand, pluginCommands } from './commands.js';
 import { reopenLogsCommand, restartCommand, statusCommand, stopCommand, type Output } from './control.js';
 import { configCommand, initCommand, systemdUnitCommand } from './folder-commands.js';
+import { mongrel2ConfigCommand } from './mongrel2-config.js';
+import { devCommand } from './dev.js';
+import { checkCommand } from './check.js';
 import { renderHelp } from './help.js';
 import { startCommand } from './start.js';
 import { VERSION } from '../version.js';
@@ -63,6 +66,16 @@ export async function main(argv: readonly string[]): Promise<number> {
       return reopenLogsCommand(resolveSettings(values).settings, io);
     case 'systemd-unit':
       return systemdUnitCommand(resolveSettings(values, { readFile: true }).settings, values, io);
+    case 'check': {
+      const { settings, commandValues } = resolveSettings(values, { readFile: true });
+      return checkCommand(settings, commandValues, io);
+    }
+    case 'dev':
+      return devCommand(values, parsed.positionals, io);
+    case 'mongrel2-config': {
+      const { settings, commandValues } = resolveSettings(values, { readFile: true });
+      return mongrel2ConfigCommand(settings, commandValues, io);
+    }
     default: {
       const plugin = getPluginCommand(command);
       if (!plugin) throw new WsgidError(`unknown command '${command}'`, 'WSGID_ERR_USAGE', EXIT.USAGE);

@@ -9,6 +9,7 @@ import { closest } from './suggest.js';
 import {
   COMMANDS,
   OPTION_LIST,
+  POSITIONAL_COMMANDS,
   cliOptionsFor,
   isNegatable,
   type CommandName,
@@ -168,7 +169,7 @@ export function parseCommandLine(argv: readonly string[], extraCommands: readonl
       args: rest,
       options: parseArgsOptions(accepted),
       strict: true,
-      allowPositionals: !builtin,
+      allowPositionals: !builtin || POSITIONAL_COMMANDS.includes(command),
       tokens: true,
     }).tokens;
   } catch (error) {

@@ -28,8 +28,23 @@ export type ValueOf<T extends OptionType> = T extends 'string'
         : Record<string, string>;
 
 /** Built-in commands. Plugins may add more (cli/commands.ts); those accept the `start` options. */
-export const COMMANDS = ['start', 'init', 'config', 'stop', 'restart', 'reload', 'status', 'systemd-unit', 'reopen-logs'] as const;
+export const COMMANDS = [
+  'start',
+  'init',
+  'config',
+  'stop',
+  'restart',
+  'reload',
+  'status',
+  'systemd-unit',
+  'reopen-logs',
+  'mongrel2-config',
+  'dev',
+  'check',
+] as const;
 export type CommandName = (typeof COMMANDS)[number];
+/** Built-in commands that take positional arguments (`wsgid dev [APP_DIR]`). */
+export const POSITIONAL_COMMANDS: readonly CommandName[] = ['dev'];
 
 /** Values that only steer one command and are never part of Settings nor of wsgid.json. */
 export interface CommandValues {
@@ -45,6 +60,12 @@ export interface CommandValues {
   count: number;
   /** systemd-unit: units to order the service after (besides network.target). */
   after: string[];
+  /** mongrel2-config, dev: mongrel2's HTTP port. */
+  port: number;
+  /** mongrel2-config: the Host (and default host) of the generated server. */
+  host: string;
+  /** check: mongrel2's config.sqlite to check against this app folder. */
+  mongrel2Db?: string;
 }
 
 /** All option values: the Settings plus the command-only ones. */
@@ -185,8 +206,10 @@ const checkEnvName = (env: Record<string, string>): string | undefined => {
 // ---------------------------------------------------------------------------------------------
 // The table
 
-/** The start options; `systemd-unit` takes them too and writes the given ones into ExecStart. */
-const START: readonly CommandName[] = ['start', 'config', 'systemd-unit'];
+/** The start options; `systemd-unit` takes them too and writes the given ones into ExecStart; `dev` passes them on. */
+const START: readonly CommandName[] = ['start', 'config', 'systemd-unit', 'dev'];
+/** The options that say how mongrel2 reaches this app folder: `mongrel2-config` writes them into its Handler, `check` compares. */
+const ENDPOINTS: readonly CommandName[] = ['start', 'config', 'systemd-unit', 'mongrel2-config', 'check'];
 const ALL: readonly CommandName[] = COMMANDS;
 
 export const OPTIONS: OptionTable = {
@@ -204,7 +227,7 @@ export const OPTIONS: OptionTable = {
     flag: 'recv',
     type: 'list',
     default: [],
-    commands: START,
+    commands: ENDPOINTS,
     metavar: 'ENDPOINT',
     help:
       "mongrel2 handler send_spec, where wsgid receives requests (e.g. tcp://127.0.0.1:9997). " +
@@ -215,7 +238,7 @@ export const OPTIONS: OptionTable = {
     flag: 'send',
     type: 'list',
     default: [],
-    commands: START,
+    commands: ENDPOINTS,
     metavar: 'ENDPOINT',
     help: 'mongrel2 handler recv_spec, where wsgid publishes responses (e.g. tcp://127.0.0.1:9996).',
     check: eachEndpoint,
@@ -520,7 +543,7 @@ export const OPTIONS: OptionTable = {
     reloadable: true,
     type: 'string',
     default: '',
-    commands: START,
+    commands: ENDPOINTS,
     metavar: 'DIR',
     help: "mongrel2's chroot folder, to find async upload files.",
   },
@@ -605,6 +628,34 @@ export const OPTIONS: OptionTable = {
     metavar: 'N',
     help: 'With --watch: stop after N frames (0: until Ctrl-C).',
     check: atLeast(0),
+  },
+  port: {
+    flag: 'port',
+    type: 'int',
+    default: 8080,
+    commands: ['mongrel2-config', 'dev'],
+    where: 'cli',
+    metavar: 'N',
+    help: "mongrel2's HTTP port (dev: on 127.0.0.1; when the default 8080 is taken, a free one is picked and printed).",
+    check: between(1, 65535),
+  },
+  host: {
+    flag: 'host',
+    type: 'string',
+    default: 'localhost',
+    commands: ['mongrel2-config'],
+    where: 'cli',
+    metavar: 'NAME',
+    help: "The generated mongrel2 server's Host (and default host: requests for other names reach it too).",
+    check: (value) => (/^[A-Za-z0-9.*-]+$/.test(value) ? undefined : `expected a host name like example.com, got '${value}'`),
+  },
+  mongrel2Db: {
+    flag: 'mongrel2-db',
+    type: 'string',
+    commands: ['check'],
+    where: 'cli',
+    metavar: 'PATH',
+    help: "mongrel2's config.sqlite (what `m2sh load` wrote) to check against this app folder's --recv/--send and --mongrel2-chroot.",
   },
   noWait: {
     flag: 'no-wait',

@@ -319,8 +319,87 @@ async function startOnce(options: Mongrel2Options): Promise<Mongrel2Handle> {
 
   await Promise.all(['logs', 'run', 'tmp', 'static'].map((d) => mkdir(path.join(dir, d))));
   for (const [name, text] of Object.entries(options.staticDir?.files ?? {})) await writeFile(path.join(dir, 'static', name), text);
-  const confPath = path.join(dir, 'mongrel2.conf');
-  await writeFile(confPath, lines.join('\n'));
+  await writeFile(path.join(dir, 'mongrel2.conf'), lines.join('\n'));
+  const { child, stop, readLog, isExited } = await launch(dir, uuid, { connectHost, port, netns, startTimeoutMs: options.startTimeoutMs });
+
+  const resolveName = (name: string): string =>
+    endpoints.has(name) ? name : options.handlers === undefined && DEFAULT_ALIASES[name] ? DEFAULT_ALIASES[name]! : name;
+
+  return {
+    port,
+    baseUrl: `http://${connectHost}:${port}`,
+    dir,
+    uuid,
+    pid: child.pid ?? -1,
+    chrooted: isRoot,
+    chroot: isRoot ? dir : '',
+    handlerNames: handlerOpts.map((h) => h.name),
+    handler(name: string): Mongrel2HandlerEndpoints {
+      const e = endpoints.get(resolveName(name));
+      if (!e) throw new Error(`mongrel2 helper: no handler ${JSON.stringify(name)}; known: ${[...endpoints.keys()].join(', ')}`);
+      return { ...e };
+    },
+    resolvePath(reported: string): string {
+      if (!isRoot) return reported; // test mode: paths are real (we made them absolute inside dir)
+      return path.join(dir, reported.replace(/^\/+/, ''));
+    },
+    stop,
+    log: readLog,
+    get exited() {
+      return isExited();
+    },
+  };
+}
+
+/** A mongrel2 run from a config file someone else wrote (e.g. `wsgid mongrel2-config`). */
+export interface Mongrel2ConfigRun {
+  readonly port: number;
+  readonly baseUrl: string;
+  readonly pid: number;
+  /** As Mongrel2Handle.stop; removes `dir` too. */
+  stop(options?: { graceful?: boolean }): Promise<void>;
+  log(): string;
+  readonly exited: boolean;
+}
+
+/**
+ * Load `dir/mongrel2.conf` with `m2sh load` and run its server `uuid` in `dir` (logs/, run/ and tmp/
+ * are created), as an admin would by hand; resolves once `port` accepts connections. `dir` is
+ * removed when it stops (and when the test process exits).
+ */
+export async function startMongrel2WithConfig(dir: string, uuid: string, port: number, options: { startTimeoutMs?: number } = {}): Promise<Mongrel2ConfigRun> {
+  installExitHook();
+  await Promise.all(['logs', 'run', 'tmp'].map((d) => mkdir(path.join(dir, d), { recursive: true })));
+  const { child, stop, readLog, isExited } = await launch(dir, uuid, { connectHost: '127.0.0.1', port, startTimeoutMs: options.startTimeoutMs });
+  return {
+    port,
+    baseUrl: `http://127.0.0.1:${port}`,
+    pid: child.pid ?? -1,
+    stop,
+    log: readLog,
+    get exited() {
+      return isExited();
+    },
+  };
+}
+
+interface Launched {
+  child: ChildProcess;
+  stop(options?: { graceful?: boolean }): Promise<void>;
+  readLog(): string;
+  isExited(): boolean;
+}
+
+/**
+ * `m2sh load` dir/mongrel2.conf into dir/config.sqlite, run mongrel2 (server `uuid`) in `dir` and
+ * wait for its HTTP port. On failure the folder is removed.
+ */
+async function launch(
+  dir: string,
+  uuid: string,
+  options: { connectHost: string; port: number; netns?: string; startTimeoutMs?: number },
+): Promise<Launched> {
+  const { connectHost, port, netns } = options;
   try {
     await execFileP(M2SH_BIN, ['load', '-config', 'mongrel2.conf', '-db', 'config.sqlite'], dir);
   } catch (err) {
@@ -407,33 +486,7 @@ async function startOnce(options: Mongrel2Options): Promise<Mongrel2Handle> {
     await sleep(25);
   }
 
-  const resolveName = (name: string): string =>
-    endpoints.has(name) ? name : options.handlers === undefined && DEFAULT_ALIASES[name] ? DEFAULT_ALIASES[name]! : name;
-
-  return {
-    port,
-    baseUrl: `http://${connectHost}:${port}`,
-    dir,
-    uuid,
-    pid: child.pid ?? -1,
-    chrooted: isRoot,
-    chroot: isRoot ? dir : '',
-    handlerNames: handlerOpts.map((h) => h.name),
-    handler(name: string): Mongrel2HandlerEndpoints {
-      const e = endpoints.get(resolveName(name));
-      if (!e) throw new Error(`mongrel2 helper: no handler ${JSON.stringify(name)}; known: ${[...endpoints.keys()].join(', ')}`);
-      return { ...e };
-    },
-    resolvePath(reported: string): string {
-      if (!isRoot) return reported; // test mode: paths are real (we made them absolute inside dir)
-      return path.join(dir, reported.replace(/^\/+/, ''));
-    },
-    stop,
-    log: readLog,
-    get exited() {
-      return exited;
-    },
-  };
+  return { child, stop, readLog, isExited: () => exited };
 }
 
 /** Read the error log asynchronously (for tests that want to wait for a line). */
