@@ -23,8 +23,10 @@ import type { Settings } from '../config/settings.js';
 import type { LoadedApp } from '../gateways/types.js';
 import type { Logger } from '../log/logger.js';
 import { AppLoadError } from './errors.js';
+import { resolveBin, runCommand, type CommandContext } from './command.js';
 import { loadModuleApp } from './module.js';
 import { ENTRY_EXTENSIONS, isFile, packageEntries, packageWsgidOptions, parseAppSpec, readPackageJson, resolveAppModule, resolveFile } from './resolve.js';
+import { startCommand, type StartCommand } from './start-script.js';
 
 export { AppLoadError } from './errors.js';
 export { classify, type Classified, type JsKind } from './classify.js';
@@ -79,6 +81,27 @@ export interface LoaderPlugins {
   readonly folders: readonly string[];
 }
 
+/** The package.json scripts that say how the app starts, in order. */
+const START_SCRIPTS = ['start', 'start:prod'] as const;
+
+function scriptsOf(pkg: Record<string, unknown> | undefined): Record<string, unknown> {
+  const scripts = pkg?.['scripts'];
+  return typeof scripts === 'object' && scripts !== null ? (scripts as Record<string, unknown>) : {};
+}
+
+/** The command a start script runs (`next start`, `node server.js`), following `npm run X`. */
+function scriptCommand(pkg: Record<string, unknown> | undefined, name: string): StartCommand | undefined {
+  const scripts = scriptsOf(pkg);
+  const script = scripts[name];
+  return typeof script === 'string' ? startCommand(script, scripts) : undefined;
+}
+
+/** Does a bin command name `file` among its arguments (`fastify start -l info app.js` for main app.js)? */
+function commandRuns(command: StartCommand | undefined, appDir: string, file: string): boolean {
+  if (!command || command.runner || command.program.includes('/') || !resolveBin(appDir, command.program)) return false;
+  return command.args.some((arg) => !arg.startsWith('-') && resolveFile(appDir, arg, []) === file);
+}
+
 export async function loadApp(settings: Settings, logger: Logger, plugins: LoaderPlugins = { loaders: [], folders: [] }): Promise<LoadedApp> {
   const appDir = appDirOf(settings);
   if (!existsSync(appDir)) {
@@ -87,6 +110,14 @@ export async function loadApp(settings: Settings, logger: Logger, plugins: Loade
   const tried: string[] = [];
   const pkg = readPackageJson(appDir);
   const forced = packageWsgidOptions(pkg);
+  const commandContext = (origin: string): CommandContext => ({
+    appDir,
+    appPath: settings.appPath,
+    logger,
+    listenWaitMs: settings.listenWaitMs,
+    origin,
+    forced,
+  });
 
   if (settings.asgi) {
     const app = await tryWsgi(settings, logger, tried);
@@ -117,6 +148,17 @@ export async function loadApp(settings: Settings, logger: Logger, plugins: Loade
     throw new AppLoadError(`--wsgi-app=${settings.wsgiApp}: no such JavaScript module or WSGI application under ${appDir}`, tried);
   }
 
+  if (settings.command) {
+    const command = startCommand(settings.command, scriptsOf(pkg));
+    if (!command) {
+      throw new AppLoadError(
+        `--command=${settings.command}: not a command wsgid can run (expected a program and its arguments, e.g. "next start" or ` +
+          '"NODE_ENV=production node server.js"; no shell expansion, redirection or subshells)',
+      );
+    }
+    return runCommand(command, commandContext('--command'));
+  }
+
   for (const plugin of plugins.loaders) {
     let can = false;
     try {
@@ -138,6 +180,15 @@ export async function loadApp(settings: Settings, logger: Logger, plugins: Loade
       const file = resolveFile(appDir, entry.module, []);
       tried.push(`app/package.json "${entry.field}": ${entry.module}${file ? '' : ' (not found)'}`);
       if (file) {
+        const script = entry.field.startsWith('scripts.') ? entry.field.slice('scripts.'.length) : undefined;
+        const command = script ? scriptCommand(pkg, script) : undefined;
+        // `node server.js` as the script says: with its environment assignments and arguments.
+        if (command?.runner && resolveFile(appDir, command.file!, []) === file) return runCommand(command, commandContext(`package.json ${entry.field}`));
+        // `"main": "app.js"` with `"start": "fastify start -l info app.js"`: the script says how to run main.
+        const start = scriptCommand(pkg, 'start');
+        if (!script && entry.field !== 'wsgid' && entry.field !== 'wsgid.entry' && commandRuns(start, appDir, file)) {
+          return runCommand(start!, commandContext('package.json scripts.start'));
+        }
         return loadModuleApp(file, {
           exportName: entry.exportName ?? forced.exportName,
           kind: forced.kind,
@@ -148,7 +199,12 @@ export async function loadApp(settings: Settings, logger: Logger, plugins: Loade
         });
       }
     }
-    if (entries.length === 0) tried.push('app/package.json: no "wsgid", "main", "exports" or "module" field, no "start" or "start:prod" script naming a file');
+    // A framework's own command (`next start`, `react-router-serve build/server/index.js`).
+    for (const name of START_SCRIPTS) {
+      const command = scriptCommand(pkg, name);
+      if (command && !command.runner) return runCommand(command, commandContext(`package.json scripts.${name}`));
+    }
+    if (entries.length === 0) tried.push('app/package.json: no "wsgid", "main", "exports" or "module" field, no "start" or "start:prod" script naming a file or a command');
   } else {
     tried.push('app/package.json: absent');
   }

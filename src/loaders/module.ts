@@ -11,6 +11,7 @@ import type { Logger } from '../log/logger.js';
 import { guardLateListen, startListenCapture } from './capture.js';
 import { classify, FALLBACK_EXPORTS, FORCING_EXPORTS, isThenable, type Classified, type JsKind } from './classify.js';
 import { AppLoadError } from './errors.js';
+import { isFastifyPlugin, serveFastifyPlugin } from './fastify-plugin.js';
 import { needsTransform } from './resolve.js';
 import { enableTypeScript } from './typescript.js';
 
@@ -102,7 +103,7 @@ export async function loadModuleApp(file: string, options: ModuleLoadOptions): P
       if (value === undefined && def !== null && typeof def === 'object') value = getPath(def, options.exportName);
       const lastName = options.exportName.split('.').pop() ?? '';
       const forced = options.kind ?? FORCING_EXPORTS[lastName];
-      const classified = value === undefined ? undefined : await classify(value, forced);
+      const classified = value === undefined ? undefined : !forced && isFastifyPlugin(value) ? await serveFastifyPlugin(value, file, rel) : await classify(value, forced);
       if (!classified) {
         const exported = Object.keys(ns).join(', ') || '(none)';
         throw new AppLoadError(
@@ -117,7 +118,10 @@ export async function loadModuleApp(file: string, options: ModuleLoadOptions): P
 
     let found: { name: string; classified: Classified } | undefined;
     for (const candidate of candidates(ns)) {
-      const classified = await classify(candidate.value, options.kind ?? candidate.forced);
+      const forced = options.kind ?? candidate.forced;
+      const classified = !forced && isFastifyPlugin(candidate.value)
+        ? await serveFastifyPlugin(candidate.value, file, rel)
+        : await classify(candidate.value, forced);
       tried.push(`${candidate.name}: ${classified ? classified.shape : describeValue(candidate.value)}`);
       if (classified) {
         found = { name: candidate.name, classified };

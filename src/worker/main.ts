@@ -3,7 +3,7 @@
  * (src/master/arbiter.ts) with its WorkerBootConfig in the environment.
  *
  * Boot: config → logger (`worker <id>`) → beforeAppLoad (privilege drop / chroot: the CLI's hook)
- * → load the app → gateway → request loop (credit offered on the dispatch socket) → IPC `ready`.
+ * → cwd = app/ (./app-cwd.ts) → load the app → gateway → request loop (credit offered on the dispatch socket) → IPC `ready`.
  * The dispatch socket is connected (hello sent) before beforeAppLoad.
  * Exit codes (gunicorn's contract): 0 normal, 3 boot error, 4 app load error.
  * Lifecycle: heartbeats from this event loop (a blocked loop is noticed by the master), `retire`
@@ -27,6 +27,7 @@ import { createAccessLogger, type AccessLogger } from '../log/access-log.js';
 import { accessEntry } from './access.js';
 import { describeLoadFailure, type LoadFailure } from './load-failure.js';
 import { DispatchedSource } from './dispatched-source.js';
+import { enterAppCwd } from './app-cwd.js';
 import {
   EXIT_APP_LOAD_ERROR,
   EXIT_BOOT_ERROR,
@@ -171,6 +172,8 @@ export async function runWorker(config: WorkerBootConfig, hooks: WorkerHooks = {
       });
       source.connect();
       settings = (await hooks.beforeAppLoad?.(settings, logger)) ?? settings;
+      // After the chroot and drop: the app runs in app/, as `npm start` there would (worker/app-cwd.ts).
+      settings = enterAppCwd(settings);
     } catch (err) {
       throw new BootError(`worker boot error: ${errorText(err)}`, EXIT_BOOT_ERROR, err);
     }
