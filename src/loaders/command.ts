@@ -18,7 +18,8 @@ import type { Logger } from '../log/logger.js';
 import { startListenCapture } from './capture.js';
 import { AppLoadError } from './errors.js';
 import { loadModuleApp, importFile, type ModuleLoadOptions } from './module.js';
-import { isFile, needsTransform, readPackageJson, resolveFile } from './resolve.js';
+import { isEsm, loadCommonJsAsMain } from './main-module.js';
+import { isFile, needsTransform, resolveFile } from './resolve.js';
 import type { StartCommand } from './start-script.js';
 
 /** A program's CLI loads its framework before it listens: it gets at least this long (ms). */
@@ -36,15 +37,16 @@ export interface CommandContext {
 }
 
 /**
- * The JavaScript file of a bin (`next` → node_modules/next/dist/bin/next), from app/node_modules/.bin
- * and the folders above it (workspaces hoist), or undefined.
+ * A bin of app/node_modules/.bin or of the folders above it (workspaces hoist): the link (what
+ * `process.argv[1]` is when npm runs it: node keeps the path it was given) and its JavaScript file
+ * (`next` → node_modules/next/dist/bin/next), or undefined.
  */
-export function resolveBin(appDir: string, name: string): string | undefined {
+export function resolveBin(appDir: string, name: string): { link: string; file: string } | undefined {
   for (let dir = appDir; ; dir = path.dirname(dir)) {
     const link = path.join(dir, 'node_modules', '.bin', name);
     if (isFile(link)) {
       const file = realpathSync(link);
-      return isJavaScript(file) ? file : undefined;
+      return isJavaScript(file) ? { link, file } : undefined;
     }
     if (path.dirname(dir) === dir) return undefined;
   }
@@ -58,21 +60,6 @@ function isJavaScript(file: string): boolean {
     return /^#!.*\bnode\b/.test(head);
   } catch {
     return false;
-  }
-}
-
-/** Is this file an ES module, as Node would decide (extension, then the nearest package.json type)? */
-function isEsm(file: string): boolean {
-  if (/\.m[jt]s$/.test(file)) return true;
-  if (/\.c[jt]s$/.test(file)) return false;
-  for (let dir = path.dirname(file); ; dir = path.dirname(dir)) {
-    try {
-      const pkg = readPackageJson(dir);
-      if (pkg) return pkg['type'] === 'module';
-    } catch {
-      return false;
-    }
-    if (path.dirname(dir) === dir) return false;
   }
 }
 
@@ -111,24 +98,17 @@ async function applyNodeOptions(options: readonly string[], ctx: CommandContext)
   }
 }
 
-interface ModuleInternals {
-  _load(request: string, parent: null, isMain: boolean): unknown;
-}
-
-/** Run `file` as the main module, as `node file` would (CommonJS: require.main is it). */
-async function runAsMain(file: string, logger: Logger, appDir: string): Promise<void> {
-  if (needsTransform(file) || isEsm(file)) {
-    await importFile(file, logger, appDir);
-    return;
-  }
-  const Module = createRequire(import.meta.url)('node:module') as ModuleInternals;
-  Module._load(file, null, true);
+/** Run `file` as the main module, as `node file` would. */
+async function runAsMain(file: string, logger: Logger, appPath: string): Promise<void> {
+  if (needsTransform(file) || isEsm(file)) await importFile(file, logger, appPath);
+  else loadCommonJsAsMain(file);
 }
 
 /** Apply the command's environment and argv, then load what it runs. */
 export async function runCommand(command: StartCommand, ctx: CommandContext): Promise<LoadedApp> {
   const rel = (file: string): string => path.relative(ctx.appPath, file) || file;
   let file: string | undefined;
+  let argv1: string | undefined;
   if (command.runner) {
     file = resolveFile(ctx.appDir, command.file!, []);
     if (!file) throw new AppLoadError(`${ctx.origin} \`${command.text}\`: ${command.file} does not exist in ${ctx.appDir} (not built yet?)`);
@@ -136,7 +116,9 @@ export async function runCommand(command: StartCommand, ctx: CommandContext): Pr
     file = resolveFile(ctx.appDir, command.program, []);
     if (!file || !isJavaScript(file)) throw new AppLoadError(`${ctx.origin} \`${command.text}\`: ${command.program} is not a JavaScript file in ${ctx.appDir}`);
   } else {
-    file = resolveBin(ctx.appDir, command.program);
+    const bin = resolveBin(ctx.appDir, command.program);
+    file = bin?.file;
+    argv1 = bin?.link;
     if (!file) {
       throw new AppLoadError(
         `${ctx.origin} \`${command.text}\`: "${command.program}" is not a JavaScript bin of app/node_modules/.bin ` +
@@ -148,7 +130,7 @@ export async function runCommand(command: StartCommand, ctx: CommandContext): Pr
   // The shell's `VAR=value cmd`: the assignment wins over the inherited environment.
   Object.assign(process.env, command.env);
   await applyNodeOptions(command.nodeOptions, ctx);
-  process.argv = [process.execPath, file, ...command.args];
+  process.argv = [process.execPath, argv1 ?? file, ...command.args];
   const origin = `${ctx.origin} \`${command.text}\``;
 
   if (command.runner && !isBin(file)) {
@@ -160,6 +142,7 @@ export async function runCommand(command: StartCommand, ctx: CommandContext): Pr
       listenWaitMs: ctx.listenWaitMs,
       origin: ctx.origin,
       logger: ctx.logger,
+      asMain: true,
     });
   }
 

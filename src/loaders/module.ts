@@ -12,6 +12,7 @@ import { guardLateListen, startListenCapture } from './capture.js';
 import { classify, FALLBACK_EXPORTS, FORCING_EXPORTS, isThenable, type Classified, type JsKind } from './classify.js';
 import { AppLoadError } from './errors.js';
 import { isFastifyPlugin, serveFastifyPlugin } from './fastify-plugin.js';
+import { isEsm, loadCommonJsAsMain } from './main-module.js';
 import { needsTransform } from './resolve.js';
 import { enableTypeScript } from './typescript.js';
 
@@ -30,6 +31,8 @@ export interface ModuleLoadOptions {
   readonly logger: Logger;
   /** Override the listen wait (tests). */
   readonly listenWaitMs?: number;
+  /** Run the file as the main module (`node file` of a start script): CommonJS gets require.main. */
+  readonly asMain?: boolean;
 }
 
 /** Let tests and plugins import a file exactly like the loader does. */
@@ -90,7 +93,9 @@ export async function loadModuleApp(file: string, options: ModuleLoadOptions): P
   try {
     let ns: Record<string, unknown>;
     try {
-      ns = await importFile(file, options.logger, options.relativeTo);
+      ns = options.asMain && !needsTransform(file) && !isEsm(file)
+        ? loadCommonJsAsMain(file)
+        : await importFile(file, options.logger, options.relativeTo);
     } catch (error) {
       throw new AppLoadError(`failed to import ${rel} (${options.origin}): ${(error as Error)?.message ?? String(error)}`, [], { cause: error, file });
     }
