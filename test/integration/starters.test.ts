@@ -9,7 +9,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, symlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -131,6 +131,56 @@ describe('apps made by their starters, served as their npm start serves them', (
       assert.match(got404.text, /This page could not be found/);
       // next start ran in app/ as in production, and wrote nothing there (no `next dev`).
       assert.doesNotMatch(w.output(), /next dev|development/i);
+    } finally {
+      await oracle.stop();
+      if (w) assert.equal(await w.stop(), 0, w.output());
+    }
+  });
+
+  test("Next's documented custom server (`\"start\": \"NODE_ENV=production node server.js\"`) on the same build", { timeout: 300_000 }, async () => {
+    // The create-next-app folder plus Next's custom-server example (nextjs.org/docs/app/guides/custom-server),
+    // its package.json start script changed as that guide says; everything else is the fixture's, linked.
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'wsgid-starter-next-custom-'));
+    dirs.push(dir);
+    const appDir = path.join(dir, 'app');
+    await mkdir(appDir);
+    for (const name of await readdir(appDirOf('next-app'))) {
+      if (name !== 'package.json') await symlink(path.join(appDirOf('next-app'), name), path.join(appDir, name));
+    }
+    const pkg = JSON.parse(await readFile(path.join(appDirOf('next-app'), 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    pkg.scripts['start'] = 'NODE_ENV=production node server.js';
+    await writeFile(path.join(appDir, 'package.json'), JSON.stringify(pkg, null, 2));
+    await writeFile(
+      path.join(appDir, 'server.js'),
+      [
+        "const { createServer } = require('http')",
+        "const { parse } = require('url')",
+        "const next = require('next')",
+        "const port = parseInt(process.env.PORT || '3000', 10)",
+        "const dev = process.env.NODE_ENV !== 'production'",
+        'const app = next({ dev })',
+        'const handle = app.getRequestHandler()',
+        'app.prepare().then(() => {',
+        '  createServer((req, res) => {',
+        '    const parsedUrl = parse(req.url, true)',
+        '    handle(req, res, parsedUrl)',
+        '  }).listen(port)',
+        "  console.log(`> Server listening at http://localhost:${port} as ${dev ? 'development' : process.env.NODE_ENV}`)",
+        '})',
+        '',
+      ].join('\n'),
+    );
+    const oracle = await npmStart(appDir);
+    let w: WsgidProcess | undefined;
+    try {
+      w = await startWsgid(wsgidArgs(m2.handler('app'), dir, ['--workers=1', '--listen-wait-ms=120000']), { cwd: dir, readyUrl: `${m2.baseUrl}/`, readyTimeoutMs: 150_000 });
+      await w.waitForOutput(/> Server listening at http:\/\/localhost:3000 as production/);
+      const [got, want] = await Promise.all([request(`${m2.baseUrl}/`), request(`${oracle.base}/`)]);
+      assert.equal(want.status, 200);
+      assert.equal(got.status, want.status, w.output());
+      assert.equal(contentType(got), contentType(want));
+      assert.match(got.text, /To get started, edit the/);
+      assert.deepEqual(nextAssets(got.text), nextAssets(want.text));
     } finally {
       await oracle.stop();
       if (w) assert.equal(await w.stop(), 0, w.output());
