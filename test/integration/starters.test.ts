@@ -187,25 +187,30 @@ describe('apps made by their starters, served as their npm start serves them', (
     }
   });
 
-  test('create-fastify (`"main": "app.js"`, `"start": "fastify start -l info app.js"`, a fastify-cli plugin)', { timeout: 300_000 }, async () => {
-    const appDir = appDirOf('fastify-app');
-    const oracle = await npmStart(appDir);
-    let w: WsgidProcess | undefined;
-    try {
-      const dir = await wsgidFolder('fastify-app', dirs);
-      w = await startWsgid(wsgidArgs(m2.handler('app'), dir, ['--workers=2']), { cwd: dir, readyUrl: `${m2.baseUrl}/`, readyTimeoutMs: 60_000 });
-      await w.waitForOutput(/from package\.json scripts\.start `fastify start -l info app\.js`/);
-      for (const url of ['/', '/example', '/example/', '/nope']) {
-        const [got, want] = await Promise.all([request(`${m2.baseUrl}${url}`), request(`${oracle.base}${url}`)]);
-        assert.equal(got.status, want.status, `${url}\n${w.output()}`);
-        assert.equal(contentType(got), contentType(want), url);
-        assert.equal(got.text, want.text, url);
+  for (const [how, extra, log] of [
+    ['as its start script says (fastify-cli)', [], /from package\.json scripts\.start `fastify start -l info app\.js`/],
+    ['--wsgi-app=app.js (the plugin, through its fastify)', ['--wsgi-app=app.js'], /app\/app\.js \(default export, fastify-cli plugin \(fastify, opts\), served by its fastify; from --wsgi-app=app\.js\)/],
+  ] as const) {
+    test(`create-fastify (\`"main": "app.js"\`, \`"start": "fastify start -l info app.js"\`, a fastify-cli plugin): ${how}`, { timeout: 300_000 }, async () => {
+      const appDir = appDirOf('fastify-app');
+      const oracle = await npmStart(appDir);
+      let w: WsgidProcess | undefined;
+      try {
+        const dir = await wsgidFolder('fastify-app', dirs);
+        w = await startWsgid(wsgidArgs(m2.handler('app'), dir, ['--workers=2', ...extra]), { cwd: dir, readyUrl: `${m2.baseUrl}/`, readyTimeoutMs: 60_000 });
+        await w.waitForOutput(log);
+        for (const url of ['/', '/example', '/example/', '/nope']) {
+          const [got, want] = await Promise.all([request(`${m2.baseUrl}${url}`), request(`${oracle.base}${url}`)]);
+          assert.equal(got.status, want.status, `${url}\n${w.output()}`);
+          assert.equal(contentType(got), contentType(want), url);
+          assert.equal(got.text, want.text, url);
+        }
+        assert.equal((await request(`${m2.baseUrl}/`)).text, '{"root":true}');
+        assert.equal((await request(`${m2.baseUrl}/example`)).text, 'this is an example');
+      } finally {
+        await oracle.stop();
+        if (w) assert.equal(await w.stop(), 0, w.output());
       }
-      assert.equal((await request(`${m2.baseUrl}/`)).text, '{"root":true}');
-      assert.equal((await request(`${m2.baseUrl}/example`)).text, 'this is an example');
-    } finally {
-      await oracle.stop();
-      if (w) assert.equal(await w.stop(), 0, w.output());
-    }
-  });
+    });
+  }
 });
