@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const STARTERS = path.join(ROOT, 'test', 'fixtures', 'starters');
-const SKIP = new Set(['node_modules', '.next', 'build', 'dist', '.output']);
+const SKIP = new Set(['node_modules', '.next', '.svelte-kit', 'build', 'dist', '.output']);
 
 function sourceFiles(dir, files = []) {
   for (const name of readdirSync(dir).sort()) {

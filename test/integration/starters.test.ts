@@ -1,6 +1,7 @@
 /**
  * Apps made by their frameworks' starters, served unchanged (issue 18 item 3): test/fixtures/starters/
- * holds what `npx create-next-app@16.4.3 --yes` and `npx create-fastify@5.0.0` generated (sources,
+ * holds what `npx create-next-app@16.4.3 --yes`, `npx create-fastify@5.0.0` and `npx sv@0.17.1 create
+ * --template minimal --types ts --add sveltekit-adapter=adapter:node` generated (sources,
  * package.json, package-lock.json; no node_modules, no build). scripts/setup-starters.mjs runs
  * `npm ci` and `npm run build` for them (cached; .ci/run calls it first). Each app is then served
  * twice: by its own `npm start` on a port (the oracle) and by wsgid behind mongrel2 with no option
@@ -33,10 +34,10 @@ interface Oracle {
   stop(): Promise<void>;
 }
 
-/** `npm start` in the app's folder, on a free port (PORT: next start and fastify-cli read it). */
-async function npmStart(appDir: string): Promise<Oracle> {
+/** `npm start` in the app's folder, on a free port (PORT: next start, fastify-cli and adapter-node read it). */
+async function npmStart(appDir: string, command: readonly string[] = ['npm', 'start']): Promise<Oracle> {
   const port = await freePort();
-  const child: ChildProcess = spawn('npm', ['start'], {
+  const child: ChildProcess = spawn(command[0]!, command.slice(1), {
     cwd: appDir,
     env: { ...process.env, PORT: String(port), NEXT_TELEMETRY_DISABLED: '1' },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -54,7 +55,7 @@ async function npmStart(appDir: string): Promise<Oracle> {
     clearTimeout(timer);
   };
   try {
-    await waitForHttp(`${base}/`, 60_000, { attemptMs: 5000, abort: () => (child.exitCode !== null ? `npm start exited: ${stderr}` : undefined) });
+    await waitForHttp(`${base}/`, 60_000, { attemptMs: 5000, abort: () => (child.exitCode !== null ? `${command.join(' ')} exited: ${stderr}` : undefined) });
   } catch (error) {
     await stop();
     throw error;
@@ -181,6 +182,36 @@ describe('apps made by their starters, served as their npm start serves them', (
       assert.equal(contentType(got), contentType(want));
       assert.match(got.text, /To get started, edit the/);
       assert.deepEqual(nextAssets(got.text), nextAssets(want.text));
+    } finally {
+      await oracle.stop();
+      if (w) assert.equal(await w.stop(), 0, w.output());
+    }
+  });
+
+  test('SvelteKit (`sv create --template minimal --add sveltekit-adapter=adapter:node`, vite build): --command="node build"', { timeout: 300_000 }, async () => {
+    // adapter-node's README: the built app runs with `node build`; the template has no start script.
+    const appDir = appDirOf('sveltekit-app');
+    assert.ok(existsSync(path.join(appDir, 'build', 'index.js')), 'vite build ran');
+    const oracle = await npmStart(appDir, [process.execPath, 'build']);
+    let w: WsgidProcess | undefined;
+    try {
+      const dir = await wsgidFolder('sveltekit-app', dirs);
+      w = await startWsgid(wsgidArgs(m2.handler('app'), dir, ['--workers=2', '--command=node build']), { cwd: dir, readyUrl: `${m2.baseUrl}/`, readyTimeoutMs: 60_000 });
+      await w.waitForOutput(/app\/build\/index\.js \(server it started/);
+      const [got, want] = await Promise.all([request(`${m2.baseUrl}/`), request(`${oracle.base}/`)]);
+      assert.equal(want.status, 200);
+      assert.equal(got.status, want.status, w.output());
+      assert.equal(contentType(got), contentType(want));
+      assert.match(got.text, /<h1>Welcome to SvelteKit<\/h1>/);
+      assert.equal(got.text, want.text);
+      const assets = [...new Set(want.text.match(/\/_app\/immutable\/[^"'\s]+/g) ?? [])];
+      assert.ok(assets.length > 0, want.text);
+      for (const url of [...assets, '/robots.txt', '/no-such-page']) {
+        const [g, r] = await Promise.all([request(`${m2.baseUrl}${url}`), request(`${oracle.base}${url}`)]);
+        assert.equal(g.status, r.status, url);
+        assert.equal(contentType(g), contentType(r), url);
+        assert.ok(g.body.equals(r.body), `${url}: same bytes`);
+      }
     } finally {
       await oracle.stop();
       if (w) assert.equal(await w.stop(), 0, w.output());
