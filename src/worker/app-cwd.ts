@@ -4,11 +4,13 @@
  * Entered after the chroot and privilege drop (worker/main.ts): the folder is then reached as the
  * app sees it. Paths that were relative to the app folder (the master's cwd) must not move with it:
  * the dispatch socket is connected before (connect(2) is synchronous), and relative `ipc://`
- * endpoints, which ZeroMQ resolves again on every reconnect, are anchored to the app folder first.
+ * endpoints, which ZeroMQ resolves again on every reconnect, and the worker's log file (reopened
+ * on USR1 through a path the master gave relative to the app folder), are anchored to it first.
  */
 import { statSync } from 'node:fs';
 import path from 'node:path';
 import type { Settings } from '../config/settings.js';
+import type { LogDestination } from '../log/logger.js';
 
 /** `ipc://relative/x.sock` → `ipc://<appPath>/relative/x.sock`; anything else unchanged. */
 export function anchorEndpoint(endpoint: string, appPath: string): string {
@@ -33,4 +35,11 @@ export function enterAppCwd(settings: Settings): Settings {
   }
   if (isDir) process.chdir(appDir);
   return anchored;
+}
+
+/** A log file given relative to the cwd (`{path: 'logs/wsgid.log', root: '.'}`) → under `appPath`. */
+export function anchorLogDestination(destination: LogDestination, appPath: string): LogDestination {
+  if (!('path' in destination) || destination.root === undefined || path.isAbsolute(destination.root)) return destination;
+  const root = path.join(appPath, destination.root);
+  return { path: path.join(root, path.relative(destination.root, destination.path)), root };
 }
