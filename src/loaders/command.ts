@@ -19,7 +19,7 @@ import { startListenCapture } from './capture.js';
 import { AppLoadError } from './errors.js';
 import { loadModuleApp, importFile, type ModuleLoadOptions } from './module.js';
 import { isEsm, loadCommonJsAsMain } from './main-module.js';
-import { isFile, needsTransform, resolveFile } from './resolve.js';
+import { isFile, needsTransform, readPackageJson, resolveFile } from './resolve.js';
 import type { StartCommand } from './start-script.js';
 
 /** A program's CLI loads its framework before it listens: it gets at least this long (ms). */
@@ -127,13 +127,21 @@ export async function runCommand(command: StartCommand, ctx: CommandContext): Pr
     }
   }
 
+  const dev = developmentServer(command);
+  if (dev) {
+    throw new AppLoadError(
+      `${ctx.origin} \`${command.text}\` is a development server (${dev}); wsgid serves an app as in production: ` +
+        'build it, then give the production command (e.g. `next build`, then `next start`) in the start script or with --command',
+    );
+  }
+
   // The shell's `VAR=value cmd`: the assignment wins over the inherited environment.
   Object.assign(process.env, command.env);
   await applyNodeOptions(command.nodeOptions, ctx);
   process.argv = [process.execPath, argv1 ?? file, ...command.args];
   const origin = `${ctx.origin} \`${command.text}\``;
 
-  if (command.runner && !isBin(file)) {
+  if (argv1 === undefined && !isBin(file)) {
     // `node server.js`: the module's exports count as they do for any entry (./module.ts).
     return loadModuleApp(file, {
       exportName: ctx.forced?.exportName,
@@ -166,6 +174,49 @@ export async function runCommand(command: StartCommand, ctx: CommandContext): Pr
   } finally {
     capture.stop();
   }
+}
+
+/**
+ * Framework commands that run a development server: they watch the sources, write into the app
+ * folder (`next dev` writes tsconfig.json and .next/) or fork the server they run (`nest start`),
+ * so capturing their listen() serves nothing sensible.
+ */
+const DEV_SERVERS: Readonly<Record<string, { readonly subcommands: readonly string[]; readonly why: string }>> = {
+  next: { subcommands: ['', 'dev'], why: 'it compiles on request and writes tsconfig.json and .next/ into app/' },
+  nuxt: { subcommands: ['dev'], why: 'it compiles on request' },
+  nuxi: { subcommands: ['dev'], why: 'it compiles on request' },
+  vite: { subcommands: ['', 'dev', 'serve'], why: 'it compiles on request' },
+  'react-router': { subcommands: ['dev'], why: 'it compiles on request' },
+  astro: { subcommands: ['dev'], why: 'it compiles on request' },
+  nest: { subcommands: ['start'], why: 'it compiles, then forks the server it runs' },
+};
+
+/** Why the command is a development server, or undefined. */
+export function developmentServer(command: Pick<StartCommand, 'program' | 'runner' | 'args'>): string | undefined {
+  if (command.runner) return undefined;
+  const known = DEV_SERVERS[command.program];
+  const sub = command.args.find((arg) => !arg.startsWith('-')) ?? '';
+  return known && known.subcommands.includes(sub) ? known.why : undefined;
+}
+
+/** The bin name a package gives `file` (`node_modules/next/dist/bin/next` → `next`), or undefined. */
+export function binNameOf(file: string): string | undefined {
+  if (!isBin(file)) return undefined;
+  for (let dir = path.dirname(file); path.basename(dir) !== 'node_modules' && path.dirname(dir) !== dir; dir = path.dirname(dir)) {
+    let pkg: Record<string, unknown> | undefined;
+    try {
+      pkg = readPackageJson(dir);
+    } catch {
+      return undefined;
+    }
+    // The package's own package.json has a name (dist/esm/package.json files with only a type do not).
+    if (typeof pkg?.['name'] !== 'string') continue;
+    const bin = pkg['bin'];
+    const name = (pkg['name'] as string).split('/').pop()!;
+    const entries: Array<[string, unknown]> = typeof bin === 'string' ? [[name, bin]] : typeof bin === 'object' && bin !== null ? Object.entries(bin) : [];
+    return entries.find(([, target]) => typeof target === 'string' && path.resolve(dir, target) === file)?.[0];
+  }
+  return undefined;
 }
 
 /** A file under node_modules (a package's bin, `node node_modules/next/dist/bin/next start`). */

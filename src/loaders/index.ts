@@ -23,7 +23,7 @@ import type { Settings } from '../config/settings.js';
 import type { LoadedApp } from '../gateways/types.js';
 import type { Logger } from '../log/logger.js';
 import { AppLoadError } from './errors.js';
-import { resolveBin, runCommand, type CommandContext } from './command.js';
+import { binNameOf, resolveBin, runCommand, type CommandContext } from './command.js';
 import { loadModuleApp } from './module.js';
 import { ENTRY_EXTENSIONS, isFile, packageEntries, packageWsgidOptions, parseAppSpec, readPackageJson, resolveAppModule, resolveFile } from './resolve.js';
 import { startCommand, type StartCommand } from './start-script.js';
@@ -133,6 +133,11 @@ export async function loadApp(settings: Settings, logger: Logger, plugins: Loade
   if (settings.wsgiApp) {
     const spec = parseAppSpec(settings.wsgiApp);
     const file = spec.module.endsWith('.py') ? undefined : resolveAppModule(appDir, spec.module, tried);
+    const bin = file ? binNameOf(file) : undefined;
+    if (bin) {
+      // Imported, a CLI runs with the worker's argv (`next` alone is `next dev`): it needs its command.
+      throw new AppLoadError(`--wsgi-app=${settings.wsgiApp} is the \`${bin}\` command of a package, not an app module: give the command to run, e.g. --command="${bin} start"`);
+    }
     if (file) {
       return loadModuleApp(file, {
         exportName: spec.exportName ?? forced.exportName,

@@ -28,6 +28,7 @@ import { AppLoadError, classify, loadApp, startListenCapture } from '../../src/l
 import { parseAppSpec, packageEntries, packageEntry, resolveExportsTarget } from '../../src/loaders/resolve.js';
 import { parseCommand, shellWords, startCommand, startScriptFile } from '../../src/loaders/start-script.js';
 import { isFastifyPlugin, parameterNames } from '../../src/loaders/fastify-plugin.js';
+import { binNameOf, developmentServer } from '../../src/loaders/command.js';
 import { anchorEndpoint } from '../../src/worker/app-cwd.js';
 import { loadPlugins, pluginsOf } from '../../src/plugins/discover.js';
 import { FilteredGateway, wrapFactory } from '../../src/plugins/filters.js';
@@ -207,6 +208,28 @@ describe('start scripts as commands (src/loaders/start-script.ts startCommand)',
     assert.deepEqual(startCommand(scripts.both, scripts)?.args, ['start']);
     assert.equal(startCommand('npm run loop', scripts), undefined);
     assert.equal(startCommand('npm run missing', scripts), undefined);
+  });
+});
+
+describe('commands that cannot be served (src/loaders/command.ts)', () => {
+  test('development servers are named as such; production commands are not', () => {
+    for (const text of ['next', 'next dev', 'next dev --turbopack', 'nest start', 'nuxt dev', 'vite', 'react-router dev']) assert.ok(developmentServer(parseCommand(text)!), text);
+    for (const text of ['next start', 'next start -p 3000', 'nest build', 'react-router-serve build/server/index.js', 'node next.js', 'fastify start app.js']) assert.equal(developmentServer(parseCommand(text)!), undefined, text);
+  });
+
+  test('--wsgi-app naming a package\'s bin (next/dist/bin/next, which alone runs `next dev`) is refused with the command to give', async () => {
+    const error = await loadError(
+      {
+        'app/node_modules/next/package.json': JSON.stringify({ name: 'next', bin: { next: './dist/bin/next' } }),
+        'app/node_modules/next/dist/bin/next': '#!/usr/bin/env node\nthrow new Error("must not run")\n',
+        'app/node_modules/next/dist/esm/package.json': JSON.stringify({ type: 'module' }),
+      },
+      { wsgiApp: 'node_modules/next/dist/bin/next' },
+    );
+    assert.match(error.message, /is the `next` command of a package, not an app module: give the command to run, e.g. --command="next start"/);
+    const root = appFolder({ 'app/node_modules/@scope/tool/package.json': JSON.stringify({ name: '@scope/tool', bin: 'cli.js' }), 'app/node_modules/@scope/tool/cli.js': '' });
+    assert.equal(binNameOf(path.join(root, 'app/node_modules/@scope/tool/cli.js')), 'tool');
+    assert.equal(binNameOf(path.join(root, 'app/node_modules/@scope/tool/package.json')), undefined);
   });
 });
 
