@@ -107,6 +107,14 @@ async function runAsMain(file: string, logger: Logger, appPath: string): Promise
 /** Apply the command's environment and argv, then load what it runs. */
 export async function runCommand(command: StartCommand, ctx: CommandContext): Promise<LoadedApp> {
   const rel = (file: string): string => path.relative(ctx.appPath, file) || file;
+  const dev = developmentServer(command);
+  if (dev) {
+    throw new AppLoadError(
+      `${ctx.origin} \`${command.text}\` is a development server (${dev}); wsgid serves an app as in production: ` +
+        'build it, then give the production command (e.g. `next build`, then `next start`) in the start script or with --command',
+    );
+  }
+
   let file: string | undefined;
   let argv1: string | undefined;
   if (command.runner) {
@@ -125,14 +133,6 @@ export async function runCommand(command: StartCommand, ctx: CommandContext): Pr
           '(run `npm install` in app/, or give the command with --command)',
       );
     }
-  }
-
-  const dev = developmentServer(command);
-  if (dev) {
-    throw new AppLoadError(
-      `${ctx.origin} \`${command.text}\` is a development server (${dev}); wsgid serves an app as in production: ` +
-        'build it, then give the production command (e.g. `next build`, then `next start`) in the start script or with --command',
-    );
   }
 
   // The shell's `VAR=value cmd`: the assignment wins over the inherited environment.
@@ -189,6 +189,7 @@ const DEV_SERVERS: Readonly<Record<string, { readonly subcommands: readonly stri
   'react-router': { subcommands: ['dev'], why: 'it compiles on request' },
   astro: { subcommands: ['dev'], why: 'it compiles on request' },
   nest: { subcommands: ['start'], why: 'it compiles, then forks the server it runs' },
+  'react-scripts': { subcommands: ['start'], why: 'it runs webpack-dev-server' },
 };
 
 /** Why the command is a development server, or undefined. */

@@ -23,7 +23,7 @@ import type { Settings } from '../config/settings.js';
 import type { LoadedApp } from '../gateways/types.js';
 import type { Logger } from '../log/logger.js';
 import { AppLoadError } from './errors.js';
-import { binNameOf, resolveBin, runCommand, type CommandContext } from './command.js';
+import { binNameOf, developmentServer, resolveBin, runCommand, type CommandContext } from './command.js';
 import { loadModuleApp } from './module.js';
 import { ENTRY_EXTENSIONS, isFile, packageEntries, packageWsgidOptions, parseAppSpec, readPackageJson, resolveAppModule, resolveFile } from './resolve.js';
 import { startCommand, type StartCommand } from './start-script.js';
@@ -207,7 +207,11 @@ export async function loadApp(settings: Settings, logger: Logger, plugins: Loade
     // A framework's own command (`next start`, `react-router-serve build/server/index.js`).
     for (const name of START_SCRIPTS) {
       const command = scriptCommand(pkg, name);
-      if (command && !command.runner) return runCommand(command, commandContext(`package.json scripts.${name}`));
+      if (!command || command.runner) continue;
+      const dev = developmentServer(command);
+      if (!dev) return runCommand(command, commandContext(`package.json scripts.${name}`));
+      // `"start": "next dev"`: not served; other entries may still be (a server.js next to a `vite` script).
+      tried.push(`app/package.json "scripts.${name}": \`${command.text}\` is a development server (${dev}); give the production command with --command`);
     }
     if (entries.length === 0) tried.push('app/package.json: no "wsgid", "main", "exports" or "module" field, no "start" or "start:prod" script naming a file or a command');
   } else {

@@ -227,6 +227,12 @@ describe('commands that cannot be served (src/loaders/command.ts)', () => {
       { wsgiApp: 'node_modules/next/dist/bin/next' },
     );
     assert.match(error.message, /is the `next` command of a package, not an app module: give the command to run, e.g. --command="next start"/);
+    // A start script that runs a development server is not run: the error says so, and other entries still count.
+    const dev = await loadError({ 'app/package.json': JSON.stringify({ scripts: { start: 'next dev --turbopack' } }) });
+    assert.match(dev.message, /"scripts\.start": `next dev --turbopack` is a development server \(it compiles on request and writes tsconfig\.json/);
+    const beside = await load({ 'app/package.json': JSON.stringify({ scripts: { start: 'vite' } }), 'app/server.mjs': 'export default { fetch: () => new Response("ok") };\n' });
+    assert.match(beside.description, /app\/server\.mjs/);
+    await assert.rejects(load({ 'app/package.json': '{}', 'app/server.mjs': '' }, { command: 'next dev' }), /--command `next dev` is a development server/);
     const root = appFolder({ 'app/node_modules/@scope/tool/package.json': JSON.stringify({ name: '@scope/tool', bin: 'cli.js' }), 'app/node_modules/@scope/tool/cli.js': '' });
     assert.equal(binNameOf(path.join(root, 'app/node_modules/@scope/tool/cli.js')), 'tool');
     assert.equal(binNameOf(path.join(root, 'app/node_modules/@scope/tool/package.json')), undefined);
