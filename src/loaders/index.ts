@@ -25,7 +25,7 @@ import type { Logger } from '../log/logger.js';
 import { AppLoadError } from './errors.js';
 import { binNameOf, developmentServer, resolveBin, runCommand, type CommandContext } from './command.js';
 import { loadModuleApp } from './module.js';
-import { ENTRY_EXTENSIONS, isFile, packageEntries, packageWsgidOptions, parseAppSpec, readPackageJson, resolveAppModule, resolveFile } from './resolve.js';
+import { ENTRY_EXTENSIONS, START_SCRIPTS, isFile, packageEntries, packageWsgidOptions, parseAppSpec, readPackageJson, resolveAppModule, resolveFile } from './resolve.js';
 import { startCommand, type StartCommand } from './start-script.js';
 
 export { AppLoadError } from './errors.js';
@@ -80,9 +80,6 @@ export interface LoaderPlugins {
   readonly loaders: readonly LoaderPlugin[];
   readonly folders: readonly string[];
 }
-
-/** The package.json scripts that say how the app starts, in order. */
-const START_SCRIPTS = ['start', 'start:prod'] as const;
 
 function scriptsOf(pkg: Record<string, unknown> | undefined): Record<string, unknown> {
   const scripts = pkg?.['scripts'];
