@@ -5,11 +5,16 @@
  *   1. `--wsgi-app=MODULE[:EXPORT]`: MODULE is a file under app/ (extension optional, or a folder)
  *      or an installed package resolved from app/; `.py` files and modules that resolve to no
  *      JavaScript file go to the WSGI loader (src/loaders/wsgi.ts). `--django` → WSGI loader.
+ *      A package's bin is refused (imported with the worker's argv, `next` is `next dev`).
+ *   1b. `--command="next start"`: run as a start script is (./command.ts).
  *   2. Loader plugins (`<app-path>/plugins/`, then each `--loader-dir`; discovered by plugins/ and
  *      passed in by the caller): the first whose `canLoad(appDir, settings)` is true loads the app.
  *   3. `app/package.json`: the `wsgid` field (string "entry[:export]" or {entry, export, kind}),
  *      `main`, `exports` (".": wsgid/node/import/require/default), `module`, then the file the
- *      `start` (then `start:prod`) script runs (`node dist/server.js`) — the first whose file exists.
+ *      `start` (then `start:prod`) script runs (`node dist/server.js`) — the first whose file exists
+ *      (a start script runs as npm would run it: ./command.ts) — then the start script's bin command
+ *      (`next start`; development servers are skipped). `main` named by the start script's bin
+ *      command (`fastify start app.js`) runs that command.
  *   4. Conventional entries: server, app, index, main × .js .mjs .cjs .ts .mts .cts .tsx .jsx, in
  *      app/ then in app/src/.
  *   5. A Python WSGI app (the WSGI loader decides: a Django project, or app/wsgi.py, app/app.py,
