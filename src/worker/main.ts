@@ -3,7 +3,8 @@
  * (src/master/arbiter.ts) with its WorkerBootConfig in the environment.
  *
  * Boot: config → logger (`worker <id>`) → beforeAppLoad (privilege drop / chroot: the CLI's hook)
- * → cwd = app/ (./app-cwd.ts) → load the app → gateway → request loop (credit offered on the dispatch socket) → IPC `ready`.
+ * → cwd = app/ (./app-cwd.ts) → load the app → gateway → request loop (credit offered on the
+ * dispatch socket) → IPC `ready`.
  * The dispatch socket is connected (hello sent) before beforeAppLoad.
  * Exit codes (gunicorn's contract): 0 normal, 3 boot error, 4 app load error.
  * Lifecycle: heartbeats from this event loop (a blocked loop is noticed by the master), `retire`
