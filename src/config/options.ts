@@ -253,6 +253,17 @@ export const OPTIONS: OptionTable = {
       'The app entry point: MODULE[:EXPORT] for JavaScript (relative to app/), dotted.path or module:attr ' +
       'for Python WSGI. Detected from app/ when not given.',
   },
+  command: {
+    flag: 'command',
+    reloadable: true,
+    type: 'string',
+    commands: START,
+    metavar: 'CMD',
+    help:
+      'Run the app with this command, in the worker, as its package.json start script would ' +
+      '(e.g. "next start", "NODE_ENV=production node server.js", "fastify start -l info app.js"); ' +
+      'the HTTP server it listens with is served. Default: the start script when it names a command.',
+  },
   asgi: {
     flag: 'asgi',
     type: 'string',

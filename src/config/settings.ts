@@ -12,6 +12,8 @@ export interface Settings {
   send: string[];
   /** MODULE[:EXPORT] (JS) or dotted.path / module:attr (WSGI); undefined → detect. */
   wsgiApp?: string;
+  /** Run the app with this command in the worker (`next start`); undefined → package.json start script. */
+  command?: string;
   /** Serve a Python ASGI app: `module:attr`, or `auto` to detect it; undefined → WSGI first (docs/asgi.md). */
   asgi?: string;
   /** Worker processes; 0 = serve inside the master process (no dispatch hop). */

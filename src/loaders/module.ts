@@ -11,6 +11,8 @@ import type { Logger } from '../log/logger.js';
 import { guardLateListen, startListenCapture } from './capture.js';
 import { classify, FALLBACK_EXPORTS, FORCING_EXPORTS, isThenable, type Classified, type JsKind } from './classify.js';
 import { AppLoadError } from './errors.js';
+import { isFastifyPlugin, serveFastifyPlugin } from './fastify-plugin.js';
+import { isEsm, loadCommonJsAsMain } from './main-module.js';
 import { needsTransform } from './resolve.js';
 import { enableTypeScript } from './typescript.js';
 
@@ -29,6 +31,8 @@ export interface ModuleLoadOptions {
   readonly logger: Logger;
   /** Override the listen wait (tests). */
   readonly listenWaitMs?: number;
+  /** Run the file as the main module (`node file` of a start script): CommonJS gets require.main. */
+  readonly asMain?: boolean;
 }
 
 /** Let tests and plugins import a file exactly like the loader does. */
@@ -89,7 +93,9 @@ export async function loadModuleApp(file: string, options: ModuleLoadOptions): P
   try {
     let ns: Record<string, unknown>;
     try {
-      ns = await importFile(file, options.logger, options.relativeTo);
+      ns = options.asMain && !needsTransform(file) && !isEsm(file)
+        ? loadCommonJsAsMain(file)
+        : await importFile(file, options.logger, options.relativeTo);
     } catch (error) {
       throw new AppLoadError(`failed to import ${rel} (${options.origin}): ${(error as Error)?.message ?? String(error)}`, [], { cause: error, file });
     }
@@ -102,7 +108,7 @@ export async function loadModuleApp(file: string, options: ModuleLoadOptions): P
       if (value === undefined && def !== null && typeof def === 'object') value = getPath(def, options.exportName);
       const lastName = options.exportName.split('.').pop() ?? '';
       const forced = options.kind ?? FORCING_EXPORTS[lastName];
-      const classified = value === undefined ? undefined : await classify(value, forced);
+      const classified = value === undefined ? undefined : !forced && isFastifyPlugin(value) ? await serveFastifyPlugin(value, file, rel) : await classify(value, forced);
       if (!classified) {
         const exported = Object.keys(ns).join(', ') || '(none)';
         throw new AppLoadError(
@@ -117,7 +123,10 @@ export async function loadModuleApp(file: string, options: ModuleLoadOptions): P
 
     let found: { name: string; classified: Classified } | undefined;
     for (const candidate of candidates(ns)) {
-      const classified = await classify(candidate.value, options.kind ?? candidate.forced);
+      const forced = options.kind ?? candidate.forced;
+      const classified = !forced && isFastifyPlugin(candidate.value)
+        ? await serveFastifyPlugin(candidate.value, file, rel)
+        : await classify(candidate.value, forced);
       tried.push(`${candidate.name}: ${classified ? classified.shape : describeValue(candidate.value)}`);
       if (classified) {
         found = { name: candidate.name, classified };

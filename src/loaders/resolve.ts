@@ -115,8 +115,8 @@ export function resolveFile(baseDir: string, request: string, tried: string[]): 
   return undefined;
 }
 
-/** The package.json scripts whose file is an entry, in order. */
-const START_SCRIPTS = ['start', 'start:prod'] as const;
+/** The package.json scripts that say how the app starts, in order. */
+export const START_SCRIPTS = ['start', 'start:prod'] as const;
 
 /** One entry a package.json names, with the field it came from (for messages). */
 export type PackageEntry = AppSpec & { field: string };

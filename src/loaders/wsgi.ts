@@ -167,7 +167,7 @@ export async function loadWsgi(settings: Settings, logger: Logger): Promise<Load
       ...base,
       entry,
       sysPath: root === appDir ? [appDir] : [root, appDir],
-      cwd: root,
+      cwd: appDir,
       django: settings.django ? { settingsModule: django?.settingsModule } : undefined,
     };
     logger.debug('WSGI app from --wsgi-app', { entry: settings.wsgiApp, python });
@@ -193,7 +193,7 @@ export async function loadWsgi(settings: Settings, logger: Logger): Promise<Load
     const spec: WsgiSpec = {
       ...base,
       sysPath: root === appDir ? [appDir] : [root, appDir],
-      cwd: root,
+      cwd: appDir,
       django: { settingsModule },
     };
     const where = django ? path.relative(settings.appPath, django.found) : 'DJANGO_SETTINGS_MODULE';
@@ -237,7 +237,7 @@ function loadForcedAsgi(settings: Settings, appDir: string, base: BaseSpec, envS
   if (value === ASGI_AUTO) {
     if (django || settings.django) {
       if (!settingsModule) throw new AppLoadError('--asgi=auto --django: no Django project found in app/ and DJANGO_SETTINGS_MODULE is not set');
-      const spec: WsgiSpec = { ...base, sysPath, cwd: root, django: { settingsModule } };
+      const spec: WsgiSpec = { ...base, sysPath, cwd: appDir, django: { settingsModule } };
       return { kind: 'asgi', app: spec, description: `Django project ${settingsModule} (get_asgi_application; Python ASGI, ${base.python})` };
     }
     const name = detectAsgiModule(appDir) ?? ASGI_MODULES.find((n) => isFile(path.join(appDir, `${n}.py`)));
@@ -255,7 +255,7 @@ function loadForcedAsgi(settings: Settings, appDir: string, base: BaseSpec, envS
     ...base,
     entry,
     sysPath,
-    cwd: root,
+    cwd: appDir,
     django: django || settings.django ? { settingsModule } : undefined,
   };
   logger.debug('ASGI app from --asgi', { entry: value, python: base.python });

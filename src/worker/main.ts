@@ -3,7 +3,8 @@
  * (src/master/arbiter.ts) with its WorkerBootConfig in the environment.
  *
  * Boot: config → logger (`worker <id>`) → beforeAppLoad (privilege drop / chroot: the CLI's hook)
- * → load the app → gateway → request loop (credit offered on the dispatch socket) → IPC `ready`.
+ * → cwd = app/ (./app-cwd.ts) → load the app → gateway → request loop (credit offered on the
+ * dispatch socket) → IPC `ready`.
  * The dispatch socket is connected (hello sent) before beforeAppLoad.
  * Exit codes (gunicorn's contract): 0 normal, 3 boot error, 4 app load error.
  * Lifecycle: heartbeats from this event loop (a blocked loop is noticed by the master), `retire`
@@ -27,6 +28,7 @@ import { createAccessLogger, type AccessLogger } from '../log/access-log.js';
 import { accessEntry } from './access.js';
 import { describeLoadFailure, type LoadFailure } from './load-failure.js';
 import { DispatchedSource } from './dispatched-source.js';
+import { anchorLogDestination, enterAppCwd } from './app-cwd.js';
 import {
   EXIT_APP_LOAD_ERROR,
   EXIT_BOOT_ERROR,
@@ -87,7 +89,9 @@ function errorText(err: unknown): string {
 /** Run a worker to the end; resolves with its exit code. */
 export async function runWorker(config: WorkerBootConfig, hooks: WorkerHooks = {}): Promise<number> {
   let settings = config.settings;
-  const logger = createLogger(config.log.destination, config.log.level, `worker ${config.id}`, config.log.format);
+  // The logger's sink reads this object again on reopen: re-anchored below once the cwd is app/.
+  const logDestination = { ...config.log.destination };
+  const logger = createLogger(logDestination, config.log.level, `worker ${config.id}`, config.log.format);
   let exitCode = 0;
   let stopping: Promise<void> | undefined;
   let finish: (code: number) => void = () => {};
@@ -171,6 +175,9 @@ export async function runWorker(config: WorkerBootConfig, hooks: WorkerHooks = {
       });
       source.connect();
       settings = (await hooks.beforeAppLoad?.(settings, logger)) ?? settings;
+      // After the chroot and drop: the app runs in app/, as `npm start` there would (worker/app-cwd.ts).
+      Object.assign(logDestination, anchorLogDestination(logDestination, settings.appPath));
+      settings = enterAppCwd(settings);
     } catch (err) {
       throw new BootError(`worker boot error: ${errorText(err)}`, EXIT_BOOT_ERROR, err);
     }

@@ -13,6 +13,7 @@ import { EndpointMonitor } from '../transport/endpoint-monitor.js';
 import { RequestMetrics, type RequestCounts } from '../metrics/request-metrics.js';
 import { DirectSource } from './direct-source.js';
 import { startWorker } from './serve.js';
+import { enterAppCwd } from './app-cwd.js';
 
 export interface StandaloneServer {
   /** The mongrel2 endpoints' connection state. */
@@ -28,7 +29,9 @@ export interface StandaloneServer {
   reopenLogs(): void;
 }
 
-export async function serveStandalone(settings: Settings, logger: Logger): Promise<StandaloneServer> {
+export async function serveStandalone(given: Settings, logger: Logger): Promise<StandaloneServer> {
+  // The app runs in app/ here too, as in a forked worker (worker/app-cwd.ts).
+  const settings = enterAppCwd(given);
   const gateway = await loadGateway(settings, logger);
   const accessLog = createAccessLogger(settings, inAppFolder(settings.appPath));
   const endpoints = new EndpointMonitor(settings.recv, settings.send, logger);

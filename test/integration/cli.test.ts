@@ -331,6 +331,7 @@ describe('daemon', () => {
       const [worker] = pids(dir, 'worker');
       assert.deepEqual(ids(worker), { uid: NOBODY, gid: NOBODY });
       assert.equal(readlinkSync(`/proc/${worker}/root`), dir, 'the worker is chrooted into the app folder');
+      assert.equal(readlinkSync(`/proc/${worker}/cwd`), path.join(dir, 'app'), 'and works in app/ (entered after the chroot)');
     } finally {
       assert.equal((await wsgid(['stop', `--app-path=${dir}`])).code, 0);
     }

@@ -33,6 +33,10 @@ function run(command: string, args: string[], options: { cwd?: string; timeoutMs
 
 /** What a fresh clone holds: the repository without build output, installed modules or VCS data. */
 const NOT_IN_A_CLONE = new Set(['node_modules', 'dist', '.git', 'build']);
+/** What scripts/setup-starters.mjs installs and builds in test/fixtures/starters/ (ignored by git). */
+const STARTER_OUTPUT = new Set(['node_modules', '.next', '.svelte-kit', 'build']);
+const isStarterOutput = (source: string): boolean =>
+  STARTER_OUTPUT.has(path.basename(source)) && source.includes(`${path.sep}test${path.sep}fixtures${path.sep}starters${path.sep}`);
 
 describe('packaging: npm pack → npm install -g → wsgid', () => {
   let tmp: string;
@@ -50,7 +54,8 @@ describe('packaging: npm pack → npm install -g → wsgid', () => {
     const clone = path.join(tmp, 'clone');
     cpSync(REPO_ROOT, clone, {
       recursive: true,
-      filter: (source) => !NOT_IN_A_CLONE.has(path.basename(source)) || path.dirname(source).includes(`${path.sep}test${path.sep}fixtures`),
+      filter: (source) =>
+        (!NOT_IN_A_CLONE.has(path.basename(source)) || path.dirname(source).includes(`${path.sep}test${path.sep}fixtures`)) && !isStarterOutput(source),
     });
     assert.ok(!existsSync(path.join(clone, 'dist')), 'the clone has no build');
     symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(clone, 'node_modules'), 'dir');

@@ -26,7 +26,10 @@ import { TestReply } from '../helpers/reply-channel.js';
 import { createLogger, type Logger } from '../../src/log/logger.js';
 import { AppLoadError, classify, loadApp, startListenCapture } from '../../src/loaders/index.js';
 import { parseAppSpec, packageEntries, packageEntry, resolveExportsTarget } from '../../src/loaders/resolve.js';
-import { shellWords, startScriptFile } from '../../src/loaders/start-script.js';
+import { parseCommand, shellWords, startCommand, startScriptFile } from '../../src/loaders/start-script.js';
+import { isFastifyPlugin, parameterNames } from '../../src/loaders/fastify-plugin.js';
+import { binNameOf, developmentServer } from '../../src/loaders/command.js';
+import { anchorEndpoint } from '../../src/worker/app-cwd.js';
 import { loadPlugins, pluginsOf } from '../../src/plugins/discover.js';
 import { FilteredGateway, wrapFactory } from '../../src/plugins/filters.js';
 import type { RequestFilterPlugin } from '../../src/plugins/types.js';
@@ -179,6 +182,101 @@ describe('specs and package.json entries', () => {
     assert.deepEqual(packageEntry({ exports: { '.': { import: './e.mjs', require: './e.cjs' } } }), { module: './e.mjs', field: 'exports' });
     assert.equal(resolveExportsTarget({ node: { default: './n.js' } }), './n.js');
     assert.equal(packageEntry({ name: 'x' }), undefined);
+  });
+});
+
+describe('start scripts as commands (src/loaders/start-script.ts startCommand)', () => {
+  test('environment, program, runner options, file and arguments, as the shell splits them', () => {
+    assert.deepEqual(parseCommand('NODE_ENV=production node server.js'), {
+      env: { NODE_ENV: 'production' }, program: 'node', runner: true, nodeOptions: [], file: 'server.js', args: [], text: 'NODE_ENV=production node server.js',
+    });
+    const withOptions = parseCommand('cross-env PORT=4000 node -r dotenv/config --env-file=.env dist/main.js -- --flag');
+    assert.deepEqual([withOptions?.env, withOptions?.nodeOptions, withOptions?.file, withOptions?.args], [{ PORT: '4000' }, ['-r', 'dotenv/config', '--env-file=.env'], 'dist/main.js', ['--', '--flag']]);
+    assert.deepEqual(parseCommand('node -- server.mjs --port 3000')?.args, ['--port', '3000']);
+    const next = parseCommand('next start -p 4000');
+    assert.deepEqual([next?.program, next?.runner, next?.args, next?.file], ['next', false, ['start', '-p', '4000'], undefined]);
+    assert.deepEqual(parseCommand("react-router-serve './build/server/index.js'")?.args, ['./build/server/index.js']);
+    // Nothing wsgid can run in-process: shell expansion, redirection, inline code.
+    for (const text of ['node $ENTRY', 'next start > log.txt', 'node -e "1"', '', 'echo hi']) assert.equal(parseCommand(text), undefined, text);
+  });
+
+  test('the last command that is a program, following npm run / yarn into scripts', () => {
+    const scripts = { build: 'next build', serve: 'next start', start: 'npm run serve', both: 'npm run build && yarn serve', loop: 'npm run loop' };
+    assert.equal(startCommand('npm run build && next start')?.program, 'next');
+    assert.equal(startCommand('node dist/a.js; echo done')?.file, 'dist/a.js');
+    assert.deepEqual(startCommand('npm run serve', scripts)?.args, ['start']);
+    assert.deepEqual(startCommand(scripts.both, scripts)?.args, ['start']);
+    assert.equal(startCommand('npm run loop', scripts), undefined);
+    assert.equal(startCommand('npm run missing', scripts), undefined);
+  });
+});
+
+describe('commands that cannot be served (src/loaders/command.ts)', () => {
+  test('development servers are named as such; production commands are not', () => {
+    for (const text of ['next', 'next dev', 'next dev --turbopack', 'nest start', 'nuxt dev', 'vite', 'react-router dev']) assert.ok(developmentServer(parseCommand(text)!), text);
+    for (const text of ['next start', 'next start -p 3000', 'nest build', 'react-router-serve build/server/index.js', 'node next.js', 'fastify start app.js']) assert.equal(developmentServer(parseCommand(text)!), undefined, text);
+  });
+
+  test('--wsgi-app naming a package\'s bin (next/dist/bin/next, which alone runs `next dev`) is refused with the command to give', async () => {
+    const error = await loadError(
+      {
+        'app/node_modules/next/package.json': JSON.stringify({ name: 'next', bin: { next: './dist/bin/next' } }),
+        'app/node_modules/next/dist/bin/next': '#!/usr/bin/env node\nthrow new Error("must not run")\n',
+        'app/node_modules/next/dist/esm/package.json': JSON.stringify({ type: 'module' }),
+      },
+      { wsgiApp: 'node_modules/next/dist/bin/next' },
+    );
+    assert.match(error.message, /is the `next` command of a package, not an app module: give the command to run, e.g. --command="next start"/);
+    // A start script that runs a development server is not run: the error says so, and other entries still count.
+    const dev = await loadError({ 'app/package.json': JSON.stringify({ scripts: { start: 'next dev --turbopack' } }) });
+    assert.match(dev.message, /"scripts\.start": `next dev --turbopack` is a development server \(it compiles on request and writes tsconfig\.json/);
+    const beside = await load({ 'app/package.json': JSON.stringify({ scripts: { start: 'vite' } }), 'app/server.mjs': 'export default { fetch: () => new Response("ok") };\n' });
+    assert.match(beside.description, /app\/server\.mjs/);
+    await assert.rejects(load({ 'app/package.json': '{}', 'app/server.mjs': '' }, { command: 'next dev' }), /--command `next dev` is a development server/);
+    const root = appFolder({ 'app/node_modules/@scope/tool/package.json': JSON.stringify({ name: '@scope/tool', bin: 'cli.js' }), 'app/node_modules/@scope/tool/cli.js': '' });
+    assert.equal(binNameOf(path.join(root, 'app/node_modules/@scope/tool/cli.js')), 'tool');
+    assert.equal(binNameOf(path.join(root, 'app/node_modules/@scope/tool/package.json')), undefined);
+  });
+});
+
+describe('fastify-cli plugins (src/loaders/fastify-plugin.ts)', () => {
+  test("create-fastify's app.js is a plugin; (req, res) listeners and Express middleware are not", () => {
+    const plugin = async function (fastify: unknown, opts: unknown) {
+      void fastify, opts;
+    };
+    assert.deepEqual(parameterNames(plugin), ['fastify', 'opts']);
+    assert.ok(isFastifyPlugin(plugin));
+    assert.ok(isFastifyPlugin(function (instance: unknown, options: unknown, done: () => void) {
+      void instance, options;
+      done();
+    }));
+    const marked = Object.assign((a: unknown, b: unknown) => void [a, b], { [Symbol.for('skip-override')]: true });
+    assert.ok(isFastifyPlugin(marked));
+    for (const listener of [(req: unknown, res: unknown) => void [req, res], async (request: unknown, reply: unknown) => void [request, reply], (req: unknown, res: unknown, next: unknown) => void [req, res, next]]) {
+      assert.equal(isFastifyPlugin(listener), false, String(listener));
+    }
+  });
+
+  test('served through the fastify next to it, as `fastify start` serves it (decorators reach the root)', async () => {
+    const fastifyEntry = createRequire(import.meta.url).resolve('fastify');
+    const app = await load({
+      'app/package.json': JSON.stringify({ main: 'app.js' }),
+      'app/node_modules/fastify/index.js': `module.exports = require(${JSON.stringify(fastifyEntry)});\n`,
+      'app/app.js':
+        "'use strict'\nmodule.exports = async function (fastify, opts) {\n  fastify.decorate('greeting', 'hi')\n  fastify.register(async (child) => { child.get('/', async () => ({ greeting: child.greeting })) })\n}\nmodule.exports.options = {}\n",
+    });
+    assert.equal(app.kind, 'node');
+    assert.match(app.description, /fastify-cli plugin/);
+    assert.deepEqual(await viaNode(app.app), { status: 200, body: '{"greeting":"hi"}' });
+  });
+});
+
+describe('the worker runs in app/ (src/worker/app-cwd.ts)', () => {
+  test('relative ipc:// endpoints are anchored to the app folder before the cwd moves', () => {
+    assert.equal(anchorEndpoint('ipc://run/m2.sock', '/srv/site'), 'ipc:///srv/site/run/m2.sock');
+    assert.equal(anchorEndpoint('ipc://run/m2.sock', '/'), 'ipc:///run/m2.sock');
+    assert.equal(anchorEndpoint('ipc:///tmp/m2.sock', '/srv/site'), 'ipc:///tmp/m2.sock');
+    assert.equal(anchorEndpoint('tcp://127.0.0.1:9997', '/srv/site'), 'tcp://127.0.0.1:9997');
   });
 });
 

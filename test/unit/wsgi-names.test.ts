@@ -105,6 +105,14 @@ test('loadWsgi: --wsgi-app, Django detection, wsgi.py, --django forcing, JS apps
   assert.equal(spec.entry, undefined);
   assert.deepEqual(spec.envs, { A: 'b' });
   assert.match(loaded?.description ?? '', /Django project proj\.settings/);
+  assert.equal(spec.cwd, t.appDir);
+  t.cleanup();
+
+  // A project one folder down: importable from its folder, but run in app/ (gunicorn --chdir app).
+  t = tempApp({ 'site/manage.py': "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'proj.settings')", 'site/proj/settings.py': '', 'site/proj/urls.py': '' });
+  const down = (await loadWsgi(settings(t.appPath), logger))?.app as WsgiSpec;
+  assert.deepEqual(down.sysPath, [path.join(t.appDir, 'site'), t.appDir]);
+  assert.equal(down.cwd, t.appDir);
   t.cleanup();
 
   t = tempApp({ 'server.js': 'export default () => new Response("x")' });
