@@ -24,3 +24,27 @@ export function isDisconnectFrame(frame: Buffer): boolean {
   for (; i < n && spaces < 2; i++) if (frame[i] === 0x20) spaces++;
   return spaces === 2 && frame[i] === 0x40 /* @ */ && frame[i + 1] === 0x2a /* * */ && frame[i + 2] === 0x20;
 }
+
+/**
+ * Is this a message about a connection rather than a request on it? True when the path starts with
+ * `@`: mongrel2's control messages (`@*`: disconnects, download credits) and JSON/XML socket
+ * messages (`@route`). An HTTP request's path always starts with `/`. (WebSocket frames and upload
+ * starts are not requests either, but only their headers say so: the worker reports them as
+ * handled, 'N', and the table learns it then.)
+ */
+export function isControlFrame(frame: Buffer): boolean {
+  const n = frame.length;
+  let spaces = 0;
+  let i = 0;
+  for (; i < n && spaces < 2; i++) if (frame[i] === 0x20) spaces++;
+  return spaces === 2 && frame[i] === 0x40 /* @ */;
+}
+
+/**
+ * A disconnect message for `connId`, as mongrel2 writes it in JSON mode (the worker's parser reads
+ * both header formats): the master sends it to a worker to cancel a request it answered 504 itself
+ * (the worker stops it as when the client leaves: an ASGI task is cancelled).
+ */
+export function disconnectFrame(sender: string, connId: number): Buffer {
+  return Buffer.from(`${sender} ${connId} @* 17:{"METHOD":"JSON"},21:{"type":"disconnect"},`, 'latin1');
+}

@@ -143,24 +143,24 @@ export function startWorker(options: WorkerOptions): Worker {
         return uploadStart(message, server);
       case 'credits':
         credits.grant(connectionKey(server, message.connId), message);
-        return messageDone(server, message.connId);
+        return controlDone(server, message.connId);
       case 'websocket-handshake':
         // Served like a request (the gateway answers 101 or refuses); frames then go to websockets.
         return enqueue(message, undefined, server);
       case 'websocket-frame':
         websockets.frame(message, server);
-        return messageDone(server, message.connId);
+        return controlDone(server, message.connId);
       case 'disconnect':
         websockets.disconnect(server, message.connId);
         disconnect(server, message.connId);
-        return messageDone(server, message.connId);
+        return controlDone(server, message.connId);
       case 'upload-stream':
         refuseStreamingUpload(message, server);
-        return messageDone(server, message.connId);
+        return controlDone(server, message.connId);
       default:
         // JSON and XML socket messages: no HTTP client is waiting for an answer.
         logger.debug('ignored mongrel2 message', { kind: message.kind, conn: message.connId });
-        return messageDone(server, message.connId);
+        return controlDone(server, message.connId);
     }
   }
 
@@ -183,12 +183,19 @@ export function startWorker(options: WorkerOptions): Worker {
     } catch {
       // Not even the connection id is readable; the credit still goes back.
     }
-    messageDone(server, connId);
+    controlDone(server, connId);
   }
 
+  /** A request is done (its response ended, or it was dropped unserved). */
   function messageDone(server: number, connId: number): void {
     inFlight.done();
     source.finished(server, connId);
+  }
+
+  /** A message that is not a request is handled: the master must not take it for one (no 504, no 502). */
+  function controlDone(server: number, connId: number): void {
+    inFlight.done();
+    source.handled(server, connId);
   }
 
   /** Async upload began (protocol notes §4): remember the file so a disconnect can remove it. */
@@ -203,13 +210,13 @@ export function startWorker(options: WorkerOptions): Worker {
         return enqueue(message, undefined, server);
       case 'ignore':
         logger.warn('ignored an upload-start outside the mongrel2 chroot', { conn: message.connId, start: decision.reported });
-        return messageDone(server, message.connId);
+        return controlDone(server, message.connId);
       case 'track': {
         const key = connectionKey(server, message.connId);
         credits.noteRequest(key, message, server);
         uploads.started(key, decision.file);
         logger.debug('upload started', { conn: message.connId, file: decision.file });
-        return messageDone(server, message.connId);
+        return controlDone(server, message.connId);
       }
     }
   }
