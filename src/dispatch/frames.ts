@@ -40,11 +40,23 @@ export function isControlFrame(frame: Buffer): boolean {
   return spaces === 2 && frame[i] === 0x40 /* @ */;
 }
 
+const TIMEOUT_BODY = Buffer.from('{"type":"disconnect","wsgid":"timeout"}', 'latin1');
+
 /**
- * A disconnect message for `connId`, as mongrel2 writes it in JSON mode (the worker's parser reads
- * both header formats): the master sends it to a worker to cancel a request it answered 504 itself
- * (the worker stops it as when the client leaves: an ASGI task is cancelled).
+ * The disconnect message the master sends a worker to cancel a request it answered 504 itself
+ * (--timeout): JSON headers as mongrel2 writes them (the worker's parser reads both formats), and a
+ * body that says why. The worker stops the request as when the client leaves, with a TimeoutError
+ * as the reason (an ASGI task is cancelled).
  */
-export function disconnectFrame(sender: string, connId: number): Buffer {
-  return Buffer.from(`${sender} ${connId} @* 17:{"METHOD":"JSON"},21:{"type":"disconnect"},`, 'latin1');
+export function timeoutCancelFrame(sender: string, connId: number): Buffer {
+  return Buffer.concat([
+    Buffer.from(`${sender} ${connId} @* 17:{"METHOD":"JSON"},${TIMEOUT_BODY.length}:`, 'latin1'),
+    TIMEOUT_BODY,
+    Buffer.from(',', 'latin1'),
+  ]);
+}
+
+/** Is this disconnect message's body the master's timeout cancel (timeoutCancelFrame)? */
+export function isTimeoutCancel(body: Buffer): boolean {
+  return body.equals(TIMEOUT_BODY);
 }

@@ -32,7 +32,7 @@
  *   NO_WORKER_WAIT_MS (refuseWaiting, asked by the caller).
  */
 import { peekConnection, ProtocolError } from '../protocol/index.js';
-import { disconnectFrame, isControlFrame, isDisconnectFrame } from './frames.js';
+import { isControlFrame, isDisconnectFrame, timeoutCancelFrame } from './frames.js';
 
 /** What the table asks its owner to do. */
 export interface DispatchSink {
@@ -833,7 +833,7 @@ export class DispatchTable {
       w.inFlight++;
       conn.outstanding++;
       conn.controls++;
-      this.sink.forward(w, conn.server, disconnectFrame(conn.sender, conn.connId));
+      this.sink.forward(w, conn.server, timeoutCancelFrame(conn.sender, conn.connId));
     }
     return culprits;
   }

@@ -30,6 +30,7 @@ import { ConnectionReply, UNPACED_WARN_BYTES, type ReplyHooks } from './reply.js
 import type { RequestSource } from './source.js';
 import { judgeUploadDone, judgeUploadStart, Uploads } from './uploads.js';
 import { WebSocketConnections } from './websocket.js';
+import { isTimeoutCancel } from '../dispatch/frames.js';
 
 /** One finished request, for the access log. */
 export interface CompletedRequest {
@@ -152,7 +153,7 @@ export function startWorker(options: WorkerOptions): Worker {
         return controlDone(server, message.connId);
       case 'disconnect':
         websockets.disconnect(server, message.connId);
-        disconnect(server, message.connId);
+        disconnect(server, message.connId, isTimeoutCancel(message.body));
         return controlDone(server, message.connId);
       case 'upload-stream':
         refuseStreamingUpload(message, server);
@@ -355,14 +356,22 @@ export function startWorker(options: WorkerOptions): Worker {
     });
     const next = connections.next(key);
     if (next !== undefined) serve(key, next, server);
-    // Report it done once its reply has left our own queue (normally at once, or within this
-    // turn): the master takes 'D' for "sent" when this worker dies later (docs/INTERNALS.md).
+    // Report it done once its reply has left our own queues (normally at once, or within this
+    // turn; with download credits, once its tail got the credit it waited for): the master takes
+    // 'D' for "sent" when this worker dies later, and a draining worker exits once all is done
+    // (docs/INTERNALS.md).
     const socket = sockets[server];
-    if (socket === undefined) messageDone(server, message.connId);
-    else socket.whenHandedOver(() => messageDone(server, message.connId));
+    const report = (): void => {
+      if (socket === undefined) messageDone(server, message.connId);
+      else socket.whenHandedOver(() => messageDone(server, message.connId));
+    };
+    const flow = credits.get(key);
+    if (flow === undefined) report();
+    else flow.whenSent(report);
   }
 
-  function disconnect(server: number, connId: number): void {
+  /** The client left, or (`timedOut`) the master answered 504 and cancels the request. */
+  function disconnect(server: number, connId: number, timedOut = false): void {
     const key = connectionKey(server, connId);
     credits.disconnected(key);
     uploads.disconnected(key);
@@ -370,7 +379,9 @@ export function startWorker(options: WorkerOptions): Worker {
       if (queued.bodyFile !== undefined) uploads.discardUnserved(queued.bodyFile);
       messageDone(server, connId);
     }
-    connections.active(key)?.abort(new Error('client disconnected'));
+    // A TimeoutError (DOMException), as AbortSignal.timeout() gives: gateways and apps can tell.
+    const reason = timedOut ? new DOMException('the request timed out (--timeout): the master answered 504', 'TimeoutError') : new Error('client disconnected');
+    connections.active(key)?.abort(reason);
   }
 
   /** The graceful timeout ran out: close every connection still being served, and stop waiting. */

@@ -5,7 +5,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { DispatchTable, type AnswerStatus, type DispatchSink, type WorkerSlot } from '../../src/dispatch/table.js';
-import { disconnectFrame, isControlFrame, isDisconnectFrame } from '../../src/dispatch/frames.js';
+import { isControlFrame, isDisconnectFrame, isTimeoutCancel, timeoutCancelFrame } from '../../src/dispatch/frames.js';
 import { parseMessage } from '../../src/protocol/index.js';
 import {
   CONTROL_END,
@@ -402,7 +402,7 @@ describe('dispatch table', () => {
     assert.deepEqual(sink.take(), [
       { kind: 'answer', server: 0, connId: 1, status: 504 },
       // Its worker is told to cancel it, as if the client had left.
-      { kind: 'forward', worker: w1, server: 0, frame: disconnectFrame(SENDER, 1).toString('latin1') },
+      { kind: 'forward', worker: w1, server: 0, frame: timeoutCancelFrame(SENDER, 1).toString('latin1') },
     ]);
     assert.equal(table.counters.answered504, 1);
     // Started ones never time out.
@@ -671,11 +671,13 @@ describe('control messages are not requests (issue 19)', () => {
     assert.equal(isControlFrame(disconnect(3)), true);
     assert.equal(isControlFrame(req(3)), false);
     assert.equal(isDisconnectFrame(credits(3)), false);
-    const frame = disconnectFrame(SENDER, 42);
-    assert.equal(isDisconnectFrame(frame), true);
+    const frame = timeoutCancelFrame(SENDER, 42);
+    assert.equal(isControlFrame(frame), true);
     const message = parseMessage(frame);
-    assert.equal(message.kind, 'disconnect');
+    assert.equal(message.kind, 'disconnect', "the worker's parser takes it for a disconnect");
     assert.equal(message.connId, 42);
+    assert.equal(isTimeoutCancel(message.body), true);
+    assert.equal(isTimeoutCancel(parseMessage(disconnect(42)).body), false, "mongrel2's own is not");
     assert.equal(parseMessage(credits(3)).kind, 'credits');
   });
 
