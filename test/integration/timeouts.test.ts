@@ -160,10 +160,10 @@ describe('--timeout=2 and a hung request (ASGI, one worker): the task is cancell
     assert.equal(await ws.roundTrip('one'), 'echo one');
     const hung = await request(`${m2.baseUrl}/hang`, { timeoutMs: 30_000 });
     assert.equal(hung.status, 504);
-    await eventually('the hung task to be cancelled', async () => (await state()).cancelled === before.cancelled + 1, 20_000);
     // The old master SIGKILLed the worker within 5 s of the 504: 40 ticks take at least 8 s.
     await moreTicks(events, 40);
     assert.equal(await ws.roundTrip('two'), 'echo two');
+    await eventually('the hung task to be cancelled', async () => (await state()).cancelled === before.cancelled + 1, 20_000);
     assert.equal((await state()).pid, before.pid, 'the same Python process (worker kept)');
     assert.doesNotMatch(wsgid.output(), /replacing|SIGKILL/);
     events.destroy();
@@ -192,9 +192,9 @@ describe('--timeout=2 and a hung request (WSGI --threads=4, one worker): replace
     await events.waitFor(/data: tick 1\n/, 20_000);
     const hung = await request(`${m2.baseUrl}/hang`, { timeoutMs: 30_000 });
     assert.equal(hung.status, 504);
-    await wsgid.waitForOutput(/still running after it was cancelled .*replacing its worker gracefully/, 20_000);
     // The old master SIGKILLed the worker within 5 s of the 504: 40 ticks take at least 8 s.
     await moreTicks(events, 40);
+    await wsgid.waitForOutput(/still running after it was cancelled .*replacing its worker gracefully/, 20_000);
     const next = await eventually('a request served by the replacement', async () => {
       const pid = Number((await request(`${m2.baseUrl}/pid`, { timeoutMs: 20_000 })).text);
       return pid !== oldPid && pid > 0 ? pid : 0;
