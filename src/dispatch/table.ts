@@ -755,9 +755,9 @@ export class DispatchTable {
     for (const conn of this.conns.values()) {
       if (conn.worker !== w) continue;
       this.forget(conn);
-      // Nothing a client waits for (control messages only), or answered already (504): a recent
-      // reply on it is judged below.
-      if (requestsOf(conn) === 0 || conn.closed) continue;
+      // Nothing a client waits for (control messages only, the client gone), or answered already
+      // (504): a recent reply on it is judged below.
+      if (requestsOf(conn) === 0 || conn.closed || conn.released) continue;
       answered.add(conn.key);
       if (conn.started > 0) this.close(conn);
       else this.answer502(conn);
@@ -779,7 +779,8 @@ export class DispatchTable {
     w.recentDone.clear();
     const parked = w.pending.splice(0);
     this.unparked(parked);
-    const again = parked.filter((q) => !answered.has(q.key) && !q.disconnect);
+    // Control messages go with it: the responses they were about are gone.
+    const again = parked.filter((q) => !answered.has(q.key) && !q.control);
     for (const q of again) q.queuedAt ??= now;
     // Back to the front of their server's line, in their order.
     const byServer = new Map<number, Queued[]>();

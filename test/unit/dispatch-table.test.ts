@@ -801,6 +801,19 @@ describe('control messages are not requests (issue 19)', () => {
     assert.deepEqual(sink.take(), [{ kind: 'overflow' }, { kind: 'answer', server: 0, connId: 3, status: 503 }]);
   });
 
+  test('worker gone: a connection whose client left gets nothing; credits parked for it are not re-routed', () => {
+    const { table, sink } = setup([1, 5]);
+    table.dispatch(0, req(1, '/stream'), 0); // w2 (more credit)
+    table.report(2, records([REPORT_STARTED, 0, 1], [REPORT_CREDIT, 0, 0]), 0);
+    table.workers.get(2)!.credit = 0; // no credit: what comes for conn 1 is parked
+    table.dispatch(0, credits(1), 1);
+    table.dispatch(0, disconnect(1), 2);
+    sink.take();
+    table.workerGone(2, 3, 0);
+    assert.deepEqual(sink.take(), [], 'no answer, nothing forwarded to w1');
+    assert.equal(table.queued, 0);
+  });
+
   test('no worker serving: messages waiting NO_WORKER_WAIT_MS get a 503, younger ones wait on', () => {
     const { table, sink } = setup([]);
     table.addWorker(1); // booting: not connected
