@@ -20,6 +20,7 @@ import type { Settings } from '../config/settings.js';
 import { parseSize } from '../config/options.js';
 import { openReplySockets, type ReplySocket } from '../transport/reply-socket.js';
 import type { EndpointMonitor } from '../transport/endpoint-monitor.js';
+import { isTimeoutCancel } from '../dispatch/frames.js';
 import { ActiveRequest } from './active-request.js';
 import { createBroadcaster } from './broadcaster.js';
 import { connectionKey, ConnectionQueues, type QueuedMessage } from './connections.js';
@@ -30,7 +31,6 @@ import { ConnectionReply, UNPACED_WARN_BYTES, type ReplyHooks } from './reply.js
 import type { RequestSource } from './source.js';
 import { judgeUploadDone, judgeUploadStart, Uploads } from './uploads.js';
 import { WebSocketConnections } from './websocket.js';
-import { isTimeoutCancel } from '../dispatch/frames.js';
 
 /** One finished request, for the access log. */
 export interface CompletedRequest {
