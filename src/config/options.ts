@@ -310,7 +310,11 @@ export const OPTIONS: OptionTable = {
     default: 30,
     commands: START,
     metavar: 'SECONDS',
-    help: 'A request not answered within this time gets a 504 and its worker is replaced. 0 disables.',
+    help:
+      'A request whose response has not started (head sent) within this time gets a 504 and is cancelled in its worker ' +
+      '(an ASGI task is cancelled; a WSGI thread cannot be, so that worker is replaced gracefully); a response that has ' +
+      'started is never cut, however long it streams. Not gunicorn\'s worker-silence timeout: a worker whose event loop ' +
+      'is blocked (no heartbeat for this long, at least 2 s) is killed and replaced. 0 disables.',
     check: atLeast(0),
   },
   bootTimeout: {

@@ -15,12 +15,24 @@
  *   in turn (bounded per server: beyond its share of `maxQueued` the client
  *   gets a 503 and a close);
  * - a disconnect goes to the holder, then the connection is forgotten (once nothing is in flight);
+ * - control messages (path `@…`: credits, disconnects; and those the worker reports 'N' for:
+ *   WebSocket frames, upload starts) are not requests: they never start a timeout clock, never
+ *   get a 50x, never count as a started or ended response; they are never refused, and those for
+ *   a connection a draining worker still serves go on reaching it (its stream needs the credits);
+ * - once a response has started on a connection, the master never writes a head on it (a 502 or
+ *   503 would land inside the body): it closes it instead;
  * - worker gone → each of its connections with a not-yet-started response gets 502 + close,
  *   started ones just a close;
- * - not started within the timeout → 504 + close, and the caller replaces the worker.
+ * - a request whose response has not started within the timeout (its clock runs from when it
+ *   became the head of its connection's line) → 504 + close, and the worker is sent a disconnect
+ *   for it (it cancels the request as when the client leaves); a response that started is never
+ *   timed out. A cancelled request still running CANCEL_GRACE_MS later is reported by stuck()
+ *   (the caller replaces that worker gracefully: a WSGI thread cannot be stopped);
+ * - while no worker serves (crash loop), messages waiting in the master get a 503 after
+ *   NO_WORKER_WAIT_MS (refuseWaiting, asked by the caller).
  */
 import { peekConnection, ProtocolError } from '../protocol/index.js';
-import { isDisconnectFrame } from './frames.js';
+import { isControlFrame, isDisconnectFrame, timeoutCancelFrame } from './frames.js';
 
 /** What the table asks its owner to do. */
 export interface DispatchSink {
@@ -94,12 +106,18 @@ export interface Conn {
   readonly connId: number;
   readonly sender: string;
   worker: WorkerSlot;
-  /** Forwarded, not reported done. */
+  /** Forwarded, not reported done (requests and control messages). */
   outstanding: number;
-  /** Of those, responses started. */
+  /** Of those, control messages known as such when forwarded (path `@…`). */
+  controls: number;
+  /** Of the requests, responses started (at most one at a time: a worker serves a connection in order). */
   started: number;
-  /** When the oldest not-started message became the head of this connection's line (ms). */
+  /** When the first request in flight became the head of this connection's line (ms). */
   since: number;
+  /** When the master answered it 504 and sent its worker a cancel (0: never). */
+  cancelledAt: number;
+  /** stuck() named its worker already. */
+  stuckReported: boolean;
   /** Last forward or report (ms), for the idle sweep. */
   lastActive: number;
   /** mongrel2 said the client is gone: forget it once nothing is in flight. */
@@ -120,6 +138,8 @@ export interface Queued {
   readonly sender: string;
   readonly connId: number;
   readonly disconnect: boolean;
+  /** A control message (path `@…`, disconnects included): not a request. */
+  readonly control: boolean;
   /** When it began to wait in the master's FIFO (ms), for the hold limit (HOLD_MS). */
   queuedAt?: number;
 }
@@ -183,6 +203,24 @@ export const STALL_MS = 50;
  * full and starve new connections.
  */
 export const HOLD_MS = 50;
+
+/**
+ * A request the master answered 504 and cancelled (a disconnect to its worker) that is still
+ * running this much later cannot be stopped (a WSGI thread): stuck() names its worker. An ASGI task
+ * or a JavaScript handler ends at once.
+ */
+export const CANCEL_GRACE_MS = 2000;
+
+/**
+ * While no worker serves (all crashed, backing off), a message waits in the master at most this
+ * long, then gets a 503 (refuseWaiting): a client should not sit through a crash loop's backoff.
+ */
+export const NO_WORKER_WAIT_MS = 3000;
+
+/** Requests in flight on a connection (control messages known as such left out). */
+function requestsOf(conn: Conn): number {
+  return conn.outstanding - conn.controls;
+}
 
 const KEY_SERVER = 4294967296; // 2^32: key = server * 2^32 + connId, exact in a double
 
@@ -296,8 +334,9 @@ export class DispatchTable {
       return;
     }
     const key = server * KEY_SERVER + connId;
-    const disconnect = isDisconnectFrame(frame);
-    this.route({ server, frame, key, sender, connId, disconnect }, now);
+    const control = isControlFrame(frame);
+    const disconnect = control && isDisconnectFrame(frame);
+    this.route({ server, frame, key, sender, connId, disconnect, control }, now);
   }
 
   /** `chosen`: the worker the queue's drain just picked for `q` (best() is not asked twice). */
@@ -305,6 +344,13 @@ export class DispatchTable {
     const conn = this.conns.get(q.key);
     if (conn !== undefined) {
       const w = conn.worker;
+      if (q.control && w.draining && requestsOf(conn) > 0) {
+        // It still serves this connection: a stream needs its credits, a request its client's
+        // disconnect. (The end marker went out; the worker still reads control messages.)
+        if (q.disconnect) conn.released = true;
+        this.send(w, conn, q, now);
+        return;
+      }
       if (q.disconnect) {
         conn.released = true;
         if (w.draining) {
@@ -350,8 +396,11 @@ export class DispatchTable {
       sender: q.sender,
       worker: best,
       outstanding: 0,
+      controls: 0,
       started: 0,
       since: now,
+      cancelledAt: 0,
+      stuckReported: false,
       lastActive: now,
       released: false,
       closed: false,
@@ -416,10 +465,13 @@ export class DispatchTable {
     w.forwarded++;
     this.counters.forwarded++;
 
-    if (conn.outstanding === conn.started) conn.since = now; // becomes the head of the line
+    if (q.control) conn.controls++;
+    else {
+      if (requestsOf(conn) === 0) conn.since = now; // becomes the head of the line
+      conn.lastFrame = q.frame;
+    }
     conn.outstanding++;
     conn.lastActive = now;
-    if (!q.disconnect) conn.lastFrame = q.frame;
     this.sink.forward(w, q.server, q.frame);
     if (w.forwarded === w.retireAt) this.sink.retireLimit(w); // after the forward: it may drain w
   }
@@ -434,7 +486,9 @@ export class DispatchTable {
   }
 
   private park(w: WorkerSlot, q: Queued): void {
-    if (this.full(q.server)) {
+    // A control message is never refused (a stream waits for its credits); they are bounded by
+    // what the connections they belong to do.
+    if (!q.control && this.full(q.server)) {
       this.refuse(q);
       return;
     }
@@ -451,7 +505,7 @@ export class DispatchTable {
   }
 
   private enqueue(q: Queued, now: number): void {
-    if (this.full(q.server)) {
+    if (!q.control && this.full(q.server)) {
       this.refuse(q);
       return;
     }
@@ -480,9 +534,16 @@ export class DispatchTable {
   }
 
   private refuse(q: Queued): void {
-    if (q.disconnect) return;
-    this.counters.answered503++;
+    if (q.control) return;
     this.sink.overflow(this.queued);
+    const conn = this.conns.get(q.key);
+    if (conn !== undefined && !conn.closed && requestsOf(conn) > 0) {
+      // Responses are (or will be) written on it: a 503 head could land inside one. Close it.
+      this.close(conn);
+      return;
+    }
+    if (conn?.closed === true) return;
+    this.counters.answered503++;
     this.sink.answer(q.server, q.sender, q.connId, 503, q.frame);
   }
 
@@ -519,12 +580,32 @@ export class DispatchTable {
         credited = true;
         const conn = this.conns.get(records[o + 1]! * KEY_SERVER + value);
         if (conn !== undefined && conn.worker === w && conn.outstanding > 0) {
-          const headWasUnstarted = conn.started === 0;
-          if (conn.started > 0) conn.started--;
+          // Requests on a connection end in order: this is the head's.
+          if (requestsOf(conn) > 0) {
+            if (conn.started > 0) conn.started--;
+          } else conn.controls--;
           conn.outstanding--;
           conn.lastActive = now;
           w.recentDone.set(conn, now);
-          if (headWasUnstarted && conn.outstanding > conn.started) conn.since = now;
+          if (conn.started === 0 && requestsOf(conn) > 0) conn.since = now; // the next one is the head now
+          if (conn.outstanding === 0) {
+            conn.lastFrame = undefined;
+            this.settled(conn, now);
+          }
+        }
+      } else if (kind === 0x4e /* N */) {
+        // A message that was not a request is handled: no response started or ended.
+        w.credit++;
+        if (w.inFlight > 0) w.inFlight--;
+        credited = true;
+        const conn = this.conns.get(records[o + 1]! * KEY_SERVER + value);
+        if (conn !== undefined && conn.worker === w && conn.outstanding > 0) {
+          conn.outstanding--;
+          if (conn.controls > 0) conn.controls--;
+          // One the table took for a request (a WebSocket frame, an upload start): if it was the
+          // head, the next request is the head now.
+          else if (conn.started === 0 && requestsOf(conn) > 0) conn.since = now;
+          conn.lastActive = now;
           if (conn.outstanding === 0) {
             conn.lastFrame = undefined;
             this.settled(conn, now);
@@ -532,10 +613,9 @@ export class DispatchTable {
         }
       } else if (kind === 0x53 /* S */) {
         const conn = this.conns.get(records[o + 1]! * KEY_SERVER + value);
-        if (conn !== undefined && conn.worker === w && conn.started < conn.outstanding) {
+        if (conn !== undefined && conn.worker === w && conn.started < requestsOf(conn)) {
           conn.started++;
           conn.lastActive = now;
-          if (conn.outstanding > conn.started) conn.since = now;
         }
       } else if (kind === 0x43 /* C */) {
         w.credit += value;
@@ -675,7 +755,9 @@ export class DispatchTable {
     for (const conn of this.conns.values()) {
       if (conn.worker !== w) continue;
       this.forget(conn);
-      if (conn.outstanding === 0) continue; // a recent reply on it is judged below
+      // Nothing a client waits for (control messages only, the client gone), or answered already
+      // (504): a recent reply on it is judged below.
+      if (requestsOf(conn) === 0 || conn.closed || conn.released) continue;
       answered.add(conn.key);
       if (conn.started > 0) this.close(conn);
       else this.answer502(conn);
@@ -697,7 +779,8 @@ export class DispatchTable {
     w.recentDone.clear();
     const parked = w.pending.splice(0);
     this.unparked(parked);
-    const again = parked.filter((q) => !answered.has(q.key) && !q.disconnect);
+    // Control messages go with it: the responses they were about are gone.
+    const again = parked.filter((q) => !answered.has(q.key) && !q.control);
     for (const q of again) q.queuedAt ??= now;
     // Back to the front of their server's line, in their order.
     const byServer = new Map<number, Queued[]>();
@@ -727,27 +810,85 @@ export class DispatchTable {
   }
 
   /**
-   * Answer 504 to every connection whose head message has not started within `timeoutMs`, and
-   * return the workers that held them (to be replaced).
+   * Answer 504 + close to every connection whose head request has not started its response within
+   * `timeoutMs` (a response that started is never timed out: it may stream for hours), and send
+   * its worker a disconnect for it, which cancels the request there (the worker stays: it serves
+   * others). Returns the workers that held them. The connection stays in the table, closed, until
+   * the worker reports the request done (see stuck()).
    */
   expire(now: number, timeoutMs: number): Set<number> {
     const culprits = new Set<number>();
     if (timeoutMs <= 0) return culprits;
     for (const conn of this.conns.values()) {
-      if (conn.outstanding > conn.started && now - conn.since >= timeoutMs) {
-        // A response that began on this connection earlier may still be streaming: a 504 would
-        // corrupt it; close instead.
-        if (conn.started > 0) this.close(conn);
-        else {
-          conn.closed = true;
-          this.counters.answered504++;
-          this.sink.answer(conn.server, conn.sender, conn.connId, 504, conn.lastFrame, conn.since);
-        }
-        this.forget(conn);
-        culprits.add(conn.worker.id);
-      }
+      if (conn.closed || conn.started > 0 || requestsOf(conn) === 0 || now - conn.since < timeoutMs) continue;
+      conn.closed = true;
+      conn.released = true; // forgotten once the worker is done with it
+      conn.cancelledAt = now;
+      this.counters.answered504++;
+      this.sink.answer(conn.server, conn.sender, conn.connId, 504, conn.lastFrame, conn.since);
+      const w = conn.worker;
+      culprits.add(w.id);
+      if (!w.accepting) continue; // draining: it is stopped anyway
+      // Beyond its credit if need be: it handles a disconnect at once and returns the credit ('N').
+      w.credit--;
+      w.inFlight++;
+      conn.outstanding++;
+      conn.controls++;
+      this.sink.forward(w, conn.server, timeoutCancelFrame(conn.sender, conn.connId));
     }
     return culprits;
+  }
+
+  /**
+   * Workers with a request cancelled by expire() at least `graceMs` ago that is still running
+   * (each named once): it cannot be stopped (a WSGI thread), so the caller replaces the worker
+   * gracefully.
+   */
+  stuck(now: number, graceMs = CANCEL_GRACE_MS): Set<number> {
+    const workers = new Set<number>();
+    for (const conn of this.conns.values()) {
+      if (conn.cancelledAt === 0 || conn.stuckReported || requestsOf(conn) === 0 || now - conn.cancelledAt < graceMs) continue;
+      conn.stuckReported = true;
+      workers.add(conn.worker.id);
+    }
+    return workers;
+  }
+
+  /** Does any worker take messages? (Draining or not yet connected ones do not.) */
+  get serving(): boolean {
+    for (const w of this.workers.values()) if (w.accepting) return true;
+    return false;
+  }
+
+  /**
+   * No worker can serve (the caller says so: all crashed, backing off): messages that waited in
+   * the master for `maxWaitMs` get a 503 + close. Returns how many.
+   */
+  refuseWaiting(now: number, maxWaitMs = NO_WORKER_WAIT_MS): number {
+    let n = 0;
+    for (let server = 0; server < this.waiting.length; server++) {
+      const fifo = this.waiting[server];
+      if (fifo === undefined || fifo.length === 0) continue;
+      const keep: Queued[] = [];
+      const refused: Queued[] = [];
+      for (let q = fifo.shift(); q !== undefined; q = fifo.shift()) {
+        (now - (q.queuedAt ?? now) >= maxWaitMs ? refused : keep).push(q);
+      }
+      this.waitingCount -= refused.length + keep.length;
+      this.counted(server, -(refused.length + keep.length));
+      if (keep.length > 0) {
+        fifo.unshiftAll(keep);
+        this.waitingCount += keep.length;
+        this.counted(server, keep.length);
+      }
+      for (const q of refused) {
+        if (q.control) continue;
+        n++;
+        this.counters.answered503++;
+        this.sink.answer(q.server, q.sender, q.connId, 503, q.frame, q.queuedAt);
+      }
+    }
+    return n;
   }
 
   /** Forget connections idle (nothing in flight) for `idleMs`: their disconnect never came. */

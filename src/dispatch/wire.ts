@@ -12,7 +12,11 @@
  *   - 'H' (server 0) value = worker id: hello, the first record on the connection;
  *   - 'C' (server 0) value = credits granted (initial or extra);
  *   - 'S' server, connId: a response began on that connection (head published: no 504 any more);
- *   - 'D' server, connId: one forwarded message on that connection is fully handled (+1 credit);
+ *   - 'D' server, connId: one forwarded request on that connection is fully handled (+1 credit);
+ *   - 'N' server, connId: one forwarded message that is not a request (download credits, a
+ *     disconnect, a WebSocket frame, an upload start, a JSON socket message) is handled (+1
+ *     credit): it started no response and ended none, so the master's per-connection count of
+ *     started responses is untouched;
  *   - 'P' (server 0, value 0): the worker pauses (stops taking work); the master answers 'E'.
  *   - 'K' (server 0) value = requests it can run at once (its capacity; sent before its first
  *     credit by workers whose app has a bound, e.g. WSGI --threads; none = no bound);
@@ -28,6 +32,7 @@ export const REPORT_HELLO = 0x48; // 'H'
 export const REPORT_CREDIT = 0x43; // 'C'
 export const REPORT_STARTED = 0x53; // 'S'
 export const REPORT_DONE = 0x44; // 'D'
+export const REPORT_HANDLED = 0x4e; // 'N'
 export const REPORT_PAUSE = 0x50; // 'P'
 export const REPORT_CAPACITY = 0x4b; // 'K'
 export const REPORT_WAITING = 0x57; // 'W'

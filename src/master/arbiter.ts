@@ -307,12 +307,18 @@ export class Arbiter {
     }
   }
 
-  /** Timeouts: the table answers 504s and names the culprits; the pool decides the rest. */
+  /**
+   * Timeouts: the table answers 504s and cancels those requests at their workers; the workers of
+   * cancelled requests still running are named (stuck) and the pool decides the rest. While no
+   * worker serves, what waits in the master gets a 503 after NO_WORKER_WAIT_MS.
+   */
   private murder(): void {
     const now = Date.now();
     const { timeout } = this.settings;
-    const timedOut = timeout > 0 ? this.dispatcher.table.expire(now, timeout * 1000) : [];
-    this.apply(this.pool.murder(now, timedOut));
+    const table = this.dispatcher.table;
+    if (timeout > 0) table.expire(now, timeout * 1000);
+    this.apply(this.pool.murder(now, table.stuck(now)));
+    if (this.pool.refusesWaiting) table.refuseWaiting(now);
     if (now - this.lastSweep >= SWEEP_EVERY_MS) {
       this.lastSweep = now;
       this.dispatcher.table.sweep(now, CONN_IDLE_MS);

@@ -466,15 +466,27 @@ export class WorkerPool {
   // ------------------------------------------------------------------ verbs (each tick)
 
   /**
-   * Timeouts: workers whose request the table expired (`timedOut`, 504s sent), silent workers,
-   * boots too slow (SIGTERM once, SIGKILL after BOOT_KILL_GRACE_MS), overdue stops (SIGKILL).
+   * Timeouts: workers running a request that timed out and could not be cancelled (`stuck`: the
+   * table answered it 504 and sent the cancel; a WSGI thread cannot be stopped) are replaced
+   * gracefully, their other requests finishing; silent workers (event loop blocked) are aborted;
+   * boots too slow get SIGTERM once, SIGKILL after BOOT_KILL_GRACE_MS; overdue stops SIGKILL.
+   * A timed-out request alone never kills its worker: the others it serves live on.
    */
-  murder(now: number, timedOut: Iterable<number> = []): PoolAction[] {
+  murder(now: number, stuck: Iterable<number> = []): PoolAction[] {
     const actions: PoolAction[] = [];
     const { timeoutMs, bootTimeoutMs } = this.options;
-    for (const id of timedOut) {
+    for (const id of stuck) {
       const w = this.live.get(id);
-      if (w) actions.push(...this.abort(w, `a request was not answered within ${timeoutMs / 1000} s`, now));
+      if (!w || w.retiring || w.state !== 'serving') continue;
+      w.retiring = true;
+      actions.push(
+        { type: 'retire', id, bound: this.options.workerConnections },
+        note('warn', 'a request timed out and is still running after it was cancelled (a WSGI thread cannot be stopped); replacing its worker gracefully', {
+          worker: id,
+          pid: w.pid,
+          timeout: timeoutMs / 1000,
+        }),
+      );
     }
     const silence = timeoutMs > 0 ? Math.max(timeoutMs, 2000) : 30_000;
     for (const w of this.live.values()) {
@@ -501,6 +513,17 @@ export class WorkerPool {
       }
     }
     return actions;
+  }
+
+  /**
+   * No worker serves and none is about to as far as we know (past the first boot: a crash loop,
+   * boot failures, every worker gone): what waits in the master should get a 503 soon rather than
+   * wait through the backoff (table.refuseWaiting). At the first boot requests wait for it.
+   */
+  get refusesWaiting(): boolean {
+    if (this.phaseNow === 'stopping' || this.halted !== undefined) return false;
+    for (const w of this.live.values()) if (w.state === 'serving') return false;
+    return this.phaseNow === 'running' || this.crash !== undefined || this.count.bootFailures > 0;
   }
 
   /** Keep `wanted` workers serving: spawn what's missing, drain what's extra or replaced. */
@@ -617,7 +640,7 @@ export class WorkerPool {
     ];
   }
 
-  /** Timed out or stuck: no new work, SIGTERM now, SIGKILL soon. */
+  /** Stuck (no heartbeat): no new work, SIGTERM now, SIGKILL soon. */
   private abort(w: PoolWorker, reason: string, now: number): PoolAction[] {
     if (w.state === 'aborted') return [];
     this.toStopping(w, 'aborted', reason, now + Math.min(this.options.gracefulTimeoutMs, ABORT_GRACE_MAX_MS));

@@ -30,6 +30,8 @@ export class ConnectionFlow {
   closed = false;
   private queue: Entry[] = [];
   private waiters: Array<() => void> = [];
+  /** Called once the queue is empty (sent) or dropped (see whenSent). */
+  private sentWaiters: Array<() => void> = [];
   private readonly initial: number;
 
   constructor(
@@ -75,12 +77,30 @@ export class ConnectionFlow {
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
+  /**
+   * Call `fn` once everything queued so far has been sent (or dropped: the client is gone). A
+   * response whose app has finished may still wait here for credit; the worker reports it done
+   * (and may exit) only then, or its tail would be lost.
+   */
+  whenSent(fn: () => void): void {
+    if (this.closed || this.queue.length === 0) fn();
+    else this.sentWaiters.push(fn);
+  }
+
   /** The client disconnected: drop the queue, wake writers. */
   gone(): void {
     this.closed = true;
     this.queue = [];
     this.queued = 0;
     this.wake();
+    this.sent();
+  }
+
+  private sent(): void {
+    if (this.sentWaiters.length === 0) return;
+    const waiters = this.sentWaiters;
+    this.sentWaiters = [];
+    for (const fn of waiters) fn();
   }
 
   private pump(): void {
@@ -115,6 +135,7 @@ export class ConnectionFlow {
       this.socket.send(encodeReply(this.sender, this.connId, parts.length === 1 ? parts[0]! : Buffer.concat(parts, size)));
     }
     if (!this.full) this.wake();
+    if (this.queue.length === 0) this.sent();
   }
 
   private wake(): void {

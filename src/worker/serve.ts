@@ -20,6 +20,7 @@ import type { Settings } from '../config/settings.js';
 import { parseSize } from '../config/options.js';
 import { openReplySockets, type ReplySocket } from '../transport/reply-socket.js';
 import type { EndpointMonitor } from '../transport/endpoint-monitor.js';
+import { isTimeoutCancel } from '../dispatch/frames.js';
 import { ActiveRequest } from './active-request.js';
 import { createBroadcaster } from './broadcaster.js';
 import { connectionKey, ConnectionQueues, type QueuedMessage } from './connections.js';
@@ -143,24 +144,24 @@ export function startWorker(options: WorkerOptions): Worker {
         return uploadStart(message, server);
       case 'credits':
         credits.grant(connectionKey(server, message.connId), message);
-        return messageDone(server, message.connId);
+        return controlDone(server, message.connId);
       case 'websocket-handshake':
         // Served like a request (the gateway answers 101 or refuses); frames then go to websockets.
         return enqueue(message, undefined, server);
       case 'websocket-frame':
         websockets.frame(message, server);
-        return messageDone(server, message.connId);
+        return controlDone(server, message.connId);
       case 'disconnect':
         websockets.disconnect(server, message.connId);
-        disconnect(server, message.connId);
-        return messageDone(server, message.connId);
+        disconnect(server, message.connId, isTimeoutCancel(message.body));
+        return controlDone(server, message.connId);
       case 'upload-stream':
         refuseStreamingUpload(message, server);
-        return messageDone(server, message.connId);
+        return controlDone(server, message.connId);
       default:
         // JSON and XML socket messages: no HTTP client is waiting for an answer.
         logger.debug('ignored mongrel2 message', { kind: message.kind, conn: message.connId });
-        return messageDone(server, message.connId);
+        return controlDone(server, message.connId);
     }
   }
 
@@ -183,12 +184,19 @@ export function startWorker(options: WorkerOptions): Worker {
     } catch {
       // Not even the connection id is readable; the credit still goes back.
     }
-    messageDone(server, connId);
+    controlDone(server, connId);
   }
 
+  /** A request is done (its response ended, or it was dropped unserved). */
   function messageDone(server: number, connId: number): void {
     inFlight.done();
     source.finished(server, connId);
+  }
+
+  /** A message that is not a request is handled: the master must not take it for one (no 504, no 502). */
+  function controlDone(server: number, connId: number): void {
+    inFlight.done();
+    source.handled(server, connId);
   }
 
   /** Async upload began (protocol notes §4): remember the file so a disconnect can remove it. */
@@ -203,13 +211,13 @@ export function startWorker(options: WorkerOptions): Worker {
         return enqueue(message, undefined, server);
       case 'ignore':
         logger.warn('ignored an upload-start outside the mongrel2 chroot', { conn: message.connId, start: decision.reported });
-        return messageDone(server, message.connId);
+        return controlDone(server, message.connId);
       case 'track': {
         const key = connectionKey(server, message.connId);
         credits.noteRequest(key, message, server);
         uploads.started(key, decision.file);
         logger.debug('upload started', { conn: message.connId, file: decision.file });
-        return messageDone(server, message.connId);
+        return controlDone(server, message.connId);
       }
     }
   }
@@ -348,14 +356,22 @@ export function startWorker(options: WorkerOptions): Worker {
     });
     const next = connections.next(key);
     if (next !== undefined) serve(key, next, server);
-    // Report it done once its reply has left our own queue (normally at once, or within this
-    // turn): the master takes 'D' for "sent" when this worker dies later (docs/INTERNALS.md).
+    // Report it done once its reply has left our own queues (normally at once, or within this
+    // turn; with download credits, once its tail got the credit it waited for): the master takes
+    // 'D' for "sent" when this worker dies later, and a draining worker exits once all is done
+    // (docs/INTERNALS.md).
     const socket = sockets[server];
-    if (socket === undefined) messageDone(server, message.connId);
-    else socket.whenHandedOver(() => messageDone(server, message.connId));
+    const report = (): void => {
+      if (socket === undefined) messageDone(server, message.connId);
+      else socket.whenHandedOver(() => messageDone(server, message.connId));
+    };
+    const flow = credits.get(key);
+    if (flow === undefined) report();
+    else flow.whenSent(report);
   }
 
-  function disconnect(server: number, connId: number): void {
+  /** The client left, or (`timedOut`) the master answered 504 and cancels the request. */
+  function disconnect(server: number, connId: number, timedOut = false): void {
     const key = connectionKey(server, connId);
     credits.disconnected(key);
     uploads.disconnected(key);
@@ -363,7 +379,9 @@ export function startWorker(options: WorkerOptions): Worker {
       if (queued.bodyFile !== undefined) uploads.discardUnserved(queued.bodyFile);
       messageDone(server, connId);
     }
-    connections.active(key)?.abort(new Error('client disconnected'));
+    // A TimeoutError (DOMException), as AbortSignal.timeout() gives: gateways and apps can tell.
+    const reason = timedOut ? new DOMException('the request timed out (--timeout): the master answered 504', 'TimeoutError') : new Error('client disconnected');
+    connections.active(key)?.abort(reason);
   }
 
   /** The graceful timeout ran out: close every connection still being served, and stop waiting. */

@@ -11,8 +11,13 @@ export interface RequestSource {
   start(deliver: DeliverFn): void;
   /** The response for one delivered request on this connection has begun (its head is out). */
   started(server: number, connId: number): void;
-  /** One delivered message on this connection is fully handled (for a request: response ended). */
+  /** One delivered request on this connection is fully handled (its response ended, or it was dropped). */
   finished(server: number, connId: number): void;
+  /**
+   * One delivered message that is not a request (credits, a disconnect, a WebSocket frame, an
+   * upload start...) is handled: it neither started nor ended a response.
+   */
+  handled(server: number, connId: number): void;
   /** Stop taking new messages; already delivered ones still finish. */
   pause(): Promise<void>;
   /** Release sockets. */

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -14,6 +15,48 @@ import { startMongrel2, type Mongrel2Handle } from './mongrel2.js';
 import { REPO_ROOT, startWsgid, wsgidArgs, type WsgidProcess } from './wsgid.js';
 
 export const PUSH_APP = path.join(REPO_ROOT, 'test', 'fixtures', 'push-app', 'server.mjs');
+
+export const MB = 1024 * 1024;
+
+/** The first `length` bytes of the push app's /stream body. */
+export function pattern(length: number): Buffer {
+  const out = Buffer.allocUnsafe(length);
+  for (let i = 0; i < length; i++) out[i] = (i * 7 + 3) & 255;
+  return out;
+}
+
+/** sha256 (hex) of the push app's /stream body of `length` bytes. */
+export function patternHash(length: number): string {
+  const block = Buffer.allocUnsafe(64 * 1024);
+  for (let i = 0; i < block.length; i++) block[i] = (i * 7 + 3) & 255;
+  const hash = createHash('sha256');
+  let left = length;
+  while (left > 0) {
+    const n = Math.min(left, block.length);
+    hash.update(n === block.length ? block : block.subarray(0, n));
+    left -= n;
+  }
+  return hash.digest('hex');
+}
+
+/**
+ * The payload of a chunked body, as far as it came (up to anything that is not a chunk); complete
+ * when its last chunk arrived.
+ */
+export function dechunk(body: Buffer): { payload: Buffer; complete: boolean } {
+  const parts: Buffer[] = [];
+  let at = 0;
+  for (;;) {
+    const lineEnd = body.indexOf('\r\n', at);
+    if (lineEnd < 0) return { payload: Buffer.concat(parts), complete: false };
+    const size = parseInt(body.subarray(at, lineEnd).toString('latin1'), 16);
+    if (!(size >= 0)) return { payload: Buffer.concat(parts), complete: false };
+    if (size === 0) return { payload: Buffer.concat(parts), complete: true };
+    parts.push(body.subarray(lineEnd + 2, Math.min(body.length, lineEnd + 2 + size)));
+    at = lineEnd + 2 + size + 2;
+    if (at > body.length) return { payload: Buffer.concat(parts), complete: false };
+  }
+}
 
 export interface PushServer {
   m2: Mongrel2Handle;

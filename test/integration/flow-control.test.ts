@@ -9,43 +9,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { request } from '../helpers/http.js';
-import { OpenClient, rssOf, run, type PushServer, usePushServer } from '../helpers/push.js';
-
-const MB = 1024 * 1024;
-
-function pattern(length: number): Buffer {
-  const out = Buffer.allocUnsafe(length);
-  for (let i = 0; i < length; i++) out[i] = (i * 7 + 3) & 255;
-  return out;
-}
-
-/** The payload of a chunked body, as far as it came; complete when its last chunk arrived. */
-function dechunk(body: Buffer): { payload: Buffer; complete: boolean } {
-  const parts: Buffer[] = [];
-  let at = 0;
-  for (;;) {
-    const lineEnd = body.indexOf('\r\n', at);
-    if (lineEnd < 0) return { payload: Buffer.concat(parts), complete: false };
-    const size = parseInt(body.subarray(at, lineEnd).toString('latin1'), 16);
-    if (size === 0) return { payload: Buffer.concat(parts), complete: true };
-    parts.push(body.subarray(lineEnd + 2, Math.min(body.length, lineEnd + 2 + size)));
-    at = lineEnd + 2 + size + 2;
-    if (at > body.length) return { payload: Buffer.concat(parts), complete: false };
-  }
-}
-
-function patternHash(length: number): string {
-  const block = Buffer.allocUnsafe(64 * 1024);
-  for (let i = 0; i < block.length; i++) block[i] = (i * 7 + 3) & 255;
-  const hash = createHash('sha256');
-  let left = length;
-  while (left > 0) {
-    const n = Math.min(left, block.length);
-    hash.update(n === block.length ? block : block.subarray(0, n));
-    left -= n;
-  }
-  return hash.digest('hex');
-}
+import { dechunk, MB, OpenClient, pattern, patternHash, rssOf, run, type PushServer, usePushServer } from '../helpers/push.js';
 
 for (const workers of [0, 1]) {
   describe(`download flow control (--workers=${workers})`, () => {

@@ -21,7 +21,11 @@ describe("the master's own answers", () => {
     await mkdir(path.join(dir, 'app'));
     await copyFile(path.join(REPO_ROOT, 'test', 'fixtures', 'master-answers', 'server.mjs'), path.join(dir, 'app', 'server.mjs'));
     m2 = await startMongrel2({ handlers: [{ name: 'app', route: '/', protocol: 'tnetstring' }] });
-    wsgid = await startWsgid(wsgidArgs(m2.handler('app'), dir, ['--workers=1', '--timeout=2']), { cwd: dir, readyUrl: `${m2.baseUrl}/` });
+    // /hang ignores its cancel: its worker is replaced gracefully, and drained within 3 s.
+    wsgid = await startWsgid(wsgidArgs(m2.handler('app'), dir, ['--workers=1', '--timeout=2', '--graceful-timeout=3']), {
+      cwd: dir,
+      readyUrl: `${m2.baseUrl}/`,
+    });
   });
   after(async () => {
     const code = await wsgid.stop();

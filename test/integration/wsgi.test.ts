@@ -267,7 +267,7 @@ describe('WSGI: a hung app', () => {
   test('the master times the request out (504), the worker and its Python process are replaced', async () => {
     const m2 = await startMongrel2();
     const { dir } = appFolder({ 'testapp.py': 'testapp.py' });
-    const w = await startPythonApp(m2, dir, ['--wsgi-app=testapp:raw', '--timeout=2'], { readyPath: '/hello' });
+    const w = await startPythonApp(m2, dir, ['--wsgi-app=testapp:raw', '--timeout=2', '--graceful-timeout=2'], { readyPath: '/hello' });
     try {
       const oldPid = Number((await request(`${m2.baseUrl}/pid`)).text);
       const hung = await request(`${m2.baseUrl}/hang`, { timeoutMs: 15_000 });
@@ -277,8 +277,9 @@ describe('WSGI: a hung app', () => {
       while (next.status !== 200 && Date.now() < deadline) next = await request(`${m2.baseUrl}/pid`, { timeoutMs: 15_000 });
       assert.equal(next.status, 200);
       assert.notEqual(Number(next.text), oldPid);
-      // The old Python process dies with its worker (SIGTERM, then SIGKILL within 5 s: the hung
-      // request never finishes) through PR_SET_PDEATHSIG: gone, or a zombie where init does not reap.
+      // The old Python process dies with its worker (its thread cannot be stopped: the worker is
+      // replaced gracefully, drained, and exits at --graceful-timeout=2 with the request still
+      // running) through PR_SET_PDEATHSIG: gone, or a zombie where init does not reap.
       const processState = (): string => {
         try {
           return /State:\s+(\S)/.exec(readFileSync(`/proc/${oldPid}/status`, 'utf8'))?.[1] ?? '';

@@ -5,7 +5,8 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { DispatchTable, type AnswerStatus, type DispatchSink, type WorkerSlot } from '../../src/dispatch/table.js';
-import { isDisconnectFrame } from '../../src/dispatch/frames.js';
+import { isControlFrame, isDisconnectFrame, isTimeoutCancel, timeoutCancelFrame } from '../../src/dispatch/frames.js';
+import { parseMessage } from '../../src/protocol/index.js';
 import {
   CONTROL_END,
   FrameBatch,
@@ -14,6 +15,7 @@ import {
   ReportBuffer,
   REPORT_CREDIT,
   REPORT_DONE,
+  REPORT_HANDLED,
   REPORT_STARTED,
   REPORT_PAUSE,
   REPORT_CAPACITY,
@@ -25,6 +27,11 @@ const SENDER = 'aaaa-1';
 
 function req(connId: number, path = '/x', sender = SENDER): Buffer {
   return Buffer.from(`${sender} ${connId} ${path} 27:6:METHOD,3:GET,4:PATH,2:/x,}0:,`, 'latin1');
+}
+/** mongrel2's download credits message (download.flow_control=1). */
+function credits(connId: number, bytes = 4096): Buffer {
+  const headers = `6:METHOD,4:JSON,16:DOWNLOAD_CREDITS,${String(bytes).length}:${bytes},`;
+  return Buffer.from(`${SENDER} ${connId} @* ${headers.length}:${headers}}18:{"type":"credits"},`, 'latin1');
 }
 function disconnect(connId: number, json = false): Buffer {
   const headers = json ? '17:{"METHOD":"JSON"},' : '16:6:METHOD,4:JSON,}';
@@ -77,6 +84,7 @@ function records(...recs: Array<[number, number, number]>): Buffer {
 const credit = (n: number) => records([REPORT_CREDIT, 0, n]);
 const done = (conn: number, server = 0) => records([REPORT_DONE, server, conn]);
 const started = (conn: number, server = 0) => records([REPORT_STARTED, server, conn]);
+const handled = (conn: number, server = 0) => records([REPORT_HANDLED, server, conn]);
 
 function setup(credits: number[], maxQueued = 100): { table: DispatchTable; sink: Recorder } {
   const sink = new Recorder();
@@ -391,7 +399,11 @@ describe('dispatch table', () => {
     assert.deepEqual([...table.expire(2500, 2000)], []);
     const culprits = table.expire(3000, 2000);
     assert.deepEqual([...culprits], [w1]);
-    assert.deepEqual(sink.take(), [{ kind: 'answer', server: 0, connId: 1, status: 504 }]);
+    assert.deepEqual(sink.take(), [
+      { kind: 'answer', server: 0, connId: 1, status: 504 },
+      // Its worker is told to cancel it, as if the client had left.
+      { kind: 'forward', worker: w1, server: 0, frame: timeoutCancelFrame(SENDER, 1).toString('latin1') },
+    ]);
     assert.equal(table.counters.answered504, 1);
     // Started ones never time out.
     assert.deepEqual([...table.expire(100_000, 2000)], []);
@@ -650,5 +662,171 @@ describe('dispatch table: workers with a bound (WSGI --threads)', () => {
     table.dispatch(0, req(2), 0);
     table.dispatch(0, req(3), 0);
     assert.deepEqual(sink.forwardedTo(), [2, 2, 1]);
+  });
+});
+
+describe('control messages are not requests (issue 19)', () => {
+  test('frames: credits and disconnects are control frames, requests are not; the synthesized disconnect parses as one', () => {
+    assert.equal(isControlFrame(credits(3)), true);
+    assert.equal(isControlFrame(disconnect(3)), true);
+    assert.equal(isControlFrame(req(3)), false);
+    assert.equal(isDisconnectFrame(credits(3)), false);
+    const frame = timeoutCancelFrame(SENDER, 42);
+    assert.equal(isControlFrame(frame), true);
+    const message = parseMessage(frame);
+    assert.equal(message.kind, 'disconnect', "the worker's parser takes it for a disconnect");
+    assert.equal(message.connId, 42);
+    assert.equal(isTimeoutCancel(message.body), true);
+    assert.equal(isTimeoutCancel(parseMessage(disconnect(42)).body), false, "mongrel2's own is not");
+    assert.equal(parseMessage(credits(3)).kind, 'credits');
+  });
+
+  test('a credits message on a streaming connection leaves its response started: its worker dying closes it, never a 502', () => {
+    const { table, sink } = setup([5]);
+    table.dispatch(0, req(1, '/stream'), 0);
+    table.report(1, started(1), 10);
+    for (let i = 0; i < 3; i++) {
+      table.dispatch(0, credits(1), 20 + i);
+      table.report(1, handled(1), 21 + i);
+    }
+    table.dispatch(0, credits(1), 30); // one still in flight when it dies
+    sink.take();
+    table.workerGone(1, 40, 0);
+    assert.deepEqual(sink.take(), [{ kind: 'answer', server: 0, connId: 1, status: 0 }]);
+    assert.equal(table.counters.answered502, 0);
+  });
+
+  test('credits never time out, and a streaming response is never cut by the timeout', () => {
+    const { table, sink } = setup([5]);
+    table.dispatch(0, req(1, '/stream'), 0);
+    table.report(1, started(1), 10);
+    table.dispatch(0, credits(1), 1000); // its 'N' is slow to come
+    assert.deepEqual([...table.expire(100_000, 2000)], []);
+    table.report(1, handled(1), 100_000);
+    table.dispatch(0, credits(1), 200_000);
+    table.report(1, handled(1), 200_001);
+    assert.deepEqual([...table.expire(900_000, 2000)], []);
+    assert.deepEqual(sink.take().filter((e) => e.kind === 'answer'), []);
+    // Its end is still the request's end.
+    table.report(1, done(1), 900_001);
+    assert.equal(table.conns.get(1)?.outstanding, 0);
+  });
+
+  test('a credits message left on an idle keep-alive connection gets no answer when the worker dies', () => {
+    const { table, sink } = setup([5]);
+    table.dispatch(0, req(1), 0);
+    table.report(1, records([REPORT_STARTED, 0, 1], [REPORT_DONE, 0, 1]), 10);
+    table.dispatch(0, credits(1), 5000);
+    sink.take();
+    table.workerGone(1, 6000, Infinity);
+    assert.deepEqual(sink.take(), []);
+  });
+
+  test('a WebSocket frame (reported N) does not end the handshake\'s started response', () => {
+    const { table, sink } = setup([5]);
+    table.dispatch(0, req(1, '/ws'), 0);
+    table.report(1, started(1), 10); // 101 sent; the session lasts
+    table.dispatch(0, req(1, '/ws'), 20); // a frame: the table cannot tell it from a request
+    table.report(1, handled(1), 21);
+    assert.deepEqual([...table.expire(100_000, 2000)], []);
+    sink.take();
+    table.workerGone(1, 100_001, 0);
+    assert.deepEqual(sink.take(), [{ kind: 'answer', server: 0, connId: 1, status: 0 }]);
+  });
+
+  test('a pipelined request behind a long stream: its clock starts when the stream ends', () => {
+    const { table, sink } = setup([5]);
+    table.dispatch(0, req(1, '/stream'), 0);
+    table.report(1, started(1), 10);
+    table.dispatch(0, req(1, '/next'), 20);
+    assert.deepEqual([...table.expire(60_000, 2000)], [], 'the stream is not cut');
+    table.report(1, done(1), 60_000);
+    assert.deepEqual([...table.expire(61_999, 2000)], []);
+    assert.deepEqual([...table.expire(62_000, 2000)], [1]);
+    assert.deepEqual(sink.take().filter((e) => e.kind === 'answer'), [{ kind: 'answer', server: 0, connId: 1, status: 504 }]);
+  });
+
+  test('a timed-out request is cancelled at its worker: ended → forgotten, still running after the grace → stuck() names the worker once', () => {
+    const { table, sink } = setup([5]);
+    table.dispatch(0, req(1, '/hang'), 0);
+    table.dispatch(0, req(2, '/hang'), 0);
+    table.dispatch(0, req(3, '/stream'), 0);
+    table.report(1, started(3), 10);
+    sink.take();
+    assert.deepEqual([...table.expire(2000, 2000)], [1]);
+    const ev = sink.take();
+    assert.equal(ev.filter((e) => e.kind === 'answer').length, 2);
+    assert.equal(ev.filter((e) => e.kind === 'forward').length, 2, 'a disconnect for each');
+    assert.deepEqual([...table.expire(10_000, 2000)], [], 'answered once');
+    // Conn 1's task is cancelled (ASGI): its disconnect handled, its request done.
+    table.report(1, records([REPORT_HANDLED, 0, 1], [REPORT_DONE, 0, 1]), 2010);
+    assert.equal(table.conns.has(1), false);
+    // Conn 2's disconnect is handled but the request runs on (a WSGI thread).
+    table.report(1, handled(2), 2010);
+    assert.deepEqual([...table.stuck(2000 + 1999)], []);
+    assert.deepEqual([...table.stuck(2000 + 2000)], [1]);
+    assert.deepEqual([...table.stuck(9000)], [], 'once');
+    // The worker dies later: conn 2 had its 504, conn 3 (streaming) gets a close.
+    table.workerGone(1, 9000, 0);
+    assert.deepEqual(sink.take().filter((e) => e.kind === 'answer'), [{ kind: 'answer', server: 0, connId: 3, status: 0 }]);
+    assert.equal(table.counters.answered504, 2);
+  });
+
+  test('a draining worker still gets the credits and the disconnect of a stream it serves', () => {
+    const { table, sink } = setup([5, 5]);
+    table.dispatch(0, req(1, '/stream'), 0); // w1
+    table.report(1, started(1), 10);
+    table.drain(1, 20);
+    sink.take();
+    table.dispatch(0, credits(1), 30);
+    table.dispatch(0, disconnect(1), 40);
+    assert.deepEqual(sink.forwardedTo(), [1, 1]);
+    table.report(1, records([REPORT_HANDLED, 0, 1], [REPORT_HANDLED, 0, 1], [REPORT_DONE, 0, 1]), 50);
+    assert.equal(table.conns.has(1), false, 'released and done: forgotten');
+    assert.equal(table.queued, 0);
+  });
+
+  test('the wait queue full: credits are never refused; a request on a connection with a response under way closes it instead of a 503', () => {
+    const { table, sink } = setup([1], 1);
+    table.dispatch(0, req(1, '/stream'), 0); // uses the only credit
+    table.report(1, started(1), 0);
+    table.dispatch(0, req(2), 0); // waits: the queue is full now
+    sink.take();
+    table.dispatch(0, credits(1), 1);
+    table.dispatch(0, credits(1), 2);
+    assert.deepEqual(sink.take(), [], 'parked, not refused');
+    table.dispatch(0, req(1, '/pipelined'), 3);
+    assert.deepEqual(sink.take(), [{ kind: 'overflow' }, { kind: 'answer', server: 0, connId: 1, status: 0 }]);
+    table.dispatch(0, req(3), 4);
+    assert.deepEqual(sink.take(), [{ kind: 'overflow' }, { kind: 'answer', server: 0, connId: 3, status: 503 }]);
+  });
+
+  test('worker gone: a connection whose client left gets nothing; credits parked for it are not re-routed', () => {
+    const { table, sink } = setup([1, 5]);
+    table.dispatch(0, req(1, '/stream'), 0); // w2 (more credit)
+    table.report(2, records([REPORT_STARTED, 0, 1], [REPORT_CREDIT, 0, 0]), 0);
+    table.workers.get(2)!.credit = 0; // no credit: what comes for conn 1 is parked
+    table.dispatch(0, credits(1), 1);
+    table.dispatch(0, disconnect(1), 2);
+    sink.take();
+    table.workerGone(2, 3, 0);
+    assert.deepEqual(sink.take(), [], 'no answer, nothing forwarded to w1');
+    assert.equal(table.queued, 0);
+  });
+
+  test('no worker serving: messages waiting NO_WORKER_WAIT_MS get a 503, younger ones wait on', () => {
+    const { table, sink } = setup([]);
+    table.addWorker(1); // booting: not connected
+    table.dispatch(0, req(1), 0);
+    table.dispatch(0, req(2), 2000);
+    table.dispatch(0, credits(7), 0); // a control message is never answered
+    assert.equal(table.queued, 3);
+    assert.equal(table.serving, false);
+    assert.equal(table.refuseWaiting(2999, 3000), 0);
+    assert.equal(table.refuseWaiting(3000, 3000), 1);
+    assert.deepEqual(sink.take(), [{ kind: 'answer', server: 0, connId: 1, status: 503 }]);
+    assert.equal(table.queued, 1);
+    table.report(1, credit(5), 3100);
+    assert.deepEqual(sink.forwardedTo(), [1], 'the younger one is served once a worker is up');
   });
 });

@@ -181,21 +181,38 @@ describe('boot failures', () => {
 });
 
 describe('timeouts', () => {
-  test('a request not answered in time: abort (SIGTERM), SIGKILL after min(graceful, 5 s), replaced', () => {
+  test('a timed-out request that cannot be cancelled: its worker is replaced gracefully (replacement first, nothing killed)', () => {
     const p = pool({ workers: 1 });
     const [id] = bootAll(p, 0);
     p.manage(0);
     const actions = p.murder(100, [id!]);
-    assert.deepEqual(messages(actions), ['worker timed out; replacing it']);
-    assert.deepEqual(drained(actions), [id]);
-    assert.deepEqual(killed(actions), [[id, 'SIGTERM']]);
-    assert.equal(p.workers.get(id!)?.state, 'aborted');
-    assert.deepEqual(spawned(p.manage(100)), [2], 'replaced at once');
-    p.heartbeat(id!, 0, 4000);
-    assert.deepEqual(killed(p.murder(5099)), []);
-    assert.deepEqual(killed(p.murder(5100)), [[id, 'SIGKILL']]);
-    assert.deepEqual(killed(p.murder(6000)), []);
-    assert.deepEqual(killed(p.murder(10_100)), [[id, 'SIGKILL']], 'again 5 s later');
+    assert.match(messages(actions)[0]!, /timed out and is still running after it was cancelled/);
+    assert.deepEqual(ofType(actions, 'retire'), [{ type: 'retire', id: id!, bound: OPTIONS.workerConnections }]);
+    assert.deepEqual(killed(actions), [], 'no signal: its other requests go on');
+    assert.deepEqual(drained(actions), []);
+    assert.equal(p.workers.get(id!)?.state, 'serving');
+    assert.deepEqual(p.murder(200, [id!]), [], 'once');
+    const [next] = spawned(p.manage(100));
+    assert.ok(next !== undefined, 'its replacement is started');
+    assert.deepEqual(drained(p.manage(200)), [], 'kept serving until the replacement serves');
+    p.forked(next!, 1234);
+    p.announced(next!, true, 300);
+    assert.deepEqual(drained(p.manage(300)), [id], 'then drained (graceful: it finishes what it runs)');
+    assert.deepEqual(killed(p.murder(300 + OPTIONS.gracefulTimeoutMs - 1)), []);
+  });
+
+  test('no worker serving after the first boot: waiting requests are to be refused; not during the first boot', () => {
+    const p = pool({ workers: 1 });
+    const [id] = spawned(p.manage(0));
+    assert.equal(p.refusesWaiting, false, 'booting at start: requests wait');
+    p.forked(id!, 1001);
+    p.announced(id!, true, 0);
+    p.manage(0);
+    assert.equal(p.refusesWaiting, false, 'one serves');
+    p.exited(id!, exit(1, 10), 10);
+    assert.equal(p.refusesWaiting, true, 'it died: nobody serves');
+    p.manage(20_000);
+    assert.equal(p.refusesWaiting, true, 'its replacement boots: still nobody serves');
   });
 
   test('no heartbeat for max(timeout, 2 s): aborted', () => {

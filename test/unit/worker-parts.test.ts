@@ -213,3 +213,26 @@ describe('in-flight count', () => {
     assert.equal(count.value, 0);
   });
 });
+
+describe('download credits: a response tail waiting for credit', () => {
+  test('whenSent waits for the tail to get its credit (the worker reports the request done only then), or for the client to go', async () => {
+    const { ConnectionFlow } = await import('../../src/worker/flow.js');
+    const sent: Buffer[] = [];
+    const socket = { send: (b: Buffer) => void sent.push(b) } as unknown as ConstructorParameters<typeof ConnectionFlow>[0];
+    const flow = new ConnectionFlow(socket, 'sender-1', 7, 1000);
+    flow.send(Buffer.alloc(3000, 0x61));
+    let done = 0;
+    flow.whenSent(() => done++);
+    assert.equal(done, 0, '2000 bytes wait for credit');
+    flow.grant(1000);
+    assert.equal(done, 0);
+    flow.grant(1000);
+    assert.equal(done, 1, 'all sent');
+    flow.whenSent(() => done++);
+    assert.equal(done, 2, 'nothing queued: at once');
+    flow.send(Buffer.alloc(5000, 0x62));
+    flow.whenSent(() => done++);
+    flow.gone();
+    assert.equal(done, 3, 'the client left: nothing more will be sent');
+  });
+});

@@ -43,6 +43,8 @@ T_READY, T_LOAD_FAILED, T_LOG = ord("R"), ord("F"), ord("L")
 T_HEAD, T_DATA, T_DONE = ord("H"), ord("D"), ord("Z")
 T_WS_FRAME, T_WS_ACCEPT, T_WS_CLOSE = ord("W"), ord("K"), ord("X")
 DONE_OK, DONE_ERROR, DONE_CANCELLED = 0, 1, 2
+# Payload of a cancel frame for an http request that timed out (protocol.ts): its task is cancelled.
+CANCEL_TIMED_OUT = b"T"
 LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR = 0, 1, 2, 3
 OP_TEXT, OP_BINARY, OP_CLOSE = 0x1, 0x2, 0x8
 
@@ -93,6 +95,7 @@ class Cycle:
         self.body_complete = False
         self.body_file = body_file
         self.body_delivered = False
+        self.task = None  # the asyncio task running the app (cancelled when the request times out)
         self.disconnected = False
         self.disconnect_code = 1006
         self.disconnect_reason = ""
@@ -134,6 +137,10 @@ class Cycle:
         if len(payload) >= 2:
             self.disconnect_code = U16.unpack_from(payload)[0]
         self.wake()
+        if payload == CANCEL_TIMED_OUT and self.task is not None and self.scope["type"] == "http":
+            # The server answered 504 (--timeout): a task that does not listen for http.disconnect
+            # (awaiting something that never comes) would run on forever.
+            self.task.cancel()
 
     def on_ws_frame(self, payload):
         self.chunks.append(payload)
@@ -524,7 +531,7 @@ class Bridge:
                 self.schedule_flush()
                 return
         cycle = self.cycles[rid] = Cycle(self, rid, scope, body_file)
-        task = self.loop.create_task(cycle.run_http() if kind == "http" else cycle.run_websocket())
+        task = cycle.task = self.loop.create_task(cycle.run_http() if kind == "http" else cycle.run_websocket())
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 

@@ -44,7 +44,7 @@ import { errorAnswer, frameBody, responseEnd, translateHead } from '../wsgi/resp
 import { crashesAfterExit, restartDelay } from '../wsgi/scheduling.js';
 import { isWsgiSpec, type WsgiSpec } from '../wsgi/spec.js';
 import { Exchange } from './exchange.js';
-import { decodeAccept, decodeClose, encodeCancel, encodeWsFrame, T } from './protocol.js';
+import { CANCEL_TIMED_OUT, decodeAccept, decodeClose, encodeCancel, encodeWsFrame, T } from './protocol.js';
 import { buildScope } from './scope.js';
 
 /** Bytes of response body (or WebSocket messages) the bridge may send ahead of our acknowledgements. */
@@ -184,7 +184,12 @@ class AsgiGateway implements Gateway {
     if (ex.state === 'done') return;
     const queued = this.waiting.indexOf(ex);
     if (queued >= 0) this.waiting.splice(queued, 1);
-    if (this.live.has(ex.id) && ex.state !== 'preparing') this.proc?.send(T.cancel, ex.id);
+    if (this.live.has(ex.id) && ex.state !== 'preparing') {
+      // Timed out (the master answered 504, --timeout: a DOMException named TimeoutError, as
+      // AbortSignal.timeout() gives): the task is cancelled, it need not listen for http.disconnect.
+      const timedOut = !ex.websocket && (ex.request.signal.reason as { name?: unknown } | undefined)?.name === 'TimeoutError';
+      this.proc?.send(T.cancel, ex.id, timedOut ? CANCEL_TIMED_OUT : undefined);
+    }
     if (ex.websocket && ex.state === 'open') return; // gone() tells Python and ends the session
     this.live.delete(ex.id);
     ex.state = 'done';

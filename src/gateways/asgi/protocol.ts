@@ -5,7 +5,9 @@
  * Node → Python
  *   E  scope            UTF-8 JSON (./scope.ts ScopeJson); the request runs at once, as a task
  *   C  cancel           optional u16 close code: the client is gone → http.disconnect /
- *                       websocket.disconnect (1006 without a code, 1001 when the worker stops)
+ *                       websocket.disconnect (1006 without a code, 1001 when the worker stops);
+ *                       or the one byte 'T' (http): the request timed out (the master answered
+ *                       504, --timeout): http.disconnect, and its task is cancelled
  *   W  websocket frame  u8 opcode (1 text, 2 binary, 8 close) + payload (a close: u16 code + reason)
  *   Q  quit             finish what runs, run the lifespan shutdown, exit
  *
@@ -22,6 +24,9 @@
  * Frames of different requests interleave freely (every request runs at once).
  */
 import { T as WSGI_T } from '../wsgi/pipe.js';
+
+/** Payload of a cancel frame for an http request that timed out: its task is cancelled. */
+export const CANCEL_TIMED_OUT = Buffer.from('T', 'latin1');
 
 export const T = {
   ...WSGI_T,
