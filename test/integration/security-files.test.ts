@@ -8,7 +8,7 @@
  */
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -292,5 +292,60 @@ EOF`);
     assert.doesNotMatch(config.stdout + config.stderr, /root only/);
     assert.match(config.stderr, /wsgid\.json: cannot read/);
     target.check();
+  });
+});
+
+/**
+ * Issue 19 item 3: the app user writes pid/master/, so a pid file may name any process, with the
+ * start time anyone can read in /proc. A root `stop`, `restart` or `reopen-logs` must signal it
+ * only when the process is a wsgid master of this folder. The victim is a root node process in the
+ * app folder (node and a working folder there prove nothing by themselves); the first signal it gets
+ * decides how it ended, so "never signalled" is checked without timing: the test kills it with
+ * SIGKILL at the end.
+ */
+describe('a root CLI and pid files forged by the app user', { skip }, () => {
+  const forgeries = {
+    'with the victim\'s start time': (pid: number) => `printf '%s\\n%s\\n' ${pid} "$(awk '{print $22}' /proc/${pid}/stat)" > ${pid}.pid`,
+    'one line, mtime in the future': (pid: number) => `echo ${pid} > ${pid}.pid && touch -d '+1 hour' ${pid}.pid`,
+    'one line, written after the victim started': (pid: number) => `echo ${pid} > ${pid}.pid`,
+  };
+  for (const [label, forge] of Object.entries(forgeries)) {
+    for (const command of ['stop', 'restart', 'reopen-logs']) {
+      test(`${command} never signals a root process named by a forged pid file (${label})`, async () => {
+        const { dir } = await appFolder();
+        const victim = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1 << 30)'], { cwd: dir, stdio: 'ignore' });
+        const exited = new Promise<NodeJS.Signals | null>((resolve) => victim.once('exit', (_code, signal) => resolve(signal)));
+        try {
+          const pid = victim.pid!;
+          asNobody(`cd ${dir}/pid/master && ${forge(pid)}`);
+          const run = await wsgid([command, `--app-path=${dir}`]);
+          assert.equal(run.code, 1, run.stdout + run.stderr);
+          assert.match(run.stderr, new RegExp(`not signalling pid ${pid} .*not a wsgid master of ${dir}: its command line is not wsgid's`));
+          assert.doesNotMatch(run.stdout, /sent|stopped/);
+        } finally {
+          victim.kill('SIGKILL');
+        }
+        assert.equal(await exited, 'SIGKILL', 'the victim was signalled by wsgid');
+      });
+    }
+  }
+
+  test('a real master is still stopped beside a forged pid file, which is reported', async () => {
+    const { dir, args } = await appFolder();
+    const victim = spawn('sleep', ['1000'], { stdio: 'ignore' });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => victim.once('exit', (_code, signal) => resolve(signal)));
+    try {
+      const start = await wsgid(args);
+      assert.equal(start.code, 0, start.stderr);
+      const [master] = pids(dir, 'master');
+      asNobody(`cd ${dir}/pid/master && ${forgeries['with the victim\'s start time'](victim.pid!)}`);
+      const stop = await wsgid(['stop', `--app-path=${dir}`]);
+      assert.equal(stop.code, 1, stop.stdout + stop.stderr);
+      assert.match(stop.stdout, new RegExp(`^sent SIGTERM to master pid ${master}; [^]*\\nstopped\\n$`));
+      assert.match(stop.stderr, new RegExp(`not signalling pid ${victim.pid}`));
+    } finally {
+      victim.kill('SIGKILL');
+    }
+    assert.equal(await exited, 'SIGKILL', 'the victim was signalled by wsgid');
   });
 });
