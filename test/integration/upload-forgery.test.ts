@@ -9,7 +9,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, linkSync, lstatSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, linkSync, lstatSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startWsgid, wsgidArgs, type WsgidProcess } from '../helpers/wsgid.js';
@@ -123,5 +123,72 @@ describe('upload messages forged by a peer on the handler endpoints', () => {
     victimIntact();
     assert.ok(existsSync(link), 'the hard link was removed');
     await wsgid.waitForOutput(new RegExp(`cannot read the upload file.*${path.basename(link)}.*hard links`));
+  });
+});
+
+/** A wsgid behind a fake mongrel2 peer; `prepare` may chown the app folder. */
+async function served(extra: string[], prepare?: (dir: string) => void): Promise<{ peer: FakeMongrel2; wsgid: WsgidProcess; dir: string; close(): Promise<void> }> {
+  const dir = await appFolderWith(ECHO_APP, 'wsgid-upstore-');
+  prepare?.(dir);
+  const peer = await startFakeMongrel2();
+  const wsgid = await startWsgid(wsgidArgs({ recv: peer.recv, send: peer.send }, dir, ['--workers=1', '--stdout', ...extra]));
+  await wsgid.waitForOutput(/\[master \d+\] ready\b/, 30_000);
+  return {
+    peer,
+    wsgid,
+    dir,
+    async close() {
+      await wsgid.stop();
+      peer.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** upload-start then upload-done naming `reported`; what came back (retried until the worker's PUB has joined). */
+async function uploadTo(peer: FakeMongrel2, conn: number, reported: string): Promise<string> {
+  const headers = { PATH: '/up', METHOD: 'POST', VERSION: 'HTTP/1.1', host: 'x', connection: 'close', 'content-length': '5' };
+  for (let i = 0; ; i++) {
+    await peer.sendRaw(frame(peer.sender, conn + i, '/up', tnetHeaders({ ...headers, 'x-mongrel2-upload-start': reported }), ''));
+    try {
+      return await peer.request(conn + i, { ...headers, 'x-mongrel2-upload-start': reported, 'x-mongrel2-upload-done': reported }, '', 2000);
+    } catch (error) {
+      if (i > 15) throw error;
+    }
+  }
+}
+
+describe('uploads wsgid cannot read (issue 18.4)', { skip: process.getuid?.() !== 0 ? 'needs root (the worker drops to the app folder owner)' : false }, () => {
+  test('a relative upload store without --mongrel2-chroot: start warns; an upload gets a 500 that says so', async () => {
+    const s = await served(['--mongrel2-upload-store=tmp/upload.XXXXXX']);
+    try {
+      assert.match(s.wsgid.output(), /warning: async uploads will be refused: --mongrel2-upload-store=tmp\/upload\.XXXXXX is relative to mongrel2's working folder/);
+      const reply = await uploadTo(s.peer, 100, 'tmp/upload.a1B2c3');
+      assert.match(reply, /^HTTP\/1\.1 500 [^]*cannot accept the upload/);
+      await s.wsgid.waitForOutput(/cannot accept an upload: --mongrel2-upload-store=tmp\/upload\.XXXXXX is relative/);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test("an upload file the worker may not read: a 500 that says so, and mongrel2's temp file is removed", async () => {
+    // The store folder is the worker's (nobody) to write, the file root's 0600: unreadable, removable.
+    const store = mkdtempSync(path.join(os.tmpdir(), 'wsgid-store-'));
+    chownSync(store, 65534, 65534);
+    const file = path.join(store, 'upload.Zz9Yy8');
+    writeFileSync(file, 'hello', { mode: 0o600 });
+    const s = await served([`--mongrel2-upload-store=${store}/upload.XXXXXX`], (dir) => {
+      for (const sub of ['', 'app', 'app/server.mjs']) chownSync(path.join(dir, sub), 65534, 65534);
+    });
+    try {
+      const reply = await uploadTo(s.peer, 200, file);
+      assert.match(reply, /^HTTP\/1\.1 500 [^]*cannot read the uploaded body/);
+      const log = await s.wsgid.waitForOutput(/cannot read the upload file/);
+      assert.match(log, /permission denied/);
+      await waitFor('the temp file removed', async () => !existsSync(file), 10_000);
+    } finally {
+      await s.close();
+      rmSync(store, { recursive: true, force: true });
+    }
   });
 });
