@@ -349,3 +349,41 @@ describe('a root CLI and pid files forged by the app user', { skip }, () => {
     assert.equal(await exited, 'SIGKILL', 'the victim was signalled by wsgid');
   });
 });
+
+/**
+ * Issue 19: the app's user can connect to the master's socket (pid/.d<pid>/w is theirs). Connections
+ * that never say hello were kept forever (500 took the master from 45 to 546 fds). Now at most 64
+ * wait at once, and each is closed after 10 s without hello.
+ */
+describe("the master's socket and connections that never say hello", { skip }, () => {
+  const fds = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
+
+  test('500 silent connections from the app user: capped while open, all closed, the master back to its fds', { timeout: 120_000 }, async () => {
+    const { dir, args } = await appFolder();
+    await running(args, dir, async (master) => {
+      const endpoint = path.join(dir, 'pid', `.d${master}`, 'w');
+      const baseline = fds(master);
+      // As nobody: open 500 connections, say nothing, report when all are open and when the master closed them all.
+      const script = `
+        const net = require('node:net');
+        let open = 0, closed = 0;
+        for (let i = 0; i < 500; i++) {
+          const s = net.connect(${JSON.stringify(endpoint)});
+          s.on('connect', () => { if (++open === 500) console.log('open'); });
+          s.on('error', () => {});
+          s.on('close', () => { if (++closed === 500) { console.log('closed'); process.exit(0); } });
+        }
+        setTimeout(() => { console.log('gave up: ' + closed + ' closed'); process.exit(1); }, 60000);`;
+      const child = spawn('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      await waitFor(() => /open|closed|gave up/.test(out), 'the connections to open', 60_000);
+      const during = fds(master);
+      assert.equal(await exited, 0, `the master kept silent connections open: ${out}`);
+      assert.ok(during - baseline <= 64 + 10, `${during - baseline} more fds while 500 silent connections were open (cap 64)`);
+      await waitFor(() => fds(master) <= baseline + 5, 'the master to be back to its fds');
+      assert.match(read(path.join(dir, 'logs', 'wsgid.log')), /closed a dispatch connection without hello/);
+    });
+  });
+});
