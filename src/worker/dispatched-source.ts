@@ -14,6 +14,7 @@ import {
   REPORT_CAPACITY,
   REPORT_CREDIT,
   REPORT_DONE,
+  REPORT_DROPPED,
   REPORT_HELLO,
   REPORT_PAUSE,
   REPORT_STARTED,
@@ -111,6 +112,11 @@ export class DispatchedSource implements RequestSource {
 
   finished(server: number, connId: number): void {
     this.reports.push(REPORT_DONE, server, connId);
+    this.scheduleFlush();
+  }
+
+  dropped(server: number, connId: number): void {
+    this.reports.push(REPORT_DROPPED, server, connId);
     this.scheduleFlush();
   }
 

@@ -180,6 +180,7 @@ export function startWorker(options: WorkerOptions): Worker {
     let connId = 0;
     try {
       connId = peekConnection(frame).connId;
+      source.dropped(server, connId); // the master keeps no route for it
     } catch {
       // Not even the connection id is readable; the credit still goes back.
     }

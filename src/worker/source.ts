@@ -13,6 +13,8 @@ export interface RequestSource {
   started(server: number, connId: number): void;
   /** One delivered message on this connection is fully handled (for a request: response ended). */
   finished(server: number, connId: number): void;
+  /** A delivered message was dropped as malformed (called before its `finished`). */
+  dropped(server: number, connId: number): void;
   /** Stop taking new messages; already delivered ones still finish. */
   pause(): Promise<void>;
   /** Release sockets. */
