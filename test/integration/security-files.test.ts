@@ -230,41 +230,48 @@ describe('a root master and symlinks planted by the app user', { skip }, () => {
     assert.deepEqual(pids(dir, 'master'), []);
   });
 
-  test('pid files are never written through symlinks at their temp names (start, worker respawn)', async () => {
+  // The writer's temp names are random (crypto.randomBytes): nobody can plant ahead of them. To
+  // check what the writer does when a symlink is there all the same (O_EXCL|O_NOFOLLOW: refuse,
+  // never write through it), the master runs with a preload that makes those names known.
+  const PREDICTABLE = { ...process.env, NODE_OPTIONS: `--import=${path.join(REPO_ROOT, 'test', 'fixtures', 'predictable-temp-names.mjs')}` };
+  const TEMP = 'deadbeefdeadbeef';
+
+  test('a worker pid file is never written through a symlink at its temp name (worker respawn)', async () => {
     const { dir, args } = await appFolder();
     const target = rootOnlyTarget();
-    // The temp names the master used: .<pid>.pid.<writer pid>.tmp. For the master's own file both
-    // pids are its own; plant the likely next ones.
-    plantForNextPids(path.join(dir, 'pid', 'master'), '.{p}.pid.{p}.tmp', target.file);
-    await running(args, dir, async (master) => {
+    const log = path.join(dir, 'logs', 'wsgid.log');
+    const start = await runCli(args, 60_000, { env: PREDICTABLE });
+    assert.equal(start.code, 0, start.stderr + read(log));
+    try {
       const [worker] = pids(dir, 'worker');
       assert.ok(worker !== undefined, 'a worker pid file');
-      plantForNextPids(path.join(dir, 'pid', 'worker'), `.{p}.pid.${master}.tmp`, target.file);
+      plantForNextPids(path.join(dir, 'pid', 'worker'), `.{p}.pid.${TEMP}.tmp`, target.file);
       process.kill(worker, 'SIGKILL'); // the master respawns it and writes the new worker's pid file
-      await waitFor(() => pids(dir, 'worker').some((p) => p !== worker), 'a respawned worker');
+      // The master tried the planted name and refused it: what proves the test reached the writer.
+      await waitFor(() => new RegExp(`could not write the worker pid file.*EEXIST.*\\.\\d+\\.pid\\.${TEMP}\\.tmp`).test(read(log)) || read(target.file) !== 'root only\n', 'the refused pid file');
       target.check();
-    });
+    } finally {
+      const stop = await wsgid(['stop', `--app-path=${dir}`]);
+      assert.equal(stop.code, 0, stop.stderr);
+    }
     target.check();
   });
 
   test('pid/status.json is never written through a symlink at its temp name', async () => {
     const { dir, args } = await appFolder();
     const target = rootOnlyTarget();
-    const statusFile = path.join(dir, 'pid', 'status.json');
-    const updatedAt = (): string => {
-      try {
-        return (JSON.parse(read(statusFile)) as { updatedAt?: string }).updatedAt ?? '';
-      } catch {
-        return '';
-      }
-    };
-    await running(args, dir, async (master) => {
-      asNobody(`ln -s ${target.file} ${statusFile}.${master}.tmp`);
-      await waitFor(() => updatedAt() !== '', 'a status file');
-      const first = updatedAt();
-      await waitFor(() => updatedAt() !== first, 'the status file to be rewritten');
+    const log = path.join(dir, 'logs', 'wsgid.log');
+    asNobody(`ln -s ${target.file} ${dir}/pid/.status.json.${TEMP}.tmp`);
+    const start = await runCli([...args, '--debug'], 60_000, { env: PREDICTABLE });
+    assert.equal(start.code, 0, start.stderr + read(log));
+    try {
+      await waitFor(() => new RegExp(`could not write the status file.*EEXIST.*\\.status\\.json\\.${TEMP}\\.tmp`).test(read(log)) || read(target.file) !== 'root only\n', 'the refused status file');
       target.check();
-    });
+      assert.equal(existsSync(path.join(dir, 'pid', 'status.json')), false, 'a status file written some other way');
+    } finally {
+      const stop = await wsgid(['stop', `--app-path=${dir}`]);
+      assert.equal(stop.code, 0, stop.stderr);
+    }
     target.check();
   });
 
