@@ -63,9 +63,12 @@ export function canCheckIdentity(): boolean {
   return processStartTicks(process.pid) !== undefined;
 }
 
-/** The entry scripts a master runs: the package's bin (dist/src/cli/main.js) or a `wsgid` launcher. */
+/**
+ * The entry scripts a master runs: the package's bin (dist/src/cli/main.js, absolute for a daemon,
+ * as typed for --no-daemon) or a `wsgid` launcher (the bin symlink, run through its shebang).
+ */
 function isWsgidScript(arg: string): boolean {
-  return path.isAbsolute(arg) && (arg.endsWith('/cli/main.js') || path.basename(arg) === 'wsgid');
+  return arg === 'cli/main.js' || arg.endsWith('/cli/main.js') || path.basename(arg) === 'wsgid';
 }
 
 /**
