@@ -9,6 +9,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { chownSync, existsSync, linkSync, lstatSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -111,6 +112,16 @@ describe('upload messages forged by a peer on the handler endpoints', () => {
     victimIntact();
     assert.ok(lstatSync(link).isSymbolicLink(), 'the symlink was removed');
     await wsgid.waitForOutput(new RegExp(`cannot read the upload file.*${path.basename(link)}.*symlink`));
+  });
+
+  test('a fifo in the upload folder, named like an upload: 500 at once (never opened to block), not removed', async () => {
+    const fifo = uploadName();
+    planted.push(fifo);
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0, 'mkfifo');
+    const reply = await upload(fifo, 10);
+    assert.match(reply, /^HTTP\/1\.1 500 /);
+    assert.ok(lstatSync(fifo).isFIFO(), 'the fifo was removed');
+    await wsgid.waitForOutput(new RegExp(`cannot read the upload file.*${path.basename(fifo)}.*not a regular file`));
   });
 
   test('a hard link to the victim in the upload folder: 500, neither name removed', async () => {
