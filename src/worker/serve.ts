@@ -137,7 +137,7 @@ export function startWorker(options: WorkerOptions): Worker {
       case 'request':
         return enqueue(message, undefined, server);
       case 'upload-done':
-        return void uploadDone(message, server);
+        return uploadDone(message, server);
       case 'upload-start':
         // Never answered: any reply now would cancel the upload.
         return uploadStart(message, server);
@@ -225,7 +225,7 @@ export function startWorker(options: WorkerOptions): Worker {
    * worker cannot use (uploads.ts `check`) gets the client a 500, the log says why, and the app is
    * never called.
    */
-  async function uploadDone(message: Mongrel2Message, server: number): Promise<void> {
+  function uploadDone(message: Mongrel2Message, server: number): void {
     const key = connectionKey(server, message.connId);
     const decision = judgeUploadDone(message, uploads.expected(key), uploads.store);
     if (decision.action === 'serve-as-request') {
