@@ -4,7 +4,8 @@
  * the process's start time: field 22 of /proc/<pid>/stat, in clock ticks since boot, fixed for the
  * life of a process and different for the next process given the same pid.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync, statSync, type Stats } from 'node:fs';
+import path from 'node:path';
 
 /** USER_HZ: the unit of /proc start times; 100 on every Linux ABI Node runs on. */
 const TICKS_PER_SECOND = 100;
@@ -60,4 +61,46 @@ export function processStartMs(pid: number): number | undefined {
 /** /proc is readable: identities can be checked (otherwise only kill(pid, 0) is left). */
 export function canCheckIdentity(): boolean {
   return processStartTicks(process.pid) !== undefined;
+}
+
+/**
+ * The entry scripts a master runs: the package's bin (dist/src/cli/main.js, absolute for a daemon,
+ * as typed for --no-daemon) or a `wsgid` launcher (the bin symlink, run through its shebang).
+ */
+function isWsgidScript(arg: string): boolean {
+  return arg === 'cli/main.js' || arg.endsWith('/cli/main.js') || path.basename(arg) === 'wsgid';
+}
+
+/**
+ * Why `pid` is not a wsgid master of the app folder `appRoot`, or undefined when it is one. A pid
+ * file is the app user's to write (docs/SECURITY.md), so before a root CLI signals the pid it names,
+ * the process itself must show it is a master of this folder: node running wsgid's CLI (exe and
+ * cmdline, set at exec: a process cannot take them over, and a setuid program's exe is not node)
+ * with the folder as its working directory (the master chdirs there). Reading another user's
+ * /proc/<pid>/exe and cwd needs root or that user: undefined is never returned on a guess.
+ */
+export function whyNotMasterOf(pid: number, appRoot: string): string | undefined {
+  let exe: string;
+  let cmdline: string[];
+  let cwd: Stats;
+  try {
+    exe = readlinkSync(`/proc/${pid}/exe`).replace(/ \(deleted\)$/, '');
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    cwd = statSync(`/proc/${pid}/cwd`);
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException;
+    if (e.code === 'ENOENT' || e.code === 'ESRCH') return 'it has exited';
+    return `its /proc entry cannot be read (${e.code ?? e.message}; run the command as root or as the user the master runs as)`;
+  }
+  const name = path.basename(exe);
+  if (!/^node(js)?[\d.]*$/.test(name) && name !== path.basename(process.execPath)) return `it runs ${exe}, not node`;
+  if (!cmdline.slice(1).some(isWsgidScript)) return `its command line is not wsgid's (${cmdline.filter(Boolean).join(' ').slice(0, 120)})`;
+  let folder: Stats;
+  try {
+    folder = statSync(appRoot);
+  } catch {
+    return `the app folder ${appRoot} cannot be read`;
+  }
+  if (cwd.dev !== folder.dev || cwd.ino !== folder.ino) return `its working folder is not ${appRoot}`;
+  return undefined;
 }

@@ -10,6 +10,7 @@ import type { CommandValues } from '../config/options.js';
 import type { Settings } from '../config/settings.js';
 import { checkAppFolderExists } from '../app-folder/layout.js';
 import { isSameProcess, listPidFiles, stillHoldsPid, type PidEntry } from '../app-folder/pidfile.js';
+import { canCheckIdentity, whyNotMasterOf } from '../app-folder/identity.js';
 import { removeStaleState } from '../app-folder/stale.js';
 import { collectStatus, readMasterStatus, type MasterStatus, type StatusReport } from './status-report.js';
 import { formatStatus } from './status-view.js';
@@ -34,10 +35,24 @@ function signalName(signal: NodeJS.Signals | number): string {
   return entry ? `${entry[0]} (${signal})` : String(signal);
 }
 
-function send(master: PidEntry, signal: NodeJS.Signals | number): void {
+/**
+ * Why the process a live pid file names must not be signalled, or undefined when it is this folder's
+ * master. The app's user writes pid/master/, so a file may name any process with its right start
+ * time; as root, signalling it would be the user's way to kill anyone's process (docs/SECURITY.md).
+ */
+function whyNotSignal(appPath: string, pid: number): string | undefined {
+  if (!canCheckIdentity()) {
+    // Without /proc nothing tells a master from another process: only a CLI with no more rights
+    // than the pid file's writer may take the file's word for it.
+    return process.geteuid?.() === 0 ? 'it cannot be identified without /proc (refusing as root)' : undefined;
+  }
+  return whyNotMasterOf(pid, appPath);
+}
+
+function send(appPath: string, master: PidEntry, signal: NodeJS.Signals | number): void {
   const { pid } = master;
   // Checked again right before the signal: never signal a process that merely reuses the pid.
-  if (!isSameProcess(master)) return;
+  if (!isSameProcess(master) || whyNotSignal(appPath, pid) !== undefined) return;
   try {
     process.kill(pid, signal);
   } catch (error) {
@@ -47,8 +62,28 @@ function send(master: PidEntry, signal: NodeJS.Signals | number): void {
   }
 }
 
-function liveMasters(appPath: string): PidEntry[] {
-  return listPidFiles(appPath, 'master').filter((e) => e.alive);
+interface Masters {
+  /** Live pid files whose process is this folder's master. */
+  live: PidEntry[];
+  /** Live pid files naming a process that is not: never signalled. */
+  refused: number;
+}
+
+/** The live masters of the folder; a pid file naming another process is reported on stderr and skipped. */
+function liveMasters(appPath: string, io: Output): Masters {
+  const live: PidEntry[] = [];
+  let refused = 0;
+  for (const entry of listPidFiles(appPath, 'master')) {
+    if (!entry.alive) continue;
+    const why = whyNotSignal(appPath, entry.pid);
+    if (why === undefined) {
+      live.push(entry);
+      continue;
+    }
+    refused++;
+    io.err(`wsgid: not signalling pid ${entry.pid} (named by ${entry.file}): it is not a wsgid master of ${appPath}: ${why}\n`);
+  }
+  return { live, refused };
 }
 
 /** graceful_timeout from wsgid.json (if readable) or the default: how long stop waits, plus slack. */
@@ -66,13 +101,14 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 export async function stopCommand(settings: Settings, values: CommandValues, io: Output): Promise<number> {
   const paths = checkAppFolderExists(settings.appPath);
   const signal = normalizeSignal(values.sendSignal ?? 'TERM');
-  const masters = liveMasters(paths.root);
+  const { live: masters, refused } = liveMasters(paths.root, io);
   if (masters.length === 0) {
+    if (refused > 0) return EXIT.FAILURE;
     removeStaleState(paths.root);
     io.out(`wsgid is not running in ${paths.root}\n`);
     return EXIT.OK;
   }
-  for (const m of masters) send(m, signal);
+  for (const m of masters) send(paths.root, m, signal);
   io.out(`sent ${signalName(signal)} to master pid ${masters.map((m) => m.pid).join(', ')}; waiting for it to exit\n`);
   const limitMs = (gracefulTimeoutSeconds(paths.root) + 10) * 1000;
   const deadline = Date.now() + limitMs;
@@ -97,7 +133,7 @@ export async function stopCommand(settings: Settings, values: CommandValues, io:
   // The master removes its own files; clear what a crash (or SIGKILL) left behind.
   removeStaleState(paths.root);
   io.out('stopped\n');
-  return EXIT.OK;
+  return refused > 0 ? EXIT.FAILURE : EXIT.OK;
 }
 
 /** What a stopping master still waits for, from its status file. */
@@ -120,8 +156,9 @@ const STALLED_MS = 30_000;
 export async function restartCommand(settings: Settings, values: CommandValues, io: Output): Promise<number> {
   const paths = checkAppFolderExists(settings.appPath);
   const signal = normalizeSignal(values.sendSignal ?? 'HUP');
-  const masters = liveMasters(paths.root);
+  const { live: masters, refused } = liveMasters(paths.root, io);
   if (masters.length === 0) {
+    if (refused > 0) return EXIT.FAILURE;
     io.err(`wsgid: not running in ${paths.root} (start it with: wsgid --app-path=${paths.root})\n`);
     return EXIT.NOT_RUNNING;
   }
@@ -129,14 +166,15 @@ export async function restartCommand(settings: Settings, values: CommandValues, 
   // The generation before ours: we wait for a newer one (a concurrent restart's newer one covers ours).
   const seen = readMasterStatus(paths.root);
   const before = { generation: seen?.reload?.generation ?? 0, reloads: seen?.reloads ?? 0 };
-  for (const m of masters) send(m, signal);
+  for (const m of masters) send(paths.root, m, signal);
   const pids = masters.map((m) => m.pid).join(', ');
   if (!wait) {
     io.out(`sent ${signalName(signal)} to master pid ${pids}: ${signal === 'SIGHUP' || signal === 1 ? 'rolling reload requested' : 'done'}\n`);
-    return EXIT.OK;
+    return refused > 0 ? EXIT.FAILURE : EXIT.OK;
   }
   io.out(`sent SIGHUP to master pid ${pids}: rolling reload; waiting for the new workers to be ready\n`);
-  return waitForReload(paths.root, masters[0]!, before, io);
+  const code = await waitForReload(paths.root, masters[0]!, before, io);
+  return refused > 0 && code === EXIT.OK ? EXIT.FAILURE : code;
 }
 
 async function waitForReload(appPath: string, master: PidEntry, before: { generation: number; reloads: number }, io: Output): Promise<number> {
@@ -191,14 +229,15 @@ async function waitForReload(appPath: string, master: PidEntry, before: { genera
 /** `wsgid reopen-logs`: SIGUSR1 to the master (logrotate's postrotate). */
 export function reopenLogsCommand(settings: Settings, io: Output): number {
   const paths = checkAppFolderExists(settings.appPath);
-  const masters = liveMasters(paths.root);
+  const { live: masters, refused } = liveMasters(paths.root, io);
   if (masters.length === 0) {
+    if (refused > 0) return EXIT.FAILURE;
     io.err(`wsgid: not running in ${paths.root}\n`);
     return EXIT.NOT_RUNNING;
   }
-  for (const m of masters) send(m, 'SIGUSR1');
+  for (const m of masters) send(paths.root, m, 'SIGUSR1');
   io.out(`sent SIGUSR1 to master pid ${masters.map((m) => m.pid).join(', ')}: reopening the logs\n`);
-  return EXIT.OK;
+  return refused > 0 ? EXIT.FAILURE : EXIT.OK;
 }
 
 /** `wsgid status [--json] [--watch [--count=N]]`: exit 0 when running, 1 when crash-looping, 3 when stopped. */

@@ -15,6 +15,7 @@ import { WsgiLoadError } from '../gateways/wsgi/load-error.js';
 import { describeLoadFailure } from '../worker/load-failure.js';
 import { reportToParent, spawnDaemon, takeDaemonChildMarker, type FailureDetail } from './daemon.js';
 import { readMasterStatus } from './status-report.js';
+import { uploadStore } from '../worker/uploads.js';
 import type { ReadyInfo } from '../master/index.js';
 import { createSender, notifySocketFrom, systemdNotifier, type ServiceNotifier } from '../systemd/notify.js';
 
@@ -71,6 +72,10 @@ export async function startCommand(settings: Settings, argv: readonly string[], 
       EXIT.FAILURE,
     );
   }
+
+  // Said once, by the command the admin typed (a misconfigured store makes every upload a 500).
+  const store = isDaemonChild ? undefined : uploadStore(settings.mongrel2UploadStore, settings.mongrel2Chroot);
+  if (typeof store === 'string') process.stderr.write(`wsgid: warning: async uploads will be refused: ${store}\n`);
 
   if (!settings.noDaemon && !isDaemonChild) {
     process.stdout.write(`starting wsgid in ${paths.root}: waiting for ${settings.workers === 0 ? 'the app' : `${settings.workers} worker(s)`} to be ready\n`);

@@ -562,6 +562,15 @@ export const OPTIONS: OptionTable = {
     metavar: 'DIR',
     help: "mongrel2's chroot folder, to find async upload files.",
   },
+  mongrel2UploadStore: {
+    flag: 'mongrel2-upload-store',
+    reloadable: true,
+    type: 'string',
+    default: '/tmp/upload.XXXXXX',
+    commands: START,
+    metavar: 'TEMPLATE',
+    help: "mongrel2's upload.temp_store, as its config writes it (inside --mongrel2-chroot): only files it names are taken as uploads, read and removed.",
+  },
   loaderDir: {
     flag: 'loader-dir',
     reloadable: true,

@@ -71,6 +71,8 @@ export interface Settings {
   chroot: boolean;
   /** mongrel2's chroot folder, to resolve async upload paths. */
   mongrel2Chroot: string;
+  /** mongrel2's upload.temp_store (an mkstemp template inside mongrel2Chroot): the only upload files accepted. */
+  mongrel2UploadStore: string;
   /** Extra folders with loader plugins (in addition to appPath/plugins). */
   loaderDir: string[];
   /** Force the Django loader (WSGI). */

@@ -51,6 +51,14 @@ export interface DispatcherOptions {
 const UNIX_PATH_MAX = 107;
 
 /**
+ * A connection must say hello within this long, and this many may wait at once: only root and the
+ * app's user can connect (0700 folder), but that user could otherwise hold the master's fds forever.
+ * A worker says hello as it connects, before loading the app.
+ */
+export const HELLO_TIMEOUT_MS = 10_000;
+export const MAX_UNIDENTIFIED = 64;
+
+/**
  * The private folder of the dispatch socket, relative to the app folder: `pid/.d<masterpid>`, and
  * the socket path in it. Relative so that workers chrooted into the app folder reach it at the same
  * path, and short whatever the app path (sun_path holds 107 bytes).
@@ -71,6 +79,8 @@ interface Link {
   queued: boolean;
   /** Resolves with the time the connection closed. */
   readonly closed: Promise<number>;
+  /** Closes the connection if no hello came in time. */
+  helloTimer?: NodeJS.Timeout;
 }
 
 export class Dispatcher implements DispatchSink {
@@ -96,6 +106,8 @@ export class Dispatcher implements DispatchSink {
   private flushScheduled = false;
   private lastOverflowLog = 0;
   private lastMalformedLog = 0;
+  private lastRefusedLog = 0;
+  private refusedSinceLog = 0;
   private malformedSinceLog = 0;
   private loops: Promise<void>[] = [];
   private lastReceived = 0;
@@ -199,6 +211,16 @@ export class Dispatcher implements DispatchSink {
       queued: false,
       closed: new Promise<number>((resolve) => (close = resolve)),
     };
+    if (this.unidentified.size >= MAX_UNIDENTIFIED) {
+      this.refuseConnection(`more than ${MAX_UNIDENTIFIED} connections without hello`);
+      socket.destroy();
+      return;
+    }
+    link.helloTimer = setTimeout(() => {
+      this.refuseConnection(`no hello within ${HELLO_TIMEOUT_MS / 1000} s`);
+      socket.destroy();
+    }, HELLO_TIMEOUT_MS);
+    link.helloTimer.unref();
     this.unidentified.add(link);
     const reader = new RecordReader((records) => this.onRecords(link, records));
     socket.on('data', (chunk: Buffer) => reader.push(chunk));
@@ -207,10 +229,21 @@ export class Dispatcher implements DispatchSink {
       if (!this.closed) this.log.debug('worker connection error', { worker: link.id, error: String(err) });
     });
     socket.on('close', () => {
+      clearTimeout(link.helloTimer);
       this.unidentified.delete(link);
       if (link.id >= 0 && this.links.get(link.id) === link) this.links.delete(link.id);
       close(Date.now());
     });
+  }
+
+  /** A dispatch connection closed before its hello: logged at most once a second, with a count. */
+  private refuseConnection(why: string): void {
+    this.refusedSinceLog++;
+    const now = Date.now();
+    if (now - this.lastRefusedLog < 1000) return;
+    this.lastRefusedLog = now;
+    this.log.warn('closed a dispatch connection without hello', { reason: why, count: this.refusedSinceLog });
+    this.refusedSinceLog = 0;
   }
 
   private onRecords(link: Link, records: Buffer): void {
@@ -227,6 +260,7 @@ export class Dispatcher implements DispatchSink {
         return;
       }
       link.id = id;
+      clearTimeout(link.helloTimer);
       this.unidentified.delete(link);
       this.links.set(id, link);
       if (records.length === RECORD_SIZE) return;

@@ -124,6 +124,8 @@ export interface Conn {
   released: boolean;
   /** We answered it ourselves (502/504 or a close): nothing more may go to the client. */
   closed: boolean;
+  /** Its worker dropped a message of it as malformed ('X'): forget it once settled. */
+  dropped: boolean;
   /**
    * The last message forwarded while something is outstanding (a reference, not a copy), so that
    * an answer of our own can be access-logged with its method and path; dropped once settled.
@@ -404,6 +406,7 @@ export class DispatchTable {
       lastActive: now,
       released: false,
       closed: false,
+      dropped: false,
       lastFrame: undefined,
     };
     this.conns.set(q.key, fresh);
@@ -617,6 +620,9 @@ export class DispatchTable {
           conn.started++;
           conn.lastActive = now;
         }
+      } else if (kind === 0x58 /* X */) {
+        const conn = this.conns.get(records[o + 1]! * KEY_SERVER + value);
+        if (conn !== undefined && conn.worker === w) conn.dropped = true;
       } else if (kind === 0x43 /* C */) {
         w.credit += value;
         w.connected = true;
@@ -636,7 +642,7 @@ export class DispatchTable {
   /** A connection has nothing in flight any more. */
   private settled(conn: Conn, now: number): void {
     const w = conn.worker;
-    if (conn.released) {
+    if (conn.released || conn.dropped) {
       this.forget(conn);
       return;
     }

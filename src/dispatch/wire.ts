@@ -17,6 +17,10 @@
  *     disconnect, a WebSocket frame, an upload start, a JSON socket message) is handled (+1
  *     credit): it started no response and ended none, so the master's per-connection count of
  *     started responses is untouched;
+ *   - 'D' server, connId: one forwarded message on that connection is fully handled (+1 credit);
+ *   - 'X' server, connId: the worker dropped a message on that connection as malformed (sent before
+ *     its 'D'): the master forgets the connection once nothing is in flight on it, so a flood of
+ *     malformed messages leaves no entry per connection id;
  *   - 'P' (server 0, value 0): the worker pauses (stops taking work); the master answers 'E'.
  *   - 'K' (server 0) value = requests it can run at once (its capacity; sent before its first
  *     credit by workers whose app has a bound, e.g. WSGI --threads; none = no bound);
@@ -33,6 +37,7 @@ export const REPORT_CREDIT = 0x43; // 'C'
 export const REPORT_STARTED = 0x53; // 'S'
 export const REPORT_DONE = 0x44; // 'D'
 export const REPORT_HANDLED = 0x4e; // 'N'
+export const REPORT_DROPPED = 0x58; // 'X'
 export const REPORT_PAUSE = 0x50; // 'P'
 export const REPORT_CAPACITY = 0x4b; // 'K'
 export const REPORT_WAITING = 0x57; // 'W'

@@ -66,6 +66,8 @@ export interface MasterStatusFile {
     closed: number;
     malformed: number;
   };
+  /** Client connections the master keeps a route for (each sticks to its worker until it ends); absent in single-process mode. */
+  connections?: number;
   restarts: number;
   recycled: number;
   reloads: number;
@@ -173,6 +175,7 @@ export function buildStatus({ pool, table, masterPid, startedAt, now, reports, m
       closed: c.closed,
       malformed: c.malformed,
     },
+    connections: table.conns.size,
     restarts: pool.counters.restarts,
     recycled: pool.counters.recycled,
     reloads: pool.counters.reloads,

@@ -38,6 +38,7 @@ export class DirectSource implements RequestSource {
   started(): void {}
   finished(): void {}
   handled(): void {}
+  dropped(): void {}
 
   async pause(): Promise<void> {
     // Disconnecting tells mongrel2's PUSH to stop sending us messages. What it already queued to

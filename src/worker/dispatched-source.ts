@@ -15,6 +15,7 @@ import {
   REPORT_CREDIT,
   REPORT_DONE,
   REPORT_HANDLED,
+  REPORT_DROPPED,
   REPORT_HELLO,
   REPORT_PAUSE,
   REPORT_STARTED,
@@ -117,6 +118,11 @@ export class DispatchedSource implements RequestSource {
 
   handled(server: number, connId: number): void {
     this.reports.push(REPORT_HANDLED, server, connId);
+    this.scheduleFlush();
+  }
+
+  dropped(server: number, connId: number): void {
+    this.reports.push(REPORT_DROPPED, server, connId);
     this.scheduleFlush();
   }
 

@@ -42,7 +42,7 @@ export interface CompletedRequest {
 }
 
 export interface WorkerOptions {
-  settings: Pick<Settings, 'send' | 'mongrel2Chroot' | 'pingMs' | 'uncreditedLimit'>;
+  settings: Pick<Settings, 'send' | 'mongrel2Chroot' | 'mongrel2UploadStore' | 'pingMs' | 'uncreditedLimit'>;
   logger: Logger;
   gateway: Gateway;
   source: RequestSource;
@@ -82,7 +82,7 @@ export function startWorker(options: WorkerOptions): Worker {
   const websockets = new WebSocketConnections({ logger, sockets, keepAliveMs });
   const connections = new ConnectionQueues<ActiveRequest>();
   const credits = new DownloadCredits(sockets);
-  const uploads = new Uploads(options.settings.mongrel2Chroot, logger);
+  const uploads = new Uploads(options.settings.mongrel2Chroot, options.settings.mongrel2UploadStore, logger);
   /** The sender (send_ident) last seen per server: multi-id replies are addressed with it. */
   const senders: string[] = [];
   const inFlight = new InFlightCount();
@@ -138,7 +138,7 @@ export function startWorker(options: WorkerOptions): Worker {
       case 'request':
         return enqueue(message, undefined, server);
       case 'upload-done':
-        return void uploadDone(message, server);
+        return uploadDone(message, server);
       case 'upload-start':
         // Never answered: any reply now would cancel the upload.
         return uploadStart(message, server);
@@ -181,6 +181,7 @@ export function startWorker(options: WorkerOptions): Worker {
     let connId = 0;
     try {
       connId = peekConnection(frame).connId;
+      source.dropped(server, connId); // the master keeps no route for it ('X' before its 'N')
     } catch {
       // Not even the connection id is readable; the credit still goes back.
     }
@@ -201,7 +202,7 @@ export function startWorker(options: WorkerOptions): Worker {
 
   /** Async upload began (protocol notes §4): remember the file so a disconnect can remove it. */
   function uploadStart(message: Mongrel2Message, server: number): void {
-    const decision = judgeUploadStart(message, uploads.chroot);
+    const decision = judgeUploadStart(message, uploads.store);
     switch (decision.action) {
       case 'serve-as-request':
         logger.warn('an upload-start header mongrel2 cannot have sent: serving an ordinary request', {
@@ -210,7 +211,12 @@ export function startWorker(options: WorkerOptions): Worker {
         });
         return enqueue(message, undefined, server);
       case 'ignore':
-        logger.warn('ignored an upload-start outside the mongrel2 chroot', { conn: message.connId, start: decision.reported });
+        logger.warn("ignored an upload-start naming a file outside mongrel2's upload store", {
+          conn: message.connId,
+          start: decision.reported,
+          store: uploads.store?.template,
+          reason: uploads.storeProblem,
+        });
         return controlDone(server, message.connId);
       case 'track': {
         const key = connectionKey(server, message.connId);
@@ -227,9 +233,9 @@ export function startWorker(options: WorkerOptions): Worker {
    * worker cannot use (uploads.ts `check`) gets the client a 500, the log says why, and the app is
    * never called.
    */
-  async function uploadDone(message: Mongrel2Message, server: number): Promise<void> {
+  function uploadDone(message: Mongrel2Message, server: number): void {
     const key = connectionKey(server, message.connId);
-    const decision = judgeUploadDone(message, uploads.expected(key), uploads.chroot);
+    const decision = judgeUploadDone(message, uploads.expected(key), uploads.store);
     if (decision.action === 'serve-as-request') {
       logger.warn('an upload-done header mongrel2 cannot have sent: serving an ordinary request', {
         conn: message.connId,
@@ -247,13 +253,24 @@ export function startWorker(options: WorkerOptions): Worker {
       refuse(message, server, 400, 'The request carries an upload header only mongrel2 may set.\n');
       return messageDone(server, message.connId);
     }
-    const { file } = decision;
-    const bodyError = await uploads.check(file, message);
-    if (bodyError !== undefined) {
-      logger.error('cannot read the upload file: answering 500', { conn: message.connId, file, reason: bodyError });
+    if (decision.action === 'outside-store') {
+      // Not a file mongrel2's upload.temp_store can name: never opened, never removed.
+      const problem = uploads.storeProblem;
+      logger.error(problem ? `cannot accept an upload: ${problem}: answering 500` : "refused an upload naming a file outside mongrel2's upload store: answering 500", {
+        conn: message.connId,
+        done: decision.reported,
+        store: uploads.store?.template,
+      });
+      refuse(message, server, 500, 'This server cannot accept the upload (see its log).\n');
+      return messageDone(server, message.connId);
     }
+    const { file } = decision;
+    const problem = uploads.check(file, message);
     credits.noteRequest(key, message, server);
-    enqueue(message, file, server, bodyError);
+    if (problem === undefined) return enqueue(message, file, server);
+    const removed = problem.removable && uploads.remove(file);
+    logger.error('cannot read the upload file: answering 500', { conn: message.connId, file, reason: problem.reason, removed });
+    enqueue(message, undefined, server, 'The server cannot read the uploaded body (see its log).\n');
   }
 
   function enqueue(message: Mongrel2Message, bodyFile: string | undefined, server: number, bodyError?: string): void {
@@ -282,7 +299,7 @@ export function startWorker(options: WorkerOptions): Worker {
     const request = new ActiveRequest(message, bodyFile, reply, server, broadcaster);
     connections.begin(key, request);
     if (bodyError !== undefined) {
-      reply.end(errorResponse(500, VERSION, { method }), true);
+      reply.end(errorResponse(500, VERSION, { method, body: bodyError }), true);
       return settled(key, request);
     }
     let result: void | Promise<void>;

@@ -18,6 +18,8 @@ export interface RequestSource {
    * upload start...) is handled: it neither started nor ended a response.
    */
   handled(server: number, connId: number): void;
+  /** A delivered message was dropped as malformed (called before its `finished`). */
+  dropped(server: number, connId: number): void;
   /** Stop taking new messages; already delivered ones still finish. */
   pause(): Promise<void>;
   /** Release sockets. */

@@ -81,14 +81,15 @@ export async function startPushServer(options: PushServerOptions = {}): Promise<
   await mkdir(path.join(dir, 'app'), { recursive: true });
   await copyFile(PUSH_APP, path.join(dir, 'app', 'server.mjs'));
   await options.prepare?.(dir);
-  const m2 = await startMongrel2({
-    settings: { 'limits.content_length': 4096, 'upload.temp_store': '/tmp/upload.XXXXXX', ...options.settings },
-  });
+  const settings = { 'limits.content_length': 4096, 'upload.temp_store': '/tmp/upload.XXXXXX', ...options.settings };
+  const m2 = await startMongrel2({ settings });
   try {
     // A short graceful timeout: a test that ends with an event stream still open (its client's
     // disconnect racing the stop) must not outlast startWsgid's 10 s stop budget.
     const extra = ['--wsgi-app=server.mjs', `--workers=${options.workers ?? 0}`, '--graceful-timeout=5', ...(options.extra ?? [])];
     if (m2.chrooted) extra.push(`--mongrel2-chroot=${m2.dir}`);
+    // In test mode the helper moved the store into mongrel2's folder (mongrel2.ts): say where.
+    else extra.push(`--mongrel2-upload-store=${path.join(m2.dir, String(settings['upload.temp_store']))}`);
     const wsgid = await startWsgid(wsgidArgs(m2.handler('app'), dir, extra), {
       cwd: dir,
       readyUrl: `${m2.baseUrl}/`,

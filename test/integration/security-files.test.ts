@@ -8,7 +8,7 @@
  */
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -230,41 +230,48 @@ describe('a root master and symlinks planted by the app user', { skip }, () => {
     assert.deepEqual(pids(dir, 'master'), []);
   });
 
-  test('pid files are never written through symlinks at their temp names (start, worker respawn)', async () => {
+  // The writer's temp names are random (crypto.randomBytes): nobody can plant ahead of them. To
+  // check what the writer does when a symlink is there all the same (O_EXCL|O_NOFOLLOW: refuse,
+  // never write through it), the master runs with a preload that makes those names known.
+  const PREDICTABLE = { ...process.env, NODE_OPTIONS: `--import=${path.join(REPO_ROOT, 'test', 'fixtures', 'predictable-temp-names.mjs')}` };
+  const TEMP = 'deadbeefdeadbeef';
+
+  test('a worker pid file is never written through a symlink at its temp name (worker respawn)', async () => {
     const { dir, args } = await appFolder();
     const target = rootOnlyTarget();
-    // The temp names the master used: .<pid>.pid.<writer pid>.tmp. For the master's own file both
-    // pids are its own; plant the likely next ones.
-    plantForNextPids(path.join(dir, 'pid', 'master'), '.{p}.pid.{p}.tmp', target.file);
-    await running(args, dir, async (master) => {
+    const log = path.join(dir, 'logs', 'wsgid.log');
+    const start = await runCli(args, 60_000, { env: PREDICTABLE });
+    assert.equal(start.code, 0, start.stderr + read(log));
+    try {
       const [worker] = pids(dir, 'worker');
       assert.ok(worker !== undefined, 'a worker pid file');
-      plantForNextPids(path.join(dir, 'pid', 'worker'), `.{p}.pid.${master}.tmp`, target.file);
+      plantForNextPids(path.join(dir, 'pid', 'worker'), `.{p}.pid.${TEMP}.tmp`, target.file);
       process.kill(worker, 'SIGKILL'); // the master respawns it and writes the new worker's pid file
-      await waitFor(() => pids(dir, 'worker').some((p) => p !== worker), 'a respawned worker');
+      // The master tried the planted name and refused it: what proves the test reached the writer.
+      await waitFor(() => new RegExp(`could not write the worker pid file.*EEXIST.*\\.\\d+\\.pid\\.${TEMP}\\.tmp`).test(read(log)) || read(target.file) !== 'root only\n', 'the refused pid file');
       target.check();
-    });
+    } finally {
+      const stop = await wsgid(['stop', `--app-path=${dir}`]);
+      assert.equal(stop.code, 0, stop.stderr);
+    }
     target.check();
   });
 
   test('pid/status.json is never written through a symlink at its temp name', async () => {
     const { dir, args } = await appFolder();
     const target = rootOnlyTarget();
-    const statusFile = path.join(dir, 'pid', 'status.json');
-    const updatedAt = (): string => {
-      try {
-        return (JSON.parse(read(statusFile)) as { updatedAt?: string }).updatedAt ?? '';
-      } catch {
-        return '';
-      }
-    };
-    await running(args, dir, async (master) => {
-      asNobody(`ln -s ${target.file} ${statusFile}.${master}.tmp`);
-      await waitFor(() => updatedAt() !== '', 'a status file');
-      const first = updatedAt();
-      await waitFor(() => updatedAt() !== first, 'the status file to be rewritten');
+    const log = path.join(dir, 'logs', 'wsgid.log');
+    asNobody(`ln -s ${target.file} ${dir}/pid/.status.json.${TEMP}.tmp`);
+    const start = await runCli([...args, '--debug'], 60_000, { env: PREDICTABLE });
+    assert.equal(start.code, 0, start.stderr + read(log));
+    try {
+      await waitFor(() => new RegExp(`could not write the status file.*EEXIST.*\\.status\\.json\\.${TEMP}\\.tmp`).test(read(log)) || read(target.file) !== 'root only\n', 'the refused status file');
       target.check();
-    });
+      assert.equal(existsSync(path.join(dir, 'pid', 'status.json')), false, 'a status file written some other way');
+    } finally {
+      const stop = await wsgid(['stop', `--app-path=${dir}`]);
+      assert.equal(stop.code, 0, stop.stderr);
+    }
     target.check();
   });
 
@@ -292,5 +299,98 @@ EOF`);
     assert.doesNotMatch(config.stdout + config.stderr, /root only/);
     assert.match(config.stderr, /wsgid\.json: cannot read/);
     target.check();
+  });
+});
+
+/**
+ * Issue 19 item 3: the app user writes pid/master/, so a pid file may name any process, with the
+ * start time anyone can read in /proc. A root `stop`, `restart` or `reopen-logs` must signal it
+ * only when the process is a wsgid master of this folder. The victim is a root node process in the
+ * app folder (node and a working folder there prove nothing by themselves); the first signal it gets
+ * decides how it ended, so "never signalled" is checked without timing: the test kills it with
+ * SIGKILL at the end.
+ */
+describe('a root CLI and pid files forged by the app user', { skip }, () => {
+  const forgeries = {
+    'with the victim\'s start time': (pid: number) => `printf '%s\\n%s\\n' ${pid} "$(awk '{print $22}' /proc/${pid}/stat)" > ${pid}.pid`,
+    'one line, mtime in the future': (pid: number) => `echo ${pid} > ${pid}.pid && touch -d '+1 hour' ${pid}.pid`,
+    'one line, written after the victim started': (pid: number) => `echo ${pid} > ${pid}.pid`,
+  };
+  for (const [label, forge] of Object.entries(forgeries)) {
+    for (const command of ['stop', 'restart', 'reopen-logs']) {
+      test(`${command} never signals a root process named by a forged pid file (${label})`, async () => {
+        const { dir } = await appFolder();
+        const victim = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1 << 30)'], { cwd: dir, stdio: 'ignore' });
+        const exited = new Promise<NodeJS.Signals | null>((resolve) => victim.once('exit', (_code, signal) => resolve(signal)));
+        try {
+          const pid = victim.pid!;
+          asNobody(`cd ${dir}/pid/master && ${forge(pid)}`);
+          const run = await wsgid([command, `--app-path=${dir}`]);
+          assert.equal(run.code, 1, run.stdout + run.stderr);
+          assert.match(run.stderr, new RegExp(`not signalling pid ${pid} .*not a wsgid master of ${dir}: its command line is not wsgid's`));
+          assert.doesNotMatch(run.stdout, /sent|stopped/);
+        } finally {
+          victim.kill('SIGKILL');
+        }
+        assert.equal(await exited, 'SIGKILL', 'the victim was signalled by wsgid');
+      });
+    }
+  }
+
+  test('a real master is still stopped beside a forged pid file, which is reported', async () => {
+    const { dir, args } = await appFolder();
+    const victim = spawn('sleep', ['1000'], { stdio: 'ignore' });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => victim.once('exit', (_code, signal) => resolve(signal)));
+    try {
+      const start = await wsgid(args);
+      assert.equal(start.code, 0, start.stderr);
+      const [master] = pids(dir, 'master');
+      asNobody(`cd ${dir}/pid/master && ${forgeries['with the victim\'s start time'](victim.pid!)}`);
+      const stop = await wsgid(['stop', `--app-path=${dir}`]);
+      assert.equal(stop.code, 1, stop.stdout + stop.stderr);
+      assert.match(stop.stdout, new RegExp(`^sent SIGTERM to master pid ${master}; [^]*\\nstopped\\n$`));
+      assert.match(stop.stderr, new RegExp(`not signalling pid ${victim.pid}`));
+    } finally {
+      victim.kill('SIGKILL');
+    }
+    assert.equal(await exited, 'SIGKILL', 'the victim was signalled by wsgid');
+  });
+});
+
+/**
+ * Issue 19: the app's user can connect to the master's socket (pid/.d<pid>/w is theirs). Connections
+ * that never say hello were kept forever (500 took the master from 45 to 546 fds). Now at most 64
+ * wait at once, and each is closed after 10 s without hello.
+ */
+describe("the master's socket and connections that never say hello", { skip }, () => {
+  const fds = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
+
+  test('500 silent connections from the app user: capped while open, all closed, the master back to its fds', { timeout: 120_000 }, async () => {
+    const { dir, args } = await appFolder();
+    await running(args, dir, async (master) => {
+      const endpoint = path.join(dir, 'pid', `.d${master}`, 'w');
+      const baseline = fds(master);
+      // As nobody: open 500 connections, say nothing, report when all are open and when the master closed them all.
+      const script = `
+        const net = require('node:net');
+        let open = 0, closed = 0;
+        for (let i = 0; i < 500; i++) {
+          const s = net.connect(${JSON.stringify(endpoint)});
+          s.on('connect', () => { if (++open === 500) console.log('open'); });
+          s.on('error', () => {});
+          s.on('close', () => { if (++closed === 500) { console.log('closed'); process.exit(0); } });
+        }
+        setTimeout(() => { console.log('gave up: ' + closed + ' closed'); process.exit(1); }, 60000);`;
+      const child = spawn('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      await waitFor(() => /open|closed|gave up/.test(out), 'the connections to open', 60_000);
+      const during = fds(master);
+      assert.equal(await exited, 0, `the master kept silent connections open: ${out}`);
+      assert.ok(during - baseline <= 64 + 10, `${during - baseline} more fds while 500 silent connections were open (cap 64)`);
+      await waitFor(() => fds(master) <= baseline + 5, 'the master to be back to its fds');
+      assert.match(read(path.join(dir, 'logs', 'wsgid.log')), /closed a dispatch connection without hello/);
+    });
   });
 });

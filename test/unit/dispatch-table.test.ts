@@ -466,6 +466,18 @@ describe('dispatch table', () => {
     assert.equal(table.sweep(1000, 500), 1);
     assert.deepEqual([...table.conns.keys()], [2]);
   });
+
+  test("a connection whose message the worker dropped as malformed ('X') is forgotten once settled", () => {
+    const { table } = setup([5]);
+    table.dispatch(0, req(1), 0);
+    table.dispatch(0, req(1), 0);
+    table.dispatch(0, req(2), 0);
+    table.report(1, records([0x58, 0, 1], [0x44, 0, 1]), 10);
+    assert.deepEqual([...table.conns.keys()], [1, 2], 'kept while a message is still in flight on it');
+    table.report(1, done(1), 20);
+    table.report(1, done(2), 20);
+    assert.deepEqual([...table.conns.keys()], [2], 'forgotten once settled; an ordinary connection stays');
+  });
 });
 
 describe('dispatch frames and wire', () => {

@@ -11,7 +11,9 @@ import {
   judgeUploadDone,
   judgeUploadStart,
   plausibleUpload,
-  uploadFilePath,
+  uploadFileName,
+  uploadStore,
+  type UploadStore,
 } from '../../src/worker/uploads.js';
 import { grantedCredits, initialCredits } from '../../src/worker/credits.js';
 import { needsPing, pingPeriod } from '../../src/worker/keep-alive.js';
@@ -23,7 +25,9 @@ function message(headers: Mongrel2Headers, body = Buffer.alloc(0), connId = 7): 
   return { kind: 'request', sender: 'sender-1', connId, path: '/up', headers: { METHOD: 'POST', ...headers }, body };
 }
 
-const UPLOAD = '/tmp/upload.XXXXXX';
+const UPLOAD = '/tmp/upload.a1B2c3';
+const STORE: UploadStore = { template: '/tmp/upload.XXXXXX', dir: '/tmp' };
+const CHROOTED: UploadStore = { template: '/tmp/upload.XXXXXX', dir: '/srv/m2/tmp' };
 const uploadHeaders = (extra: Mongrel2Headers = {}): Mongrel2Headers => ({
   'content-length': '30000',
   'x-mongrel2-upload-start': UPLOAD,
@@ -50,36 +54,50 @@ describe('uploads: which upload messages to believe', () => {
     for (const forged of cases) assert.equal(plausibleUpload(forged, 'x-mongrel2-upload-start'), undefined);
   });
 
-  test('upload paths are resolved under the chroot and cannot climb out', () => {
-    assert.equal(uploadFilePath('/', '/tmp/a'), '/tmp/a');
-    assert.equal(uploadFilePath('/srv/m2', '/tmp/a'), '/srv/m2/tmp/a');
-    assert.equal(uploadFilePath('/srv/m2', 'tmp/a'), '/srv/m2/tmp/a');
-    assert.equal(uploadFilePath('/srv/m2', '/../../etc/passwd'), '/srv/m2/etc/passwd');
-    assert.equal(uploadFilePath('/srv/m2', '/'), undefined); // the chroot itself is no file
+  test('the upload store: the template under the chroot; none without XXXXXX or when relative without a chroot', () => {
+    assert.deepEqual(uploadStore('/tmp/upload.XXXXXX', ''), STORE);
+    assert.deepEqual(uploadStore('/tmp/upload.XXXXXX', '/srv/m2'), CHROOTED);
+    assert.deepEqual(uploadStore('tmp/upload.XXXXXX', '/srv/m2'), { template: 'tmp/upload.XXXXXX', dir: '/srv/m2/tmp' });
+    assert.deepEqual(uploadStore('/../../up.XXXXXX', '/srv/m2'), { template: '/../../up.XXXXXX', dir: '/srv/m2' });
+    assert.match(String(uploadStore('tmp/upload.XXXXXX', '')), /relative to mongrel2's working folder/);
+    assert.match(String(uploadStore('/tmp/upload', '')), /does not end in XXXXXX/);
+    assert.match(String(uploadStore('', '')), /no --mongrel2-upload-store/);
+  });
+
+  test('only the template with its XXXXXX filled in names an upload file', () => {
+    assert.equal(uploadFileName(STORE, '/tmp/upload.a1B2c3'), 'upload.a1B2c3');
+    for (const forged of ['/etc/shadow', '/tmp/upload.a1B2c', '/tmp/upload.a1B2c34', '/tmp/upload../x1', '/tmp/upload.a1/2c3', '/../../x', '/tmp/other.a1B2c3', 'tmp/upload.a1B2c3', '/tmp/upload.a1B2c\0', '/tmp/upload.XXXXXX'.replace('XXXXXX', '../../')]) {
+      assert.equal(uploadFileName(STORE, forged), undefined, forged);
+    }
   });
 
   test('upload-start: track, serve as a request, or ignore', () => {
-    assert.deepEqual(judgeUploadStart(message(uploadHeaders()), '/'), { action: 'track', file: UPLOAD });
-    assert.deepEqual(judgeUploadStart(message(uploadHeaders()), '/srv/m2'), { action: 'track', file: '/srv/m2' + UPLOAD });
-    assert.deepEqual(judgeUploadStart(message(uploadHeaders(), Buffer.from('x')), '/'), { action: 'serve-as-request' });
-    assert.deepEqual(judgeUploadStart(message(uploadHeaders({ 'x-mongrel2-upload-start': '/' })), '/srv/m2'), {
+    assert.deepEqual(judgeUploadStart(message(uploadHeaders()), STORE), { action: 'track', file: UPLOAD });
+    assert.deepEqual(judgeUploadStart(message(uploadHeaders()), CHROOTED), { action: 'track', file: '/srv/m2' + UPLOAD });
+    assert.deepEqual(judgeUploadStart(message(uploadHeaders(), Buffer.from('x')), STORE), { action: 'serve-as-request' });
+    assert.deepEqual(judgeUploadStart(message(uploadHeaders({ 'x-mongrel2-upload-start': '/etc/shadow' })), STORE), {
       action: 'ignore',
-      reported: '/',
+      reported: '/etc/shadow',
     });
+    assert.deepEqual(judgeUploadStart(message(uploadHeaders()), undefined), { action: 'ignore', reported: UPLOAD });
   });
 
-  test('upload-done: done must equal start and match the upload-start seen', () => {
+  test('upload-done: done must equal start, be a file of the store and match the upload-start seen', () => {
     const done = (extra: Mongrel2Headers = {}): Mongrel2Message =>
       message(uploadHeaders({ 'x-mongrel2-upload-done': UPLOAD, ...extra }));
-    assert.deepEqual(judgeUploadDone(done(), UPLOAD, '/'), { action: 'serve-file', file: UPLOAD });
+    assert.deepEqual(judgeUploadDone(done(), UPLOAD, STORE), { action: 'serve-file', file: UPLOAD });
     // No upload-start seen by this worker (e.g. it went to another worker before a reload): believed.
-    assert.deepEqual(judgeUploadDone(done(), undefined, '/'), { action: 'serve-file', file: UPLOAD });
-    assert.deepEqual(judgeUploadDone(done(), '/tmp/other', '/'), { action: 'refuse' });
-    assert.deepEqual(judgeUploadDone(done({ 'x-mongrel2-upload-start': '/tmp/other' }), undefined, '/'), { action: 'refuse' });
-    assert.deepEqual(judgeUploadDone(done({ 'x-mongrel2-upload-done': '/', 'x-mongrel2-upload-start': '/' }), undefined, '/srv'), {
-      action: 'refuse',
-    });
-    assert.deepEqual(judgeUploadDone(message(uploadHeaders({ 'x-mongrel2-upload-done': UPLOAD }), Buffer.from('x')), UPLOAD, '/'), {
+    assert.deepEqual(judgeUploadDone(done(), undefined, STORE), { action: 'serve-file', file: UPLOAD });
+    assert.deepEqual(judgeUploadDone(done(), '/tmp/upload.zzzzzz', STORE), { action: 'refuse' });
+    assert.deepEqual(judgeUploadDone(done({ 'x-mongrel2-upload-start': '/tmp/upload.zzzzzz' }), undefined, STORE), { action: 'refuse' });
+    for (const forged of ['/etc/shadow', '/../../x', '/']) {
+      assert.deepEqual(judgeUploadDone(done({ 'x-mongrel2-upload-done': forged, 'x-mongrel2-upload-start': forged }), undefined, CHROOTED), {
+        action: 'outside-store',
+        reported: forged,
+      });
+    }
+    assert.deepEqual(judgeUploadDone(done(), undefined, undefined), { action: 'outside-store', reported: UPLOAD });
+    assert.deepEqual(judgeUploadDone(message(uploadHeaders({ 'x-mongrel2-upload-done': UPLOAD }), Buffer.from('x')), UPLOAD, STORE), {
       action: 'serve-as-request',
     });
   });
