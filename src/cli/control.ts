@@ -176,6 +176,13 @@ async function waitForReload(appPath: string, master: PidEntry, before: { genera
             `wsgid: changed but not applied, these need a full restart (wsgid stop, then start): ${r.needsRestart.join(' ')}\n`,
           );
         }
+        if (r.overridden && r.overridden.length > 0) {
+          const flags = [...new Set(r.overridden.map((o) => o.split('=')[0]!))];
+          io.err(
+            `wsgid: warning: wsgid.json is overridden by the master's command line (the command line wins over wsgid.json): ` +
+              `${r.overridden.join(', ')}; for wsgid.json to decide, stop and start again without ${flags.join(' ')}\n`,
+          );
+        }
         if (r.outcome === 'done') {
           io.out(`reloaded: ${r.ready} new worker(s) ready\n`);
           return EXIT.OK;

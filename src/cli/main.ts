@@ -40,7 +40,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       const { settings } = resolveSettings(values, { readFile: true });
       // HUP re-reads the configuration the same way: this command line, its folder, wsgid.json now.
       const cwd = process.cwd();
-      return startCommand(settings, argv, () => resolveSettings(values, { readFile: true, requireEndpoints: true, cwd }).settings);
+      return startCommand(settings, argv, () => resolveSettings(values, { readFile: true, requireEndpoints: true, cwd }));
     }
     case 'init':
       return initCommand(resolveSettings(values).settings, io);

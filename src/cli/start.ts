@@ -15,7 +15,7 @@ import { WsgiLoadError } from '../gateways/wsgi/load-error.js';
 import { describeLoadFailure } from '../worker/load-failure.js';
 import { reportToParent, spawnDaemon, takeDaemonChildMarker, type FailureDetail } from './daemon.js';
 import { readMasterStatus } from './status-report.js';
-import type { ReadyInfo } from '../master/index.js';
+import type { ReadyInfo, ReloadedSettings } from '../master/index.js';
 import { createSender, notifySocketFrom, systemdNotifier, type ServiceNotifier } from '../systemd/notify.js';
 
 /** The master loop's tick (master/arbiter.ts TICK_MS): how often the systemd watchdog can be fed. */
@@ -54,7 +54,7 @@ function runningMasters(appPath: string): number[] {
  * The `start` command. `argv` is the original command line (re-used to spawn the daemon);
  * `reread` resolves the settings again from it and wsgid.json (for HUP; throws when invalid).
  */
-export async function startCommand(settings: Settings, argv: readonly string[], reread?: () => Settings): Promise<number> {
+export async function startCommand(settings: Settings, argv: readonly string[], reread?: () => ReloadedSettings): Promise<number> {
   const isDaemonChild = takeDaemonChildMarker();
   const paths = checkAppFolder(settings.appPath);
   checkSettings(settings, true);
@@ -152,7 +152,12 @@ export async function startCommand(settings: Settings, argv: readonly string[], 
       code = await runStandalone(effective, logger, onReady, onReopen, service);
     } else {
       const { runMaster } = await import('../master/index.js');
-      const reloadSettings = reread && ((): Settings => ({ ...reread(), noDaemon: effective.noDaemon }));
+      const reloadSettings =
+        reread &&
+        ((): ReloadedSettings => {
+          const again = reread();
+          return { settings: { ...again.settings, noDaemon: effective.noDaemon }, overridden: again.overridden };
+        });
       code = await runMaster(effective, logger, { onReady, reloadSettings, onReopen, onWorkerFatal, service });
     }
   } catch (error) {

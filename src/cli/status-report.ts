@@ -41,6 +41,7 @@ export interface MasterStatus {
     ready?: number;
     changed?: string[];
     needsRestart?: string[];
+    overridden?: string[];
   };
   endpoints?: EndpointReport[];
   metrics?: string;

@@ -53,6 +53,12 @@ export interface ReadyInfo {
   endpointProblems: Promise<string[]>;
 }
 
+/** The settings a HUP re-read, and the wsgid.json values the command line overrides (config/resolve.ts). */
+export interface ReloadedSettings {
+  settings: Settings;
+  overridden: string[];
+}
+
 export interface MasterHooks {
   /** Called once, when the first full set of workers is ready. */
   onReady?: (info: ReadyInfo) => void;
@@ -61,7 +67,7 @@ export interface MasterHooks {
    * anew). Throws when they are invalid (the running configuration is kept). Without it, HUP
    * reloads the workers with the running settings.
    */
-  reloadSettings?: () => Settings;
+  reloadSettings?: () => ReloadedSettings;
   /** USR1, after the master's log files were reopened (the CLI re-points the daemon's fd 1/2). */
   onReopen?: () => void;
   /** A worker reported why it could not boot (what a failed start shows the user). */
@@ -258,8 +264,9 @@ export class Arbiter {
       return;
     }
     let next: Settings;
+    let overridden: string[];
     try {
-      next = reread();
+      ({ settings: next, overridden } = reread());
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       const code = err instanceof WsgidError ? err.exitCode : EXIT.FAILURE;
@@ -272,11 +279,21 @@ export class Arbiter {
         settings: plan.needsRestart.join(' '),
       });
     }
+    if (overridden.length > 0) {
+      this.log.warn('HUP: wsgid.json values overridden by the command line the master was started with (the command line wins)', {
+        settings: overridden.join(' '),
+      });
+    }
     if (plan.changed.length > 0) this.log.info('HUP: configuration changes apply to the new workers', { settings: plan.changed.join(' ') });
     if (plan.settings.workers < 1) this.log.warn('--workers below 1 means single-process mode, which needs a full restart; the master runs 1 worker');
     this.settings = plan.settings;
     this.apply(
-      this.pool.reloadWith(Date.now(), { options: poolOptionsOf(plan.settings), changed: plan.changed, needsRestart: plan.needsRestart }),
+      this.pool.reloadWith(Date.now(), {
+        options: poolOptionsOf(plan.settings),
+        changed: plan.changed,
+        needsRestart: plan.needsRestart,
+        overridden,
+      }),
     );
   }
 

@@ -202,6 +202,8 @@ export interface ReloadRecord {
   /** Settings applied through this reload, and those that changed but need a full restart (flags). */
   changed: string[];
   needsRestart: string[];
+  /** wsgid.json values the master's command line overrides (`--workers=2 (wsgid.json: 1)`). */
+  overridden?: string[];
 }
 
 /** What a HUP brings besides the rolling reload (the arbiter re-read the configuration). */
@@ -210,6 +212,7 @@ export interface ReloadChange {
   options?: PoolOptions;
   changed?: string[];
   needsRestart?: string[];
+  overridden?: string[];
 }
 
 export interface PoolCounters {
@@ -689,6 +692,7 @@ export class WorkerPool {
       ready: 0,
       changed: change.changed ?? [],
       needsRestart: change.needsRestart ?? [],
+      ...(change.overridden?.length ? { overridden: change.overridden } : {}),
     };
     // New code may well have fixed what crashed.
     this.crash = undefined;
