@@ -131,6 +131,39 @@ export function checkAppFolder(appPath: string): AppFolderPaths {
   return paths;
 }
 
+/** A folder wsgid has started in or laid out has one of these (app/ alone may be a package named `app`). */
+const APP_FOLDER_MARKS = ['pid', 'logs', CONFIG_FILE_NAME] as const;
+
+function isAppFolder(root: string): boolean {
+  return APP_FOLDER_MARKS.some((mark) => {
+    try {
+      lstatSync(path.join(root, mark));
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/**
+ * For the commands that control a running wsgid (stop, restart, status, reopen-logs): `appPath`
+ * exists and is an app folder. Run elsewhere (e.g. inside app/) they would report "not running"
+ * about a folder wsgid never used; say which path was checked, and the app folder above if any.
+ */
+export function checkControlledAppFolder(appPath: string): AppFolderPaths {
+  const paths = checkAppFolderExists(appPath);
+  if (isAppFolder(paths.root)) return paths;
+  let hint = ' (give it with --app-path=DIR)';
+  // Two levels up at most: run inside app/ or a folder of it, not any parent that has a logs/.
+  for (let up = path.dirname(paths.root), level = 0; level < 2 && up !== paths.root; up = path.dirname(up), level++) {
+    if (isAppFolder(up)) {
+      hint = ` (did you mean --app-path=${up}?)`;
+      break;
+    }
+  }
+  throw new AppFolderError(`${paths.root} is not a wsgid app folder: it has no ${APP_FOLDER_MARKS.map((m) => (m.includes('.') ? m : m + '/')).join(', ')}${hint}`);
+}
+
 /** Check that `appPath` exists (for stop/status/restart, which need no app/). */
 export function checkAppFolderExists(appPath: string): AppFolderPaths {
   const paths = appFolderPaths(appPath);

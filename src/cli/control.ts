@@ -8,7 +8,7 @@ import { readConfigFile } from '../config/file.js';
 import { OPTIONS, checkSignal } from '../config/options.js';
 import type { CommandValues } from '../config/options.js';
 import type { Settings } from '../config/settings.js';
-import { checkAppFolderExists } from '../app-folder/layout.js';
+import { checkControlledAppFolder } from '../app-folder/layout.js';
 import { isSameProcess, listPidFiles, stillHoldsPid, type PidEntry } from '../app-folder/pidfile.js';
 import { removeStaleState } from '../app-folder/stale.js';
 import { collectStatus, readMasterStatus, type MasterStatus, type StatusReport } from './status-report.js';
@@ -64,7 +64,7 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 
 /** `wsgid stop`: signal the master (TERM by default) and wait until it is gone. */
 export async function stopCommand(settings: Settings, values: CommandValues, io: Output): Promise<number> {
-  const paths = checkAppFolderExists(settings.appPath);
+  const paths = checkControlledAppFolder(settings.appPath);
   const signal = normalizeSignal(values.sendSignal ?? 'TERM');
   const masters = liveMasters(paths.root);
   if (masters.length === 0) {
@@ -118,7 +118,7 @@ const STALLED_MS = 30_000;
  * serving). `--no-wait` or another `--send-signal` only sends the signal.
  */
 export async function restartCommand(settings: Settings, values: CommandValues, io: Output): Promise<number> {
-  const paths = checkAppFolderExists(settings.appPath);
+  const paths = checkControlledAppFolder(settings.appPath);
   const signal = normalizeSignal(values.sendSignal ?? 'HUP');
   const masters = liveMasters(paths.root);
   if (masters.length === 0) {
@@ -197,7 +197,7 @@ async function waitForReload(appPath: string, master: PidEntry, before: { genera
 
 /** `wsgid reopen-logs`: SIGUSR1 to the master (logrotate's postrotate). */
 export function reopenLogsCommand(settings: Settings, io: Output): number {
-  const paths = checkAppFolderExists(settings.appPath);
+  const paths = checkControlledAppFolder(settings.appPath);
   const masters = liveMasters(paths.root);
   if (masters.length === 0) {
     io.err(`wsgid: not running in ${paths.root}\n`);
@@ -210,7 +210,7 @@ export function reopenLogsCommand(settings: Settings, io: Output): number {
 
 /** `wsgid status [--json] [--watch [--count=N]]`: exit 0 when running, 1 when crash-looping, 3 when stopped. */
 export async function statusCommand(settings: Settings, values: CommandValues, io: Output): Promise<number> {
-  const paths = checkAppFolderExists(settings.appPath);
+  const paths = checkControlledAppFolder(settings.appPath);
   const print = (report: StatusReport): void => {
     io.out(values.json ? JSON.stringify(report, null, 2) + '\n' : formatStatus(report));
   };

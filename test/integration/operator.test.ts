@@ -47,4 +47,22 @@ describe('operator truths', { timeout: 600_000 }, () => {
     const stop = await runCli(['stop', `--app-path=${dir}`]);
     assert.equal(stop.code, 0, stop.stderr);
   });
+
+  test('control commands outside an app folder (inside app/): exit 2 naming the path checked, not "Stopped"', async () => {
+    const { dir } = await folder('wsgid-op-notapp-');
+    const inside = path.join(dir, 'app');
+    for (const command of ['status', 'stop', 'restart', 'reload', 'reopen-logs']) {
+      // As an operator types it: in the folder, no --app-path.
+      const r = await runCli([command], 60_000, { cwd: inside });
+      assert.equal(r.code, 2, `${command}: ${r.stdout}${r.stderr}`);
+      assert.equal(r.stdout, '', command);
+      assert.equal(r.stderr, `wsgid: ${inside} is not a wsgid app folder: it has no pid/, logs/, wsgid.json (did you mean --app-path=${dir}?)\n`, command);
+    }
+    const json = await runCli(['status', '--json', `--app-path=${inside}`]);
+    assert.equal(json.code, 2, json.stdout);
+    // The app folder itself still answers as before.
+    const status = await runCli(['status', `--app-path=${dir}`]);
+    assert.equal(status.code, 3, status.stderr);
+    assert.match(status.stdout, /^Status: Stopped\n/);
+  });
 });
