@@ -13,6 +13,7 @@ import { isSameProcess, listPidFiles, stillHoldsPid, type PidEntry } from '../ap
 import { removeStaleState } from '../app-folder/stale.js';
 import { collectStatus, readMasterStatus, type MasterStatus, type StatusReport } from './status-report.js';
 import { formatStatus } from './status-view.js';
+import { formatFailureDetail } from './daemon.js';
 
 export interface Output {
   out(text: string): void;
@@ -188,6 +189,8 @@ async function waitForReload(appPath: string, master: PidEntry, before: { genera
           return EXIT.OK;
         }
         io.err(`wsgid: reload failed: ${r.reason ?? 'unknown reason'}; the running workers keep serving (see ${appPath}/logs/wsgid.log)\n`);
+        // As a failed start shows it: Python's traceback (file, line, caret), the code frame, a hint.
+        io.err(formatFailureDetail({ detail: r.detail, hint: r.hint }));
         return r.exitCode && r.exitCode !== EXIT.NOT_RUNNING ? r.exitCode : EXIT.FAILURE;
       }
     }

@@ -27,6 +27,14 @@ export interface FailureDetail {
   hint?: string;
 }
 
+/** The verbatim detail (traceback, code frame) and the hint of a failure, for the terminal. */
+export function formatFailureDetail(failure: FailureDetail): string {
+  let text = '';
+  if (failure.detail) text += failure.detail.replace(/\s+$/, '') + '\n';
+  if (failure.hint) text += `hint: ${failure.hint}\n`;
+  return text;
+}
+
 export type DaemonReport =
   /** `warnings`: lines for the terminal (e.g. mongrel2 endpoints not connected). */
   | { type: 'ready'; pid: number; workers: number; warnings?: string[] }

@@ -13,7 +13,7 @@ import { reopenStdio } from '../app-folder/stdio.js';
 import { AppLoadError } from '../loaders/errors.js';
 import { WsgiLoadError } from '../gateways/wsgi/load-error.js';
 import { describeLoadFailure } from '../worker/load-failure.js';
-import { reportToParent, spawnDaemon, takeDaemonChildMarker, type FailureDetail } from './daemon.js';
+import { formatFailureDetail, reportToParent, spawnDaemon, takeDaemonChildMarker, type FailureDetail } from './daemon.js';
 import { readMasterStatus } from './status-report.js';
 import type { ReadyInfo, ReloadedSettings } from '../master/index.js';
 import { createSender, notifySocketFrom, systemdNotifier, type ServiceNotifier } from '../systemd/notify.js';
@@ -274,10 +274,4 @@ async function runStandalone(
   }
 }
 
-/** The verbatim detail (traceback, code frame) and the hint of a failed start, for the terminal. */
-export function formatFailureDetail(failure: FailureDetail): string {
-  let text = '';
-  if (failure.detail) text += failure.detail.replace(/\s+$/, '') + '\n';
-  if (failure.hint) text += `hint: ${failure.hint}\n`;
-  return text;
-}
+export { formatFailureDetail };

@@ -42,6 +42,8 @@ export interface MasterStatus {
     changed?: string[];
     needsRestart?: string[];
     overridden?: string[];
+    detail?: string;
+    hint?: string;
   };
   endpoints?: EndpointReport[];
   metrics?: string;

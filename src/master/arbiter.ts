@@ -510,7 +510,7 @@ export class Arbiter {
         this.applyAndWake(this.pool.retireRequested(id, message.served));
         break;
       case 'fatal':
-        this.pool.fatal(id, message.message);
+        this.pool.fatal(id, message.message, { detail: message.detail, hint: message.hint });
         this.hooks.onWorkerFatal?.({ worker: id, message: message.message, code: message.code, detail: message.detail, hint: message.hint });
         break;
     }

@@ -70,6 +70,8 @@ export interface PoolWorker {
   stopReason: string | undefined;
   /** The boot failure reason the worker reported (or the boot timeout). */
   fatal: string | undefined;
+  /** What it reported to show verbatim under the reason (a traceback, a code frame), and a hint. */
+  fatalDetail?: { detail?: string; hint?: string };
   /** The master asked it to stop (drain, abort, shutdown): its exit is expected. */
   stopRequested: boolean;
   /** Killed for not becoming ready within the boot timeout (still a boot failure). */
@@ -196,6 +198,9 @@ export interface ReloadRecord {
   reason?: string;
   /** The exit code `wsgid restart` reports a failure with (4: the app cannot be loaded). */
   exitCode?: number;
+  /** Shown verbatim under the reason (the new workers' traceback or code frame), and a hint. */
+  detail?: string;
+  hint?: string;
   /** New workers wanted, and those of them serving so far. */
   wanted: number;
   ready: number;
@@ -360,9 +365,11 @@ export class WorkerPool {
     ];
   }
 
-  fatal(id: number, message: string): void {
+  fatal(id: number, message: string, detail?: { detail?: string; hint?: string }): void {
     const w = this.live.get(id);
-    if (w) w.fatal = message;
+    if (!w) return;
+    w.fatal = message;
+    if (detail?.detail !== undefined || detail?.hint !== undefined) w.fatalDetail = detail;
   }
 
   /** It reached its max-requests: replace it, with a bound on what it may still be sent. */
@@ -643,7 +650,7 @@ export class WorkerPool {
     const actions: PoolAction[] = [
       note('error', 'worker failed to boot', { worker: w.id, pid: w.pid, exit: how, reason, failures }),
     ];
-    if (hopeless) this.finishReload('failed', now, reason, fatalCode ?? EXIT_BOOT_ERROR);
+    if (hopeless) this.finishReload('failed', now, reason, fatalCode ?? EXIT_BOOT_ERROR, w.fatalDetail);
     if (hopeless && !serving) {
       const what = fatalCode === EXIT_APP_LOAD_ERROR ? 'the app could not be loaded' : 'workers could not boot';
       this.halted = fatalCode ?? EXIT_BOOT_ERROR;
@@ -730,13 +737,15 @@ export class WorkerPool {
     return [note('error', 'HUP: the configuration is invalid; keeping the running one and its workers', { reason })];
   }
 
-  private finishReload(outcome: 'done' | 'failed', now: number, reason?: string, exitCode?: number): void {
+  private finishReload(outcome: 'done' | 'failed', now: number, reason?: string, exitCode?: number, shown?: { detail?: string; hint?: string }): void {
     const r = this.lastReload;
     if (!r || r.outcome !== 'pending') return;
     r.outcome = outcome;
     r.finishedAt = now;
     r.reason = reason;
     r.exitCode = exitCode;
+    if (shown?.detail !== undefined) r.detail = shown.detail;
+    if (shown?.hint !== undefined) r.hint = shown.hint;
   }
 
   /** A pending reload is done once as many new workers serve as are wanted. */

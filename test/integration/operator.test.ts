@@ -2,11 +2,16 @@
  * The operator's small truths (issues 18 and 19), against the real CLI and daemon: what `restart`,
  * `status`, `stop` and the logs say must be what is so.
  */
-import { test, describe, after } from 'node:test';
+import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
+import { request } from '../helpers/http.js';
 import { cliAppFolder, runCli, workerPids, waitFor } from '../helpers/processes.js';
+
+const PYTHON = '/usr/bin/python3';
 
 function log(dir: string, file = 'wsgid.log'): string {
   try {
@@ -16,14 +21,42 @@ function log(dir: string, file = 'wsgid.log'): string {
   }
 }
 
+/** Lines of `text` from the first line matching `first` through the first matching `last`. */
+function block(text: string, first: RegExp, last: RegExp): string[] {
+  const lines = text.split('\n');
+  const from = lines.findIndex((l) => first.test(l));
+  assert.ok(from >= 0, `no ${first} in:\n${text}`);
+  const to = lines.findIndex((l, i) => i >= from && last.test(l));
+  assert.ok(to >= 0, `no ${last} in:\n${text}`);
+  return lines.slice(from, to + 1);
+}
+
+/** What Python itself prints for `python3 -c CODE` in `cwd`, without the `<string>` frame. */
+function pythonSays(cwd: string, code: string): string[] {
+  const oracle = spawnSync(PYTHON, ['-c', code], { cwd, encoding: 'utf8' });
+  return oracle.stderr.trimEnd().split('\n').filter((l) => !/^ {2}File "<string>", line 1, in <module>$/.test(l));
+}
+
 describe('operator truths', { timeout: 600_000 }, () => {
   const folders: Array<{ parent: string; dir: string }> = [];
+  let m2: Mongrel2Handle | undefined;
+  before(async () => {
+    m2 = await startMongrel2();
+  });
   after(async () => {
     for (const { parent, dir } of folders) {
       await runCli(['stop', `--app-path=${dir}`, '--send-signal=INT']);
       rmSync(parent, { recursive: true, force: true });
     }
+    await m2?.stop();
   });
+
+  /** Start the daemon on `dir` behind mongrel2's `app` handler (one test at a time uses it). */
+  async function served(dir: string, extra: string[]): Promise<void> {
+    const h = m2!.handler('app');
+    const start = await runCli([`--app-path=${dir}`, `--recv=${h.recv}`, `--send=${h.send}`, '--workers=1', ...extra]);
+    assert.equal(start.code, 0, start.stdout + start.stderr + log(dir));
+  }
 
   async function folder(prefix: string): Promise<{ parent: string; dir: string; args: string[] }> {
     const f = await cliAppFolder(prefix);
@@ -64,5 +97,52 @@ describe('operator truths', { timeout: 600_000 }, () => {
     const status = await runCli(['status', `--app-path=${dir}`]);
     assert.equal(status.code, 3, status.stderr);
     assert.match(status.stdout, /^Status: Stopped\n/);
+  });
+
+  const RAISES = 'def application(environ, start_response):\n    return [str(divide(1, 0)).encode()]\n\n\ndef divide(a, b):\n    return a / b\n';
+
+  for (const format of ['text', 'json'] as const) {
+    test(`a WSGI app's exception: its traceback in wsgid.log as Python prints it (--log-format=${format}), not one line of \\n`, async () => {
+      const { dir } = await folder(`wsgid-op-tb-${format}-`);
+      rmSync(path.join(dir, 'app', 'server.mjs'));
+      writeFileSync(path.join(dir, 'app', 'app.py'), RAISES);
+      await served(dir, [`--python=${PYTHON}`, `--log-format=${format}`]);
+      const r = await request(`${m2!.baseUrl}/`);
+      assert.equal(r.status, 500);
+      const wsgidLog = await waitFor('the exception logged', async () => (/raised an exception/.test(log(dir)) ? log(dir) : undefined));
+      // Python's own traceback.print_exc() for the same call (the oracle), from the raising frame on.
+      const expected = pythonSays(path.join(dir, 'app'), 'import app, traceback\ntry:\n    app.application({}, None)\nexcept Exception:\n    traceback.print_exc()');
+      const fromApp = expected.slice(expected.findIndex((l) => /app\.py", line 2, in application/.test(l)));
+      let shown: string[];
+      if (format === 'text') {
+        assert.doesNotMatch(wsgidLog, /traceback="/);
+        const lines = block(wsgidLog, /raised an exception/, /^ {2}ZeroDivisionError/).slice(1);
+        assert.ok(lines.every((l) => l.startsWith('  ')), lines.join('\n'));
+        shown = lines.map((l) => l.slice(2));
+      } else {
+        const entry = wsgidLog.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { msg: string; traceback?: string }).find((l) => /raised an exception/.test(l.msg));
+        assert.ok(entry?.traceback, wsgidLog);
+        shown = entry.traceback.trimEnd().split('\n');
+      }
+      assert.equal(shown[0], 'Traceback (most recent call last):');
+      assert.deepEqual(shown.slice(shown.findIndex((l) => /app\.py", line 2, in application/.test(l))), fromApp);
+      assert.equal((await runCli(['stop', `--app-path=${dir}`])).code, 0);
+    });
+  }
+
+  test("a reload whose Python app has a SyntaxError: restart shows file, line and caret as Python does", async () => {
+    const { dir } = await folder('wsgid-op-syntax-');
+    rmSync(path.join(dir, 'app', 'server.mjs'));
+    writeFileSync(path.join(dir, 'app', 'app.py'), 'def application(environ, start_response):\n    start_response("200 OK", [])\n    return [b"v1"]\n');
+    await served(dir, [`--python=${PYTHON}`]);
+    writeFileSync(path.join(dir, 'app', 'app.py'), 'def application(environ, start_response):\n    return [b"x"\n\nx = (1 +\n');
+    const restart = await runCli(['restart', `--app-path=${dir}`]);
+    assert.equal(restart.code, 4, restart.stdout + restart.stderr);
+    assert.match(restart.stderr, /reload failed: .*SyntaxError/);
+    const expected = pythonSays(path.join(dir, 'app'), 'import app');
+    assert.match(expected.join('\n'), /File ".*app\.py", line \d+/);
+    assert.deepEqual(block(restart.stderr, /^Traceback \(most recent call last\):$/, /^SyntaxError: /), expected);
+    assert.equal((await request(`${m2!.baseUrl}/`)).body.toString(), 'v1');
+    assert.equal((await runCli(['stop', `--app-path=${dir}`])).code, 0);
   });
 });
