@@ -32,6 +32,7 @@ export interface MasterStatus {
   bootFailures?: number;
   memoryRecycled?: number;
   crashLoop?: { looping?: boolean; deaths?: number; since?: string; lastExit?: string; nextSpawnIn?: number };
+  lastDeath?: { worker?: number; pid?: number; at?: string; exit?: string; booting?: boolean; reason?: string; lastStderr?: string };
   reload?: {
     generation?: number;
     outcome?: string;
@@ -113,6 +114,8 @@ export interface StatusReport {
   memoryRecycled?: number;
   /** Workers dying soon after becoming ready, in a row (master/status.ts). */
   crashLoop?: MasterStatus['crashLoop'];
+  /** The latest worker that died unexpectedly: its exit and why (load error, last stderr line). */
+  lastDeath?: MasterStatus['lastDeath'];
   /** The latest HUP and its outcome. */
   reload?: MasterStatus['reload'];
   /** The mongrel2 endpoints and their connection state. */
@@ -164,6 +167,7 @@ export function collectStatus(appPath: string): StatusReport {
     report.bootFailures = stats.bootFailures;
     report.memoryRecycled = stats.memoryRecycled;
     report.crashLoop = stats.crashLoop;
+    report.lastDeath = stats.lastDeath;
     report.reload = stats.reload;
     if (stats.crashLoop?.looping) report.status = 'crash-looping';
     if (Array.isArray(stats.endpoints)) report.endpoints = stats.endpoints;

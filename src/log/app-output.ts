@@ -104,6 +104,8 @@ export class AppOutputLog {
   private allEnded: Array<() => void> = [];
   private readonly maxPending: number;
   private readonly now: () => number;
+  /** Each recent worker's last stderr line (why it died, for `status`); the last few workers only. */
+  private readonly lastErr = new Map<number, string>();
 
   constructor(private readonly options: AppOutputOptions) {
     this.fd = options.open();
@@ -136,8 +138,14 @@ export class AppOutputLog {
     stream.on('error', () => {});
   }
 
+  /** The last non-empty line worker `worker` wrote to stderr, if it is one of the last few. */
+  lastStderr(worker: number): string | undefined {
+    return this.lastErr.get(worker);
+  }
+
   line(tag: OutputTag, text: string): void {
     if (this.closed) return;
+    if (tag.stream === 'stderr' && text.trim() !== '') this.rememberStderr(tag.worker, text);
     const formatted = formatOutputLine(this.options.format, this.now(), tag, text);
     if (this.pendingBytes + formatted.length > this.maxPending) {
       this.droppedNow++;
@@ -148,6 +156,13 @@ export class AppOutputLog {
     this.pending.push(formatted);
     this.pendingBytes += formatted.length;
     if (!this.writing) this.writeNext();
+  }
+
+  private rememberStderr(worker: number, text: string): void {
+    this.lastErr.delete(worker);
+    this.lastErr.set(worker, text.length > 300 ? text.slice(0, 300) + '…' : text);
+    // A Map keeps insertion order: the least recently heard-from worker goes first.
+    if (this.lastErr.size > 16) this.lastErr.delete(this.lastErr.keys().next().value as number);
   }
 
   reopen(): void {

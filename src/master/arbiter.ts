@@ -548,6 +548,7 @@ export class Arbiter {
       masterUsage,
       endpoints: this.dispatcher.endpoints.snapshot(),
       metricsUrl: this.metricsUrl,
+      lastStderr: (worker) => this.appOutput?.lastStderr(worker),
     });
   }
 

@@ -170,6 +170,19 @@ export interface WorkerExit {
   lastReport: number;
 }
 
+/** The latest worker that died without being asked to (while booting or serving): why, for `status`. */
+export interface LastDeath {
+  worker: number;
+  pid: number;
+  at: number;
+  /** `code 3`, `signal SIGKILL`. */
+  exit: string;
+  /** It died while booting (a boot failure), not while serving. */
+  booting: boolean;
+  /** The first line of what it reported as the reason it could not boot (the load error). */
+  reason?: string;
+}
+
 /** Workers dying soon after becoming ready, one after the other. */
 export interface CrashLoop {
   /** Quick deaths in a row. */
@@ -248,6 +261,7 @@ export class WorkerPool {
   private readonly live = new Map<number, PoolWorker>();
   private readonly count: PoolCounters = { restarts: 0, recycled: 0, memoryRecycled: 0, reloads: 0, bootFailures: 0, servedByGone: 0 };
   private crash: CrashLoop | undefined;
+  private death: LastDeath | undefined;
   private lastReload: ReloadRecord | undefined;
   /** Workers with this id or higher were spawned after the latest HUP. */
   private reloadFirstId = 0;
@@ -273,6 +287,11 @@ export class WorkerPool {
 
   get counters(): Readonly<PoolCounters> {
     return this.count;
+  }
+
+  /** The latest unexpected worker death, if any. */
+  get lastDeath(): Readonly<LastDeath> | undefined {
+    return this.death;
   }
 
   /** The current run of quick deaths, if any (`looping` once it is a crash loop). */
@@ -421,6 +440,10 @@ export class WorkerPool {
     const lastHeard = Math.min(exit.closedAt, Math.max(w.lastBeat, exit.lastReport));
     const actions: PoolAction[] = [{ type: 'bury', id, pid: w.pid, suspectSince: clean ? Infinity : lastHeard - RECENT_MS }];
     const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
+    if (!w.stopRequested && this.phaseNow !== 'stopping') {
+      const reason = w.fatal?.split('\n')[0];
+      this.death = { worker: id, pid: w.pid, at: now, exit: how, booting: w.state === 'booting', ...(reason ? { reason } : {}) };
+    }
     if (w.state === 'booting') {
       actions.push(...this.bootFailed(w, exit.code, how, now));
     } else if (w.stopRequested) {

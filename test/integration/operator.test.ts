@@ -145,4 +145,28 @@ describe('operator truths', { timeout: 600_000 }, () => {
     assert.equal((await request(`${m2!.baseUrl}/`)).body.toString(), 'v1');
     assert.equal((await runCli(['stop', `--app-path=${dir}`])).code, 0);
   });
+
+  test('a crash loop: status says why the last worker died (its exit and last stderr line), in text and --json', async () => {
+    const { dir, args } = await folder('wsgid-op-crash-');
+    // Ready, then dead a moment later, saying why on stderr: a crash loop with no request needed.
+    writeFileSync(
+      path.join(dir, 'app', 'server.mjs'),
+      "setTimeout(() => { console.error('fatal: the database at db.internal:5432 is gone'); process.exit(7); }, 300);\nexport default () => new Response('hi');\n",
+    );
+    const start = await runCli([...args, '--crash-window=600', '--crash-loop-after=2', '--crash-backoff-max=600']);
+    assert.equal(start.code, 0, start.stdout + start.stderr + log(dir));
+    interface Report { status: string; lastDeath?: { exit: string; booting: boolean; lastStderr?: string; worker: number; pid: number } }
+    const report = await waitFor('the crash loop', async () => {
+      const r = await runCli(['status', '--json', `--app-path=${dir}`]);
+      const parsed = JSON.parse(r.stdout) as Report;
+      return parsed.status === 'crash-looping' && parsed.lastDeath?.lastStderr ? parsed : undefined;
+    });
+    assert.equal(report.lastDeath?.exit, 'code 7');
+    assert.equal(report.lastDeath?.booting, false);
+    assert.equal(report.lastDeath?.lastStderr, 'fatal: the database at db.internal:5432 is gone');
+    const text = await runCli(['status', `--app-path=${dir}`]);
+    assert.equal(text.code, 1);
+    assert.match(text.stdout, /^Last death: worker \d+ \(pid \d+\) exited with code 7: fatal: the database at db\.internal:5432 is gone$/m);
+    assert.equal((await runCli(['stop', `--app-path=${dir}`, '--send-signal=INT'])).code, 0);
+  });
 });
