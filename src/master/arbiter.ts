@@ -35,6 +35,7 @@ import { listPidFiles, removePidFile, writePidFile } from '../app-folder/pidfile
 import { removeStaleState } from '../app-folder/stale.js';
 import { removeStatusFile, writeStatusFile } from '../app-folder/status-file.js';
 import { planReload } from '../config/reload.js';
+import { parseSize } from '../config/options.js';
 import { EXIT, WsgidError } from '../errors.js';
 import { poolOptionsOf, WorkerPool, type KillSignal, type PoolAction, type PoolSignal, type PoolWorker } from './pool.js';
 import { buildStatus, type MasterStatusFile } from './status.js';
@@ -480,6 +481,7 @@ export class Arbiter {
       return new AppOutputLog({
         open: () => openAppendBelow(settings.appPath, path.join('logs', 'app.log'), 0o640),
         format: logFormatOf(settings.logFormat),
+        ratePerWorker: parseSize(settings.appOutputRate) ?? 0,
       });
     } catch (err) {
       this.log.error('could not open logs/app.log; app output goes to logs/wsgid.log', { error: err });

@@ -169,4 +169,37 @@ describe('operator truths', { timeout: 600_000 }, () => {
     assert.match(text.stdout, /^Last death: worker \d+ \(pid \d+\) exited with code 7: fatal: the database at db\.internal:5432 is gone$/m);
     assert.equal((await runCli(['stop', `--app-path=${dir}`, '--send-signal=INT'])).code, 0);
   });
+
+  test('--app-output-rate: a thread printing in a loop is held to its rate (with a burst); the drops are counted in app.log', async () => {
+    const { dir, args } = await folder('wsgid-op-flood-');
+    rmSync(path.join(dir, 'app', 'server.mjs'));
+    const line = 'x'.repeat(100);
+    writeFileSync(
+      path.join(dir, 'app', 'app.py'),
+      [
+        'import sys, threading',
+        'def flood():',
+        '    while True:',
+        `        print("${line}")`,
+        'threading.Thread(target=flood, daemon=True).start()',
+        'def application(environ, start_response):',
+        '    start_response("200 OK", [("Content-Type", "text/plain")])',
+        '    return [b"ok"]',
+        '',
+      ].join('\n'),
+    );
+    const rate = 64 * 1024;
+    const began = Date.now();
+    const start = await runCli([...args, `--python=${PYTHON}`, '--app-output-rate=64K']);
+    assert.equal(start.code, 0, start.stdout + start.stderr + log(dir));
+    const drop = await waitFor('a "dropped" line', async () => /\[master \d+\] worker \d+ \(pid \d+\): dropped (\d+) line\(s\), (\d+) byte\(s\) of app output over --app-output-rate \(65536 bytes\/s\)/.exec(log(dir, 'app.log')) ?? undefined);
+    assert.ok(Number(drop[1]) > 0 && Number(drop[2]) >= Number(drop[1]) * 101, drop[0]);
+    const appLog = log(dir, 'app.log');
+    const elapsed = (Date.now() - began) / 1000;
+    // What passed is at most the burst (4 s worth) plus the rate over the time it ran: an upper bound, whatever the machine's speed.
+    const passed = appLog.split('\n').filter((l) => l.endsWith('] ' + line)).length * (line.length + 1);
+    assert.ok(passed > 0, 'some lines pass');
+    assert.ok(passed <= rate * (4 + elapsed), `${passed} bytes passed in ${elapsed} s`);
+    assert.equal((await runCli(['stop', `--app-path=${dir}`])).code, 0);
+  });
 });
