@@ -10,7 +10,7 @@
  *
  * `wsgid init` creates the folders (and DIR itself) if needed; it never touches existing files.
  */
-import { lstatSync, mkdirSync, statSync } from 'node:fs';
+import { accessSync, constants as fsConstants, lstatSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { AppFolderError } from '../errors.js';
 import { withAnchoredDir } from '../fs/anchored.js';
@@ -162,6 +162,23 @@ export function checkControlledAppFolder(appPath: string): AppFolderPaths {
     }
   }
   throw new AppFolderError(`${paths.root} is not a wsgid app folder: it has no ${APP_FOLDER_MARKS.map((m) => (m.includes('.') ? m : m + '/')).join(', ')}${hint}`);
+}
+
+/**
+ * The folders the master must write (pid files, status.json, logs) that are on a read-only file
+ * system (EROFS). Only EROFS: "permission denied" depends on who asks.
+ */
+export function readOnlyFolders(paths: AppFolderPaths): string[] {
+  const out: string[] = [];
+  for (const dir of [paths.pid, paths.pidWorker, paths.logs]) {
+    try {
+      accessSync(dir, fsConstants.W_OK);
+    } catch (error) {
+      const e = error as NodeJS.ErrnoException;
+      if (e.code === 'EROFS') out.push(dir);
+    }
+  }
+  return out;
 }
 
 /** Check that `appPath` exists (for stop/status/restart, which need no app/). */

@@ -11,7 +11,7 @@ import type { Settings } from '../config/settings.js';
 import { checkControlledAppFolder } from '../app-folder/layout.js';
 import { isSameProcess, listPidFiles, stillHoldsPid, type PidEntry } from '../app-folder/pidfile.js';
 import { removeStaleState } from '../app-folder/stale.js';
-import { collectStatus, readMasterStatus, type MasterStatus, type StatusReport } from './status-report.js';
+import { collectStatus, readMasterStatus, statusProblems, STALE_STATUS_SECONDS, type MasterStatus, type StatusReport } from './status-report.js';
 import { formatStatus } from './status-view.js';
 import { formatFailureDetail } from './daemon.js';
 
@@ -69,7 +69,7 @@ export async function stopCommand(settings: Settings, values: CommandValues, io:
   const signal = normalizeSignal(values.sendSignal ?? 'TERM');
   const masters = liveMasters(paths.root);
   if (masters.length === 0) {
-    removeStaleState(paths.root);
+    clearStaleState(paths.root, io);
     io.out(`wsgid is not running in ${paths.root}\n`);
     return EXIT.OK;
   }
@@ -96,9 +96,19 @@ export async function stopCommand(settings: Settings, values: CommandValues, io:
     await sleep(100);
   }
   // The master removes its own files; clear what a crash (or SIGKILL) left behind.
-  removeStaleState(paths.root);
+  clearStaleState(paths.root, io);
   io.out('stopped\n');
   return EXIT.OK;
+}
+
+/** Remove what a dead master left in pid/; a folder that refuses (read-only) is said, not thrown. */
+function clearStaleState(appPath: string, io: Output): void {
+  try {
+    removeStaleState(appPath);
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException;
+    io.err(`wsgid: warning: could not remove the stale pid files and status in ${appPath}/pid: ${e.message.replace(/\/proc\/self\/fd\/\d+\//, '')}\n`);
+  }
 }
 
 /** What a stopping master still waits for, from its status file. */
@@ -154,6 +164,11 @@ async function waitForReload(appPath: string, master: PidEntry, before: { genera
     if (updated !== lastUpdate) {
       lastUpdate = updated;
       lastChange = Date.now();
+    } else if (Date.now() - lastChange > STALE_STATUS_SECONDS * 1000 && statusProblems(appPath, false, undefined).length > 0) {
+      // The master cannot write its status (a read-only folder): no outcome will come.
+      const problems = statusProblems(appPath, false, undefined);
+      io.err(`wsgid: the reload's outcome cannot be known: ${problems.join('; ')} (see ${appPath}/logs/wsgid.log)\n`);
+      return EXIT.FAILURE;
     } else if (Date.now() - lastChange > STALLED_MS) {
       io.err(`wsgid: the master (pid ${master.pid}) has not updated its status for ${STALLED_MS / 1000} s; the reload's outcome is unknown\n`);
       return EXIT.FAILURE;

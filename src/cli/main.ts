@@ -96,6 +96,12 @@ if (isMain()) {
         process.stderr.write(`wsgid: ${error.message}\n`);
         process.exit(error.exitCode);
       }
+      // An operating condition (EROFS, EMFILE, EACCES…) is said, never shown as a stack trace.
+      const code = (error as NodeJS.ErrnoException | undefined)?.code;
+      if (error instanceof Error && typeof code === 'string' && /^E[A-Z0-9]+$/.test(code)) {
+        process.stderr.write(`wsgid: ${error.message.replace(/\/proc\/self\/fd\/\d+\//g, '')}\n`);
+        process.exit(EXIT.FAILURE);
+      }
       process.stderr.write(`wsgid: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
       process.exit(EXIT.FAILURE);
     },

@@ -2,6 +2,7 @@
  * `wsgid status`'s report: the pid files (who is alive) joined with the master's `pid/status.json`
  * (its numbers). The JSON shape is documented in docs/STATUS.md and versioned by `schema`.
  */
+import { appFolderPaths, readOnlyFolders } from '../app-folder/layout.js';
 import { listPidFiles } from '../app-folder/pidfile.js';
 import { readStatusFile } from '../app-folder/status-file.js';
 import type { EndpointStatus } from '../transport/endpoint-monitor.js';
@@ -124,6 +125,25 @@ export interface StatusReport {
   metrics?: string;
   /** When the master last wrote its numbers. */
   updatedAt?: string;
+  /** What keeps the master from working or reporting (a read-only folder, numbers not updated). */
+  problems?: string[];
+}
+
+/** The master rewrites status.json every second: numbers older than this are reported as old. */
+export const STALE_STATUS_SECONDS = 5;
+
+/** What is wrong with the folder or the master's reporting (empty: nothing known). */
+export function statusProblems(appPath: string, running: boolean, updatedAt: string | undefined, now = Date.now()): string[] {
+  const problems: string[] = [];
+  const readOnly = readOnlyFolders(appFolderPaths(appPath));
+  if (readOnly.length > 0) {
+    problems.push(`${readOnly.join(', ')}: read-only file system (EROFS): the master cannot write pid files, status.json or new workers' logs there`);
+  }
+  const age = updatedAt === undefined ? undefined : (now - Date.parse(updatedAt)) / 1000;
+  if (running && age !== undefined && age > STALE_STATUS_SECONDS) {
+    problems.push(`pid/status.json was last written ${Math.round(age)} s ago: the numbers shown are old (see logs/wsgid.log)`);
+  }
+  return problems;
 }
 
 function usage(u: Usage | undefined): Usage {
@@ -174,6 +194,8 @@ export function collectStatus(appPath: string): StatusReport {
     if (typeof stats.metrics === 'string') report.metrics = stats.metrics;
     report.updatedAt = stats.updatedAt;
   }
+  const problems = statusProblems(appPath, running, report.updatedAt);
+  if (problems.length > 0) report.problems = problems;
   return report;
 }
 

@@ -59,6 +59,7 @@ export function formatStatus(report: StatusReport): string {
     `Master pid(s): ${pidList(report.master)}`,
     `Worker pid(s): ${pidList(report.workers)}`,
   ];
+  for (const problem of report.problems ?? []) lines.push(`Problem: ${problem}`);
   const c = report.crashLoop;
   const why = deathReason(report.lastDeath);
   if (report.status === 'crash-looping' && c) {

@@ -106,6 +106,7 @@ export class Arbiter {
   private readonly accessLog: AccessLogger;
   /** The workers' stdout/stderr in daemon mode (logs/app.log); undefined: they inherit the master's. */
   private readonly appOutput: AppOutputLog | undefined;
+  private statusWriteFailing = false;
   private readonly pool: WorkerPool;
   /** The worker processes, by worker id: the effects' handles (the pool has their state). */
   private readonly children = new Map<number, ChildProcess>();
@@ -601,8 +602,19 @@ export class Arbiter {
   private writeStatus(): void {
     try {
       writeStatusFile(this.settings.appPath, JSON.stringify(this.status(), null, 2) + '\n');
+      if (this.statusWriteFailing) this.log.info('pid/status.json is written again');
+      this.statusWriteFailing = false;
     } catch (err) {
-      this.log.debug('could not write the status file', { error: err });
+      // Once per run of failures (a read-only folder fails every tick): `wsgid status` shows stale numbers meanwhile.
+      if (!this.statusWriteFailing) {
+        const e = err as NodeJS.ErrnoException;
+        this.log.error('cannot write pid/status.json: `wsgid status` and `wsgid restart` see old numbers until it can', {
+          path: path.join(this.settings.appPath, 'pid', 'status.json'),
+          code: e.code,
+          reason: e.message,
+        });
+      }
+      this.statusWriteFailing = true;
     }
   }
 }

@@ -4,7 +4,7 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
@@ -201,5 +201,39 @@ describe('operator truths', { timeout: 600_000 }, () => {
     assert.ok(passed > 0, 'some lines pass');
     assert.ok(passed <= rate * (4 + elapsed), `${passed} bytes passed in ${elapsed} s`);
     assert.equal((await runCli(['stop', `--app-path=${dir}`])).code, 0);
+  });
+
+  const root = process.getuid?.() === 0;
+
+  test('an app folder that turns read-only: status, restart and stop say so (path, EROFS), no stack trace', { skip: !root && 'needs root to bind-mount the folder read-only' }, async () => {
+    const { dir, args } = await folder('wsgid-op-erofs-');
+    const start = await runCli([...args.filter((a) => !a.startsWith('--workers')), '--workers=2']);
+    assert.equal(start.code, 0, start.stdout + start.stderr + log(dir));
+    // A read-only bind mount over the folder: what the master already has open still works, nothing new can be written.
+    execFileSync('mount', ['--bind', dir, dir]);
+    try {
+      execFileSync('mount', ['-o', 'remount,bind,ro', dir]);
+      const [victim] = await workerPids(dir);
+      process.kill(victim!, 'SIGKILL');
+      const problem = new RegExp(`${dir}/pid, ${dir}/pid/worker, ${dir}/logs: read-only file system \\(EROFS\\)`);
+      const status = await runCli(['status', `--app-path=${dir}`]);
+      assert.equal(status.code, 0, status.stderr);
+      assert.match(status.stdout, new RegExp(`^Problem: ${problem.source}`, 'm'));
+      const json = JSON.parse((await runCli(['status', '--json', `--app-path=${dir}`])).stdout) as { problems?: string[] };
+      assert.match(json.problems?.[0] ?? '', problem);
+      // The master says in its log (its open file) why the replacement cannot boot.
+      await waitFor('the boot failure logged', async () => /worker failed to boot.*cannot open its log logs\/wsgid\.log: EROFS/.test(log(dir)) || undefined);
+      const restart = await runCli(['restart', `--app-path=${dir}`]);
+      assert.equal(restart.code, 1, restart.stdout + restart.stderr);
+      assert.match(restart.stderr, /reload's outcome cannot be known: .*read-only file system \(EROFS\)/);
+      assert.doesNotMatch(restart.stderr, /outcome is unknown/);
+      const stop = await runCli(['stop', `--app-path=${dir}`]);
+      assert.equal(stop.code, 0, stop.stdout + stop.stderr);
+      assert.match(stop.stdout, /^stopped$/m);
+      assert.match(stop.stderr, /could not remove the stale pid files and status in .*\/pid: EROFS: read-only file system/);
+      for (const text of [status.stderr, restart.stderr, stop.stderr]) assert.doesNotMatch(text, /^\s+at /m);
+    } finally {
+      execFileSync('umount', [dir]);
+    }
   });
 });
