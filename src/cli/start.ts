@@ -15,6 +15,7 @@ import { WsgiLoadError } from '../gateways/wsgi/load-error.js';
 import { describeLoadFailure } from '../worker/load-failure.js';
 import { formatFailureDetail, reportToParent, spawnDaemon, takeDaemonChildMarker, type FailureDetail } from './daemon.js';
 import { readMasterStatus } from './status-report.js';
+import { fdLimitWarning, openFileLimit } from '../fs/fd-limit.js';
 import type { ReadyInfo, ReloadedSettings } from '../master/index.js';
 import { createSender, notifySocketFrom, systemdNotifier, type ServiceNotifier } from '../systemd/notify.js';
 
@@ -72,7 +73,10 @@ export async function startCommand(settings: Settings, argv: readonly string[], 
     );
   }
 
+  // Below what the settings need, EMFILE strikes later where it looks unrelated: say it now.
+  const fdWarning = fdLimitWarning(openFileLimit(), settings.workers, settings.workerConnections);
   if (!settings.noDaemon && !isDaemonChild) {
+    if (fdWarning) process.stderr.write(`wsgid: warning: ${fdWarning}\n`);
     process.stdout.write(`starting wsgid in ${paths.root}: waiting for ${settings.workers === 0 ? 'the app' : `${settings.workers} worker(s)`} to be ready\n`);
     const progress = startProgress(paths.root);
     const result = await spawnDaemon({ argv, cwd: paths.root, readyTimeoutMs: READY_TIMEOUT_MS, logFile: paths.wsgidLog }).finally(() =>
@@ -101,6 +105,7 @@ export async function startCommand(settings: Settings, argv: readonly string[], 
     throw new AppFolderError(reason);
   }
   const logger = rememberErrors(baseLogger, memory);
+  if (fdWarning) logger.warn(fdWarning);
   // Under systemd's Type=notify (NOTIFY_SOCKET set). A daemon child is not systemd's main process
   // until the `wsgid start` that spawned it hands over with MAINPID= (handOverToDaemon).
   const service = systemdNotifier(logger, { tickMs: MASTER_TICK_MS, readyBy: isDaemonChild ? 'parent' : 'self' });

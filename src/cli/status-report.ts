@@ -49,6 +49,7 @@ export interface MasterStatus {
   };
   endpoints?: EndpointReport[];
   metrics?: string;
+  problems?: string[];
 }
 
 /** Memory (bytes) and CPU (percent of one core since the last tick; seconds in total). */
@@ -194,7 +195,7 @@ export function collectStatus(appPath: string): StatusReport {
     if (typeof stats.metrics === 'string') report.metrics = stats.metrics;
     report.updatedAt = stats.updatedAt;
   }
-  const problems = statusProblems(appPath, running, report.updatedAt);
+  const problems = [...(running && Array.isArray(stats?.problems) ? stats.problems : []), ...statusProblems(appPath, running, report.updatedAt)];
   if (problems.length > 0) report.problems = problems;
   return report;
 }

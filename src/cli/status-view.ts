@@ -50,7 +50,8 @@ function workerRows(workers: ProcessStatus[]): string[][] {
 function deathReason(d: StatusReport['lastDeath']): string | undefined {
   if (!d?.exit) return undefined;
   const why = d.reason ?? d.lastStderr;
-  return `worker ${d.worker ?? '?'} (pid ${d.pid ?? '?'}) exited with ${d.exit}${why ? `: ${why}` : ''}`;
+  const who = d.pid !== undefined && d.pid > 0 ? `worker ${d.worker ?? '?'} (pid ${d.pid})` : `worker ${d.worker ?? '?'} (never started)`;
+  return `${who} exited with ${d.exit}${why ? `: ${why}` : ''}`;
 }
 
 export function formatStatus(report: StatusReport): string {

@@ -36,6 +36,8 @@ import { removeStaleState } from '../app-folder/stale.js';
 import { removeStatusFile, writeStatusFile } from '../app-folder/status-file.js';
 import { planReload } from '../config/reload.js';
 import { parseSize } from '../config/options.js';
+import { isOutOfFds, outOfFdsMessage } from '../fs/fd-limit.js';
+import { closeSync, openSync } from 'node:fs';
 import { EXIT, WsgidError } from '../errors.js';
 import { poolOptionsOf, WorkerPool, type KillSignal, type PoolAction, type PoolSignal, type PoolWorker } from './pool.js';
 import { buildStatus, type MasterStatusFile } from './status.js';
@@ -77,6 +79,9 @@ export interface MasterHooks {
   service?: ServiceNotifier;
 }
 
+/** Descriptors the master holds back for its status when it runs out (withAnchoredDir opens a few). */
+const RESERVE_FDS = 8;
+
 /** The compiled worker entry, next to this file's folder: dist/src/worker/main.js. */
 export const WORKER_ENTRY = fileURLToPath(new URL('../worker/main.js', import.meta.url));
 
@@ -107,6 +112,13 @@ export class Arbiter {
   /** The workers' stdout/stderr in daemon mode (logs/app.log); undefined: they inherit the master's. */
   private readonly appOutput: AppOutputLog | undefined;
   private statusWriteFailing = false;
+  /**
+   * Descriptors held back (on /dev/null) for when the master runs out (EMFILE): freed to write
+   * status.json, which is how `status` and `restart` learn of it, then taken again.
+   */
+  private reserveFds: number[] = [];
+  /** The latest "out of file descriptors" and where it struck, for status.json's problems. */
+  private outOfFds: { at: number; message: string } | undefined;
   private readonly pool: WorkerPool;
   /** The worker processes, by worker id: the effects' handles (the pool has their state). */
   private readonly children = new Map<number, ChildProcess>();
@@ -130,6 +142,7 @@ export class Arbiter {
     this.pool = new WorkerPool(poolOptionsOf(settings));
     this.accessLog = createAccessLogger(settings);
     this.appOutput = this.openAppOutput();
+    this.takeReserve();
     this.dispatcher = new Dispatcher({
       accessLog: this.accessLog.enabled ? (entry) => this.accessLog.log(entry) : undefined,
       recv: settings.recv,
@@ -215,6 +228,7 @@ export class Arbiter {
       await this.dispatcher.close().catch(() => {});
       this.accessLog.close();
       await this.appOutput?.close();
+      this.releaseReserve();
       removeStatusFile(settings.appPath);
       removePidFile(settings.appPath, 'master', process.pid);
     }
@@ -270,7 +284,9 @@ export class Arbiter {
     try {
       ({ settings: next, overridden } = reread());
     } catch (err) {
-      const reason = err instanceof Error ? err.message : String(err);
+      // Out of descriptors is not an invalid configuration: said as such (config/file.ts, here).
+      const reason = isOutOfFds(err) ? outOfFdsMessage('cannot re-read the configuration', err) : err instanceof Error ? err.message : String(err);
+      if (isOutOfFds(err) || (err instanceof WsgidError && err.code === 'WSGID_ERR_RESOURCES')) this.noteOutOfFds('', reason);
       const code = err instanceof WsgidError ? err.exitCode : EXIT.FAILURE;
       this.apply(this.pool.reloadRefused(Date.now(), reason, code));
       return;
@@ -468,7 +484,16 @@ export class Arbiter {
     };
     child.on('exit', onGone);
     child.on('error', (err) => {
-      this.log.error('worker process error', { worker: id, error: err });
+      if (isOutOfFds(err)) {
+        // Said as what it is (not a stack): the reason of the boot failure, the reload's, status's.
+        const message = outOfFdsMessage('cannot spawn a worker', err);
+        this.log.error('worker process error', { worker: id, reason: message });
+        this.noteOutOfFds('', message);
+        this.pool.fatal(id, message);
+      } else {
+        this.log.error('worker process error', { worker: id, error: err });
+        if (child.pid === undefined) this.pool.fatal(id, `cannot spawn a worker: ${err.message}`);
+      }
       if (child.pid === undefined) onGone(EXIT_BOOT_ERROR, null);
     });
     this.log.info('spawned worker', { worker: id, pid, maxRequests: w.maxRequests || undefined });
@@ -599,23 +624,72 @@ export class Arbiter {
     return { serving, booting, replacing, draining, wanted: this.pool.wanted };
   }
 
-  private writeStatus(): void {
+  private takeReserve(): void {
     try {
-      writeStatusFile(this.settings.appPath, JSON.stringify(this.status(), null, 2) + '\n');
+      while (this.reserveFds.length < RESERVE_FDS) this.reserveFds.push(openSync('/dev/null', 'r'));
+    } catch {
+      /* out of them already: taken again after the next status write */
+    }
+  }
+
+  private releaseReserve(): void {
+    for (const fd of this.reserveFds.splice(0)) {
+      try {
+        closeSync(fd);
+      } catch {
+        /* not ours any more */
+      }
+    }
+  }
+
+  private noteOutOfFds(what: string, err: unknown): void {
+    const message = typeof err === 'string' ? err : outOfFdsMessage(what, err);
+    if (this.outOfFds === undefined || Date.now() - this.outOfFds.at > 10_000) this.log.error(message);
+    this.outOfFds = { at: Date.now(), message };
+  }
+
+  private writeStatus(): void {
+    let failure: unknown;
+    try {
+      this.writeStatusNow();
+    } catch (err) {
+      failure = err;
+    }
+    if (failure !== undefined && isOutOfFds(failure)) {
+      this.noteOutOfFds('cannot write pid/status.json', failure);
+      // What we held back lets the status say so; then we hold it again.
+      this.releaseReserve();
+      try {
+        this.writeStatusNow();
+        failure = undefined;
+      } catch (err) {
+        failure = err;
+      } finally {
+        this.takeReserve();
+      }
+    }
+    if (failure === undefined) {
       if (this.statusWriteFailing) this.log.info('pid/status.json is written again');
       this.statusWriteFailing = false;
-    } catch (err) {
-      // Once per run of failures (a read-only folder fails every tick): `wsgid status` shows stale numbers meanwhile.
-      if (!this.statusWriteFailing) {
-        const e = err as NodeJS.ErrnoException;
-        this.log.error('cannot write pid/status.json: `wsgid status` and `wsgid restart` see old numbers until it can', {
-          path: path.join(this.settings.appPath, 'pid', 'status.json'),
-          code: e.code,
-          reason: e.message,
-        });
-      }
-      this.statusWriteFailing = true;
+      return;
     }
+    // Once per run of failures (a read-only folder fails every tick): `wsgid status` shows stale numbers meanwhile.
+    if (!this.statusWriteFailing) {
+      const e = failure as NodeJS.ErrnoException;
+      this.log.error('cannot write pid/status.json: `wsgid status` and `wsgid restart` see old numbers until it can', {
+        path: path.join(this.settings.appPath, 'pid', 'status.json'),
+        code: e.code,
+        reason: e.message,
+      });
+    }
+    this.statusWriteFailing = true;
+  }
+
+  private writeStatusNow(): void {
+    const status = this.status();
+    // Out of descriptors within the last minute: say so (where it struck) in the status.
+    if (this.outOfFds && Date.now() - this.outOfFds.at < 60_000) status.problems = [this.outOfFds.message];
+    writeStatusFile(this.settings.appPath, JSON.stringify(status, null, 2) + '\n');
   }
 }
 

@@ -757,7 +757,9 @@ export class WorkerPool {
       changed: [],
       needsRestart: [],
     };
-    return [note('error', 'HUP: the configuration is invalid; keeping the running one and its workers', { reason })];
+    // 2 (usage): the file or the command line is wrong; else reading it failed (e.g. EMFILE), not the config.
+    const what = exitCode === 2 ? 'the configuration is invalid' : 'the configuration could not be re-read';
+    return [note('error', `HUP: ${what}; keeping the running one and its workers`, { reason })];
   }
 
   private finishReload(outcome: 'done' | 'failed', now: number, reason?: string, exitCode?: number, shown?: { detail?: string; hint?: string }): void {

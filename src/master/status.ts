@@ -82,6 +82,8 @@ export interface MasterStatusFile {
     /** Seconds until the next spawn (the backoff); 0 when due. */
     nextSpawnIn: number;
   };
+  /** What keeps the master from working (e.g. out of file descriptors), as sentences; absent when nothing. */
+  problems?: string[];
   /** The latest worker that died unexpectedly (absent when none has): why a crash loop or boot failures happen. */
   lastDeath?: {
     worker: number;

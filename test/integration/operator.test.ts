@@ -5,11 +5,12 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
 import { request } from '../helpers/http.js';
-import { cliAppFolder, runCli, workerPids, waitFor } from '../helpers/processes.js';
+import { cliAppFolder, listedPids, runCli, workerPids, waitFor } from '../helpers/processes.js';
+import { WSGID_CLI } from '../helpers/wsgid.js';
 
 const PYTHON = '/usr/bin/python3';
 
@@ -235,5 +236,33 @@ describe('operator truths', { timeout: 600_000 }, () => {
     } finally {
       execFileSync('umount', [dir]);
     }
+  });
+
+  test('out of file descriptors: start warns when the limit is below what the settings need; a HUP says EMFILE, not "config invalid"', { skip: !root && 'needs root for prlimit on the master' }, async () => {
+    const { dir, args } = await folder('wsgid-op-emfile-');
+    const quoted = [process.execPath, WSGID_CLI, ...args, '--worker-connections=500'].map((a) => `'${a}'`).join(' ');
+    const start = spawnSync('bash', ['-c', `ulimit -n 256 && exec ${quoted}`], { encoding: 'utf8' });
+    assert.equal(start.status, 0, start.stdout + start.stderr + log(dir));
+    assert.match(start.stderr, /^wsgid: warning: the open-file limit is 256, below the \d+ that --workers=1 and --worker-connections=500 need .*raise it \(ulimit -n, systemd LimitNOFILE=\)$/m);
+    assert.match(log(dir), /WARN .*the open-file limit is 256/);
+    // wsgid.json exists, so the HUP has a file to open; then the master gets fewer descriptors than it holds.
+    assert.equal((await runCli(['config', `--app-path=${dir}`, '--max-requests=1000'])).code, 0);
+    const [master] = listedPids(dir, 'master');
+    const held = readdirSync(`/proc/${master}/fd`).length;
+    execFileSync('prlimit', ['--pid', String(master), `--nofile=${held - 2}:`]);
+    try {
+      const restart = await runCli(['restart', `--app-path=${dir}`]);
+      assert.equal(restart.code, 1, restart.stdout + restart.stderr);
+      // Where it strikes first (reading wsgid.json, or spawning the new worker: ZeroMQ's reconnects free and take descriptors) varies; what it is does not.
+      const where = 'cannot (?:read .*wsgid\\.json|spawn a worker): out of file descriptors \\(EMFILE, limit \\d+\\); raise the limit';
+      assert.match(restart.stderr, new RegExp(`reload failed: ${where}`));
+      assert.doesNotMatch(restart.stderr, /invalid|unknown/);
+      assert.doesNotMatch(log(dir), /HUP: the configuration is invalid/);
+      const status = await runCli(['status', `--app-path=${dir}`]);
+      assert.match(status.stdout, /^Problem: cannot [^:]+: out of file descriptors \(EMFILE, limit \d+\); raise the limit/m);
+    } finally {
+      execFileSync('prlimit', ['--pid', String(master), '--nofile=256:']);
+    }
+    assert.equal((await runCli(['stop', `--app-path=${dir}`])).code, 0);
   });
 });
