@@ -13,7 +13,8 @@ import { reopenStdio } from '../app-folder/stdio.js';
 import { AppLoadError } from '../loaders/errors.js';
 import { WsgiLoadError } from '../gateways/wsgi/load-error.js';
 import { describeLoadFailure } from '../worker/load-failure.js';
-import { formatFailureDetail, reportToParent, spawnDaemon, takeDaemonChildMarker, type FailureDetail } from './daemon.js';
+import { formatFailureDetail, reportToParent, spawnDaemon, takeDaemonChildMarker, type FailureDetail, type SpawnDaemonResult } from './daemon.js';
+import type { ChildProcess } from 'node:child_process';
 import { readMasterStatus } from './status-report.js';
 import { fdLimitWarning, openFileLimit } from '../fs/fd-limit.js';
 import type { ReadyInfo, ReloadedSettings } from '../master/index.js';
@@ -45,10 +46,61 @@ function rememberErrors(logger: Logger, memory: { last?: string }): Logger {
   };
 }
 
-function runningMasters(appPath: string): number[] {
+function runningMasters(appPath: string, starter?: number): number[] {
   return listPidFiles(appPath, 'master')
-    .filter((e) => e.alive && e.pid !== process.pid)
+    .filter((e) => e.alive && e.pid !== process.pid && e.pid !== starter)
     .map((e) => e.pid);
+}
+
+/**
+ * The daemonizing `wsgid start` until its daemon is ready: its own pid file in pid/master stands
+ * for the daemon, so a `wsgid stop` meanwhile finds it and signals it; the signal is passed on to
+ * the daemon (spawned or about to be), and this process exits only once the daemon has.
+ */
+async function startDaemon(paths: { root: string; wsgidLog: string }, argv: readonly string[]): Promise<SpawnDaemonResult> {
+  writePidFile(paths.root, 'master', process.pid);
+  let stopSignal: NodeJS.Signals | undefined;
+  let daemon: ChildProcess | undefined;
+  const pass = (signal: NodeJS.Signals): void => {
+    try {
+      daemon?.kill(signal);
+    } catch {
+      /* gone */
+    }
+  };
+  const onStop = (signal: NodeJS.Signals): void => {
+    stopSignal = signal;
+    pass(signal);
+  };
+  const signals = ['SIGTERM', 'SIGINT', 'SIGQUIT'] as const;
+  for (const sig of signals) process.on(sig, onStop);
+  try {
+    const progress = startProgress(paths.root);
+    const result = await spawnDaemon({
+      argv,
+      cwd: paths.root,
+      readyTimeoutMs: READY_TIMEOUT_MS,
+      logFile: paths.wsgidLog,
+      onSpawn: (child) => {
+        daemon = child;
+        if (stopSignal) pass(stopSignal);
+      },
+    }).finally(() => clearInterval(progress));
+    if (stopSignal && daemon) {
+      // Stopped while starting: whoever stopped us waits for our pid, so we wait for the daemon's exit.
+      const child = daemon;
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.ref(); // spawnDaemon unref'd it: keep this process alive until it exits
+        await exited;
+      }
+      return { exitCode: EXIT.FAILURE, message: `wsgid start: stopped by ${stopSignal} before the app was ready` };
+    }
+    return result;
+  } finally {
+    for (const sig of signals) process.removeListener(sig, onStop);
+    removePidFile(paths.root, 'master', process.pid);
+  }
 }
 
 /**
@@ -64,7 +116,8 @@ export async function startCommand(settings: Settings, argv: readonly string[], 
     // would be reachable: chroot needs the workers' order (import everything, connect, chroot, load).
     throw new UsageError('--chroot needs --workers=1 or more (the single-process mode cannot chroot)');
   }
-  const running = runningMasters(settings.appPath);
+  // The daemon's own `wsgid start` (our parent) holds a pid file until we are ready.
+  const running = runningMasters(settings.appPath, isDaemonChild ? process.ppid : undefined);
   if (running.length > 0) {
     throw new WsgidError(
       `already running in ${paths.root} (master pid ${running.join(', ')}); use \`wsgid restart\` to reload`,
@@ -77,11 +130,9 @@ export async function startCommand(settings: Settings, argv: readonly string[], 
   const fdWarning = fdLimitWarning(openFileLimit(), settings.workers, settings.workerConnections);
   if (!settings.noDaemon && !isDaemonChild) {
     if (fdWarning) process.stderr.write(`wsgid: warning: ${fdWarning}\n`);
+    const starting = startDaemon(paths, argv);
     process.stdout.write(`starting wsgid in ${paths.root}: waiting for ${settings.workers === 0 ? 'the app' : `${settings.workers} worker(s)`} to be ready\n`);
-    const progress = startProgress(paths.root);
-    const result = await spawnDaemon({ argv, cwd: paths.root, readyTimeoutMs: READY_TIMEOUT_MS, logFile: paths.wsgidLog }).finally(() =>
-      clearInterval(progress),
-    );
+    const result = await starting;
     (result.exitCode === EXIT.OK ? process.stdout : process.stderr).write(result.message + '\n' + formatFailureDetail(result));
     for (const warning of result.warnings ?? []) process.stderr.write(`wsgid: warning: ${warning}\n`);
     if (result.exitCode === EXIT.OK && result.pid !== undefined) handOverToDaemon(result.pid, settings);
@@ -163,7 +214,8 @@ export async function startCommand(settings: Settings, argv: readonly string[], 
           const again = reread();
           return { settings: { ...again.settings, noDaemon: effective.noDaemon }, overridden: again.overridden };
         });
-      code = await runMaster(effective, logger, { onReady, reloadSettings, onReopen, onWorkerFatal, service });
+      const starter = isDaemonChild ? process.ppid : undefined;
+      code = await runMaster(effective, logger, { onReady, reloadSettings, onReopen, onWorkerFatal, service, starter });
     }
   } catch (error) {
     if (error instanceof AppLoadError || error instanceof WsgiLoadError) {

@@ -77,6 +77,8 @@ export interface MasterHooks {
   onWorkerFatal?: (report: { worker: number; message: string; code: number; detail?: string; hint?: string }) => void;
   /** Told of ready, reloads, stops and every tick (systemd's Type=notify: systemd/notify.ts). */
   service?: ServiceNotifier;
+  /** The `wsgid start` that spawned this daemon: its pid file stands for us until we are ready. */
+  starter?: number;
 }
 
 /** Descriptors the master holds back for its status when it runs out (withAnchoredDir opens a few). */
@@ -165,7 +167,7 @@ export class Arbiter {
   async run(): Promise<number> {
     const { settings } = this;
     if (settings.workers < 1) this.log.warn('--workers below 1 means single-process mode (the CLI\'s); the master runs 1 worker');
-    const others = listPidFiles(settings.appPath, 'master').filter((e) => e.alive && e.pid !== process.pid);
+    const others = listPidFiles(settings.appPath, 'master').filter((e) => e.alive && e.pid !== process.pid && e.pid !== this.hooks.starter);
     if (others.length > 0) {
       this.log.error('another master is running in this app folder', { pids: others.map((e) => e.pid) });
       return 1;

@@ -4,12 +4,12 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
 import { request } from '../helpers/http.js';
-import { cliAppFolder, listedPids, runCli, workerPids, waitFor } from '../helpers/processes.js';
+import { alive, cliAppFolder, listedPids, runCli, workerPids, waitFor } from '../helpers/processes.js';
 import { WSGID_CLI } from '../helpers/wsgid.js';
 
 const PYTHON = '/usr/bin/python3';
@@ -264,5 +264,33 @@ describe('operator truths', { timeout: 600_000 }, () => {
       execFileSync('prlimit', ['--pid', String(master), '--nofile=256:']);
     }
     assert.equal((await runCli(['stop', `--app-path=${dir}`])).code, 0);
+  });
+
+  test('stop during start wins: the start in progress and its daemon stop, nothing stays up', async () => {
+    const { dir, args } = await folder('wsgid-op-stopstart-');
+    const start = spawn(process.execPath, [WSGID_CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    start.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
+    start.stderr.setEncoding('utf8').on('data', (s: string) => (out += s));
+    const startExit = new Promise<number | null>((resolve) => start.once('exit', (code) => resolve(code)));
+    // As soon as `start` says it is starting (long before its daemon is ready, or even spawned):
+    await waitFor('"starting wsgid"', async () => out.includes('starting wsgid in') || undefined);
+    const stop = await runCli(['stop', `--app-path=${dir}`]);
+    assert.equal(stop.code, 0, stop.stdout + stop.stderr);
+    assert.match(stop.stdout, /^sent SIGTERM to master pid .*\nstopped\n$/s);
+    assert.equal(await startExit, 1, out);
+    assert.match(out, /wsgid start: stopped by SIGTERM before the app was ready/);
+    // Nothing of it is left: no pid file, and no process of the app folder (daemon or worker) alive.
+    assert.deepEqual([...listedPids(dir, 'master'), ...listedPids(dir, 'worker')], []);
+    const left = readdirSync('/proc').filter((p) => /^\d+$/.test(p) && alive(Number(p))).filter((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(`--app-path=${dir}`);
+      } catch {
+        return false;
+      }
+    });
+    assert.deepEqual(left, []);
+    const status = await runCli(['status', `--app-path=${dir}`]);
+    assert.equal(status.code, 3, status.stdout);
   });
 });
