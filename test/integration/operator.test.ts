@@ -5,7 +5,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
 import { request } from '../helpers/http.js';
@@ -292,5 +292,32 @@ describe('operator truths', { timeout: 600_000 }, () => {
     assert.deepEqual(left, []);
     const status = await runCli(['status', `--app-path=${dir}`]);
     assert.equal(status.code, 3, status.stdout);
+  });
+
+  test('pid/status.json is 0640 like the logs, given to the folder owner: status works for the owner and root', { skip: !root && 'needs root to start as root in a folder another user owns' }, async () => {
+    const { parent, dir, args } = await folder('wsgid-op-mode-');
+    const NOBODY = 65534;
+    execFileSync('chown', ['-R', `${NOBODY}:${NOBODY}`, parent]);
+    const start = await runCli(args);
+    assert.equal(start.code, 0, start.stdout + start.stderr + log(dir));
+    const file = path.join(dir, 'pid', 'status.json');
+    await waitFor('status.json', async () => {
+      try {
+        return statSync(file).isFile();
+      } catch {
+        return undefined;
+      }
+    });
+    const st = statSync(file);
+    assert.equal(st.mode & 0o777, 0o640, (st.mode & 0o777).toString(8));
+    assert.equal(st.mode & 0o777, statSync(path.join(dir, 'logs', 'wsgid.log')).mode & 0o777);
+    assert.deepEqual([st.uid, st.gid], [NOBODY, NOBODY]);
+    // The numbers (the "Master N: up" line) come from status.json: both can read it.
+    for (const uid of [0, NOBODY]) {
+      const r = spawnSync(process.execPath, [WSGID_CLI, 'status', `--app-path=${dir}`], { encoding: 'utf8', uid, gid: uid });
+      assert.equal(r.status, 0, `uid ${uid}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stdout, /^Master \d+: up /m, `uid ${uid}`);
+    }
+    assert.equal((await runCli(['stop', `--app-path=${dir}`])).code, 0);
   });
 });
