@@ -74,6 +74,9 @@ async function startDaemon(paths: { root: string; wsgidLog: string }, argv: read
   };
   const signals = ['SIGTERM', 'SIGINT', 'SIGQUIT'] as const;
   for (const sig of signals) process.on(sig, onStop);
+  // `restart`, `reopen-logs`, TTIN/TTOU meanwhile signal us too: they are the daemon's (HUP and USR1 would end or debug us).
+  const passed = ['SIGHUP', 'SIGUSR1', 'SIGTTIN', 'SIGTTOU'] as const;
+  for (const sig of passed) process.on(sig, pass);
   try {
     const progress = startProgress(paths.root);
     const result = await spawnDaemon({
@@ -99,6 +102,7 @@ async function startDaemon(paths: { root: string; wsgidLog: string }, argv: read
     return result;
   } finally {
     for (const sig of signals) process.removeListener(sig, onStop);
+    for (const sig of passed) process.removeListener(sig, pass);
     removePidFile(paths.root, 'master', process.pid);
   }
 }
