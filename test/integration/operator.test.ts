@@ -2,7 +2,7 @@
  * The operator's small truths (issues 18 and 19), against the real CLI and daemon: what `restart`,
  * `status`, `stop` and the logs say must be what is so.
  */
-import { test, describe, before, after } from 'node:test';
+import { test, describe, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -50,6 +50,11 @@ describe('operator truths', { timeout: 600_000 }, () => {
       rmSync(parent, { recursive: true, force: true });
     }
     await m2?.stop();
+  });
+  // One daemon at a time: a failed test's must not answer the next test's requests on the same handler.
+  afterEach(async () => {
+    const last = folders.at(-1);
+    if (last) await runCli(['stop', `--app-path=${last.dir}`, '--send-signal=INT']);
   });
 
   /** Start the daemon on `dir` behind mongrel2's `app` handler (one test at a time uses it). */
