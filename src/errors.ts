@@ -21,6 +21,7 @@ export const ERROR_CODES = {
   WSGID_ERR_WSGI_APP: 'a WSGI app raised an exception (the traceback is the message)',
   WSGID_ERR_ASGI_APP: 'an ASGI app raised an exception (the traceback is the message)',
   WSGID_ERR_MONGREL2: '`wsgid dev` could not run its private mongrel2 (not installed, `m2sh load` refused the config, it exited)',
+  WSGID_ERR_RESOURCES: 'the process is out of a system resource, e.g. file descriptors (EMFILE): not a configuration error',
 } as const;
 export type ErrorCode = keyof typeof ERROR_CODES;
 

@@ -10,7 +10,7 @@
  *
  * `wsgid init` creates the folders (and DIR itself) if needed; it never touches existing files.
  */
-import { lstatSync, mkdirSync, statSync } from 'node:fs';
+import { accessSync, constants as fsConstants, lstatSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { AppFolderError } from '../errors.js';
 import { withAnchoredDir } from '../fs/anchored.js';
@@ -129,6 +129,56 @@ export function checkAppFolder(appPath: string): AppFolderPaths {
     }
   }
   return paths;
+}
+
+/** A folder wsgid has started in or laid out has one of these (app/ alone may be a package named `app`). */
+const APP_FOLDER_MARKS = ['pid', 'logs', CONFIG_FILE_NAME] as const;
+
+function isAppFolder(root: string): boolean {
+  return APP_FOLDER_MARKS.some((mark) => {
+    try {
+      lstatSync(path.join(root, mark));
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/**
+ * For the commands that control a running wsgid (stop, restart, status, reopen-logs): `appPath`
+ * exists and is an app folder. Run elsewhere (e.g. inside app/) they would report "not running"
+ * about a folder wsgid never used; say which path was checked, and the app folder above if any.
+ */
+export function checkControlledAppFolder(appPath: string): AppFolderPaths {
+  const paths = checkAppFolderExists(appPath);
+  if (isAppFolder(paths.root)) return paths;
+  let hint = ' (give it with --app-path=DIR)';
+  // Two levels up at most: run inside app/ or a folder of it, not any parent that has a logs/.
+  for (let up = path.dirname(paths.root), level = 0; level < 2 && up !== paths.root; up = path.dirname(up), level++) {
+    if (isAppFolder(up)) {
+      hint = ` (did you mean --app-path=${up}?)`;
+      break;
+    }
+  }
+  throw new AppFolderError(`${paths.root} is not a wsgid app folder: it has no ${APP_FOLDER_MARKS.map((m) => (m.includes('.') ? m : m + '/')).join(', ')}${hint}`);
+}
+
+/**
+ * The folders the master must write (pid files, status.json, logs) that are on a read-only file
+ * system (EROFS). Only EROFS: "permission denied" depends on who asks.
+ */
+export function readOnlyFolders(paths: AppFolderPaths): string[] {
+  const out: string[] = [];
+  for (const dir of [paths.pid, paths.pidWorker, paths.logs]) {
+    try {
+      accessSync(dir, fsConstants.W_OK);
+    } catch (error) {
+      const e = error as NodeJS.ErrnoException;
+      if (e.code === 'EROFS') out.push(dir);
+    }
+  }
+  return out;
 }
 
 /** Check that `appPath` exists (for stop/status/restart, which need no app/). */

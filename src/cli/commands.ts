@@ -59,7 +59,8 @@ export const BUILTIN_COMMANDS: Readonly<Record<CommandName, BuiltinCommand>> = {
       'The master re-reads wsgid.json and its command line first. restart waits until every new worker is ready ' +
       '(exit 0) or failed (non-zero, with the error, e.g. the app\'s load error; the old workers keep serving); an ' +
       'invalid wsgid.json is refused with its error (exit 2) and changes nothing; changed settings that need a full ' +
-      'restart are named. --no-wait returns once the signal is sent.',
+      'restart are named, and so are wsgid.json values the master\'s command line overrides (the command line wins). ' +
+      '--no-wait returns once the signal is sent.',
   },
   reload: {
     usage: 'wsgid reload --app-path=DIR [--no-wait]',

@@ -8,12 +8,13 @@ import { readConfigFile } from '../config/file.js';
 import { OPTIONS, checkSignal } from '../config/options.js';
 import type { CommandValues } from '../config/options.js';
 import type { Settings } from '../config/settings.js';
-import { checkAppFolderExists } from '../app-folder/layout.js';
+import { checkControlledAppFolder } from '../app-folder/layout.js';
 import { isSameProcess, listPidFiles, stillHoldsPid, type PidEntry } from '../app-folder/pidfile.js';
 import { canCheckIdentity, whyNotMasterOf } from '../app-folder/identity.js';
 import { removeStaleState } from '../app-folder/stale.js';
-import { collectStatus, readMasterStatus, type MasterStatus, type StatusReport } from './status-report.js';
+import { collectStatus, readMasterStatus, statusProblems, STALE_STATUS_SECONDS, type MasterStatus, type StatusReport } from './status-report.js';
 import { formatStatus } from './status-view.js';
+import { formatFailureDetail } from './daemon.js';
 
 export interface Output {
   out(text: string): void;
@@ -99,12 +100,12 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 
 /** `wsgid stop`: signal the master (TERM by default) and wait until it is gone. */
 export async function stopCommand(settings: Settings, values: CommandValues, io: Output): Promise<number> {
-  const paths = checkAppFolderExists(settings.appPath);
+  const paths = checkControlledAppFolder(settings.appPath);
   const signal = normalizeSignal(values.sendSignal ?? 'TERM');
   const { live: masters, refused } = liveMasters(paths.root, io);
   if (masters.length === 0) {
     if (refused > 0) return EXIT.FAILURE;
-    removeStaleState(paths.root);
+    clearStaleState(paths.root, io);
     io.out(`wsgid is not running in ${paths.root}\n`);
     return EXIT.OK;
   }
@@ -131,9 +132,19 @@ export async function stopCommand(settings: Settings, values: CommandValues, io:
     await sleep(100);
   }
   // The master removes its own files; clear what a crash (or SIGKILL) left behind.
-  removeStaleState(paths.root);
+  clearStaleState(paths.root, io);
   io.out('stopped\n');
   return refused > 0 ? EXIT.FAILURE : EXIT.OK;
+}
+
+/** Remove what a dead master left in pid/; a folder that refuses (read-only) is said, not thrown. */
+function clearStaleState(appPath: string, io: Output): void {
+  try {
+    removeStaleState(appPath);
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException;
+    io.err(`wsgid: warning: could not remove the stale pid files and status in ${appPath}/pid: ${e.message.replace(/\/proc\/self\/fd\/\d+\//, '')}\n`);
+  }
 }
 
 /** What a stopping master still waits for, from its status file. */
@@ -154,7 +165,7 @@ const STALLED_MS = 30_000;
  * serving). `--no-wait` or another `--send-signal` only sends the signal.
  */
 export async function restartCommand(settings: Settings, values: CommandValues, io: Output): Promise<number> {
-  const paths = checkAppFolderExists(settings.appPath);
+  const paths = checkControlledAppFolder(settings.appPath);
   const signal = normalizeSignal(values.sendSignal ?? 'HUP');
   const { live: masters, refused } = liveMasters(paths.root, io);
   if (masters.length === 0) {
@@ -191,6 +202,11 @@ async function waitForReload(appPath: string, master: PidEntry, before: { genera
     if (updated !== lastUpdate) {
       lastUpdate = updated;
       lastChange = Date.now();
+    } else if (Date.now() - lastChange > STALE_STATUS_SECONDS * 1000 && statusProblems(appPath, false, undefined).length > 0) {
+      // The master cannot write its status (a read-only folder): no outcome will come.
+      const problems = statusProblems(appPath, false, undefined);
+      io.err(`wsgid: the reload's outcome cannot be known: ${problems.join('; ')} (see ${appPath}/logs/wsgid.log)\n`);
+      return EXIT.FAILURE;
     } else if (Date.now() - lastChange > STALLED_MS) {
       io.err(`wsgid: the master (pid ${master.pid}) has not updated its status for ${STALLED_MS / 1000} s; the reload's outcome is unknown\n`);
       return EXIT.FAILURE;
@@ -214,11 +230,20 @@ async function waitForReload(appPath: string, master: PidEntry, before: { genera
             `wsgid: changed but not applied, these need a full restart (wsgid stop, then start): ${r.needsRestart.join(' ')}\n`,
           );
         }
+        if (r.overridden && r.overridden.length > 0) {
+          const flags = [...new Set(r.overridden.map((o) => o.split('=')[0]!))];
+          io.err(
+            `wsgid: warning: wsgid.json is overridden by the master's command line (the command line wins over wsgid.json): ` +
+              `${r.overridden.join(', ')}; for wsgid.json to decide, stop and start again without ${flags.join(' ')}\n`,
+          );
+        }
         if (r.outcome === 'done') {
           io.out(`reloaded: ${r.ready} new worker(s) ready\n`);
           return EXIT.OK;
         }
         io.err(`wsgid: reload failed: ${r.reason ?? 'unknown reason'}; the running workers keep serving (see ${appPath}/logs/wsgid.log)\n`);
+        // As a failed start shows it: Python's traceback (file, line, caret), the code frame, a hint.
+        io.err(formatFailureDetail({ detail: r.detail, hint: r.hint }));
         return r.exitCode && r.exitCode !== EXIT.NOT_RUNNING ? r.exitCode : EXIT.FAILURE;
       }
     }
@@ -228,7 +253,7 @@ async function waitForReload(appPath: string, master: PidEntry, before: { genera
 
 /** `wsgid reopen-logs`: SIGUSR1 to the master (logrotate's postrotate). */
 export function reopenLogsCommand(settings: Settings, io: Output): number {
-  const paths = checkAppFolderExists(settings.appPath);
+  const paths = checkControlledAppFolder(settings.appPath);
   const { live: masters, refused } = liveMasters(paths.root, io);
   if (masters.length === 0) {
     if (refused > 0) return EXIT.FAILURE;
@@ -242,7 +267,7 @@ export function reopenLogsCommand(settings: Settings, io: Output): number {
 
 /** `wsgid status [--json] [--watch [--count=N]]`: exit 0 when running, 1 when crash-looping, 3 when stopped. */
 export async function statusCommand(settings: Settings, values: CommandValues, io: Output): Promise<number> {
-  const paths = checkAppFolderExists(settings.appPath);
+  const paths = checkControlledAppFolder(settings.appPath);
   const print = (report: StatusReport): void => {
     io.out(values.json ? JSON.stringify(report, null, 2) + '\n' : formatStatus(report));
   };

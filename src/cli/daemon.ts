@@ -13,7 +13,7 @@
  * double fork: the child is a session leader, but since it never opens a tty (stdio is /dev/null and
  * it opens no terminal devices) it can't acquire one.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync } from 'node:fs';
 import path from 'node:path';
 import { openAppendBelow } from '../fs/anchored.js';
@@ -25,6 +25,14 @@ export const DAEMON_CHILD_ENV = 'WSGID_DAEMON_CHILD';
 export interface FailureDetail {
   detail?: string;
   hint?: string;
+}
+
+/** The verbatim detail (traceback, code frame) and the hint of a failure, for the terminal. */
+export function formatFailureDetail(failure: FailureDetail): string {
+  let text = '';
+  if (failure.detail) text += failure.detail.replace(/\s+$/, '') + '\n';
+  if (failure.hint) text += `hint: ${failure.hint}\n`;
+  return text;
 }
 
 export type DaemonReport =
@@ -67,6 +75,8 @@ export interface SpawnDaemonOptions {
   readyTimeoutMs: number;
   /** Where the daemon logs, for messages. */
   logFile: string;
+  /** Called with the daemon's process as soon as it is spawned (e.g. to pass a stop on to it). */
+  onSpawn?: (child: ChildProcess) => void;
 }
 
 export interface SpawnDaemonResult extends FailureDetail {
@@ -94,6 +104,7 @@ export function spawnDaemon(options: SpawnDaemonOptions): Promise<SpawnDaemonRes
     env: { ...process.env, [DAEMON_CHILD_ENV]: '1' },
   });
   if (typeof stderr === 'number') closeSync(stderr);
+  options.onSpawn?.(child);
   return new Promise((resolve) => {
     let settled = false;
     const finish = (result: SpawnDaemonResult): void => {

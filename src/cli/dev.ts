@@ -17,7 +17,6 @@ import os from 'node:os';
 import path from 'node:path';
 import type { OptionValues } from '../config/options.js';
 import { resolveSettings } from '../config/resolve.js';
-import type { Settings } from '../config/settings.js';
 import { AppFolderError, EXIT, UsageError } from '../errors.js';
 import { CONFIG_FILE_NAME } from '../config/file.js';
 import { freePort, portIsFree, startPrivateMongrel2, type PrivateMongrel2 } from '../mongrel2/process.js';
@@ -194,8 +193,8 @@ export async function devCommand(values: Partial<OptionValues>, positionals: rea
       mongrel2Chroot: m2.chroot,
       noDaemon: true,
     };
-    const resolve = (): Settings => resolveSettings(serveValues, { readFile: true, requireEndpoints: true, cwd }).settings;
-    const reloads = resolve().workers > 0;
+    const reread = () => resolveSettings(serveValues, { readFile: true, requireEndpoints: true, cwd });
+    const reloads = reread().settings.workers > 0;
     io.err(
       `wsgid dev: serving ${target.watchRoot} at http://${HOST}:${port}/ (mongrel2 pid ${m2.pid} in ${m2.dir}); ` +
         `${reloads ? 'reloading on changes' : 'no reloads with --workers=0'}; Ctrl-C stops\n`,
@@ -229,7 +228,7 @@ export async function devCommand(values: Partial<OptionValues>, positionals: rea
     });
     // As uvicorn --reload: an app that cannot start is tried again after the next change.
     for (;;) {
-      const code = await startCommand(resolve(), [], resolve);
+      const code = await startCommand(reread().settings, [], reread);
       const retry = reloads && !mongrel2Gone && (code === EXIT.APP_LOAD || code === EXIT.NOT_RUNNING);
       if (!retry) {
         done = true;

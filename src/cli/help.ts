@@ -141,7 +141,7 @@ export function renderOptionsMarkdown(): string {
   out.push(
     `| ${EXIT.OK} | success; \`status\`: running; \`restart\`: the new workers serve |`,
     `| ${EXIT.FAILURE} | failed: the app could not start, stop timed out, a signal could not be sent, \`restart\`: the new workers could not boot (the old ones keep serving); \`status\`: running but crash-looping |`,
-    `| ${EXIT.USAGE} | bad usage or configuration: unknown option, bad value, bad wsgid.json (also when \`restart\` re-reads it: the running configuration is kept), missing app folder |`,
+    `| ${EXIT.USAGE} | bad usage or configuration: unknown option, bad value, bad wsgid.json (also when \`restart\` re-reads it: the running configuration is kept), missing app folder, or (\`stop\`, \`restart\`, \`status\`, \`reopen-logs\`) a folder that is not an app folder (no pid/, logs/ or wsgid.json) |`,
     `| ${EXIT.NOT_RUNNING} | not running (\`status\`, \`restart\`, \`reload\`); for \`start\`: the workers could not boot |`,
     `| ${EXIT.APP_LOAD} | \`start\`: the app failed to load; \`restart\`: the new code fails to load (the old workers keep serving) |`,
   );

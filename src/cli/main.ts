@@ -43,7 +43,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       const { settings } = resolveSettings(values, { readFile: true });
       // HUP re-reads the configuration the same way: this command line, its folder, wsgid.json now.
       const cwd = process.cwd();
-      return startCommand(settings, argv, () => resolveSettings(values, { readFile: true, requireEndpoints: true, cwd }).settings);
+      return startCommand(settings, argv, () => resolveSettings(values, { readFile: true, requireEndpoints: true, cwd }));
     }
     case 'init':
       return initCommand(resolveSettings(values).settings, io);
@@ -108,6 +108,12 @@ if (isMain()) {
       if (error instanceof WsgidError) {
         process.stderr.write(`wsgid: ${error.message}\n`);
         process.exit(error.exitCode);
+      }
+      // An operating condition (EROFS, EMFILE, EACCES…) is said, never shown as a stack trace.
+      const code = (error as NodeJS.ErrnoException | undefined)?.code;
+      if (error instanceof Error && typeof code === 'string' && /^E[A-Z0-9]+$/.test(code)) {
+        process.stderr.write(`wsgid: ${error.message.replace(/\/proc\/self\/fd\/\d+\//g, '')}\n`);
+        process.exit(EXIT.FAILURE);
       }
       process.stderr.write(`wsgid: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
       process.exit(EXIT.FAILURE);

@@ -13,10 +13,12 @@ import { reopenStdio } from '../app-folder/stdio.js';
 import { AppLoadError } from '../loaders/errors.js';
 import { WsgiLoadError } from '../gateways/wsgi/load-error.js';
 import { describeLoadFailure } from '../worker/load-failure.js';
-import { reportToParent, spawnDaemon, takeDaemonChildMarker, type FailureDetail } from './daemon.js';
+import { formatFailureDetail, reportToParent, spawnDaemon, takeDaemonChildMarker, type FailureDetail, type SpawnDaemonResult } from './daemon.js';
+import type { ChildProcess } from 'node:child_process';
 import { readMasterStatus } from './status-report.js';
 import { uploadStore } from '../worker/uploads.js';
-import type { ReadyInfo } from '../master/index.js';
+import { fdLimitWarning, openFileLimit } from '../fs/fd-limit.js';
+import type { ReadyInfo, ReloadedSettings } from '../master/index.js';
 import { createSender, notifySocketFrom, systemdNotifier, type ServiceNotifier } from '../systemd/notify.js';
 
 /** The master loop's tick (master/arbiter.ts TICK_MS): how often the systemd watchdog can be fed. */
@@ -45,17 +47,72 @@ function rememberErrors(logger: Logger, memory: { last?: string }): Logger {
   };
 }
 
-function runningMasters(appPath: string): number[] {
+function runningMasters(appPath: string, starter?: number): number[] {
   return listPidFiles(appPath, 'master')
-    .filter((e) => e.alive && e.pid !== process.pid)
+    .filter((e) => e.alive && e.pid !== process.pid && e.pid !== starter)
     .map((e) => e.pid);
+}
+
+/**
+ * The daemonizing `wsgid start` until its daemon is ready: its own pid file in pid/master stands
+ * for the daemon, so a `wsgid stop` meanwhile finds it and signals it; the signal is passed on to
+ * the daemon (spawned or about to be), and this process exits only once the daemon has.
+ */
+async function startDaemon(paths: { root: string; wsgidLog: string }, argv: readonly string[]): Promise<SpawnDaemonResult> {
+  writePidFile(paths.root, 'master', process.pid);
+  let stopSignal: NodeJS.Signals | undefined;
+  let daemon: ChildProcess | undefined;
+  const pass = (signal: NodeJS.Signals): void => {
+    try {
+      daemon?.kill(signal);
+    } catch {
+      /* gone */
+    }
+  };
+  const onStop = (signal: NodeJS.Signals): void => {
+    stopSignal = signal;
+    pass(signal);
+  };
+  const signals = ['SIGTERM', 'SIGINT', 'SIGQUIT'] as const;
+  for (const sig of signals) process.on(sig, onStop);
+  // `restart`, `reopen-logs`, TTIN/TTOU meanwhile signal us too: they are the daemon's (HUP and USR1 would end or debug us).
+  const passed = ['SIGHUP', 'SIGUSR1', 'SIGTTIN', 'SIGTTOU'] as const;
+  for (const sig of passed) process.on(sig, pass);
+  try {
+    const progress = startProgress(paths.root);
+    const result = await spawnDaemon({
+      argv,
+      cwd: paths.root,
+      readyTimeoutMs: READY_TIMEOUT_MS,
+      logFile: paths.wsgidLog,
+      onSpawn: (child) => {
+        daemon = child;
+        if (stopSignal) pass(stopSignal);
+      },
+    }).finally(() => clearInterval(progress));
+    if (stopSignal && daemon) {
+      // Stopped while starting: whoever stopped us waits for our pid, so we wait for the daemon's exit.
+      const child = daemon;
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.ref(); // spawnDaemon unref'd it: keep this process alive until it exits
+        await exited;
+      }
+      return { exitCode: EXIT.FAILURE, message: `wsgid start: stopped by ${stopSignal} before the app was ready` };
+    }
+    return result;
+  } finally {
+    for (const sig of signals) process.removeListener(sig, onStop);
+    for (const sig of passed) process.removeListener(sig, pass);
+    removePidFile(paths.root, 'master', process.pid);
+  }
 }
 
 /**
  * The `start` command. `argv` is the original command line (re-used to spawn the daemon);
  * `reread` resolves the settings again from it and wsgid.json (for HUP; throws when invalid).
  */
-export async function startCommand(settings: Settings, argv: readonly string[], reread?: () => Settings): Promise<number> {
+export async function startCommand(settings: Settings, argv: readonly string[], reread?: () => ReloadedSettings): Promise<number> {
   const isDaemonChild = takeDaemonChildMarker();
   const paths = checkAppFolder(settings.appPath);
   checkSettings(settings, true);
@@ -64,7 +121,8 @@ export async function startCommand(settings: Settings, argv: readonly string[], 
     // would be reachable: chroot needs the workers' order (import everything, connect, chroot, load).
     throw new UsageError('--chroot needs --workers=1 or more (the single-process mode cannot chroot)');
   }
-  const running = runningMasters(settings.appPath);
+  // The daemon's own `wsgid start` (our parent) holds a pid file until we are ready.
+  const running = runningMasters(settings.appPath, isDaemonChild ? process.ppid : undefined);
   if (running.length > 0) {
     throw new WsgidError(
       `already running in ${paths.root} (master pid ${running.join(', ')}); use \`wsgid restart\` to reload`,
@@ -77,12 +135,13 @@ export async function startCommand(settings: Settings, argv: readonly string[], 
   const store = isDaemonChild ? undefined : uploadStore(settings.mongrel2UploadStore, settings.mongrel2Chroot);
   if (typeof store === 'string') process.stderr.write(`wsgid: warning: async uploads will be refused: ${store}\n`);
 
+  // Below what the settings need, EMFILE strikes later where it looks unrelated: say it now.
+  const fdWarning = fdLimitWarning(openFileLimit(), settings.workers, settings.workerConnections);
   if (!settings.noDaemon && !isDaemonChild) {
+    if (fdWarning) process.stderr.write(`wsgid: warning: ${fdWarning}\n`);
+    const starting = startDaemon(paths, argv);
     process.stdout.write(`starting wsgid in ${paths.root}: waiting for ${settings.workers === 0 ? 'the app' : `${settings.workers} worker(s)`} to be ready\n`);
-    const progress = startProgress(paths.root);
-    const result = await spawnDaemon({ argv, cwd: paths.root, readyTimeoutMs: READY_TIMEOUT_MS, logFile: paths.wsgidLog }).finally(() =>
-      clearInterval(progress),
-    );
+    const result = await starting;
     (result.exitCode === EXIT.OK ? process.stdout : process.stderr).write(result.message + '\n' + formatFailureDetail(result));
     for (const warning of result.warnings ?? []) process.stderr.write(`wsgid: warning: ${warning}\n`);
     if (result.exitCode === EXIT.OK && result.pid !== undefined) handOverToDaemon(result.pid, settings);
@@ -106,6 +165,7 @@ export async function startCommand(settings: Settings, argv: readonly string[], 
     throw new AppFolderError(reason);
   }
   const logger = rememberErrors(baseLogger, memory);
+  if (fdWarning) logger.warn(fdWarning);
   // Under systemd's Type=notify (NOTIFY_SOCKET set). A daemon child is not systemd's main process
   // until the `wsgid start` that spawned it hands over with MAINPID= (handOverToDaemon).
   const service = systemdNotifier(logger, { tickMs: MASTER_TICK_MS, readyBy: isDaemonChild ? 'parent' : 'self' });
@@ -157,8 +217,14 @@ export async function startCommand(settings: Settings, argv: readonly string[], 
       code = await runStandalone(effective, logger, onReady, onReopen, service);
     } else {
       const { runMaster } = await import('../master/index.js');
-      const reloadSettings = reread && ((): Settings => ({ ...reread(), noDaemon: effective.noDaemon }));
-      code = await runMaster(effective, logger, { onReady, reloadSettings, onReopen, onWorkerFatal, service });
+      const reloadSettings =
+        reread &&
+        ((): ReloadedSettings => {
+          const again = reread();
+          return { settings: { ...again.settings, noDaemon: effective.noDaemon }, overridden: again.overridden };
+        });
+      const starter = isDaemonChild ? process.ppid : undefined;
+      code = await runMaster(effective, logger, { onReady, reloadSettings, onReopen, onWorkerFatal, service, starter });
     }
   } catch (error) {
     if (error instanceof AppLoadError || error instanceof WsgiLoadError) {
@@ -274,10 +340,4 @@ async function runStandalone(
   }
 }
 
-/** The verbatim detail (traceback, code frame) and the hint of a failed start, for the terminal. */
-export function formatFailureDetail(failure: FailureDetail): string {
-  let text = '';
-  if (failure.detail) text += failure.detail.replace(/\s+$/, '') + '\n';
-  if (failure.hint) text += `hint: ${failure.hint}\n`;
-  return text;
-}
+export { formatFailureDetail };

@@ -2,6 +2,7 @@
  * `wsgid status`'s report: the pid files (who is alive) joined with the master's `pid/status.json`
  * (its numbers). The JSON shape is documented in docs/STATUS.md and versioned by `schema`.
  */
+import { appFolderPaths, readOnlyFolders } from '../app-folder/layout.js';
 import { listPidFiles } from '../app-folder/pidfile.js';
 import { readStatusFile } from '../app-folder/status-file.js';
 import type { EndpointStatus } from '../transport/endpoint-monitor.js';
@@ -32,6 +33,7 @@ export interface MasterStatus {
   bootFailures?: number;
   memoryRecycled?: number;
   crashLoop?: { looping?: boolean; deaths?: number; since?: string; lastExit?: string; nextSpawnIn?: number };
+  lastDeath?: { worker?: number; pid?: number; at?: string; exit?: string; booting?: boolean; reason?: string; lastStderr?: string };
   reload?: {
     generation?: number;
     outcome?: string;
@@ -41,9 +43,13 @@ export interface MasterStatus {
     ready?: number;
     changed?: string[];
     needsRestart?: string[];
+    overridden?: string[];
+    detail?: string;
+    hint?: string;
   };
   endpoints?: EndpointReport[];
   metrics?: string;
+  problems?: string[];
 }
 
 /** Memory (bytes) and CPU (percent of one core since the last tick; seconds in total). */
@@ -110,6 +116,8 @@ export interface StatusReport {
   memoryRecycled?: number;
   /** Workers dying soon after becoming ready, in a row (master/status.ts). */
   crashLoop?: MasterStatus['crashLoop'];
+  /** The latest worker that died unexpectedly: its exit and why (load error, last stderr line). */
+  lastDeath?: MasterStatus['lastDeath'];
   /** The latest HUP and its outcome. */
   reload?: MasterStatus['reload'];
   /** The mongrel2 endpoints and their connection state. */
@@ -118,6 +126,25 @@ export interface StatusReport {
   metrics?: string;
   /** When the master last wrote its numbers. */
   updatedAt?: string;
+  /** What keeps the master from working or reporting (a read-only folder, numbers not updated). */
+  problems?: string[];
+}
+
+/** The master rewrites status.json every second: numbers older than this are reported as old. */
+export const STALE_STATUS_SECONDS = 5;
+
+/** What is wrong with the folder or the master's reporting (empty: nothing known). */
+export function statusProblems(appPath: string, running: boolean, updatedAt: string | undefined, now = Date.now()): string[] {
+  const problems: string[] = [];
+  const readOnly = readOnlyFolders(appFolderPaths(appPath));
+  if (readOnly.length > 0) {
+    problems.push(`${readOnly.join(', ')}: read-only file system (EROFS): the master cannot write pid files, status.json or new workers' logs there`);
+  }
+  const age = updatedAt === undefined ? undefined : (now - Date.parse(updatedAt)) / 1000;
+  if (running && age !== undefined && age > STALE_STATUS_SECONDS) {
+    problems.push(`pid/status.json was last written ${Math.round(age)} s ago: the numbers shown are old (see logs/wsgid.log)`);
+  }
+  return problems;
 }
 
 function usage(u: Usage | undefined): Usage {
@@ -161,12 +188,15 @@ export function collectStatus(appPath: string): StatusReport {
     report.bootFailures = stats.bootFailures;
     report.memoryRecycled = stats.memoryRecycled;
     report.crashLoop = stats.crashLoop;
+    report.lastDeath = stats.lastDeath;
     report.reload = stats.reload;
     if (stats.crashLoop?.looping) report.status = 'crash-looping';
     if (Array.isArray(stats.endpoints)) report.endpoints = stats.endpoints;
     if (typeof stats.metrics === 'string') report.metrics = stats.metrics;
     report.updatedAt = stats.updatedAt;
   }
+  const problems = [...(running && Array.isArray(stats?.problems) ? stats.problems : []), ...statusProblems(appPath, running, report.updatedAt)];
+  if (problems.length > 0) report.problems = problems;
   return report;
 }
 

@@ -46,18 +46,31 @@ function workerRows(workers: ProcessStatus[]): string[][] {
   return rows;
 }
 
+/** `worker 3 (pid 4133) code 1: Error: boom`: how the last unexpected death went and why. */
+function deathReason(d: StatusReport['lastDeath']): string | undefined {
+  if (!d?.exit) return undefined;
+  const why = d.reason ?? d.lastStderr;
+  const who = d.pid !== undefined && d.pid > 0 ? `worker ${d.worker ?? '?'} (pid ${d.pid})` : `worker ${d.worker ?? '?'} (never started)`;
+  return `${who} exited with ${d.exit}${why ? `: ${why}` : ''}`;
+}
+
 export function formatStatus(report: StatusReport): string {
   const lines = [
     `Status: ${{ running: 'Running', 'crash-looping': 'Crash-looping', stopped: 'Stopped' }[report.status]}`,
     `Master pid(s): ${pidList(report.master)}`,
     `Worker pid(s): ${pidList(report.workers)}`,
   ];
+  for (const problem of report.problems ?? []) lines.push(`Problem: ${problem}`);
   const c = report.crashLoop;
+  const why = deathReason(report.lastDeath);
   if (report.status === 'crash-looping' && c) {
     lines.push(
       `Crash loop: ${c.deaths} worker(s) in a row died soon after becoming ready (last: ${c.lastExit}); ` +
         `${c.nextSpawnIn ? `next spawn in ${c.nextSpawnIn} s` : 'respawning'}`,
     );
+    if (why) lines.push(`Last death: ${why}`);
+  } else if (report.status !== 'stopped' && (report.bootFailures ?? 0) > 0 && why && report.lastDeath?.booting) {
+    lines.push(`Boot failures: ${report.bootFailures} in a row; last: ${why}`);
   }
   const master = report.master.find((m) => m.alive && m.uptime !== undefined);
   if (report.status !== 'stopped' && master !== undefined) {

@@ -8,7 +8,8 @@ import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs
 import path from 'node:path';
 import { replaceFileAt, withAnchoredDir } from '../fs/anchored.js';
 import { assign } from './args.js';
-import { ConfigFileError } from '../errors.js';
+import { ConfigFileError, WsgidError } from '../errors.js';
+import { outOfFdsMessage } from '../fs/fd-limit.js';
 import { fileOptions, jsonKey, type NamedOption, type OptionSpec, type OptionType, type OptionValues, type ValueOf } from './options.js';
 
 export const CONFIG_FILE_NAME = 'wsgid.json';
@@ -128,6 +129,8 @@ function readRaw(file: string): Record<string, unknown> | undefined {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return undefined;
+    // Not the file's fault: the process is out of descriptors (a HUP then is no "invalid config").
+    if (code === 'EMFILE' || code === 'ENFILE') throw new WsgidError(outOfFdsMessage(`cannot read ${file}`, error), 'WSGID_ERR_RESOURCES');
     throw new ConfigFileError(file, undefined, `cannot read: ${(error as Error).message}`);
   }
   let raw: unknown;

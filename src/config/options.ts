@@ -546,6 +546,17 @@ export const OPTIONS: OptionTable = {
     check: (value) => (value === 'text' || value === 'json' ? undefined : `expected text or json, got '${value}'`),
     help: "text (default) or json: wsgid's log, the access log and captured app output as one pino-compatible JSON object per line (docs/LOGGING.md).",
   },
+  appOutputRate: {
+    flag: 'app-output-rate',
+    type: 'string',
+    default: '1M',
+    commands: START,
+    metavar: 'SIZE',
+    help:
+      'Bytes of captured stdout/stderr (logs/app.log) each worker may write per second, with a burst of 4 s worth ' +
+      '(e.g. 1M, 256K; 0 = no limit). Beyond it lines are dropped and counted in a "dropped" line (docs/LOGGING.md).',
+    check: checkSize,
+  },
   chroot: {
     flag: 'chroot',
     type: 'bool',

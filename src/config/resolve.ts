@@ -7,6 +7,7 @@
  * (wsgid.json).
  */
 import path from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { isLoopback, parseHostPort } from './address.js';
 import { UsageError } from '../errors.js';
 import { readConfigFile } from './file.js';
@@ -21,6 +22,11 @@ export interface Resolved {
   commandValues: CommandValues;
   /** The wsgid.json that was read, if any. */
   configFile?: string;
+  /**
+   * wsgid.json values that do not apply because the command line or the environment gives the
+   * option too, e.g. `--workers=2 (wsgid.json: 1)`: a reload names them (the command line wins).
+   */
+  overridden: string[];
 }
 
 export interface ResolveOptions {
@@ -132,6 +138,25 @@ export function checkSettings(settings: Settings, requireEndpoints: boolean): vo
   }
 }
 
+function shown(value: unknown): string {
+  return typeof value === 'string' ? value : JSON.stringify(value);
+}
+
+/** The wsgid.json values a higher layer (command line, environment) overrides with another value. */
+export function overriddenFileValues(cli: Partial<OptionValues>, file: Partial<OptionValues>, env: Partial<OptionValues>): string[] {
+  const out: string[] = [];
+  for (const { name, spec } of OPTION_LIST) {
+    const saved = file[name];
+    if (saved === undefined || spec.type === 'map') continue; // maps merge key by key: nothing is lost
+    for (const [layer, where] of [[cli[name], `--${spec.flag}`], [env[name], spec.env]] as const) {
+      if (layer === undefined || where === undefined) continue;
+      if (!isDeepStrictEqual(layer, saved)) out.push(`${where}=${shown(layer)} (wsgid.json: ${shown(saved)})`);
+      break; // the command line hides the environment
+    }
+  }
+  return out;
+}
+
 /** Resolve the command-line values of a command into Settings. */
 export function resolveSettings(cli: Partial<OptionValues>, options: ResolveOptions = {}): Resolved {
   const cwd = options.cwd ?? process.cwd();
@@ -140,7 +165,10 @@ export function resolveSettings(cli: Partial<OptionValues>, options: ResolveOpti
   cliValues.appPath = appPath;
   const file = options.readFile ? readConfigFile(appPath) : undefined;
   const fileValues = file ? resolveFolders(file.values, appPath) : {};
-  const { settings, commandValues } = splitValues(mergeValues(cliValues, fileValues, envValues()));
+  const env = envValues();
+  const { settings, commandValues } = splitValues(mergeValues(cliValues, fileValues, env));
   checkSettings(settings, options.requireEndpoints ?? false);
-  return { settings, commandValues, configFile: file?.path };
+  // appPath is always on the command line (resolved above); the file cannot set it anyway.
+  const overridden = overriddenFileValues({ ...cliValues, appPath: undefined }, fileValues, env);
+  return { settings, commandValues, configFile: file?.path, overridden };
 }

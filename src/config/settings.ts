@@ -67,6 +67,8 @@ export interface Settings {
   accessLog: boolean;
   /** 'text' (default) or 'json' (pino-compatible lines): wsgid's log, the access log, app output. */
   logFormat: string;
+  /** Captured app output each worker may write per second (SIZE, e.g. 1M; 0 = no limit). */
+  appOutputRate: string;
   /** chroot into appPath before loading the app, then drop privileges to its owner. */
   chroot: boolean;
   /** mongrel2's chroot folder, to resolve async upload paths. */

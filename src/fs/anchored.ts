@@ -185,13 +185,14 @@ export function readFileAt(dir: AnchoredDir, name: string): { text: string; mtim
  * Replace `name` with `data` atomically: written to a new file under a random name (O_EXCL, so
  * nothing planted is reused), then renamed over `name` (a symlink there is replaced, not followed).
  */
-export function replaceFileAt(dir: AnchoredDir, name: string, data: string, mode: number): void {
+export function replaceFileAt(dir: AnchoredDir, name: string, data: string, mode: number, owner?: { uid: number; gid: number }): void {
   checkName(name);
   const temp = `.${name}.${randomBytes(8).toString('hex')}.tmp`;
   const fd = openSync(dir.at(temp), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
   try {
     try {
       fchmodSync(fd, mode); // the umask must not narrow what readers (status, stop) need
+      if (owner) fchownSync(fd, owner.uid, owner.gid); // through the fd: the name may be raced
       writeSync(fd, data);
     } finally {
       closeSync(fd);

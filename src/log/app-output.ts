@@ -29,6 +29,55 @@ export interface OutputTag {
 export const MAX_LINE_BYTES = 16 * 1024;
 /** What may wait for the disk before lines are dropped. */
 export const MAX_PENDING_BYTES = 4 * 1024 * 1024;
+/** The burst a worker's output rate allows, in seconds of that rate. */
+export const OUTPUT_BURST_SECONDS = 4;
+
+/**
+ * A worker's output budget (a token bucket, pure: the clock is passed in): `rate` bytes per second,
+ * up to `burst` saved. Lines over budget are counted, to be reported once lines pass again.
+ */
+export class OutputBudget {
+  private tokens: number;
+  private at: number;
+  droppedLines = 0;
+  droppedBytes = 0;
+  private reportedAt = -Infinity;
+
+  constructor(
+    private readonly rate: number,
+    private readonly burst: number,
+    now: number,
+  ) {
+    this.tokens = burst;
+    this.at = now;
+  }
+
+  /** Whether a line of `bytes` may be written at `now` (if not, it is counted as dropped). */
+  take(bytes: number, now: number): boolean {
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.at) / 1000) * this.rate);
+    this.at = now;
+    if (this.tokens >= bytes) {
+      this.tokens -= bytes;
+      return true;
+    }
+    this.droppedLines++;
+    this.droppedBytes += bytes;
+    return false;
+  }
+
+  /**
+   * The drops since the last report (and reset), at most one report a second unless `final`;
+   * undefined when there is nothing to report yet.
+   */
+  takeDropped(now: number, final = false): { lines: number; bytes: number } | undefined {
+    if (this.droppedLines === 0 || (!final && now - this.reportedAt < 1000)) return undefined;
+    this.reportedAt = now;
+    const out = { lines: this.droppedLines, bytes: this.droppedBytes };
+    this.droppedLines = 0;
+    this.droppedBytes = 0;
+    return out;
+  }
+}
 
 /** One captured line as written to logs/app.log (with its newline). */
 export function formatOutputLine(format: LogFormat, time: number, tag: OutputTag, line: string): string {
@@ -84,6 +133,8 @@ export interface AppOutputOptions {
   open: () => number;
   format: LogFormat;
   maxPendingBytes?: number;
+  /** Bytes per second each worker may write (0 or absent: no limit); bursts of OUTPUT_BURST_SECONDS. */
+  ratePerWorker?: number;
   now?: () => number;
 }
 
@@ -104,6 +155,11 @@ export class AppOutputLog {
   private allEnded: Array<() => void> = [];
   private readonly maxPending: number;
   private readonly now: () => number;
+  /** Each recent worker's last stderr line (why it died, for `status`); the last few workers only. */
+  private readonly lastErr = new Map<number, string>();
+  /** Each attached worker's output budget (--app-output-rate), while its pipes are open. */
+  private readonly budgets = new Map<number, { budget: OutputBudget; pid: number; pipes: number }>();
+  private rateDroppedTotal = 0;
 
   constructor(private readonly options: AppOutputOptions) {
     this.fd = options.open();
@@ -116,6 +172,11 @@ export class AppOutputLog {
     return this.droppedTotal;
   }
 
+  /** Lines dropped because their worker was over --app-output-rate, since start. */
+  get rateDropped(): number {
+    return this.rateDroppedTotal;
+  }
+
   /** Lines captured (written or queued), since start. */
   get lines(): number {
     return this.linesTotal;
@@ -123,11 +184,31 @@ export class AppOutputLog {
 
   /** Capture a worker's stdout or stderr pipe until it ends. */
   attach(stream: Readable, tag: OutputTag): void {
-    const splitter = new LineSplitter((line) => this.line(tag, line));
+    const rate = this.options.ratePerWorker ?? 0;
+    let entry = this.budgets.get(tag.worker);
+    if (rate > 0 && entry === undefined) {
+      entry = { budget: new OutputBudget(rate, rate * OUTPUT_BURST_SECONDS, this.now()), pid: tag.pid, pipes: 0 };
+      this.budgets.set(tag.worker, entry);
+    }
+    if (entry) entry.pipes++;
+    const budget = entry?.budget;
+    const splitter = new LineSplitter((line) => {
+      // Over budget: dropped before it costs a format and a write (the line's own bytes + newline).
+      if (budget && !budget.take(Buffer.byteLength(line) + 1, this.now())) {
+        this.rateDroppedTotal++;
+        return;
+      }
+      if (budget) this.noteDropped(tag.worker, tag.pid, budget, false);
+      this.line(tag, line);
+    });
     this.open.add(stream);
     const ended = (): void => {
       if (!this.open.delete(stream)) return;
       splitter.end();
+      if (entry && --entry.pipes === 0) {
+        this.budgets.delete(tag.worker);
+        this.noteDropped(tag.worker, tag.pid, entry.budget, true);
+      }
       if (this.open.size === 0) for (const resolve of this.allEnded.splice(0)) resolve();
     };
     stream.on('data', (chunk: Buffer) => splitter.push(chunk));
@@ -136,8 +217,14 @@ export class AppOutputLog {
     stream.on('error', () => {});
   }
 
+  /** The last non-empty line worker `worker` wrote to stderr, if it is one of the last few. */
+  lastStderr(worker: number): string | undefined {
+    return this.lastErr.get(worker);
+  }
+
   line(tag: OutputTag, text: string): void {
     if (this.closed) return;
+    if (tag.stream === 'stderr' && text.trim() !== '') this.rememberStderr(tag.worker, text);
     const formatted = formatOutputLine(this.options.format, this.now(), tag, text);
     if (this.pendingBytes + formatted.length > this.maxPending) {
       this.droppedNow++;
@@ -148,6 +235,31 @@ export class AppOutputLog {
     this.pending.push(formatted);
     this.pendingBytes += formatted.length;
     if (!this.writing) this.writeNext();
+  }
+
+  /** The line saying how much of a worker's output its rate limit dropped since the last such line. */
+  private noteDropped(worker: number, pid: number, budget: OutputBudget, final: boolean): void {
+    const dropped = budget.takeDropped(this.now(), final);
+    if (!dropped || this.closed) return;
+    const rate = this.options.ratePerWorker ?? 0;
+    const msg =
+      `worker ${worker} (pid ${pid}): dropped ${dropped.lines} line(s), ${dropped.bytes} byte(s) of app output ` +
+      `over --app-output-rate (${rate} bytes/s)`;
+    const text =
+      this.options.format === 'json'
+        ? jsonHead(40, this.now(), process.pid) +
+          `,"role":"master","worker":${worker},"droppedLines":${dropped.lines},"droppedBytes":${dropped.bytes},"msg":${jsonValue(msg)}}\n`
+        : `${new Date(this.now()).toISOString()} [master ${process.pid}] ${msg}\n`;
+    this.pending.push(text);
+    this.pendingBytes += text.length;
+    if (!this.writing) this.writeNext();
+  }
+
+  private rememberStderr(worker: number, text: string): void {
+    this.lastErr.delete(worker);
+    this.lastErr.set(worker, text.length > 300 ? text.slice(0, 300) + '…' : text);
+    // A Map keeps insertion order: the least recently heard-from worker goes first.
+    if (this.lastErr.size > 16) this.lastErr.delete(this.lastErr.keys().next().value as number);
   }
 
   reopen(): void {

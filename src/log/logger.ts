@@ -2,8 +2,8 @@
  * A small line logger: cheap when a level is off (pino's trick: disabled levels are no-ops),
  * synchronous writes so the last line before a crash survives, and `reopen()` for logrotate
  * (SIGUSR1). One line per event, in one of two formats (--log-format, docs/LOGGING.md):
- * - text: `<ISO time> <LEVEL> [<role> <pid>] message key=value ...`; a multi-line `detail` field
- *   (a traceback) follows on lines indented by two spaces;
+ * - text: `<ISO time> <LEVEL> [<role> <pid>] message key=value ...`; a multi-line `detail` or
+ *   `traceback` field follows on lines indented by two spaces;
  * - json: one pino-compatible object: `{"level":30,"time":<ms>,"pid":…,"hostname":…,"role":…,
  *   "msg":…, …fields}` (a field named like a core key is written as `_<key>`).
  */
@@ -96,7 +96,10 @@ export function indentBlock(text: string): string {
   return sanitizeBlock(text.replace(/\s+$/, '')).replace(/^(?=.)/gm, '  ') + '\n';
 }
 
-/** One text line (with its newline, and the `detail` block under it). */
+/** Fields shown as they are, under the line, when they hold several lines (a traceback). */
+const BLOCK_FIELDS = new Set(['detail', 'traceback']);
+
+/** One text line (with its newline, and the `detail`/`traceback` blocks under it). */
 export function formatTextLine(time: Date, level: LogLevel, role: string, pid: number, message: string, fields?: LogFields): string {
   let line = time.toISOString() + ' ' + level.toUpperCase().padEnd(5) + ` [${role} ${pid}] ` + message;
   let block = '';
@@ -104,7 +107,7 @@ export function formatTextLine(time: Date, level: LogLevel, role: string, pid: n
     for (const key in fields) {
       const value = fields[key];
       if (value === undefined) continue;
-      if (key === 'detail' && typeof value === 'string' && value.includes('\n')) block = indentBlock(value);
+      if (BLOCK_FIELDS.has(key) && typeof value === 'string' && value.includes('\n')) block += indentBlock(value);
       else line += ' ' + key + '=' + formatValue(value);
     }
   }

@@ -35,6 +35,9 @@ import { listPidFiles, removePidFile, writePidFile } from '../app-folder/pidfile
 import { removeStaleState } from '../app-folder/stale.js';
 import { removeStatusFile, writeStatusFile } from '../app-folder/status-file.js';
 import { planReload } from '../config/reload.js';
+import { parseSize } from '../config/options.js';
+import { isOutOfFds, outOfFdsMessage } from '../fs/fd-limit.js';
+import { closeSync, openSync } from 'node:fs';
 import { EXIT, WsgidError } from '../errors.js';
 import { poolOptionsOf, WorkerPool, type KillSignal, type PoolAction, type PoolSignal, type PoolWorker } from './pool.js';
 import { buildStatus, type MasterStatusFile } from './status.js';
@@ -53,6 +56,12 @@ export interface ReadyInfo {
   endpointProblems: Promise<string[]>;
 }
 
+/** The settings a HUP re-read, and the wsgid.json values the command line overrides (config/resolve.ts). */
+export interface ReloadedSettings {
+  settings: Settings;
+  overridden: string[];
+}
+
 export interface MasterHooks {
   /** Called once, when the first full set of workers is ready. */
   onReady?: (info: ReadyInfo) => void;
@@ -61,14 +70,19 @@ export interface MasterHooks {
    * anew). Throws when they are invalid (the running configuration is kept). Without it, HUP
    * reloads the workers with the running settings.
    */
-  reloadSettings?: () => Settings;
+  reloadSettings?: () => ReloadedSettings;
   /** USR1, after the master's log files were reopened (the CLI re-points the daemon's fd 1/2). */
   onReopen?: () => void;
   /** A worker reported why it could not boot (what a failed start shows the user). */
   onWorkerFatal?: (report: { worker: number; message: string; code: number; detail?: string; hint?: string }) => void;
   /** Told of ready, reloads, stops and every tick (systemd's Type=notify: systemd/notify.ts). */
   service?: ServiceNotifier;
+  /** The `wsgid start` that spawned this daemon: its pid file stands for us until we are ready. */
+  starter?: number;
 }
+
+/** Descriptors the master holds back for its status when it runs out (withAnchoredDir opens a few). */
+const RESERVE_FDS = 8;
 
 /** The compiled worker entry, next to this file's folder: dist/src/worker/main.js. */
 export const WORKER_ENTRY = fileURLToPath(new URL('../worker/main.js', import.meta.url));
@@ -99,6 +113,14 @@ export class Arbiter {
   private readonly accessLog: AccessLogger;
   /** The workers' stdout/stderr in daemon mode (logs/app.log); undefined: they inherit the master's. */
   private readonly appOutput: AppOutputLog | undefined;
+  private statusWriteFailing = false;
+  /**
+   * Descriptors held back (on /dev/null) for when the master runs out (EMFILE): freed to write
+   * status.json, which is how `status` and `restart` learn of it, then taken again.
+   */
+  private reserveFds: number[] = [];
+  /** The latest "out of file descriptors" and where it struck, for status.json's problems. */
+  private outOfFds: { at: number; message: string } | undefined;
   private readonly pool: WorkerPool;
   /** The worker processes, by worker id: the effects' handles (the pool has their state). */
   private readonly children = new Map<number, ChildProcess>();
@@ -122,6 +144,7 @@ export class Arbiter {
     this.pool = new WorkerPool(poolOptionsOf(settings));
     this.accessLog = createAccessLogger(settings);
     this.appOutput = this.openAppOutput();
+    this.takeReserve();
     this.dispatcher = new Dispatcher({
       accessLog: this.accessLog.enabled ? (entry) => this.accessLog.log(entry) : undefined,
       recv: settings.recv,
@@ -144,7 +167,7 @@ export class Arbiter {
   async run(): Promise<number> {
     const { settings } = this;
     if (settings.workers < 1) this.log.warn('--workers below 1 means single-process mode (the CLI\'s); the master runs 1 worker');
-    const others = listPidFiles(settings.appPath, 'master').filter((e) => e.alive && e.pid !== process.pid);
+    const others = listPidFiles(settings.appPath, 'master').filter((e) => e.alive && e.pid !== process.pid && e.pid !== this.hooks.starter);
     if (others.length > 0) {
       this.log.error('another master is running in this app folder', { pids: others.map((e) => e.pid) });
       return 1;
@@ -207,6 +230,7 @@ export class Arbiter {
       await this.dispatcher.close().catch(() => {});
       this.accessLog.close();
       await this.appOutput?.close();
+      this.releaseReserve();
       removeStatusFile(settings.appPath);
       removePidFile(settings.appPath, 'master', process.pid);
     }
@@ -258,10 +282,13 @@ export class Arbiter {
       return;
     }
     let next: Settings;
+    let overridden: string[];
     try {
-      next = reread();
+      ({ settings: next, overridden } = reread());
     } catch (err) {
-      const reason = err instanceof Error ? err.message : String(err);
+      // Out of descriptors is not an invalid configuration: said as such (config/file.ts, here).
+      const reason = isOutOfFds(err) ? outOfFdsMessage('cannot re-read the configuration', err) : err instanceof Error ? err.message : String(err);
+      if (isOutOfFds(err) || (err instanceof WsgidError && err.code === 'WSGID_ERR_RESOURCES')) this.noteOutOfFds('', reason);
       const code = err instanceof WsgidError ? err.exitCode : EXIT.FAILURE;
       this.apply(this.pool.reloadRefused(Date.now(), reason, code));
       return;
@@ -272,11 +299,21 @@ export class Arbiter {
         settings: plan.needsRestart.join(' '),
       });
     }
+    if (overridden.length > 0) {
+      this.log.warn('HUP: wsgid.json values overridden by the command line the master was started with (the command line wins)', {
+        settings: overridden.join(' '),
+      });
+    }
     if (plan.changed.length > 0) this.log.info('HUP: configuration changes apply to the new workers', { settings: plan.changed.join(' ') });
     if (plan.settings.workers < 1) this.log.warn('--workers below 1 means single-process mode, which needs a full restart; the master runs 1 worker');
     this.settings = plan.settings;
     this.apply(
-      this.pool.reloadWith(Date.now(), { options: poolOptionsOf(plan.settings), changed: plan.changed, needsRestart: plan.needsRestart }),
+      this.pool.reloadWith(Date.now(), {
+        options: poolOptionsOf(plan.settings),
+        changed: plan.changed,
+        needsRestart: plan.needsRestart,
+        overridden,
+      }),
     );
   }
 
@@ -455,7 +492,16 @@ export class Arbiter {
     };
     child.on('exit', onGone);
     child.on('error', (err) => {
-      this.log.error('worker process error', { worker: id, error: err });
+      if (isOutOfFds(err)) {
+        // Said as what it is (not a stack): the reason of the boot failure, the reload's, status's.
+        const message = outOfFdsMessage('cannot spawn a worker', err);
+        this.log.error('worker process error', { worker: id, reason: message });
+        this.noteOutOfFds('', message);
+        this.pool.fatal(id, message);
+      } else {
+        this.log.error('worker process error', { worker: id, error: err });
+        if (child.pid === undefined) this.pool.fatal(id, `cannot spawn a worker: ${err.message}`);
+      }
       if (child.pid === undefined) onGone(EXIT_BOOT_ERROR, null);
     });
     this.log.info('spawned worker', { worker: id, pid, maxRequests: w.maxRequests || undefined });
@@ -469,6 +515,7 @@ export class Arbiter {
       return new AppOutputLog({
         open: () => openAppendBelow(settings.appPath, path.join('logs', 'app.log'), 0o640),
         format: logFormatOf(settings.logFormat),
+        ratePerWorker: parseSize(settings.appOutputRate) ?? 0,
       });
     } catch (err) {
       this.log.error('could not open logs/app.log; app output goes to logs/wsgid.log', { error: err });
@@ -499,7 +546,7 @@ export class Arbiter {
         this.applyAndWake(this.pool.retireRequested(id, message.served));
         break;
       case 'fatal':
-        this.pool.fatal(id, message.message);
+        this.pool.fatal(id, message.message, { detail: message.detail, hint: message.hint });
         this.hooks.onWorkerFatal?.({ worker: id, message: message.message, code: message.code, detail: message.detail, hint: message.hint });
         break;
     }
@@ -537,6 +584,7 @@ export class Arbiter {
       masterUsage,
       endpoints: this.dispatcher.endpoints.snapshot(),
       metricsUrl: this.metricsUrl,
+      lastStderr: (worker) => this.appOutput?.lastStderr(worker),
     });
   }
 
@@ -584,12 +632,72 @@ export class Arbiter {
     return { serving, booting, replacing, draining, wanted: this.pool.wanted };
   }
 
-  private writeStatus(): void {
+  private takeReserve(): void {
     try {
-      writeStatusFile(this.settings.appPath, JSON.stringify(this.status(), null, 2) + '\n');
-    } catch (err) {
-      this.log.debug('could not write the status file', { error: err });
+      while (this.reserveFds.length < RESERVE_FDS) this.reserveFds.push(openSync('/dev/null', 'r'));
+    } catch {
+      /* out of them already: taken again after the next status write */
     }
+  }
+
+  private releaseReserve(): void {
+    for (const fd of this.reserveFds.splice(0)) {
+      try {
+        closeSync(fd);
+      } catch {
+        /* not ours any more */
+      }
+    }
+  }
+
+  private noteOutOfFds(what: string, err: unknown): void {
+    const message = typeof err === 'string' ? err : outOfFdsMessage(what, err);
+    if (this.outOfFds === undefined || Date.now() - this.outOfFds.at > 10_000) this.log.error(message);
+    this.outOfFds = { at: Date.now(), message };
+  }
+
+  private writeStatus(): void {
+    let failure: unknown;
+    try {
+      this.writeStatusNow();
+    } catch (err) {
+      failure = err;
+    }
+    if (failure !== undefined && isOutOfFds(failure)) {
+      this.noteOutOfFds('cannot write pid/status.json', failure);
+      // What we held back lets the status say so; then we hold it again.
+      this.releaseReserve();
+      try {
+        this.writeStatusNow();
+        failure = undefined;
+      } catch (err) {
+        failure = err;
+      } finally {
+        this.takeReserve();
+      }
+    }
+    if (failure === undefined) {
+      if (this.statusWriteFailing) this.log.info('pid/status.json is written again');
+      this.statusWriteFailing = false;
+      return;
+    }
+    // Once per run of failures (a read-only folder fails every tick): `wsgid status` shows stale numbers meanwhile.
+    if (!this.statusWriteFailing) {
+      const e = failure as NodeJS.ErrnoException;
+      this.log.error('cannot write pid/status.json: `wsgid status` and `wsgid restart` see old numbers until it can', {
+        path: path.join(this.settings.appPath, 'pid', 'status.json'),
+        code: e.code,
+        reason: e.message,
+      });
+    }
+    this.statusWriteFailing = true;
+  }
+
+  private writeStatusNow(): void {
+    const status = this.status();
+    // Out of descriptors within the last minute: say so (where it struck) in the status.
+    if (this.outOfFds && Date.now() - this.outOfFds.at < 60_000) status.problems = [this.outOfFds.message];
+    writeStatusFile(this.settings.appPath, JSON.stringify(status, null, 2) + '\n');
   }
 }
 

@@ -70,6 +70,8 @@ export interface PoolWorker {
   stopReason: string | undefined;
   /** The boot failure reason the worker reported (or the boot timeout). */
   fatal: string | undefined;
+  /** What it reported to show verbatim under the reason (a traceback, a code frame), and a hint. */
+  fatalDetail?: { detail?: string; hint?: string };
   /** The master asked it to stop (drain, abort, shutdown): its exit is expected. */
   stopRequested: boolean;
   /** Killed for not becoming ready within the boot timeout (still a boot failure). */
@@ -168,6 +170,19 @@ export interface WorkerExit {
   lastReport: number;
 }
 
+/** The latest worker that died without being asked to (while booting or serving): why, for `status`. */
+export interface LastDeath {
+  worker: number;
+  pid: number;
+  at: number;
+  /** `code 3`, `signal SIGKILL`. */
+  exit: string;
+  /** It died while booting (a boot failure), not while serving. */
+  booting: boolean;
+  /** The first line of what it reported as the reason it could not boot (the load error). */
+  reason?: string;
+}
+
 /** Workers dying soon after becoming ready, one after the other. */
 export interface CrashLoop {
   /** Quick deaths in a row. */
@@ -196,12 +211,17 @@ export interface ReloadRecord {
   reason?: string;
   /** The exit code `wsgid restart` reports a failure with (4: the app cannot be loaded). */
   exitCode?: number;
+  /** Shown verbatim under the reason (the new workers' traceback or code frame), and a hint. */
+  detail?: string;
+  hint?: string;
   /** New workers wanted, and those of them serving so far. */
   wanted: number;
   ready: number;
   /** Settings applied through this reload, and those that changed but need a full restart (flags). */
   changed: string[];
   needsRestart: string[];
+  /** wsgid.json values the master's command line overrides (`--workers=2 (wsgid.json: 1)`). */
+  overridden?: string[];
 }
 
 /** What a HUP brings besides the rolling reload (the arbiter re-read the configuration). */
@@ -210,6 +230,7 @@ export interface ReloadChange {
   options?: PoolOptions;
   changed?: string[];
   needsRestart?: string[];
+  overridden?: string[];
 }
 
 export interface PoolCounters {
@@ -240,6 +261,7 @@ export class WorkerPool {
   private readonly live = new Map<number, PoolWorker>();
   private readonly count: PoolCounters = { restarts: 0, recycled: 0, memoryRecycled: 0, reloads: 0, bootFailures: 0, servedByGone: 0 };
   private crash: CrashLoop | undefined;
+  private death: LastDeath | undefined;
   private lastReload: ReloadRecord | undefined;
   /** Workers with this id or higher were spawned after the latest HUP. */
   private reloadFirstId = 0;
@@ -265,6 +287,11 @@ export class WorkerPool {
 
   get counters(): Readonly<PoolCounters> {
     return this.count;
+  }
+
+  /** The latest unexpected worker death, if any. */
+  get lastDeath(): Readonly<LastDeath> | undefined {
+    return this.death;
   }
 
   /** The current run of quick deaths, if any (`looping` once it is a crash loop). */
@@ -357,9 +384,11 @@ export class WorkerPool {
     ];
   }
 
-  fatal(id: number, message: string): void {
+  fatal(id: number, message: string, detail?: { detail?: string; hint?: string }): void {
     const w = this.live.get(id);
-    if (w) w.fatal = message;
+    if (!w) return;
+    w.fatal = message;
+    if (detail?.detail !== undefined || detail?.hint !== undefined) w.fatalDetail = detail;
   }
 
   /** It reached its max-requests: replace it, with a bound on what it may still be sent. */
@@ -411,6 +440,10 @@ export class WorkerPool {
     const lastHeard = Math.min(exit.closedAt, Math.max(w.lastBeat, exit.lastReport));
     const actions: PoolAction[] = [{ type: 'bury', id, pid: w.pid, suspectSince: clean ? Infinity : lastHeard - RECENT_MS }];
     const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
+    if (!w.stopRequested && this.phaseNow !== 'stopping') {
+      const reason = w.fatal?.split('\n')[0];
+      this.death = { worker: id, pid: w.pid, at: now, exit: how, booting: w.state === 'booting', ...(reason ? { reason } : {}) };
+    }
     if (w.state === 'booting') {
       actions.push(...this.bootFailed(w, exit.code, how, now));
     } else if (w.stopRequested) {
@@ -663,7 +696,7 @@ export class WorkerPool {
     const actions: PoolAction[] = [
       note('error', 'worker failed to boot', { worker: w.id, pid: w.pid, exit: how, reason, failures }),
     ];
-    if (hopeless) this.finishReload('failed', now, reason, fatalCode ?? EXIT_BOOT_ERROR);
+    if (hopeless) this.finishReload('failed', now, reason, fatalCode ?? EXIT_BOOT_ERROR, w.fatalDetail);
     if (hopeless && !serving) {
       const what = fatalCode === EXIT_APP_LOAD_ERROR ? 'the app could not be loaded' : 'workers could not boot';
       this.halted = fatalCode ?? EXIT_BOOT_ERROR;
@@ -712,6 +745,7 @@ export class WorkerPool {
       ready: 0,
       changed: change.changed ?? [],
       needsRestart: change.needsRestart ?? [],
+      ...(change.overridden?.length ? { overridden: change.overridden } : {}),
     };
     // New code may well have fixed what crashed.
     this.crash = undefined;
@@ -746,16 +780,20 @@ export class WorkerPool {
       changed: [],
       needsRestart: [],
     };
-    return [note('error', 'HUP: the configuration is invalid; keeping the running one and its workers', { reason })];
+    // 2 (usage): the file or the command line is wrong; else reading it failed (e.g. EMFILE), not the config.
+    const what = exitCode === 2 ? 'the configuration is invalid' : 'the configuration could not be re-read';
+    return [note('error', `HUP: ${what}; keeping the running one and its workers`, { reason })];
   }
 
-  private finishReload(outcome: 'done' | 'failed', now: number, reason?: string, exitCode?: number): void {
+  private finishReload(outcome: 'done' | 'failed', now: number, reason?: string, exitCode?: number, shown?: { detail?: string; hint?: string }): void {
     const r = this.lastReload;
     if (!r || r.outcome !== 'pending') return;
     r.outcome = outcome;
     r.finishedAt = now;
     r.reason = reason;
     r.exitCode = exitCode;
+    if (shown?.detail !== undefined) r.detail = shown.detail;
+    if (shown?.hint !== undefined) r.hint = shown.hint;
   }
 
   /** A pending reload is done once as many new workers serve as are wanted. */

@@ -84,6 +84,19 @@ export interface MasterStatusFile {
     /** Seconds until the next spawn (the backoff); 0 when due. */
     nextSpawnIn: number;
   };
+  /** What keeps the master from working (e.g. out of file descriptors), as sentences; absent when nothing. */
+  problems?: string[];
+  /** The latest worker that died unexpectedly (absent when none has): why a crash loop or boot failures happen. */
+  lastDeath?: {
+    worker: number;
+    pid: number;
+    at: string;
+    exit: string;
+    booting: boolean;
+    reason?: string;
+    /** The last line it wrote to stderr (app.log; absent without capture, e.g. --no-daemon). */
+    lastStderr?: string;
+  };
   /** The latest HUP (absent before the first): `wsgid restart` waits for its outcome. */
   reload?: Omit<ReloadRecord, 'requestedAt' | 'finishedAt'> & { requestedAt: string; finishedAt?: string };
   /** The mongrel2 endpoints and their connection state (transport/endpoints.ts). */
@@ -104,6 +117,8 @@ export interface StatusSources {
   masterUsage?: ProcSample;
   endpoints?: EndpointStatus[];
   metricsUrl?: string;
+  /** The last stderr line a worker (by id) wrote, when its output is captured. */
+  lastStderr?: (worker: number) => string | undefined;
 }
 
 function usageOf(sample: ProcSample): ProcessUsage {
@@ -123,7 +138,7 @@ function usageFields(sample: ProcSample | undefined): { rss?: number; cpu?: numb
 
 const seconds = (ms: number): number => Math.round(ms / 1000);
 
-export function buildStatus({ pool, table, masterPid, startedAt, now, reports, masterUsage, endpoints, metricsUrl }: StatusSources): MasterStatusFile {
+export function buildStatus({ pool, table, masterPid, startedAt, now, reports, masterUsage, endpoints, metricsUrl, lastStderr }: StatusSources): MasterStatusFile {
   const c = table.counters;
   const workers: MasterStatusFile['workers'] = [];
   for (const w of pool.workers.values()) {
@@ -151,6 +166,8 @@ export function buildStatus({ pool, table, masterPid, startedAt, now, reports, m
   }
   const crash = pool.crashLoop;
   const reload = pool.reload;
+  const death = pool.lastDeath;
+  const deathStderr = death && lastStderr?.(death.worker);
   const status: MasterStatusFile = {
     version: 1,
     wsgid: VERSION,
@@ -189,6 +206,9 @@ export function buildStatus({ pool, table, masterPid, startedAt, now, reports, m
         lastExit: crash.lastExit,
         nextSpawnIn: Math.max(0, Math.ceil((crash.nextSpawnAt - now) / 1000)),
       },
+    }),
+    ...(death && {
+      lastDeath: { ...death, at: new Date(death.at).toISOString(), ...(deathStderr ? { lastStderr: deathStderr } : {}) },
     }),
     ...(reload && {
       reload: {

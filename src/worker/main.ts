@@ -91,7 +91,14 @@ export async function runWorker(config: WorkerBootConfig, hooks: WorkerHooks = {
   let settings = config.settings;
   // The logger's sink reads this object again on reopen: re-anchored below once the cwd is app/.
   const logDestination = { ...config.log.destination };
-  const logger = createLogger(logDestination, config.log.level, `worker ${config.id}`, config.log.format);
+  let logger: Logger;
+  try {
+    logger = createLogger(logDestination, config.log.level, `worker ${config.id}`, config.log.format);
+  } catch (err) {
+    // E.g. the app folder became read-only (EROFS): say which file and why, to the master too.
+    const where = 'path' in config.log.destination ? config.log.destination.path : `fd ${config.log.destination.fd}`;
+    throw new BootError(`worker boot error: cannot open its log ${where}: ${err instanceof Error ? err.message : String(err)}`, EXIT_BOOT_ERROR, err);
+  }
   let exitCode = 0;
   let stopping: Promise<void> | undefined;
   let finish: (code: number) => void = () => {};
@@ -290,8 +297,13 @@ if (isEntry()) {
   runWorker(config, { beforeAppLoad }).then(
     (code) => process.exit(code),
     (err: unknown) => {
-      process.stderr.write(`wsgid worker ${config.id}: ${errorText(err)}\n`);
-      process.exit(EXIT_BOOT_ERROR);
+      // No logger to say it with (it could not be opened): stderr (app.log) and the master.
+      const message = err instanceof BootError ? err.message : errorText(err);
+      process.stderr.write(`wsgid worker ${config.id}: ${message}\n`);
+      const code = err instanceof BootError ? err.exitCode : EXIT_BOOT_ERROR;
+      if (!process.send || !process.connected) process.exit(code);
+      setTimeout(() => process.exit(code), 1000).unref();
+      process.send({ type: 'fatal', message: message.split('\n')[0], code }, () => process.exit(code));
     },
   );
 }

@@ -61,9 +61,10 @@ export interface CliResult {
 }
 
 /** Run `wsgid ...args` to completion (bounded: a hang is killed after `timeoutMs`). */
-export function runCli(args: string[], timeoutMs = 60_000, options: { env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+export function runCli(args: string[], timeoutMs = 60_000, options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<CliResult> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [WSGID_CLI, ...args], { timeout: timeoutMs, encoding: 'utf8', env: options.env ?? process.env }, (error, stdout, stderr) => {
+    const spawnOptions = { timeout: timeoutMs, encoding: 'utf8' as const, env: options.env ?? process.env, cwd: options.cwd };
+    execFile(process.execPath, [WSGID_CLI, ...args], spawnOptions, (error, stdout, stderr) => {
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
     });
   });
