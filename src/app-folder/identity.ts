@@ -101,6 +101,28 @@ export function whyNotMasterOf(pid: number, appRoot: string): string | undefined
   } catch {
     return `the app folder ${appRoot} cannot be read`;
   }
-  if (cwd.dev !== folder.dev || cwd.ino !== folder.ino) return `its working folder is not ${appRoot}`;
-  return undefined;
+  if (cwd.dev === folder.dev && cwd.ino === folder.ino) return undefined;
+  // A `wsgid start` still daemonizing holds a pid file too, from wherever it was run: its folder
+  // is its --app-path resolved against its working folder, as wsgid itself resolves it.
+  const named = appPathArgument(cmdline);
+  if (named !== undefined) {
+    try {
+      const resolved = statSync(path.resolve(readlinkSync(`/proc/${pid}/cwd`), named));
+      if (resolved.dev === folder.dev && resolved.ino === folder.ino) return undefined;
+    } catch {
+      /* gone, or not a folder: not this app's */
+    }
+  }
+  return `its working folder is not ${appRoot}${named === undefined ? '' : ` and its --app-path=${named} does not name it`}`;
+}
+
+/** The value of `--app-path=DIR` or `--app-path DIR` in a command line (the last one wins). */
+function appPathArgument(cmdline: readonly string[]): string | undefined {
+  let found: string | undefined;
+  for (let i = 0; i < cmdline.length; i++) {
+    const arg = cmdline[i]!;
+    if (arg.startsWith('--app-path=')) found = arg.slice('--app-path='.length);
+    else if (arg === '--app-path' && i + 1 < cmdline.length) found = cmdline[i + 1];
+  }
+  return found;
 }

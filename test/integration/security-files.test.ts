@@ -265,7 +265,7 @@ describe('a root master and symlinks planted by the app user', { skip }, () => {
     const start = await runCli([...args, '--debug'], 60_000, { env: PREDICTABLE });
     assert.equal(start.code, 0, start.stderr + read(log));
     try {
-      await waitFor(() => new RegExp(`could not write the status file.*EEXIST.*\\.status\\.json\\.${TEMP}\\.tmp`).test(read(log)) || read(target.file) !== 'root only\n', 'the refused status file');
+      await waitFor(() => new RegExp(`cannot write pid/status\\.json.*EEXIST.*\\.status\\.json\\.${TEMP}\\.tmp`).test(read(log)) || read(target.file) !== 'root only\n', 'the refused status file');
       target.check();
       assert.equal(existsSync(path.join(dir, 'pid', 'status.json')), false, 'a status file written some other way');
     } finally {
