@@ -11,6 +11,8 @@ import { encodeClose, encodeReply, parseMessage, peekConnection, ProtocolError }
 import type { Mongrel2Message } from '../protocol/index.js';
 import { requestKeepAlive } from '../http/head.js';
 import { errorResponse } from '../http/error-response.js';
+import { framingProblem } from '../http/framing.js';
+import { originForm, originFormHeaders } from '../http/request-target.js';
 import { VERSION } from '../version.js';
 import { installBroadcaster } from '../broadcast.js';
 import type { Gateway } from '../gateways/types.js';
@@ -30,6 +32,9 @@ import { ConnectionReply, UNPACED_WARN_BYTES, type ReplyHooks } from './reply.js
 import type { RequestSource } from './source.js';
 import { judgeUploadDone, judgeUploadStart, Uploads } from './uploads.js';
 import { WebSocketConnections } from './websocket.js';
+
+/** Refused connections remembered at most (worker/serve.ts, refusedConnections). */
+const MAX_REFUSED_CONNECTIONS = 4096;
 
 /** One finished request, for the access log. */
 export interface CompletedRequest {
@@ -87,6 +92,13 @@ export function startWorker(options: WorkerOptions): Worker {
   const inFlight = new InFlightCount();
   let served = 0;
   const malformedLog = new LogRateLimit();
+  const framingLog = new LogRateLimit();
+  /**
+   * Connections closed after a request refused for its framing: whatever mongrel2 parsed behind it
+   * on the connection (a smuggled `GET /smug`) is dropped unserved until the disconnect arrives.
+   * Bounded (oldest forgotten first): the disconnect may go to another process.
+   */
+  const refusedConnections = new Set<number>();
   let streamingUploadWarned = false;
 
   let unpacedWarned = false;
@@ -256,7 +268,10 @@ export function startWorker(options: WorkerOptions): Worker {
     if (connections.admit(key, queued)) serve(key, queued, server);
   }
 
-  function serve(key: number, { message, bodyFile, bodyError }: QueuedMessage, server: number): void {
+  function serve(key: number, queued: QueuedMessage, server: number): void {
+    if (refusedConnections.has(key)) return dropAfterRefusal(key, queued, server);
+    const { bodyFile, bodyError } = queued;
+    const message = originFormMessage(queued.message);
     const headers = message.headers;
     const version = headers['VERSION'] === 'HTTP/1.0' ? 'HTTP/1.0' : 'HTTP/1.1';
     const method = typeof headers['METHOD'] === 'string' ? headers['METHOD'] : 'GET';
@@ -275,6 +290,12 @@ export function startWorker(options: WorkerOptions): Worker {
     connections.begin(key, request);
     if (bodyError !== undefined) {
       reply.end(errorResponse(500, VERSION, { method }), true);
+      return settled(key, request);
+    }
+    const problem = framingProblem(headers, bodyFile !== undefined);
+    if (problem !== undefined) {
+      refuseFraming(key, message, problem);
+      reply.end(errorResponse(400, VERSION, { method, body: `Bad Request: ${problem}.\n` }), true);
       return settled(key, request);
     }
     let result: void | Promise<void>;
@@ -298,6 +319,38 @@ export function startWorker(options: WorkerOptions): Worker {
     } else {
       settled(key, request);
     }
+  }
+
+  /** PATH and URI in origin form (http/request-target.ts): mongrel2 passes `GET http://h/c` on as `//h/c`. */
+  function originFormMessage(message: Mongrel2Message): Mongrel2Message {
+    const headers = originFormHeaders(message.headers);
+    return headers === undefined ? message : { ...message, path: originForm(message.path), headers };
+  }
+
+  /** RFC 9112 §6.3: answer 400 and close; nothing mongrel2 read behind this request is served. */
+  function refuseFraming(key: number, message: Mongrel2Message, problem: string): void {
+    if (refusedConnections.size >= MAX_REFUSED_CONNECTIONS) {
+      refusedConnections.delete(refusedConnections.values().next().value!);
+    }
+    refusedConnections.add(key);
+    const count = framingLog.hit(Date.now());
+    if (count !== undefined) {
+      logger.warn('refused a request with ambiguous framing (request smuggling?): answered 400 and closed', {
+        code: 'WSGID_ERR_REQUEST_FRAMING',
+        conn: message.connId,
+        problem,
+        count,
+      });
+    }
+  }
+
+  /** A message behind a refused request on its connection: never served, its credit returned. */
+  function dropAfterRefusal(key: number, queued: QueuedMessage, server: number): void {
+    if (queued.bodyFile !== undefined) uploads.discardUnserved(queued.bodyFile);
+    logger.debug('dropped a message behind a refused request', { conn: queued.message.connId });
+    messageDone(server, queued.message.connId);
+    const next = connections.next(key);
+    if (next !== undefined) serve(key, next, server);
   }
 
   /**
@@ -357,6 +410,7 @@ export function startWorker(options: WorkerOptions): Worker {
 
   function disconnect(server: number, connId: number): void {
     const key = connectionKey(server, connId);
+    refusedConnections.delete(key);
     credits.disconnected(key);
     uploads.disconnected(key);
     for (const queued of connections.dropQueued(key)) {
