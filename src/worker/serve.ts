@@ -33,8 +33,8 @@ import type { RequestSource } from './source.js';
 import { judgeUploadDone, judgeUploadStart, Uploads } from './uploads.js';
 import { WebSocketConnections } from './websocket.js';
 
-/** Refused connections remembered at most (worker/serve.ts, refusedConnections). */
-const MAX_REFUSED_CONNECTIONS = 4096;
+/** Closed connections remembered at most (closedConnections). */
+const MAX_CLOSED_CONNECTIONS = 4096;
 
 /** One finished request, for the access log. */
 export interface CompletedRequest {
@@ -94,11 +94,15 @@ export function startWorker(options: WorkerOptions): Worker {
   const malformedLog = new LogRateLimit();
   const framingLog = new LogRateLimit();
   /**
-   * Connections closed after a request refused for its framing: whatever mongrel2 parsed behind it
-   * on the connection (a smuggled `GET /smug`) is dropped unserved until the disconnect arrives.
-   * Bounded (oldest forgotten first): the disconnect may go to another process.
+   * Connections whose last response closed them (a request refused for its framing, HTTP/1.0,
+   * `Connection: close`, an error): whatever mongrel2 parsed behind it on the connection is dropped
+   * unserved until the disconnect arrives (RFC 9112 §9.6: no further request is processed; a
+   * smuggled `GET /smug` never runs). Bounded, oldest forgotten first: the disconnect may go to
+   * another process.
    */
-  const refusedConnections = new Set<number>();
+  const closedConnections = new Set<number>();
+  /** Per connection, the upload checks in progress (inOrder): what arrives behind them waits. */
+  const uploadChecks = new Map<number, Promise<void>>();
   let streamingUploadWarned = false;
 
   let unpacedWarned = false;
@@ -252,24 +256,46 @@ export function startWorker(options: WorkerOptions): Worker {
       return messageDone(server, message.connId);
     }
     const { file } = decision;
-    const bodyError = await uploads.check(file, message);
-    if (bodyError !== undefined) {
-      logger.error('cannot read the upload file: answering 500', { conn: message.connId, file, reason: bodyError });
-    }
-    credits.noteRequest(key, message, server);
-    enqueue(message, file, server, bodyError);
+    inOrder(key, async () => {
+      const bodyError = await uploads.check(file, message);
+      if (bodyError !== undefined) {
+        logger.error('cannot read the upload file: answering 500', { conn: message.connId, file, reason: bodyError });
+      }
+      credits.noteRequest(key, message, server);
+      admit(key, message, file, server, bodyError);
+    });
   }
 
-  function enqueue(message: Mongrel2Message, bodyFile: string | undefined, server: number, bodyError?: string): void {
-    senders[server] = message.sender;
+  /**
+   * Run `step` once the upload checks pending on connection `key` are done: a request mongrel2
+   * parsed behind an upload must not overtake it while its file is checked (it would be served
+   * first, and served even when the upload is refused for its framing).
+   */
+  function inOrder(key: number, step: () => void | Promise<void>): void {
+    const pending = uploadChecks.get(key);
+    const result = pending === undefined ? step() : pending.then(step);
+    if (result === undefined) return;
+    const tail = result.catch((error: unknown) => logger.error('upload check failed', { error }));
+    uploadChecks.set(key, tail);
+    void tail.then(() => {
+      if (uploadChecks.get(key) === tail) uploadChecks.delete(key);
+    });
+  }
+
+  function enqueue(message: Mongrel2Message, bodyFile: string | undefined, server: number): void {
     const key = connectionKey(server, message.connId);
+    inOrder(key, () => admit(key, message, bodyFile, server));
+  }
+
+  function admit(key: number, message: Mongrel2Message, bodyFile: string | undefined, server: number, bodyError?: string): void {
+    senders[server] = message.sender;
     if (bodyFile === undefined) credits.noteRequest(key, message, server);
     const queued: QueuedMessage = bodyError === undefined ? { message, bodyFile } : { message, bodyFile, bodyError };
     if (connections.admit(key, queued)) serve(key, queued, server);
   }
 
   function serve(key: number, queued: QueuedMessage, server: number): void {
-    if (refusedConnections.has(key)) return dropAfterRefusal(key, queued, server);
+    if (closedConnections.has(key)) return dropBehindClose(key, queued, server);
     const { bodyFile, bodyError } = queued;
     const message = originFormMessage(queued.message);
     const headers = message.headers;
@@ -294,7 +320,7 @@ export function startWorker(options: WorkerOptions): Worker {
     }
     const problem = framingProblem(headers, bodyFile !== undefined);
     if (problem !== undefined) {
-      refuseFraming(key, message, problem);
+      refuseFraming(message, problem);
       reply.end(errorResponse(400, VERSION, { method, body: `Bad Request: ${problem}.\n` }), true);
       return settled(key, request);
     }
@@ -328,11 +354,7 @@ export function startWorker(options: WorkerOptions): Worker {
   }
 
   /** RFC 9112 §6.3: answer 400 and close; nothing mongrel2 read behind this request is served. */
-  function refuseFraming(key: number, message: Mongrel2Message, problem: string): void {
-    if (refusedConnections.size >= MAX_REFUSED_CONNECTIONS) {
-      refusedConnections.delete(refusedConnections.values().next().value!);
-    }
-    refusedConnections.add(key);
+  function refuseFraming(message: Mongrel2Message, problem: string): void {
     const count = framingLog.hit(Date.now());
     if (count !== undefined) {
       logger.warn('refused a request with ambiguous framing (request smuggling?): answered 400 and closed', {
@@ -344,10 +366,10 @@ export function startWorker(options: WorkerOptions): Worker {
     }
   }
 
-  /** A message behind a refused request on its connection: never served, its credit returned. */
-  function dropAfterRefusal(key: number, queued: QueuedMessage, server: number): void {
+  /** A message behind a response that closed its connection: never served, its credit returned. */
+  function dropBehindClose(key: number, queued: QueuedMessage, server: number): void {
     if (queued.bodyFile !== undefined) uploads.discardUnserved(queued.bodyFile);
-    logger.debug('dropped a message behind a refused request', { conn: queued.message.connId });
+    logger.debug('dropped a request behind a response that closed its connection', { conn: queued.message.connId });
     messageDone(server, queued.message.connId);
     const next = connections.next(key);
     if (next !== undefined) serve(key, next, server);
@@ -399,6 +421,10 @@ export function startWorker(options: WorkerOptions): Worker {
       bytes: reply.bodyBytes,
       durationMs: performance.now() - request.startedAt,
     });
+    if (reply.closed) {
+      if (closedConnections.size >= MAX_CLOSED_CONNECTIONS) closedConnections.delete(closedConnections.values().next().value!);
+      closedConnections.add(key);
+    }
     const next = connections.next(key);
     if (next !== undefined) serve(key, next, server);
     // Report it done once its reply has left our own queue (normally at once, or within this
@@ -410,7 +436,7 @@ export function startWorker(options: WorkerOptions): Worker {
 
   function disconnect(server: number, connId: number): void {
     const key = connectionKey(server, connId);
-    refusedConnections.delete(key);
+    closedConnections.delete(key);
     credits.disconnected(key);
     uploads.disconnected(key);
     for (const queued of connections.dropQueued(key)) {
