@@ -89,7 +89,7 @@ const CORPUS: Case[] = [
   { name: 'chunk extension with quotes', raw: post('Transfer-Encoding: chunked\r\n', '5;a="b;c"\r\nhello\r\n0\r\n\r\n') },
   { name: 'huge chunk size', raw: post('Transfer-Encoding: chunked\r\n', 'FFFFFFFFFFFFFFFFF5\r\nhello\r\n0\r\n\r\n') },
   { name: 'chunk size with leading zeros', raw: post('Transfer-Encoding: chunked\r\n', '0005\r\nhello\r\n0\r\n\r\n') },
-  // mongrel2 reads chunk sizes with strtol: `0x5` is 5.
+  // mongrel2 reads the chunk size `0x5` as 5 (llhttp refuses it).
   { name: 'chunk size 0x', raw: post('Transfer-Encoding: chunked\r\n', '0x5\r\nhello\r\n0\r\n\r\n'), mongrel2Reads: (raw: string) => raw.replace('0x5', '5') },
   { name: 'chunk with trailers', raw: post('Transfer-Encoding: chunked\r\n', '5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n') },
   { name: 'Transfer-Encoding: xchunked', raw: post('Transfer-Encoding: xchunked\r\n', '0\r\n\r\n') },
