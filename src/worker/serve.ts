@@ -33,8 +33,9 @@ import type { RequestSource } from './source.js';
 import { judgeUploadDone, judgeUploadStart, Uploads } from './uploads.js';
 import { WebSocketConnections } from './websocket.js';
 
-/** Closed connections remembered at most (closedConnections). */
+/** Closed connections remembered at most (closedConnections), and for how long. */
 const MAX_CLOSED_CONNECTIONS = 4096;
+const CLOSED_CONNECTION_MS = 60_000;
 
 /** One finished request, for the access log. */
 export interface CompletedRequest {
@@ -97,10 +98,13 @@ export function startWorker(options: WorkerOptions): Worker {
    * Connections whose last response closed them (a request refused for its framing, HTTP/1.0,
    * `Connection: close`, an error): whatever mongrel2 parsed behind it on the connection is dropped
    * unserved until the disconnect arrives (RFC 9112 §9.6: no further request is processed; a
-   * smuggled `GET /smug` never runs). Bounded, oldest forgotten first: the disconnect may go to
-   * another process.
+   * smuggled `GET /smug` never runs). Key → when it closed. Bounded in number and age: the
+   * disconnect may go to another process, and a restarted mongrel2 hands out the same ids again
+   * (a request dropped on a stale entry gets a close, never a hang).
    */
-  const closedConnections = new Set<number>();
+  const closedConnections = new Map<number, number>();
+  /** Requests whose connection mongrel2 reported gone: their close is not ours to remember. */
+  const disconnected = new WeakSet<ActiveRequest>();
   /** Per connection, the upload checks in progress (inOrder): what arrives behind them waits. */
   const uploadChecks = new Map<number, Promise<void>>();
   let streamingUploadWarned = false;
@@ -295,7 +299,7 @@ export function startWorker(options: WorkerOptions): Worker {
   }
 
   function serve(key: number, queued: QueuedMessage, server: number): void {
-    if (closedConnections.has(key)) return dropBehindClose(key, queued, server);
+    if (closedRecently(key)) return dropBehindClose(key, queued, server);
     const { bodyFile, bodyError } = queued;
     const message = originFormMessage(queued.message);
     const headers = message.headers;
@@ -366,11 +370,31 @@ export function startWorker(options: WorkerOptions): Worker {
     }
   }
 
-  /** A message behind a response that closed its connection: never served, its credit returned. */
+  function closedRecently(key: number): boolean {
+    const at = closedConnections.get(key);
+    if (at === undefined) return false;
+    if (performance.now() - at <= CLOSED_CONNECTION_MS) return true;
+    closedConnections.delete(key);
+    return false;
+  }
+
+  function rememberClosed(key: number): void {
+    closedConnections.delete(key);
+    if (closedConnections.size >= MAX_CLOSED_CONNECTIONS) closedConnections.delete(closedConnections.keys().next().value!);
+    closedConnections.set(key, performance.now());
+  }
+
+  /**
+   * A message behind a response that closed its connection: never served, its credit returned.
+   * One more close goes out (mongrel2 ignores it for a connection it has closed), so that a client
+   * on a reused connection id is never left waiting.
+   */
   function dropBehindClose(key: number, queued: QueuedMessage, server: number): void {
-    if (queued.bodyFile !== undefined) uploads.discardUnserved(queued.bodyFile);
-    logger.debug('dropped a request behind a response that closed its connection', { conn: queued.message.connId });
-    messageDone(server, queued.message.connId);
+    const { message, bodyFile } = queued;
+    if (bodyFile !== undefined) uploads.discardUnserved(bodyFile);
+    logger.debug('dropped a request behind a response that closed its connection', { conn: message.connId });
+    sockets[server]!.send(encodeClose(message.sender, message.connId));
+    messageDone(server, message.connId);
     const next = connections.next(key);
     if (next !== undefined) serve(key, next, server);
   }
@@ -421,10 +445,7 @@ export function startWorker(options: WorkerOptions): Worker {
       bytes: reply.bodyBytes,
       durationMs: performance.now() - request.startedAt,
     });
-    if (reply.closed) {
-      if (closedConnections.size >= MAX_CLOSED_CONNECTIONS) closedConnections.delete(closedConnections.values().next().value!);
-      closedConnections.add(key);
-    }
+    if (reply.closed && !disconnected.has(request)) rememberClosed(key);
     const next = connections.next(key);
     if (next !== undefined) serve(key, next, server);
     // Report it done once its reply has left our own queue (normally at once, or within this
@@ -443,7 +464,11 @@ export function startWorker(options: WorkerOptions): Worker {
       if (queued.bodyFile !== undefined) uploads.discardUnserved(queued.bodyFile);
       messageDone(server, connId);
     }
-    connections.active(key)?.abort(new Error('client disconnected'));
+    const active = connections.active(key);
+    if (active !== undefined) {
+      disconnected.add(active);
+      active.abort(new Error('client disconnected'));
+    }
   }
 
   /** The graceful timeout ran out: close every connection still being served, and stop waiting. */

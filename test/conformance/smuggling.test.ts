@@ -15,7 +15,8 @@
  * deliberate, documented differences: an absolute-form target reaches the app as its path and
  * query (the reference's req.url keeps the scheme and authority), and a bare LF ends a line for
  * mongrel2 (node:http refuses it; wsgid never sees line ends): there the reference is node:http
- * on the same bytes with CRLF line ends.
+ * on the same bytes with CRLF line ends (likewise a chunk size `0x5`). And node:http refuses
+ * methods it does not know, which mongrel2 and wsgid pass on (see knownMethods).
  *
  * Seeds: CORPUS_SEED=<n> replays the generated variants (printed at the start).
  */
@@ -36,8 +37,13 @@ import { exchange } from './raw-http.js';
 const FIXTURES = path.join(REPO_ROOT, 'test', 'fixtures', 'smuggling');
 const SEED = process.env.CORPUS_SEED !== undefined ? Number(process.env.CORPUS_SEED) : Date.now() % 2 ** 31;
 const GENERATED = 60;
-/** A hang is a result, not a failure (mongrel2 waiting for body bytes it was promised). */
+/**
+ * A hang is a result, not a failure (mongrel2 waiting for body bytes it was promised): a case
+ * whose answers have not all come after this long is closed, which can only shorten what the app
+ * saw. Ordinary requests (controls) and refusals get far longer: they must complete.
+ */
 const HANG_MS = 3000;
+const COMPLETE_MS = 30_000;
 
 interface Seen {
   method: string;
@@ -171,6 +177,17 @@ function originForm(target: string): string {
   return url.pathname + url.search;
 }
 
+/**
+ * The requests up to the first whose method node:http does not know. node:http refuses any method
+ * outside its list (http.METHODS); mongrel2 and wsgid take any token (RFC 9110 §9.1: WebDAV,
+ * custom methods). A body cut short by a wrong Content-Length can leave `ET /k1/smug HTTP/1.1`
+ * behind it: the same framing on both sides, then a request only one side accepts.
+ */
+function knownMethods(seen: Seen[]): Seen[] {
+  const unknown = seen.findIndex((s) => !http.METHODS.includes(s.method));
+  return unknown < 0 ? seen : seen.slice(0, unknown);
+}
+
 /** node:http with the Node listener: every request it hands the app, by case. */
 async function referenceOutcome(): Promise<Map<number, Seen[]>> {
   const { listener } = (await import(pathToFileURL(path.join(FIXTURES, 'node-app.mjs')).href)) as {
@@ -292,7 +309,8 @@ describe('request smuggling through mongrel2: every gateway sees what node:http 
         served = await serveGateway(gateway);
         await pooled([...CASES.keys()], 6, async (index) => {
           const expected = reference.get(index)?.length ?? 0;
-          await exchange(served.m2.port, bytesOf(CASES[index]!, index), Array(expected + 1).fill('POST'), { hangMs: HANG_MS });
+          const hangMs = CASES[index]!.control ? COMPLETE_MS : HANG_MS;
+          await exchange(served.m2.port, bytesOf(CASES[index]!, index), Array(expected + 1).fill('POST'), { hangMs });
         });
         // A graceful stop serves (or drops) everything mongrel2 handed over: the log is complete.
         assert.equal(await served.wsgid.stop(), 0, served.wsgid.output());
@@ -306,7 +324,7 @@ describe('request smuggling through mongrel2: every gateway sees what node:http 
       test('each case reaches the app as a prefix of what reached the reference app', () => {
         const failures: string[] = [];
         for (const [index, c] of CASES.entries()) {
-          const ours = outcome.get(index) ?? [];
+          const ours = knownMethods(outcome.get(index) ?? []);
           const theirs = (reference.get(index) ?? []).map((s) => ({ ...s, target: originForm(s.target) }));
           // The last request may see its body end early: the client left (mongrel2 closed the
           // connection on bytes it refused) and the gateway cancelled the request.
@@ -329,7 +347,7 @@ describe('request smuggling through mongrel2: every gateway sees what node:http 
 
       test('no smuggled request ever reaches the app unless the reference read it as a request', () => {
         for (const [index, c] of CASES.entries()) {
-          const smuggled = (outcome.get(index) ?? []).filter((s) => s.target.endsWith('/smug'));
+          const smuggled = knownMethods(outcome.get(index) ?? []).filter((s) => s.target.endsWith('/smug'));
           const legit = (reference.get(index) ?? []).filter((s) => s.target.endsWith('/smug'));
           assert.ok(smuggled.length <= legit.length, show(c, index));
         }
@@ -359,7 +377,7 @@ describe('ambiguous framing mongrel2 passes on: 400 and close from wsgid, for ev
       try {
         for (const name of refused) {
           const index = CASES.findIndex((c) => c.name === name);
-          const result = await exchange(served.m2.port, bytesOf(CASES[index]!, index), ['POST', 'GET'], { hangMs: 10_000, awaitClose: true });
+          const result = await exchange(served.m2.port, bytesOf(CASES[index]!, index), ['POST', 'GET'], { hangMs: COMPLETE_MS, awaitClose: true });
           assert.equal(result.responses.length, 1, `${name}: ${JSON.stringify(result)}`);
           const [response] = result.responses;
           assert.equal(response!.status, 400, name);
@@ -367,7 +385,7 @@ describe('ambiguous framing mongrel2 passes on: 400 and close from wsgid, for ev
           assert.equal(result.closed, true, `${name}: closed`);
         }
         // The worker keeps serving: an ordinary request on a new connection.
-        const ok = await exchange(served.m2.port, Buffer.from('GET /after HTTP/1.1\r\nHost: x\r\n\r\n'), ['GET'], { hangMs: 10_000 });
+        const ok = await exchange(served.m2.port, Buffer.from('GET /after HTTP/1.1\r\nHost: x\r\n\r\n'), ['GET'], { hangMs: COMPLETE_MS });
         assert.equal(ok.responses[0]?.status, 200, JSON.stringify(ok));
         assert.equal(await served.wsgid.stop(), 0);
         const seen = await readSeen(served.dir);
