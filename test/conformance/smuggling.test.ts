@@ -107,6 +107,8 @@ const CORPUS: Case[] = [
   { name: 'Transfer-Encoding in HTTP/1.0', raw: post('Transfer-Encoding: chunked\r\n', '5\r\nhello\r\n0\r\n\r\n', 'HTTP/1.0') },
   { name: 'space before the colon of Content-Length', raw: post('Content-Length : 5\r\n', 'hello') },
   { name: 'space before the colon of Transfer-Encoding', raw: post('Transfer-Encoding : chunked\r\nContent-Length: 5\r\n', '0\r\n\r\n') },
+  { name: 'HTTP/1.0 without keep-alive, a request pipelined behind', raw: post('Content-Length: 5\r\n', 'hello', 'HTTP/1.0') },
+  { name: 'Connection: close, a request pipelined behind', raw: post('Connection: close\r\nContent-Length: 5\r\n', 'hello') },
   { name: 'absolute-form target', raw: 'GET http://evil.example/TAG/c?q=1 HTTP/1.1\r\nHost: x\r\n\r\n' },
   { name: 'absolute-form target, https and a port', raw: 'GET https://evil.example:8443/TAG/c/d?x HTTP/1.1\r\nHost: x\r\n\r\n' },
   { name: 'absolute-form target with userinfo', raw: 'GET http://u:p@evil.example/TAG/c HTTP/1.1\r\nHost: x\r\n\r\n' },
