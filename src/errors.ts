@@ -18,6 +18,7 @@ export const ERROR_CODES = {
   WSGID_ERR_APP_LOAD: 'the app could not be found or loaded (the message lists what was tried)',
   WSGID_ERR_BOOT: 'a worker could not start (connect to the master, load the app)',
   WSGID_ERR_RESPONSE_HEAD: "an app's response head would let a client split the response: answered 500",
+  WSGID_ERR_REQUEST_FRAMING: 'a request whose body framing parsers could read two ways (request smuggling): answered 400 and closed',
   WSGID_ERR_WSGI_APP: 'a WSGI app raised an exception (the traceback is the message)',
   WSGID_ERR_ASGI_APP: 'an ASGI app raised an exception (the traceback is the message)',
   WSGID_ERR_MONGREL2: '`wsgid dev` could not run its private mongrel2 (not installed, `m2sh load` refused the config, it exited)',

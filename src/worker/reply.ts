@@ -148,6 +148,7 @@ export class ConnectionReply implements ReplyChannel {
     if (!this.closed) {
       this.flush();
       if (close || !this.keepAlive) {
+        this.closed = true; // nothing else goes out on this connection (worker/serve.ts drops what follows)
         if (this.flow !== undefined) this.flow.close();
         else this.socket.send(encodeClose(this.sender, this.connId));
       }

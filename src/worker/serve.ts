@@ -11,6 +11,8 @@ import { encodeClose, encodeReply, parseMessage, peekConnection, ProtocolError }
 import type { Mongrel2Message } from '../protocol/index.js';
 import { requestKeepAlive } from '../http/head.js';
 import { errorResponse } from '../http/error-response.js';
+import { framingProblem } from '../http/framing.js';
+import { originForm, originFormHeaders } from '../http/request-target.js';
 import { VERSION } from '../version.js';
 import { installBroadcaster } from '../broadcast.js';
 import type { Gateway } from '../gateways/types.js';
@@ -31,6 +33,10 @@ import { ConnectionReply, UNPACED_WARN_BYTES, type ReplyHooks } from './reply.js
 import type { RequestSource } from './source.js';
 import { judgeUploadDone, judgeUploadStart, Uploads } from './uploads.js';
 import { WebSocketConnections } from './websocket.js';
+
+/** Closed connections remembered at most (closedConnections), and for how long. */
+const MAX_CLOSED_CONNECTIONS = 4096;
+const CLOSED_CONNECTION_MS = 60_000;
 
 /** One finished request, for the access log. */
 export interface CompletedRequest {
@@ -88,6 +94,20 @@ export function startWorker(options: WorkerOptions): Worker {
   const inFlight = new InFlightCount();
   let served = 0;
   const malformedLog = new LogRateLimit();
+  const framingLog = new LogRateLimit();
+  /**
+   * Connections whose last response closed them (a request refused for its framing, HTTP/1.0,
+   * `Connection: close`, an error): whatever mongrel2 parsed behind it on the connection is dropped
+   * unserved until the disconnect arrives (RFC 9112 §9.6: no further request is processed; a
+   * smuggled `GET /smug` never runs). Key → when it closed. Bounded in number and age: the
+   * disconnect may go to another process, and a restarted mongrel2 hands out the same ids again
+   * (a request dropped on a stale entry gets a close, never a hang).
+   */
+  const closedConnections = new Map<number, number>();
+  /** Requests whose connection mongrel2 reported gone: their close is not ours to remember. */
+  const disconnected = new WeakSet<ActiveRequest>();
+  /** Per connection, the upload checks in progress (inOrder): what arrives behind them waits. */
+  const uploadChecks = new Map<number, Promise<void>>();
   let streamingUploadWarned = false;
 
   let unpacedWarned = false;
@@ -265,23 +285,52 @@ export function startWorker(options: WorkerOptions): Worker {
       return messageDone(server, message.connId);
     }
     const { file } = decision;
-    const problem = uploads.check(file, message);
-    credits.noteRequest(key, message, server);
-    if (problem === undefined) return enqueue(message, file, server);
-    const removed = problem.removable && uploads.remove(file);
-    logger.error('cannot read the upload file: answering 500', { conn: message.connId, file, reason: problem.reason, removed });
-    enqueue(message, undefined, server, 'The server cannot read the uploaded body (see its log).\n');
+    // In order behind what is queued on the connection: a request pipelined behind an upload
+    // never overtakes it.
+    inOrder(key, () => {
+      const problem = uploads.check(file, message);
+      if (problem === undefined) {
+        credits.noteRequest(key, message, server);
+        return admit(key, message, file, server);
+      }
+      const removed = problem.removable && uploads.remove(file);
+      logger.error('cannot read the upload file: answering 500', { conn: message.connId, file, reason: problem.reason, removed });
+      admit(key, message, undefined, server, 'The server cannot read the uploaded body (see its log).\n');
+    });
   }
 
-  function enqueue(message: Mongrel2Message, bodyFile: string | undefined, server: number, bodyError?: string): void {
-    senders[server] = message.sender;
+  /**
+   * Run `step` once the upload checks pending on connection `key` are done: a request mongrel2
+   * parsed behind an upload must not overtake it while its file is checked (it would be served
+   * first, and served even when the upload is refused for its framing).
+   */
+  function inOrder(key: number, step: () => void | Promise<void>): void {
+    const pending = uploadChecks.get(key);
+    const result = pending === undefined ? step() : pending.then(step);
+    if (result === undefined) return;
+    const tail = result.catch((error: unknown) => logger.error('upload check failed', { error }));
+    uploadChecks.set(key, tail);
+    void tail.then(() => {
+      if (uploadChecks.get(key) === tail) uploadChecks.delete(key);
+    });
+  }
+
+  function enqueue(message: Mongrel2Message, bodyFile: string | undefined, server: number): void {
     const key = connectionKey(server, message.connId);
+    inOrder(key, () => admit(key, message, bodyFile, server));
+  }
+
+  function admit(key: number, message: Mongrel2Message, bodyFile: string | undefined, server: number, bodyError?: string): void {
+    senders[server] = message.sender;
     if (bodyFile === undefined) credits.noteRequest(key, message, server);
     const queued: QueuedMessage = bodyError === undefined ? { message, bodyFile } : { message, bodyFile, bodyError };
     if (connections.admit(key, queued)) serve(key, queued, server);
   }
 
-  function serve(key: number, { message, bodyFile, bodyError }: QueuedMessage, server: number): void {
+  function serve(key: number, queued: QueuedMessage, server: number): void {
+    if (closedRecently(key)) return dropBehindClose(key, queued, server);
+    const { bodyFile, bodyError } = queued;
+    const message = originFormMessage(queued.message);
     const headers = message.headers;
     const version = headers['VERSION'] === 'HTTP/1.0' ? 'HTTP/1.0' : 'HTTP/1.1';
     const method = typeof headers['METHOD'] === 'string' ? headers['METHOD'] : 'GET';
@@ -300,6 +349,12 @@ export function startWorker(options: WorkerOptions): Worker {
     connections.begin(key, request);
     if (bodyError !== undefined) {
       reply.end(errorResponse(500, VERSION, { method, body: bodyError }), true);
+      return settled(key, request);
+    }
+    const problem = framingProblem(headers, bodyFile !== undefined);
+    if (problem !== undefined) {
+      refuseFraming(message, problem);
+      reply.end(errorResponse(400, VERSION, { method, body: `Bad Request: ${problem}.\n` }), true);
       return settled(key, request);
     }
     let result: void | Promise<void>;
@@ -323,6 +378,54 @@ export function startWorker(options: WorkerOptions): Worker {
     } else {
       settled(key, request);
     }
+  }
+
+  /** PATH and URI in origin form (http/request-target.ts): mongrel2 passes `GET http://h/c` on as `//h/c`. */
+  function originFormMessage(message: Mongrel2Message): Mongrel2Message {
+    const headers = originFormHeaders(message.headers);
+    return headers === undefined ? message : { ...message, path: originForm(message.path), headers };
+  }
+
+  /** RFC 9112 §6.3: answer 400 and close; nothing mongrel2 read behind this request is served. */
+  function refuseFraming(message: Mongrel2Message, problem: string): void {
+    const count = framingLog.hit(Date.now());
+    if (count !== undefined) {
+      logger.warn('refused a request with ambiguous framing (request smuggling?): answered 400 and closed', {
+        code: 'WSGID_ERR_REQUEST_FRAMING',
+        conn: message.connId,
+        problem,
+        count,
+      });
+    }
+  }
+
+  function closedRecently(key: number): boolean {
+    const at = closedConnections.get(key);
+    if (at === undefined) return false;
+    if (performance.now() - at <= CLOSED_CONNECTION_MS) return true;
+    closedConnections.delete(key);
+    return false;
+  }
+
+  function rememberClosed(key: number): void {
+    closedConnections.delete(key);
+    if (closedConnections.size >= MAX_CLOSED_CONNECTIONS) closedConnections.delete(closedConnections.keys().next().value!);
+    closedConnections.set(key, performance.now());
+  }
+
+  /**
+   * A message behind a response that closed its connection: never served, its credit returned.
+   * One more close goes out (mongrel2 ignores it for a connection it has closed), so that a client
+   * on a reused connection id is never left waiting.
+   */
+  function dropBehindClose(key: number, queued: QueuedMessage, server: number): void {
+    const { message, bodyFile } = queued;
+    if (bodyFile !== undefined) uploads.discardUnserved(bodyFile);
+    logger.debug('dropped a request behind a response that closed its connection', { conn: message.connId });
+    sockets[server]!.send(encodeClose(message.sender, message.connId));
+    messageDone(server, message.connId);
+    const next = connections.next(key);
+    if (next !== undefined) serve(key, next, server);
   }
 
   /**
@@ -371,6 +474,7 @@ export function startWorker(options: WorkerOptions): Worker {
       bytes: reply.bodyBytes,
       durationMs: performance.now() - request.startedAt,
     });
+    if (reply.closed && !disconnected.has(request)) rememberClosed(key);
     const next = connections.next(key);
     if (next !== undefined) serve(key, next, server);
     // Report it done once its reply has left our own queues (normally at once, or within this
@@ -390,6 +494,7 @@ export function startWorker(options: WorkerOptions): Worker {
   /** The client left, or (`timedOut`) the master answered 504 and cancels the request. */
   function disconnect(server: number, connId: number, timedOut = false): void {
     const key = connectionKey(server, connId);
+    closedConnections.delete(key);
     credits.disconnected(key);
     uploads.disconnected(key);
     for (const queued of connections.dropQueued(key)) {
@@ -398,7 +503,11 @@ export function startWorker(options: WorkerOptions): Worker {
     }
     // A TimeoutError (DOMException), as AbortSignal.timeout() gives: gateways and apps can tell.
     const reason = timedOut ? new DOMException('the request timed out (--timeout): the master answered 504', 'TimeoutError') : new Error('client disconnected');
-    connections.active(key)?.abort(reason);
+    const active = connections.active(key);
+    if (active !== undefined) {
+      disconnected.add(active);
+      active.abort(reason);
+    }
   }
 
   /** The graceful timeout ran out: close every connection still being served, and stop waiting. */

@@ -54,6 +54,8 @@ ASGI = {"version": "3.0", "spec_version": "2.3"}
 FILE_CHUNK = 64 * 1024
 # On quit, how long running tasks get before they are cancelled (the gateway waits 10 s in all).
 DRAIN_S = 5
+# How often the request pipe is checked for an app that closed it (os.close(3)) outside a request.
+PIPE_CHECK_S = 1.0
 
 
 class ClientDisconnected(OSError):
@@ -156,9 +158,14 @@ class Cycle:
         if self.done:
             return
         self.done = True
+        if outcome == DONE_CANCELLED and self.bridge.pipe_lost:
+            # Cut off because the pipe is gone: the gateway answers 502 once this process exits.
+            self.bridge.cycles.pop(self.rid, None)
+            return
         self.bridge.pipe.send(T_DONE, self.rid, bytes([outcome]) + detail.encode("utf-8", "replace"))
         self.bridge.cycles.pop(self.rid, None)
         self.bridge.schedule_flush()
+        self.bridge.check_pipe()  # the app may have closed fd 3 while it ran
 
     # -- http --
 
@@ -445,6 +452,11 @@ class Bridge:
         self.quit = None
         self.flush_scheduled = False
         self.loop = None
+        # (st_dev, st_ino) of fd 3 when serving began: an app that closes fd 3 (and maybe opens
+        # something else that gets the number) leaves the event loop deaf to the gateway, with no
+        # error anywhere; check_pipe() notices and the bridge exits.
+        self.pipe_identity = None
+        self.pipe_lost = False
 
     def log(self, level, text, rid=0):
         self.pipe.send(T_LOG, rid, bytes([level]) + text.encode("utf-8", "replace"))
@@ -467,7 +479,34 @@ class Bridge:
         if not self.quit.done():
             self.quit.set_result(None)
 
+    def remember_pipe(self):
+        st = os.fstat(IN_FD)
+        self.pipe_identity = (st.st_dev, st.st_ino)
+
+    def check_pipe(self):
+        """Exit (the gateway answers 502 to what is in flight and starts a new process) when fd 3
+        is no longer the gateway's pipe."""
+        if self.pipe_lost or self.pipe_identity is None:
+            return
+        try:
+            st = os.fstat(IN_FD)
+            if (st.st_dev, st.st_ino) == self.pipe_identity:
+                return
+        except OSError:
+            pass
+        self.pipe_lost = True
+        self.log(LOG_ERROR, "the ASGI app closed the bridge's request pipe (fd 3): this Python process exits and a new one serves the next requests")
+        self.stop()
+
+    def watch_pipe(self):
+        self.check_pipe()
+        if not self.pipe_lost and not self.quitting:
+            self.loop.call_later(PIPE_CHECK_S, self.watch_pipe)
+
     def on_readable(self):
+        self.check_pipe()
+        if self.pipe_lost:
+            return  # fd 3 may be another file by now: never read it
         try:
             while True:
                 frame = self.pipe.frame(block=False)
@@ -539,7 +578,7 @@ class Bridge:
         """After a quit: let what runs finish (the worker drained its requests first), cancel what
         still runs after DRAIN_S (background work, a hung task), so that the lifespan shutdown
         runs within the gateway's grace period."""
-        if self.tasks:
+        if self.tasks and not self.pipe_lost:  # without the pipe they get no body, acks or cancels
             await asyncio.wait(set(self.tasks), timeout=DRAIN_S)
         left = set(self.tasks)
         for task in left:
@@ -581,6 +620,7 @@ async def serve(bridge, config):
         bridge.pipe.send(T_LOAD_FAILED, 0, text.encode("utf-8", "replace"))
         bridge.pipe.flush()
         return 4
+    bridge.remember_pipe()
     loop.add_reader(IN_FD, bridge.on_readable)
     lifespan = Lifespan(bridge)
     failure = await lifespan.startup()
@@ -591,11 +631,12 @@ async def serve(bridge, config):
     bridge.pipe.send(T_READY, 0, label.encode("utf-8", "replace"))
     bridge.flush()
     bridge.on_readable()  # frames that arrived with the init frame's read
+    bridge.watch_pipe()
     await bridge.quit
     await bridge.drain()
     await lifespan.shutdown()
     bridge.flush()
-    return 0
+    return 1 if bridge.pipe_lost else 0
 
 
 def main():
