@@ -165,7 +165,6 @@ class Cycle:
         self.bridge.pipe.send(T_DONE, self.rid, bytes([outcome]) + detail.encode("utf-8", "replace"))
         self.bridge.cycles.pop(self.rid, None)
         self.bridge.schedule_flush()
-        self.bridge.check_pipe()  # the app may have closed fd 3 while it ran
 
     # -- http --
 
