@@ -741,10 +741,12 @@ function printTable(outcomes: Outcome[]): void {
       'stack: the handler tree + its front server (mongrel2 or nginx); worker MB: RSS after the run of the serving processes ' +
       '(wsgid workers with their Python, gunicorn\'s worker, a single-process server itself).',
   );
-  const pair = (a: string, b: string, what: string) => {
+  // `stack`: compare whole stacks (front server included), as users choose between them.
+  const pair = (a: string, b: string, what: string, stack = false) => {
     const x = outcomes.find((o) => o.id === a)?.wrk;
     const y = outcomes.find((o) => o.id === b)?.wrk;
-    if (x && y) console.log(`${what}: rate ${fmt(x.rps / y.rps)}×, p99 ${fmt(x.p99 / y.p99)}×${cpuRatio(outcomes, a, b)}`);
+    const cpu = stack ? cpuRatio(outcomes, a, b, 'stackUsPerReq', 'stack cpu/req') : cpuRatio(outcomes, a, b);
+    if (x && y) console.log(`${what}: rate ${fmt(x.rps / y.rps)}×, p99 ${fmt(x.p99 / y.p99)}×${cpu}`);
   };
   pair('express-w1', 'express-direct', 'Express via wsgid vs Express on node:http');
   pair('wsgi-w1', 'gunicorn', 'WSGI via wsgid vs gunicorn');
@@ -753,20 +755,15 @@ function printTable(outcomes: Outcome[]): void {
   pair('django-site-w1', 'gunicorn-django-site', 'Django project via wsgid vs gunicorn');
   pair('fastapi-w1', 'uvicorn-fastapi', 'FastAPI via wsgid vs uvicorn');
   // The stacks users choose between: mongrel2 + wsgid against nginx + the reference server.
-  const stackPair = (a: string, b: string, what: string) => {
-    const x = outcomes.find((o) => o.id === a)?.wrk;
-    const y = outcomes.find((o) => o.id === b)?.wrk;
-    if (x && y) console.log(`${what}: rate ${fmt(x.rps / y.rps)}×, p99 ${fmt(x.p99 / y.p99)}×${cpuRatio(outcomes, a, b, 'stackUsPerReq', 'stack cpu/req')}`);
-  };
-  stackPair('wsgi-w1', 'nginx-gunicorn', 'stack: mongrel2 + wsgid WSGI vs nginx + gunicorn');
-  stackPair('asgi-w1', 'nginx-uvicorn', 'stack: mongrel2 + wsgid ASGI vs nginx + uvicorn');
-  stackPair('express-w1', 'nginx-express-direct', 'stack: mongrel2 + wsgid Express vs nginx + Express on node:http');
-  stackPair('django-site-w1', 'nginx-gunicorn-django-site', 'stack: mongrel2 + wsgid Django project vs nginx + gunicorn');
-  stackPair('fastapi-w1', 'nginx-uvicorn-fastapi', 'stack: mongrel2 + wsgid FastAPI vs nginx + uvicorn');
-  stackPair('fetch-w1', 'bare', 'stack: wsgid fetch --workers=1 vs the bare handler');
-  stackPair('fetch-w2', 'fetch-w1', 'wsgid fetch --workers=2 vs --workers=1');
-  stackPair('wsgi-w2', 'wsgi-w1', 'wsgid WSGI --workers=2 vs --workers=1');
-  stackPair('m2-static', 'nginx-static', 'front servers, static file: mongrel2 vs nginx');
+  pair('wsgi-w1', 'nginx-gunicorn', 'stack: mongrel2 + wsgid WSGI vs nginx + gunicorn', true);
+  pair('asgi-w1', 'nginx-uvicorn', 'stack: mongrel2 + wsgid ASGI vs nginx + uvicorn', true);
+  pair('express-w1', 'nginx-express-direct', 'stack: mongrel2 + wsgid Express vs nginx + Express on node:http', true);
+  pair('django-site-w1', 'nginx-gunicorn-django-site', 'stack: mongrel2 + wsgid Django project vs nginx + gunicorn', true);
+  pair('fastapi-w1', 'nginx-uvicorn-fastapi', 'stack: mongrel2 + wsgid FastAPI vs nginx + uvicorn', true);
+  pair('fetch-w1', 'bare', 'stack: wsgid fetch --workers=1 vs the bare handler', true);
+  pair('fetch-w2', 'fetch-w1', 'wsgid fetch --workers=2 vs --workers=1', true);
+  pair('wsgi-w2', 'wsgi-w1', 'wsgid WSGI --workers=2 vs --workers=1', true);
+  pair('m2-static', 'nginx-static', 'front servers, static file: mongrel2 vs nginx', true);
   const m = outcomes.find((o) => o.id === 'fetch-w1');
   if (m?.masterUsPerReq !== undefined) console.log(`wsgid master CPU per request (fetch-w1): ${fmt(m.masterUsPerReq, 1)} µs`);
 }

@@ -117,47 +117,73 @@ function seededPauses(seed: number): number[] {
   return Array.from({ length: 20 }, () => [0, 0, 5, 20, 50, 120][Math.floor(random() * 6)]!);
 }
 
-describe('a real browser through mongrel2 and wsgid (--workers=2)', { skip: missing ?? false }, () => {
-  let m2!: Mongrel2Handle;
-  let wsgid!: WsgidProcess;
-  let browser!: Browser;
-  let dir!: string;
-  let base!: string;
-  const diagnostics = () => `seed ${SEED} (BROWSER_SEED replays)\n--- wsgid\n${wsgid?.output().slice(-4000)}\n--- mongrel2\n${m2?.log().slice(-2000)}`;
+/** A served stack for one describe: mongrel2, wsgid (`--workers=2` and the given arguments) on the
+ *  app folder `prepare` fills, and Chromium; started before its tests, stopped after them. */
+interface Stack {
+  m2: Mongrel2Handle;
+  wsgid: WsgidProcess;
+  browser: Browser;
+  dir: string;
+  diagnostics(): string;
+}
 
+interface StackPlan {
+  /** mongrel2's options (settings, a Dir route). */
+  mongrel2?: Parameters<typeof startMongrel2>[0];
+  /** wsgid's arguments after the usual ones. */
+  args(m2: Mongrel2Handle): string[];
+  /** Where to probe until it answers. */
+  readyPath: string;
+  /** After mongrel2 started, before wsgid does (e.g. copy static files into its folder). */
+  withMongrel2?(m2: Mongrel2Handle, dir: string): Promise<void> | void;
+}
+
+function useStack(prefix: string, prepare: (dir: string) => Promise<StackPlan>): Stack {
+  const stack = {} as Stack;
+  stack.diagnostics = () => `seed ${SEED} (BROWSER_SEED replays)\n--- wsgid\n${stack.wsgid?.output().slice(-4000)}\n--- mongrel2\n${stack.m2?.log().slice(-2000)}`;
   before(async () => {
-    process.stderr.write(`browser suite seed ${SEED}\n`);
-    dir = await mkdtemp(path.join(os.tmpdir(), 'wsgid-browser-'));
-    await mkdir(path.join(dir, 'app'), { recursive: true });
-    await mkdir(path.join(dir, 'acks'));
-    await copyFile(FIXTURE, path.join(dir, 'app', 'app.mjs'));
-    m2 = await startMongrel2({
-      settings: { 'limits.content_length': 65536, 'upload.temp_store': '/tmp/upload.XXXXXX', 'download.flow_control': 1 },
+    stack.dir = await mkdtemp(path.join(os.tmpdir(), prefix));
+    await mkdir(path.join(stack.dir, 'app'), { recursive: true });
+    await mkdir(path.join(stack.dir, 'acks'));
+    const plan = await prepare(stack.dir);
+    stack.m2 = await startMongrel2(plan.mongrel2);
+    await plan.withMongrel2?.(stack.m2, stack.dir);
+    stack.wsgid = await startWsgid(wsgidArgs(stack.m2.handler('app'), stack.dir, ['--workers=2', ...plan.args(stack.m2)]), {
+      cwd: stack.dir,
+      env: { BROWSER_ACK_DIR: path.join(stack.dir, 'acks') },
+      readyUrl: `${stack.m2.baseUrl}${plan.readyPath}`,
+      readyTimeoutMs: 60_000,
     });
-    const extra = ['--wsgi-app=app.mjs', '--workers=2', ...(m2.chrooted ? [`--mongrel2-chroot=${m2.dir}`] : [])];
-    wsgid = await startWsgid(wsgidArgs(m2.handler('app'), dir, extra), {
-      cwd: dir,
-      env: { BROWSER_ACK_DIR: path.join(dir, 'acks') },
-      readyUrl: `${m2.baseUrl}/blank`,
-    });
-    await wsgid.waitForOutput(/all workers ready/, 60_000);
-    base = m2.baseUrl;
-    browser = await launchBrowser();
+    await stack.wsgid.waitForOutput(/all workers ready/, 60_000);
+    stack.browser = await launchBrowser();
   });
-
   after(async () => {
-    await browser?.close();
-    await wsgid?.stop();
-    await m2?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await stack.browser?.close();
+    await stack.wsgid?.stop();
+    await stack.m2?.stop();
+    if (stack.dir) await rm(stack.dir, { recursive: true, force: true });
   });
+  return stack;
+}
+
+describe('a real browser through mongrel2 and wsgid (--workers=2)', { skip: missing ?? false }, () => {
+  process.stderr.write(`browser suite seed ${SEED}\n`);
+  const stack = useStack('wsgid-browser-', async (dir) => {
+    await copyFile(FIXTURE, path.join(dir, 'app', 'app.mjs'));
+    return {
+      mongrel2: { settings: { 'limits.content_length': 65536, 'upload.temp_store': '/tmp/upload.XXXXXX', 'download.flow_control': 1 } },
+      args: (m2) => ['--wsgi-app=app.mjs', ...(m2.chrooted ? [`--mongrel2-chroot=${m2.dir}`] : [])],
+      readyPath: '/blank',
+    };
+  });
+  const diagnostics = () => stack.diagnostics();
 
   test('a page with its stylesheet, script and image: no failed request, no console error', async () => {
-    const page = await browser.newPage();
+    const page = await stack.browser.newPage();
     const seen = watch(page);
     const responses: string[] = [];
     page.on('response', (res) => responses.push(new URL(res.url()).pathname));
-    await page.goto(`${base}/`, { waitUntil: 'load' });
+    await page.goto(`${stack.m2.baseUrl}/`, { waitUntil: 'load' });
     await page.waitForFunction(() => document.getElementById('state')?.textContent?.startsWith('ready'), undefined, { timeout: 20_000 });
     // The stylesheet applied (green heading) and the image decoded at its size.
     assert.equal(await page.textContent('#state'), 'ready rgb(0, 128, 0) 32');
@@ -169,9 +195,9 @@ describe('a real browser through mongrel2 and wsgid (--workers=2)', { skip: miss
   test('an EventSource gets 20 events with pauses, in order, each before the app writes the next', async () => {
     const pauses = seededPauses(SEED);
     const id = `s${SEED}`;
-    const page = await browser.newPage();
+    const page = await stack.browser.newPage();
     const seen = watch(page);
-    await page.goto(`${base}/blank`);
+    await page.goto(`${stack.m2.baseUrl}/blank`);
     const received = await receiveEvents(page, id, pauses);
     assert.deepEqual(received, EXPECTED_EVENTS, diagnostics());
     assert.deepEqual(seen.problems, [], diagnostics());
@@ -179,9 +205,9 @@ describe('a real browser through mongrel2 and wsgid (--workers=2)', { skip: miss
   });
 
   test('a WebSocket echoes 200 messages of random sizes up to 64 KB, text and binary, exactly', async () => {
-    const page = await browser.newPage();
+    const page = await stack.browser.newPage();
     const seen = watch(page);
-    await page.goto(`${base}/blank`);
+    await page.goto(`${stack.m2.baseUrl}/blank`);
     const outcome = await page.evaluate(
       (seed) =>
         new Promise<string>((resolve) => {
@@ -232,9 +258,9 @@ describe('a real browser through mongrel2 and wsgid (--workers=2)', { skip: miss
   });
 
   test('a multipart form upload of a 20 MB file: the app hashes what the page sent', async () => {
-    const page = await browser.newPage();
+    const page = await stack.browser.newPage();
     const seen = watch(page);
-    await page.goto(`${base}/blank`);
+    await page.goto(`${stack.m2.baseUrl}/blank`);
     const result = await page.evaluate(async (seed) => {
       const bytes = new Uint8Array(20 * 1024 * 1024);
       let x = seed >>> 0 || 1;
@@ -256,9 +282,9 @@ describe('a real browser through mongrel2 and wsgid (--workers=2)', { skip: miss
   });
 
   test('a 50 MB download arrives whole: the page hashes the same bytes as made here', async () => {
-    const page = await browser.newPage();
+    const page = await stack.browser.newPage();
     const seen = watch(page);
-    await page.goto(`${base}/blank`);
+    await page.goto(`${stack.m2.baseUrl}/blank`);
     const size = 50 * MB;
     const result = await page.evaluate(async ({ seed, size }) => {
       const res = await fetch(`/download?seed=${seed}&size=${size}`);
@@ -273,22 +299,13 @@ describe('a real browser through mongrel2 and wsgid (--workers=2)', { skip: miss
 });
 
 describe('a real browser: the Django admin login of a startproject site, with its CSRF token', { skip: missing ?? false }, () => {
-  let m2!: Mongrel2Handle;
-  let wsgid!: WsgidProcess;
-  let browser!: Browser;
-  let dir!: string;
   const PASSWORD = `pw-${SEED}-Secret!`;
-  const diagnostics = () => `--- wsgid\n${wsgid?.output().slice(-4000)}\n--- mongrel2\n${m2?.log().slice(-2000)}`;
-
-  const manage = (args: string[], env: NodeJS.ProcessEnv = {}) => {
+  const manage = (dir: string, args: string[], env: NodeJS.ProcessEnv = {}) => {
     const r = spawnSync(PYTHON, ['manage.py', ...args], { cwd: path.join(dir, 'app'), encoding: 'utf8', env: { ...process.env, ...env } });
     assert.equal(r.status, 0, `manage.py ${args.join(' ')}: ${r.stderr}${r.stdout}`);
   };
-
-  before(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'wsgid-browser-django-'));
+  const stack = useStack('wsgid-browser-django-', async (dir) => {
     // The project as its starter makes it; then only what its deployment checklist asks for.
-    await mkdir(path.join(dir, 'app'));
     const made = spawnSync(PYTHON, ['-m', 'django', 'startproject', 'mysite', path.join(dir, 'app')], { encoding: 'utf8' });
     assert.equal(made.status, 0, `django startproject: ${made.stderr}`);
     const settingsPath = path.join(dir, 'app', 'mysite', 'settings.py');
@@ -300,35 +317,29 @@ describe('a real browser: the Django admin login of a startproject site, with it
         .replace(/^ALLOWED_HOSTS = \[\]$/m, "ALLOWED_HOSTS = ['127.0.0.1', 'localhost']")
         .concat(`\nSTATIC_ROOT = ${JSON.stringify(path.join(dir, 'static'))}\n`),
     );
-    manage(['migrate', '--noinput']);
-    manage(['createsuperuser', '--noinput', '--username', 'admin', '--email', 'admin@example.com'], { DJANGO_SUPERUSER_PASSWORD: PASSWORD });
-    manage(['collectstatic', '--noinput']);
-    m2 = await startMongrel2({ staticDir: { route: '/static/', files: {} } });
-    // mongrel2 serves STATIC_URL (/static/) from its own folder: the collected files, copied there.
-    const copied = spawnSync('cp', ['-a', `${path.join(dir, 'static')}/.`, path.join(m2.dir, 'static')], { encoding: 'utf8' });
-    assert.equal(copied.status, 0, copied.stderr);
-    wsgid = await startWsgid(wsgidArgs(m2.handler('app'), dir, ['--workers=2', `--python=${PYTHON}`, '--wsgi-app=mysite.wsgi:application']), {
-      cwd: dir,
-      readyUrl: `${m2.baseUrl}/admin/login/`,
-      readyTimeoutMs: 60_000,
-    });
-    browser = await launchBrowser();
+    manage(dir, ['migrate', '--noinput']);
+    manage(dir, ['createsuperuser', '--noinput', '--username', 'admin', '--email', 'admin@example.com'], { DJANGO_SUPERUSER_PASSWORD: PASSWORD });
+    manage(dir, ['collectstatic', '--noinput']);
+    return {
+      mongrel2: { staticDir: { route: '/static/', files: {} } },
+      // mongrel2 serves STATIC_URL (/static/) from its own folder: the collected files, copied there.
+      withMongrel2(m2) {
+        const copied = spawnSync('cp', ['-a', `${path.join(dir, 'static')}/.`, path.join(m2.dir, 'static')], { encoding: 'utf8' });
+        assert.equal(copied.status, 0, copied.stderr);
+      },
+      args: () => [`--python=${PYTHON}`, '--wsgi-app=mysite.wsgi:application'],
+      readyPath: '/admin/login/',
+    };
   });
-
-  after(async () => {
-    await browser?.close();
-    await wsgid?.stop();
-    await m2?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  const diagnostics = () => stack.diagnostics();
 
   test('a wrong password is refused on the form; the right one logs in to Site administration', async () => {
-    const page = await browser.newPage();
+    const page = await stack.browser.newPage();
     const seen = watch(page);
     // Chromium asks for /favicon.ico, which a startproject site does not have (Django's own 404):
     // not a failure of the stack, and the only request let through.
     const problems = () => seen.problems.filter((p) => !/\/favicon\.ico\b/.test(p) && !/Failed to load resource: .*404/.test(p));
-    await page.goto(`${m2.baseUrl}/admin/`);
+    await page.goto(`${stack.m2.baseUrl}/admin/`);
     assert.match(page.url(), /\/admin\/login\/\?next=\/admin\/$/);
     // The form carries Django's CSRF token (and the cookie came with the page).
     assert.ok((await page.inputValue('input[name=csrfmiddlewaretoken]')).length >= 32);
@@ -350,38 +361,16 @@ describe('a real browser: the Django admin login of a startproject site, with it
 });
 
 describe('a real browser: server-sent events from a Flask generator (WSGI, --workers=2 --threads=4)', { skip: missing ?? false }, () => {
-  let m2!: Mongrel2Handle;
-  let wsgid!: WsgidProcess;
-  let browser!: Browser;
-  let dir!: string;
-  const diagnostics = () => `seed ${SEED}\n--- wsgid\n${wsgid?.output().slice(-4000)}\n--- mongrel2\n${m2?.log().slice(-2000)}`;
-
-  before(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'wsgid-browser-flask-'));
-    await mkdir(path.join(dir, 'app'), { recursive: true });
-    await mkdir(path.join(dir, 'acks'));
+  const stack = useStack('wsgid-browser-flask-', async (dir) => {
     await copyFile(path.join(REPO_ROOT, 'test', 'fixtures', 'browser', 'flask_sse.py'), path.join(dir, 'app', 'flask_sse.py'));
-    m2 = await startMongrel2();
-    wsgid = await startWsgid(wsgidArgs(m2.handler('app'), dir, ['--workers=2', '--threads=4', `--python=${PYTHON}`, '--wsgi-app=flask_sse:app']), {
-      cwd: dir,
-      env: { BROWSER_ACK_DIR: path.join(dir, 'acks') },
-      readyUrl: `${m2.baseUrl}/blank`,
-      readyTimeoutMs: 60_000,
-    });
-    browser = await launchBrowser();
+    return { args: () => ['--threads=4', `--python=${PYTHON}`, '--wsgi-app=flask_sse:app'], readyPath: '/blank' };
   });
-
-  after(async () => {
-    await browser?.close();
-    await wsgid?.stop();
-    await m2?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  const diagnostics = () => stack.diagnostics();
 
   test('an EventSource gets the 20 events in order, each before the generator yields the next', async () => {
-    const page = await browser.newPage();
+    const page = await stack.browser.newPage();
     const seen = watch(page);
-    await page.goto(`${m2.baseUrl}/blank`);
+    await page.goto(`${stack.m2.baseUrl}/blank`);
     const received = await receiveEvents(page, `f${SEED}`, seededPauses(SEED + 1));
     assert.deepEqual(received, EXPECTED_EVENTS, diagnostics());
     assert.deepEqual(seen.problems, [], diagnostics());
