@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // Install and build the apps of test/fixtures/starters/ (made once by their starters —
-// create-next-app, create-fastify — and committed without node_modules or build output), as their
+// create-next-app, create-fastify, sv create, express-generator — and committed without node_modules or build output), as their
 // READMEs say: `npm ci`, then `npm run build` when there is a build script. Cached: a folder whose
 // package-lock.json (install) and sources (build) have not changed since the last run is skipped.
-// Run by .ci/run before `npm test`, and by test/integration/starters.test.ts (a no-op then).
+// Run by .ci/run before `npm test`, and by test/integration/starters.test.ts and recipes.test.ts (a
+// no-op then). Arguments name the starters to set up (e.g. `express-app`); none: all of them.
 // Network: the npm registry only. `next build` wants Google Fonts for the default template's Geist
 // fonts; they are answered locally through Next's own test hook NEXT_FONT_GOOGLE_MOCKED_RESPONSES,
 // with the Geist files Next itself ships.
@@ -63,7 +64,9 @@ async function googleFontsMock(appDir) {
   return { env: { NEXT_FONT_GOOGLE_MOCKED_RESPONSES: mock }, close: () => new Promise((resolve) => server.close(resolve)) };
 }
 
+const only = new Set(process.argv.slice(2));
 for (const name of readdirSync(STARTERS).sort()) {
+  if (only.size > 0 && !only.has(name)) continue;
   const appDir = path.join(STARTERS, name, 'app');
   if (!existsSync(path.join(appDir, 'package.json'))) continue;
   const installStamp = path.join(appDir, 'node_modules', '.wsgid-install');

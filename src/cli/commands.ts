@@ -75,13 +75,16 @@ export const BUILTIN_COMMANDS: Readonly<Record<CommandName, BuiltinCommand>> = {
     details: 'Exit code 0 when running, 1 when workers are crash-looping (they die soon after becoming ready), 3 when stopped.',
   },
   'systemd-unit': {
-    usage: 'wsgid systemd-unit --app-path=DIR [start options] [--after=UNIT]...',
+    usage: 'wsgid systemd-unit --app-path=DIR [start options] [--after=UNIT]... | --app-path=DIR --mongrel2 [--mongrel2-chroot=DIR]',
     description: 'Print a systemd service unit (Type=notify) that runs this app folder with the given options.',
     details:
       'The start options given here go into ExecStart (wsgid.json is read at each start, as always); ' +
       'the option variables set now (WSGID_KEEPALIVE_MS, …) into Environment=. The master runs in the ' +
       'foreground and tells systemd when it is ready, reloading (ExecReload sends HUP) and stopping. ' +
-      'Hardening is chosen so the master can still drop workers to the folder owner and chroot.',
+      'Hardening is chosen so the master can still drop workers to the folder owner and chroot. ' +
+      'With --mongrel2 it prints the unit for mongrel2 itself instead: in --mongrel2-chroot it runs `m2sh load` of the ' +
+      'mongrel2.conf `wsgid mongrel2-config` writes there, then mongrel2 with that config\'s uuid; the wsgid unit, made with ' +
+      '--after=<that unit>, wants it and starts after it.',
   },
   'mongrel2-config': {
     usage: 'wsgid mongrel2-config --app-path=DIR [--port=N] [--host=NAME] [--mongrel2-chroot=DIR] [--recv=ENDPOINT --send=ENDPOINT]',

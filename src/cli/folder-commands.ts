@@ -10,7 +10,10 @@ import { EXIT, UsageError } from '../errors.js';
 import { cliArgsOf } from '../config/args.js';
 import { givenEnvVariables, resolveFolders } from '../config/resolve.js';
 import { nativeAddonOrReason } from '../app-folder/privileges.js';
-import { checkLineValue, renderUnit } from '../systemd/unit.js';
+import { checkLineValue, renderUnit, unitName } from '../systemd/unit.js';
+import { M2SH, MONGREL2, checkMongrel2UnitInputs, renderMongrel2Unit } from '../systemd/mongrel2-unit.js';
+import { stableUuid } from '../mongrel2/config.js';
+import { DEFAULT_MONGREL2_CHROOT } from './mongrel2-config.js';
 import { appFolderPaths, checkAppFolderExists, initAppFolder } from '../app-folder/layout.js';
 import type { Output } from './control.js';
 
@@ -53,8 +56,9 @@ export function systemdUnitCommand(settings: Settings, given: Partial<OptionValu
   const { root } = checkAppFolderExists(settings.appPath);
   const problem = checkLineValue('the app folder path', root);
   if (problem) throw new UsageError(problem);
+  if (given.mongrel2) return mongrel2UnitCommand(root, settings, io);
   // Relative folders were typed relative to here; the service runs in the app folder.
-  const values: Partial<OptionValues> = { ...resolveFolders(given, process.cwd()), appPath: undefined, noDaemon: undefined, after: undefined };
+  const values: Partial<OptionValues> = { ...resolveFolders(given, process.cwd()), appPath: undefined, noDaemon: undefined, after: undefined, mongrel2: undefined };
   const args = cliArgsOf(values);
   if (settings.recv.length === 0) {
     io.err('wsgid: warning: no mongrel2 endpoints given here nor in wsgid.json: the service will not start until wsgid.json has them\n');
@@ -73,6 +77,31 @@ export function systemdUnitCommand(settings: Settings, given: Partial<OptionValu
       reload: settings.workers > 0,
       notifyAccess,
       generatedBy: ['wsgid systemd-unit', `--app-path=${root}`, ...args, ...(given.after ?? []).map((u) => `--after=${u}`)].join(' ').replace(/[\n\r]/g, ' '),
+    }),
+  );
+  return EXIT.OK;
+}
+
+/**
+ * `wsgid systemd-unit --mongrel2`: the unit for mongrel2 itself (systemd/mongrel2-unit.ts), in the
+ * chroot `wsgid mongrel2-config` takes (same default), with the uuid it derives from the folder.
+ */
+function mongrel2UnitCommand(root: string, settings: Settings, io: Output): number {
+  const chroot = settings.mongrel2Chroot ? path.resolve(settings.mongrel2Chroot) : DEFAULT_MONGREL2_CHROOT;
+  const problem = checkMongrel2UnitInputs({ chroot });
+  if (problem) throw new UsageError(problem);
+  if (!settings.mongrel2Chroot) {
+    io.err(`wsgid: warning: no --mongrel2-chroot: the unit uses ${chroot}, as wsgid mongrel2-config does\n`);
+  }
+  io.out(
+    renderMongrel2Unit({
+      root,
+      chroot,
+      uuid: stableUuid(root),
+      wsgidUnit: unitName(root),
+      m2sh: M2SH,
+      mongrel2: MONGREL2,
+      generatedBy: ['wsgid systemd-unit', `--app-path=${root}`, `--mongrel2-chroot=${chroot}`, '--mongrel2'].join(' ').replace(/[\n\r]/g, ' '),
     }),
   );
   return EXIT.OK;

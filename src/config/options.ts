@@ -60,6 +60,8 @@ export interface CommandValues {
   count: number;
   /** systemd-unit: units to order the service after (besides network.target). */
   after: string[];
+  /** systemd-unit: print the unit for mongrel2 itself instead. */
+  mongrel2: boolean;
   /** mongrel2-config, dev: mongrel2's HTTP port. */
   port: number;
   /** mongrel2-config: the Host (and default host) of the generated server. */
@@ -635,8 +637,18 @@ export const OPTIONS: OptionTable = {
     commands: ['systemd-unit'],
     metavar: 'UNIT',
     where: 'cli',
-    help: 'Order the service after this unit too (After=, besides network.target), e.g. a mongrel2 unit of yours.',
+    help: 'Order the service after this unit too and want it (After=, Wants=; besides network.target), e.g. the unit --mongrel2 prints.',
     check: checkUnitNames,
+  },
+  mongrel2: {
+    flag: 'mongrel2',
+    type: 'bool',
+    default: false,
+    commands: ['systemd-unit'],
+    where: 'cli',
+    help:
+      "Print the unit for mongrel2 itself instead (WorkingDirectory= --mongrel2-chroot, m2sh load of the mongrel2.conf " +
+      '`wsgid mongrel2-config` writes there, then mongrel2 with its uuid); order the wsgid unit after it with --after (docs/SYSTEMD.md).',
   },
   json: {
     flag: 'json',

@@ -15,7 +15,7 @@ import { OPTION_LIST, defaultOf, type CommandValues, type OptionValues, type Opt
 import type { Settings } from './settings.js';
 
 /** Option names that are not Settings (they only steer one command). */
-const COMMAND_VALUE_NAMES: readonly (keyof CommandValues)[] = ['sendSignal', 'json', 'noWait', 'watch', 'count', 'after', 'port', 'host', 'mongrel2Db'];
+const COMMAND_VALUE_NAMES: readonly (keyof CommandValues)[] = ['sendSignal', 'json', 'noWait', 'watch', 'count', 'after', 'mongrel2', 'port', 'host', 'mongrel2Db'];
 
 export interface Resolved {
   settings: Settings;
@@ -107,7 +107,7 @@ export function splitValues(values: OptionValues): { settings: Settings; command
   }
   return {
     settings: settings as unknown as Settings,
-    commandValues: { sendSignal: values.sendSignal, json: values.json, noWait: values.noWait, watch: values.watch, count: values.count, after: values.after, port: values.port, host: values.host, mongrel2Db: values.mongrel2Db },
+    commandValues: { sendSignal: values.sendSignal, json: values.json, noWait: values.noWait, watch: values.watch, count: values.count, after: values.after, mongrel2: values.mongrel2, port: values.port, host: values.host, mongrel2Db: values.mongrel2Db },
   };
 }
 

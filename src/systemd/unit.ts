@@ -22,7 +22,7 @@ export interface UnitInputs {
   readonly args: readonly string[];
   /** Option variables to set (name, value). */
   readonly environment: ReadonlyArray<readonly [string, string]>;
-  /** Extra After= units. */
+  /** Extra After= (and Wants=) units. */
   readonly after: readonly string[];
   /** Seconds the master may take to stop (graceful timeout + margin). */
   readonly stopTimeoutSec: number;
@@ -83,6 +83,8 @@ export function renderUnit(u: UnitInputs): string {
     '[Unit]',
     `Description=${escapeSpecifiers(`wsgid app ${u.root}`)}`,
     `After=${['network.target', ...u.after].join(' ')}`,
+    // Wanted too: starting the app starts what it needs (a missing unit is no error for Wants=).
+    ...(u.after.length ? [`Wants=${u.after.join(' ')}`] : []),
     '',
     '[Service]',
     '# wsgid tells systemd when its workers serve (READY=1), reload (RELOADING=1, READY=1) and stop',

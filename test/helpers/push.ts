@@ -58,6 +58,19 @@ export function dechunk(body: Buffer): { payload: Buffer; complete: boolean } {
   }
 }
 
+/** mongrel2 settings that send every body over 4 KiB down the async upload path (a temp file). */
+export const UPLOAD_SETTINGS: Readonly<Record<string, string | number>> = { 'limits.content_length': 4096, 'upload.temp_store': '/tmp/upload.XXXXXX' };
+
+/**
+ * wsgid's arguments to find the upload files of `m2` (started with `store` as upload.temp_store):
+ * --mongrel2-chroot when it chrooted (root), else the store as the helper moved it (mongrel2.ts).
+ */
+export function uploadArgs(m2: Mongrel2Handle, store = String(UPLOAD_SETTINGS['upload.temp_store'])): string[] {
+  if (m2.chrooted) return [`--mongrel2-chroot=${m2.dir}`];
+  // In test mode the helper moved the store into mongrel2's folder (mongrel2.ts): say where.
+  return [`--mongrel2-upload-store=${path.join(m2.dir, store)}`];
+}
+
 export interface PushServer {
   m2: Mongrel2Handle;
   wsgid: WsgidProcess;
@@ -81,15 +94,13 @@ export async function startPushServer(options: PushServerOptions = {}): Promise<
   await mkdir(path.join(dir, 'app'), { recursive: true });
   await copyFile(PUSH_APP, path.join(dir, 'app', 'server.mjs'));
   await options.prepare?.(dir);
-  const settings = { 'limits.content_length': 4096, 'upload.temp_store': '/tmp/upload.XXXXXX', ...options.settings };
+  const settings = { ...UPLOAD_SETTINGS, ...options.settings };
   const m2 = await startMongrel2({ settings });
   try {
     // A short graceful timeout: a test that ends with an event stream still open (its client's
     // disconnect racing the stop) must not outlast startWsgid's 10 s stop budget.
     const extra = ['--wsgi-app=server.mjs', `--workers=${options.workers ?? 0}`, '--graceful-timeout=5', ...(options.extra ?? [])];
-    if (m2.chrooted) extra.push(`--mongrel2-chroot=${m2.dir}`);
-    // In test mode the helper moved the store into mongrel2's folder (mongrel2.ts): say where.
-    else extra.push(`--mongrel2-upload-store=${path.join(m2.dir, String(settings['upload.temp_store']))}`);
+    extra.push(...uploadArgs(m2, String(settings['upload.temp_store'])));
     const wsgid = await startWsgid(wsgidArgs(m2.handler('app'), dir, extra), {
       cwd: dir,
       readyUrl: `${m2.baseUrl}/`,

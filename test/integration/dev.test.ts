@@ -15,31 +15,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../helpers/mongrel2.js';
 import { request } from '../helpers/http.js';
-import { startWsgid, type WsgidProcess } from '../helpers/wsgid.js';
+import { startWsgid } from '../helpers/wsgid.js';
 import { alive, runCli, waitFor } from '../helpers/processes.js';
+import { mongrel2Of, untilAnswer } from '../helpers/dev.js';
 
 const version = (v: string): string => `export default () => new Response('answer ${v}');\n`;
-
-/** GET url until its body is `expected` (a hang bound, not a speed test). */
-async function untilAnswer(url: string, expected: string, wsgid: WsgidProcess): Promise<void> {
-  let last = '';
-  try {
-    await waitFor(`the answer ${JSON.stringify(expected)}`, async () => {
-      const response = await request(url, { timeoutMs: 10_000 }).catch((error: Error) => ({ text: `(${error.message})` }));
-      last = response.text;
-      return last === expected;
-    }, 60_000);
-  } catch (error) {
-    throw new Error(`${(error as Error).message}; last answer ${JSON.stringify(last)}\n--- wsgid dev output ---\n${wsgid.output()}`);
-  }
-}
-
-/** The private mongrel2's pid and folder, from the line `wsgid dev` prints. */
-function mongrel2Of(output: string): { pid: number; dir: string } {
-  const m = /mongrel2 pid (\d+) in (\S+)\)/.exec(output);
-  assert.ok(m, output);
-  return { pid: Number(m[1]), dir: m[2]! };
-}
 
 describe('wsgid dev', () => {
   const folders: string[] = [];

@@ -10,12 +10,12 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
+import { freePorts, startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
 import { request } from '../helpers/http.js';
-import { REPO_ROOT } from '../helpers/wsgid.js';
+import { REPO_ROOT, startWsgid, type WsgidProcess } from '../helpers/wsgid.js';
 import { alive, runCli, waitFor, workerPids } from '../helpers/processes.js';
 import { NotifyListener } from '../helpers/notify-listener.js';
 import { systemdWords } from '../helpers/systemd-words.js';
@@ -23,10 +23,10 @@ import { systemdWords } from '../helpers/systemd-words.js';
 const SYSTEMD_ANALYZE = '/usr/bin/systemd-analyze';
 const skip = existsSync(SYSTEMD_ANALYZE) ? false : 'systemd-analyze not installed';
 
-/** `systemd-analyze verify FILE`: exit code and everything it printed. */
-function verify(unitText: string, dir: string): Promise<{ code: number; output: string }> {
+/** `systemd-analyze verify FILE` (units it names are looked up beside it): exit code and everything it printed. */
+function verify(unitText: string, dir: string, name = 'wsgid-test.service'): Promise<{ code: number; output: string }> {
   return new Promise((resolve, reject) => {
-    const file = path.join(dir, 'wsgid-test.service');
+    const file = path.join(dir, name);
     writeFile(file, unitText).then(() => {
       execFile(SYSTEMD_ANALYZE, ['verify', file], { encoding: 'utf8', timeout: 60_000 }, (error, stdout, stderr) => {
         resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, output: stdout + stderr });
@@ -206,5 +206,66 @@ describe('wsgid systemd-unit', { skip }, () => {
       service.kill('SIGKILL');
     }
   });
-});
 
+  test('--mongrel2: a unit for mongrel2 itself, whose commands run by hand serve the app through wsgid', { skip: !root && 'needs root: mongrel2 honours its chroot only as root' }, async () => {
+    // As an admin would: the app folder's endpoints and mongrel2's chroot saved, mongrel2.conf from
+    // `wsgid mongrel2-config` placed in the chroot, then both units.
+    const chroot = path.join(parent, 'm2 chroot');
+    await mkdir(chroot);
+    const dir = path.join(chroot, 'site');
+    assert.equal((await runCli(['init', `--app-path=${dir}`])).code, 0);
+    await writeFile(path.join(dir, 'app', 'server.mjs'), 'export default (req) => new Response(`via the mongrel2 unit: ${new URL(req.url).pathname}`);\n');
+    const [httpPort, recvPort, sendPort] = await freePorts(3);
+    const saved = await runCli(['config', `--app-path=${dir}`, `--recv=tcp://127.0.0.1:${recvPort}`, `--send=tcp://127.0.0.1:${sendPort}`, `--mongrel2-chroot=${chroot}`]);
+    assert.equal(saved.code, 0, saved.stderr);
+    const conf = await runCli(['mongrel2-config', `--app-path=${dir}`, `--port=${httpPort}`]);
+    assert.equal(conf.code, 0, conf.stderr);
+    await writeFile(path.join(chroot, 'mongrel2.conf'), conf.stdout);
+    const uuid = /uuid="([0-9a-f-]+)"/.exec(conf.stdout)?.[1];
+    assert.ok(uuid, conf.stdout);
+
+    const m2unit = await runCli(['systemd-unit', `--app-path=${dir}`, '--mongrel2']);
+    assert.equal(m2unit.code, 0, m2unit.stderr);
+    assert.equal(m2unit.stderr, '', 'the chroot is saved in wsgid.json: nothing to warn about');
+    const m2name = 'wsgid-site-mongrel2.service';
+    const wsgidUnit = await runCli(['systemd-unit', `--app-path=${dir}`, `--after=${m2name}`]);
+    assert.equal(wsgidUnit.code, 0, wsgidUnit.stderr);
+    const units = await mkdtemp(path.join(parent, 'units-'));
+    assert.deepEqual(await verify(m2unit.stdout, units, m2name), { code: 0, output: '' }, m2unit.stdout);
+    assert.deepEqual(await verify(wsgidUnit.stdout, units, 'wsgid-site.service'), { code: 0, output: '' }, wsgidUnit.stdout);
+    assert.deepEqual(values(wsgidUnit.stdout, 'After'), [`network.target ${m2name}`]);
+    assert.deepEqual(values(wsgidUnit.stdout, 'Wants'), [m2name]);
+    assert.deepEqual(values(m2unit.stdout, 'Restart'), ['on-failure']);
+
+    const [workingDirectory] = values(m2unit.stdout, 'WorkingDirectory');
+    assert.equal(workingDirectory!.replace(/%%/g, '%'), chroot);
+    const pre = values(m2unit.stdout, 'ExecStartPre').map(systemdWords);
+    assert.deepEqual(pre.at(-1), ['/usr/bin/m2sh', 'load', '-config', 'mongrel2.conf', '-db', 'config.sqlite']);
+    const start = systemdWords(values(m2unit.stdout, 'ExecStart')[0]!);
+    assert.deepEqual(start, ['/usr/bin/mongrel2', 'config.sqlite', uuid], 'the uuid mongrel2-config wrote');
+
+    for (const argv of pre) {
+      const r = spawnSync(argv[0]!, argv.slice(1), { cwd: chroot, encoding: 'utf8' });
+      assert.equal(r.status, 0, `${argv.join(' ')}: ${r.stdout}${r.stderr}`);
+    }
+    const mongrel2 = spawn(start[0]!, start.slice(1), { cwd: chroot, stdio: ['ignore', 'pipe', 'pipe'] });
+    let m2output = '';
+    mongrel2.stdout!.on('data', (d: Buffer) => (m2output += d.toString()));
+    mongrel2.stderr!.on('data', (d: Buffer) => (m2output += d.toString()));
+    const m2exited = new Promise<void>((resolve) => mongrel2.once('exit', () => resolve()));
+    let wsgid: WsgidProcess | undefined;
+    try {
+      const baseUrl = `http://127.0.0.1:${httpPort}`;
+      wsgid = await startWsgid(['--no-daemon', `--app-path=${dir}`], { readyUrl: `${baseUrl}/probe`, readyTimeoutMs: 30_000 });
+      const res = await request(`${baseUrl}/hello`);
+      assert.equal(res.status, 200, res.body.toString() + m2output);
+      assert.equal(res.body.toString(), 'via the mongrel2 unit: /hello');
+      assert.ok(res.headers['x-wsgid'], 'answered by wsgid through that mongrel2');
+    } finally {
+      await wsgid?.stop();
+      mongrel2.kill('SIGTERM');
+      await Promise.race([m2exited, new Promise((r) => setTimeout(r, 5000))]);
+      mongrel2.kill('SIGKILL');
+    }
+  });
+});

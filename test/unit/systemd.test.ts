@@ -7,7 +7,9 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { NotifyPlan, checkNotifySocket, statusLine, watchdogMsFrom, type ServiceSnapshot } from '../../src/systemd/notify-plan.js';
-import { environmentLine, execWord, unitName } from '../../src/systemd/unit.js';
+import { environmentLine, execWord, renderUnit, unitName } from '../../src/systemd/unit.js';
+import { checkMongrel2UnitInputs, mongrel2UnitName, renderMongrel2Unit } from '../../src/systemd/mongrel2-unit.js';
+import { stableUuid } from '../../src/mongrel2/config.js';
 import { cliArgsOf, parseCommandLine } from '../../src/config/args.js';
 import { cliOptionsFor, type OptionValues } from '../../src/config/options.js';
 import { systemdWords } from '../helpers/systemd-words.js';
@@ -102,6 +104,37 @@ describe('unit quoting', () => {
   test('Environment= lines and unit names', () => {
     assert.equal(environmentLine('WSGID_X', 'a "b" 5%'), 'Environment="WSGID_X=a \\"b\\" 5%%"');
     assert.equal(unitName('/srv/my site'), 'wsgid-my_site');
+  });
+});
+
+describe('the mongrel2 unit (systemd-unit --mongrel2)', () => {
+  const values = (unit: string, key: string): string[] => unit.split('\n').filter((l) => l.startsWith(key + '=')).map((l) => l.slice(key.length + 1));
+  const render = (chroot: string, root = '/srv/site'): string =>
+    renderMongrel2Unit({ root, chroot, uuid: stableUuid(root), wsgidUnit: unitName(root), m2sh: '/usr/bin/m2sh', mongrel2: '/usr/bin/mongrel2', generatedBy: 'test' });
+
+  test("runs m2sh load then mongrel2 with mongrel2-config's uuid, in the chroot, restarted on failure", () => {
+    const unit = render('/var/www/m2 50% $x');
+    assert.deepEqual(values(unit, 'WorkingDirectory'), ['/var/www/m2 50%% $x']);
+    assert.deepEqual(values(unit, 'ExecStartPre').map(systemdWords), [
+      ['/bin/mkdir', '-p', 'logs', 'run', 'tmp'],
+      ['/usr/bin/m2sh', 'load', '-config', 'mongrel2.conf', '-db', 'config.sqlite'],
+    ]);
+    assert.deepEqual(values(unit, 'ExecStart').map(systemdWords), [['/usr/bin/mongrel2', 'config.sqlite', stableUuid('/srv/site')]]);
+    assert.deepEqual(values(unit, 'Type'), ['simple']);
+    assert.deepEqual(values(unit, 'Restart'), ['on-failure']);
+    assert.deepEqual(values(unit, 'WantedBy'), ['multi-user.target']);
+    assert.equal(mongrel2UnitName(unitName('/srv/site')), 'wsgid-site-mongrel2');
+  });
+
+  test('a chroot a unit cannot name is refused; --after units are also wanted by the wsgid unit', () => {
+    assert.match(checkMongrel2UnitInputs({ chroot: 'relative/m2' }) ?? '', /must be an absolute path/);
+    assert.match(checkMongrel2UnitInputs({ chroot: '/a\nb' }) ?? '', /line break/);
+    assert.equal(checkMongrel2UnitInputs({ chroot: '/var/www/m2' }), undefined);
+    const base = { root: '/srv/site', node: '/usr/bin/node', cli: '/x/main.js', args: [], environment: [], stopTimeoutSec: 40, reload: true, notifyAccess: 'main' as const, generatedBy: 'test' };
+    const wanting = renderUnit({ ...base, after: ['wsgid-site-mongrel2.service'] });
+    assert.deepEqual(values(wanting, 'After'), ['network.target wsgid-site-mongrel2.service']);
+    assert.deepEqual(values(wanting, 'Wants'), ['wsgid-site-mongrel2.service']);
+    assert.deepEqual(values(renderUnit({ ...base, after: [] }), 'Wants'), []);
   });
 });
 
