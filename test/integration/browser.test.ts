@@ -10,7 +10,8 @@
  * - a multipart form upload of a 20 MB file, hashed (sha256) by the app and by the page;
  * - a 50 MB download, hashed by the page and compared with the same bytes made here;
  * - a Django project made by `django-admin startproject`, its admin login form with its CSRF token:
- *   a wrong password is refused, the right one logs in (static files from mongrel2's Dir handler).
+ *   a wrong password is refused, the right one logs in (static files from mongrel2's Dir handler);
+ *   and the same login through `wsgid dev` on the project folder itself.
  * Chromium is installed by .ci/run (scripts/install-system-deps.sh); where it is not, the suite
  * fails loudly outside CI only if BROWSER_TESTS=require, else skips with a message naming the fix.
  */
@@ -26,6 +27,7 @@ import type { Browser, Page } from 'playwright-core';
 import { startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
 import { REPO_ROOT, WSGID_CLI, startWsgid, wsgidArgs, type WsgidProcess } from '../helpers/wsgid.js';
 import { prng } from '../helpers/prng.js';
+import { startDev } from '../helpers/dev.js';
 
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 const PYTHON = '/usr/bin/python3';
@@ -339,26 +341,44 @@ describe('a real browser: the Django admin login of a startproject site, with it
     // Chromium asks for /favicon.ico, which a startproject site does not have (Django's own 404):
     // not a failure of the stack, and the only request let through.
     const problems = () => seen.problems.filter((p) => !/\/favicon\.ico\b/.test(p) && !/Failed to load resource: .*404/.test(p));
-    await page.goto(`${stack.m2.baseUrl}/admin/`);
-    assert.match(page.url(), /\/admin\/login\/\?next=\/admin\/$/);
-    // The form carries Django's CSRF token (and the cookie came with the page).
-    assert.ok((await page.inputValue('input[name=csrfmiddlewaretoken]')).length >= 32);
-    await page.fill('#id_username', 'admin');
-    await page.fill('#id_password', 'wrong');
-    await Promise.all([page.waitForNavigation(), page.click('input[type=submit]')]);
-    assert.match((await page.textContent('.errornote')) ?? '', /correct username and password/, diagnostics());
-    await page.fill('#id_password', PASSWORD);
-    await Promise.all([page.waitForNavigation(), page.click('input[type=submit]')]);
-    assert.match(page.url(), /\/admin\/$/, diagnostics());
-    assert.match((await page.textContent('#site-name')) ?? '', /Django administration/);
-    assert.match(await page.content(), /Site administration/);
+    await logIn(page, stack.m2.baseUrl, PASSWORD, diagnostics);
     // The admin's stylesheet came from mongrel2's Dir route and applied.
     const css = await page.evaluate(() => [...document.styleSheets].map((s) => s.href ?? '').filter((h) => h.includes('/static/admin/css/')).length);
     assert.ok(css > 0, 'no admin stylesheet loaded');
     assert.deepEqual(problems(), [], diagnostics());
     await page.close();
   });
+
+  test('wsgid dev on the project folder (manage.py beside it): the same login', async () => {
+    // The folder a newcomer has: `wsgid dev mysite/`, no app folder, no mongrel2 of theirs.
+    const dev = await startDev([path.join(stack.dir, 'app'), `--python=${PYTHON}`], { readyPath: '/admin/login/' });
+    const page = await stack.browser.newPage();
+    try {
+      await logIn(page, dev.url, PASSWORD, () => dev.wsgid.output());
+    } finally {
+      await page.close();
+      assert.equal(await dev.wsgid.stop('SIGINT'), 0, dev.wsgid.output());
+    }
+  });
 });
+
+/** The admin login as a user goes through it: redirected to the form, a wrong password refused with
+ *  the form's CSRF token, the right one taken to Site administration. */
+async function logIn(page: Page, base: string, password: string, diagnostics: () => string): Promise<void> {
+  await page.goto(`${base}/admin/`);
+  assert.match(page.url(), /\/admin\/login\/\?next=\/admin\/$/, diagnostics());
+  // The form carries Django's CSRF token (and the cookie came with the page).
+  assert.ok((await page.inputValue('input[name=csrfmiddlewaretoken]')).length >= 32);
+  await page.fill('#id_username', 'admin');
+  await page.fill('#id_password', 'wrong');
+  await Promise.all([page.waitForNavigation(), page.click('input[type=submit]')]);
+  assert.match((await page.textContent('.errornote')) ?? '', /correct username and password/, diagnostics());
+  await page.fill('#id_password', password);
+  await Promise.all([page.waitForNavigation(), page.click('input[type=submit]')]);
+  assert.match(page.url(), /\/admin\/$/, diagnostics());
+  assert.match((await page.textContent('#site-name')) ?? '', /Django administration/);
+  assert.match(await page.content(), /Site administration/);
+}
 
 describe('a real browser: server-sent events from a Flask generator (WSGI, --workers=2 --threads=4)', { skip: missing ?? false }, () => {
   const stack = useStack('wsgid-browser-flask-', async (dir) => {

@@ -5,7 +5,8 @@
  * package.json, package-lock.json; no node_modules, no build). scripts/setup-starters.mjs runs
  * `npm ci` and `npm run build` for them (cached; .ci/run calls it first). Each app is then served
  * twice: by its own `npm start` on a port (the oracle) and by wsgid behind mongrel2 with no option
- * naming the app — wsgid reads the same start script — and the answers are compared.
+ * naming the app — wsgid reads the same start script — and the answers are compared; Next and
+ * SvelteKit also under `wsgid dev` on their project folder.
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,6 +18,7 @@ import { startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
 import { request, type HttpResponse } from '../helpers/http.js';
 import { startWsgid, wsgidArgs, type WsgidProcess } from '../helpers/wsgid.js';
 import { appDirOf, npmStart, setUpStarters, wsgidFolder } from '../helpers/starters.js';
+import { startDev } from '../helpers/dev.js';
 
 function contentType(r: HttpResponse): string {
   return String(r.headers['content-type']);
@@ -191,4 +193,42 @@ describe('apps made by their starters, served as their npm start serves them', (
       }
     });
   }
+  // `wsgid dev` on the project folder itself, as a newcomer types it: the same pages as npm start.
+  test('wsgid dev on the create-next-app folder: the page and its assets as next start serves them', { timeout: 300_000 }, async () => {
+    const appDir = appDirOf('next-app');
+    const oracle = await npmStart(appDir);
+    const dev = await startDev([appDir], { readyTimeoutMs: 120_000 });
+    try {
+      const [got, want] = await Promise.all([request(`${dev.url}/`), request(`${oracle.base}/`)]);
+      assert.equal(got.status, 200, dev.wsgid.output());
+      assert.equal(contentType(got), contentType(want));
+      assert.match(got.text, /<title>Create Next App<\/title>/);
+      assert.deepEqual(nextAssets(got.text), nextAssets(want.text));
+      for (const asset of nextAssets(want.text)) {
+        const [g, r] = await Promise.all([request(`${dev.url}${asset}`), request(`${oracle.base}${asset}`)]);
+        assert.equal(g.status, r.status, asset);
+        assert.ok(g.body.equals(r.body), `${asset}: same bytes`);
+      }
+      assert.doesNotMatch(dev.wsgid.output(), /next dev/);
+    } finally {
+      await oracle.stop();
+      assert.equal(await dev.wsgid.stop('SIGINT'), 0, dev.wsgid.output());
+    }
+  });
+
+  test('wsgid dev --command="node build" on the SvelteKit folder: the same bytes as node build', { timeout: 300_000 }, async () => {
+    const appDir = appDirOf('sveltekit-app');
+    const oracle = await npmStart(appDir, [process.execPath, 'build']);
+    const dev = await startDev([appDir, '--command=node build']);
+    try {
+      for (const url of ['/', '/robots.txt', '/no-such-page']) {
+        const [got, want] = await Promise.all([request(`${dev.url}${url}`), request(`${oracle.base}${url}`)]);
+        assert.equal(got.status, want.status, `${url}\n${dev.wsgid.output()}`);
+        assert.ok(got.body.equals(want.body), `${url}: same bytes`);
+      }
+    } finally {
+      await oracle.stop();
+      assert.equal(await dev.wsgid.stop('SIGINT'), 0, dev.wsgid.output());
+    }
+  });
 });
