@@ -17,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { OptionValues } from '../config/options.js';
 import { resolveSettings } from '../config/resolve.js';
+import { devStaticFolders } from './dev-static.js';
 import { AppFolderError, EXIT, UsageError } from '../errors.js';
 import { CONFIG_FILE_NAME } from '../config/file.js';
 import { freePort, portIsFree, startPrivateMongrel2, type PrivateMongrel2 } from '../mongrel2/process.js';
@@ -184,7 +185,13 @@ export async function devCommand(values: Partial<OptionValues>, positionals: rea
   process.on('SIGTERM', early);
   try {
     const port = await choosePort(givenPort, io);
-    m2 = await startPrivateMongrel2({ seed: target.watchRoot, port, bindAddr: HOST });
+    const statics = devStaticFolders(target.watchRoot, resolveSettings({ ...startValues, appPath: target.appPath }, { readFile: true, cwd }).settings.python);
+    for (const note of statics.notes) io.err(`wsgid dev: static files: ${note}\n`);
+    try {
+      m2 = await startPrivateMongrel2({ seed: target.watchRoot, port, bindAddr: HOST, staticDirs: statics.dirs });
+    } finally {
+      statics.cleanUp(); // mongrel2 has its copy
+    }
     const serveValues: Partial<OptionValues> = {
       ...startValues,
       appPath: target.appPath,

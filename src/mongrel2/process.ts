@@ -13,7 +13,7 @@
  * mongrel2 is stopped after it, still answering while wsgid drains.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,6 +30,9 @@ export interface PrivateMongrel2Options {
   readonly m2shBin?: string;
   /** How long to wait for the HTTP port (default 15 s). */
   readonly startTimeoutMs?: number;
+  /** Folders mongrel2 serves itself at `route` (ending in '/'): copied into its folder (its chroot
+   *  as root, where a Dir route must lie) when it starts. */
+  readonly staticDirs?: ReadonlyArray<{ readonly route: string; readonly from: string }>;
 }
 
 export interface PrivateMongrel2 {
@@ -120,6 +123,11 @@ export async function startPrivateMongrel2(options: PrivateMongrel2Options): Pro
   const remove = (): void => rmSync(dir, { recursive: true, force: true });
   try {
     for (const sub of ['logs', 'run', 'tmp']) mkdirSync(path.join(dir, sub), { mode: 0o700 });
+    const dirs = (options.staticDirs ?? []).map(({ route, from }, i) => {
+      const base = `static-${i}/`;
+      cpSync(from, path.join(dir, base), { recursive: true, dereference: true });
+      return { route, base };
+    });
     const inside = (p: string): string => (isRoot ? p : path.join(dir, p));
     const recv = `ipc://${path.join(dir, 'run', 'requests')}`;
     const send = `ipc://${path.join(dir, 'run', 'replies')}`;
@@ -131,7 +139,7 @@ export async function startPrivateMongrel2(options: PrivateMongrel2Options): Pro
       port: options.port,
       host: 'localhost',
       bindAddr: options.bindAddr,
-      dirs: [],
+      dirs,
       paths: { accessLog: inside('/logs/access.log'), errorLog: inside('/logs/error.log'), pidFile: '/run/mongrel2.pid', uploadTemplate: inside('/tmp/upload.XXXXXX') },
       header: [`the private mongrel2 of wsgid dev for ${options.seed}`],
     });

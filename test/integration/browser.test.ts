@@ -353,8 +353,15 @@ describe('a real browser: the Django admin login of a startproject site, with it
     // The folder a newcomer has: `wsgid dev mysite/`, no app folder, no mongrel2 of theirs.
     const dev = await startDev([path.join(stack.dir, 'app'), `--python=${PYTHON}`], { readyPath: '/admin/login/' });
     const page = await stack.browser.newPage();
+    const seen = watch(page);
     try {
       await logIn(page, dev.url, PASSWORD, () => dev.wsgid.output());
+      // Its static files came from the private mongrel2 (collectstatic into its folder), as
+      // runserver would serve them: the admin's stylesheet applied, nothing failed.
+      assert.match(dev.wsgid.output(), /static files: the Django project's static files \(collectstatic\) at \/static\//);
+      const css = await page.evaluate(() => [...document.styleSheets].map((s) => s.href ?? '').filter((h) => h.includes('/static/admin/css/')).length);
+      assert.ok(css > 0, 'no admin stylesheet loaded');
+      assert.deepEqual(seen.problems.filter((p) => !/\/favicon\.ico\b/.test(p) && !/Failed to load resource: .*404/.test(p)), [], dev.wsgid.output());
     } finally {
       await page.close();
       assert.equal(await dev.wsgid.stop('SIGINT'), 0, dev.wsgid.output());
