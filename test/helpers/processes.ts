@@ -82,3 +82,13 @@ export async function cliAppFolder(prefix: string): Promise<{ parent: string; di
   cpSync(path.join(REPO_ROOT, 'test', 'fixtures', 'cli-app', 'app'), path.join(dir, 'app'), { recursive: true });
   return { parent, dir, args: [`--app-path=${dir}`, `--recv=ipc://${parent}/recv`, `--send=ipc://${parent}/send`, '--workers=1'] };
 }
+
+/** Lines of `text` from the first line matching `first` through the first matching `last`. */
+export function block(text: string, first: RegExp, last: RegExp): string[] {
+  const lines = text.split('\n');
+  const from = lines.findIndex((l) => first.test(l));
+  assert.ok(from >= 0, `no ${first} in:\n${text}`);
+  const to = lines.findIndex((l, i) => i >= from && last.test(l));
+  assert.ok(to >= 0, `no ${last} in:\n${text}`);
+  return lines.slice(from, to + 1);
+}

@@ -19,7 +19,7 @@ import path from 'node:path';
 import { startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
 import { request } from '../helpers/http.js';
 import { REPO_ROOT } from '../helpers/wsgid.js';
-import { listedPids, runCli, waitFor, alive } from '../helpers/processes.js';
+import { listedPids, runCli, waitFor, alive, block } from '../helpers/processes.js';
 
 const folders: string[] = [];
 let m2: Mongrel2Handle;
@@ -331,15 +331,6 @@ describe('--log-format=json', () => {
   });
 });
 
-/** Lines of `text` from the first line matching `first` through the first matching `last`. */
-function block(text: string, first: RegExp, last: RegExp): string[] {
-  const lines = text.split('\n');
-  const from = lines.findIndex((l) => first.test(l));
-  assert.ok(from >= 0, `no ${first} in:\n${text}`);
-  const to = lines.findIndex((l, i) => i >= from && last.test(l));
-  assert.ok(to >= 0, `no ${last} in:\n${text}`);
-  return lines.slice(from, to + 1);
-}
 
 describe('a start that fails says why on the terminal', () => {
   test('Python: the traceback exactly as `python3 -c "import app"` prints it, and a --python hint', async () => {

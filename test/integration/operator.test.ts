@@ -9,7 +9,7 @@ import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import path from 'node:path';
 import { startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
 import { request } from '../helpers/http.js';
-import { alive, cliAppFolder, listedPids, runCli, workerPids, waitFor } from '../helpers/processes.js';
+import { alive, cliAppFolder, listedPids, runCli, workerPids, waitFor, block } from '../helpers/processes.js';
 import { WSGID_CLI } from '../helpers/wsgid.js';
 
 const PYTHON = '/usr/bin/python3';
@@ -22,15 +22,6 @@ function log(dir: string, file = 'wsgid.log'): string {
   }
 }
 
-/** Lines of `text` from the first line matching `first` through the first matching `last`. */
-function block(text: string, first: RegExp, last: RegExp): string[] {
-  const lines = text.split('\n');
-  const from = lines.findIndex((l) => first.test(l));
-  assert.ok(from >= 0, `no ${first} in:\n${text}`);
-  const to = lines.findIndex((l, i) => i >= from && last.test(l));
-  assert.ok(to >= 0, `no ${last} in:\n${text}`);
-  return lines.slice(from, to + 1);
-}
 
 /** What Python itself prints for `python3 -c CODE` in `cwd`, without the `<string>` frame. */
 function pythonSays(cwd: string, code: string): string[] {
