@@ -206,6 +206,13 @@ function sameAnswer(ours: RawResponse, theirs: RawResponse): boolean {
     JSON.stringify(normalHeaders(ours.headers)) === JSON.stringify(normalHeaders(theirs.headers));
 }
 
+/** The reference's body is shorter than the app's planned one, on a request whose body it may not have read. */
+function referenceCutByItsTransport(c: Case, theirs: RawResponse): boolean {
+  if (c.bodySize === 0 || c.method === 'HEAD') return false;
+  if (theirs.complete && theirs.framing !== 'close') return false;
+  return theirs.body.length < plannedBody(c).length;
+}
+
 function compareCase(c: Case, reference: ExchangeResult, wsgid: ExchangeResult, index: number, variant: string, quirks?: Quirks): void {
   const where = `${variant}, request ${index + 1}: ${describeCase(c)}`;
   const ours = wsgid.responses[index];
@@ -226,7 +233,14 @@ function compareCase(c: Case, reference: ExchangeResult, wsgid: ExchangeResult, 
   assert.equal(ours.status, theirs!.status, `status ${detail}`);
   const ourHeaders = normalHeaders(ours.headers);
   assert.deepEqual(ourHeaders, applyQuirks(c, normalHeaders(theirs!.headers), ourHeaders, quirks), `headers ${detail}`);
-  assert.ok(ours.body.equals(theirs!.body), `body ${detail}`);
+  if (referenceCutByItsTransport(c, theirs!)) {
+    // node:http ends a connection whose request body is still unread when the response is
+    // done (the app answered without reading an upload), and what it had not yet written is
+    // lost: the reference's body is cut by its transport, not by the app. The spec decides the
+    // body then, and the reference's bytes must be where ours begin.
+    assert.ok(ours.body.subarray(0, theirs!.body.length).equals(theirs!.body), `body (the reference's cut-off body is not a prefix of ours) ${detail}`);
+    assert.ok(ours.body.equals(plannedBody(c)), `body (not the planned body; the reference was cut off) ${detail}`);
+  } else assert.ok(ours.body.equals(theirs!.body), `body ${detail}`);
   if (c.version === '1.0') assert.ok(wsgid.closed, `an HTTP/1.0 request without keep-alive must close the connection ${detail}`);
 }
 
