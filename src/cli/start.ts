@@ -19,6 +19,9 @@ import { readMasterStatus } from './status-report.js';
 import { uploadStore } from '../worker/uploads.js';
 import { fdLimitWarning, openFileLimit } from '../fs/fd-limit.js';
 import type { ReadyInfo, ReloadedSettings } from '../master/index.js';
+import type { StatusPublisher } from '../master/publisher.js';
+import { signalEntries, STANDALONE_SIGNALS, type StandaloneSignal } from '../master/signals.js';
+import type { StandaloneServer } from '../worker/standalone.js';
 import { createSender, notifySocketFrom, systemdNotifier, type ServiceNotifier } from '../systemd/notify.js';
 
 /** The master loop's tick (master/arbiter.ts TICK_MS): how often the systemd watchdog can be fed. */
@@ -279,6 +282,49 @@ function handOverToDaemon(pid: number, settings: Settings): void {
   sender.send(`MAINPID=${pid}\nREADY=1\nSTATUS=${workers}`);
 }
 
+/**
+ * With --workers=0 the single process publishes what a master does: `pid/status.json` every second
+ * (for `wsgid status`) and, with `--metrics`, the Prometheus endpoint; the master's publisher, fed
+ * from the standalone server.
+ */
+async function publishStandalone(settings: Settings, server: StandaloneServer, logger: Logger): Promise<StatusPublisher> {
+  const { metricsAddress, StatusPublisher } = await import('../master/publisher.js');
+  const { buildStandaloneStatus } = await import('../master/status.js');
+  const startedAt = Date.now();
+  const publisher: StatusPublisher = new StatusPublisher(
+    settings.appPath,
+    {
+      status: () =>
+        buildStandaloneStatus({
+          pid: process.pid,
+          startedAt,
+          now: Date.now(),
+          state: publisher.closing ? 'stopping' : 'running',
+          served: server.served,
+          inFlight: server.inFlight,
+          usage: publisher.usage,
+          endpoints: server.endpoints.snapshot(),
+          metricsUrl: publisher.metricsUrl,
+        }),
+      requests: () => new Map([[server.gateway, server.requestCounts()]]),
+    },
+    logger,
+  );
+  publisher.sample();
+  if (settings.metrics !== undefined) {
+    const address = metricsAddress(settings.metrics);
+    try {
+      await publisher.serveMetrics(address);
+    } catch (error) {
+      await publisher.close();
+      throw new Error(`could not serve the metrics on ${settings.metrics}: ${(error as Error).message}`);
+    }
+  }
+  publisher.tick();
+  publisher.every(MASTER_TICK_MS);
+  return publisher;
+}
+
 /** The systemd snapshot of the single-process mode: the master is the one "worker". */
 const STANDALONE = { serving: 1, booting: 0, replacing: 0, draining: 0, wanted: 1 } as const;
 
@@ -291,9 +337,8 @@ async function runStandalone(
   service?: ServiceNotifier,
 ): Promise<number> {
   const { serveStandalone } = await import('../worker/standalone.js');
-  const { publishStandalone } = await import('./standalone-status.js');
   writePidFile(settings.appPath, 'master', process.pid);
-  let published: { close(): Promise<void> } | undefined;
+  let published: StatusPublisher | undefined;
   try {
     // With root, serve as the app folder's owner (no chroot here, see above).
     const inside = enterAppFolder(settings, logger);
@@ -311,25 +356,30 @@ async function runStandalone(
     const ticker = service ? setInterval(() => service.tick(STANDALONE), MASTER_TICK_MS) : undefined;
     ticker?.unref();
     await new Promise<void>((resolve) => {
-      const stop = (signal: NodeJS.Signals): void => {
-        logger.info('stopping', { signal });
-        clearInterval(ticker);
-        service?.stopping({ ...STANDALONE, serving: 0, draining: 1 });
-        resolve();
+      // Each action's handler; the table (master/signals.ts) says which signal asks for which.
+      const onSignal: Record<(typeof STANDALONE_SIGNALS)[StandaloneSignal], (signal: NodeJS.Signals) => void> = {
+        stop: (signal) => {
+          logger.info('stopping', { signal });
+          clearInterval(ticker);
+          service?.stopping({ ...STANDALONE, serving: 0, draining: 1 });
+          resolve();
+        },
+        reopen: () => {
+          try {
+            logger.reopen();
+            server.reopenLogs();
+            onReopen();
+          } catch (error) {
+            // A refused or failed reopen (e.g. a symlink planted at the log's name) keeps the old file.
+            logger.error('could not reopen the log', { error: error instanceof Error ? error : new Error(String(error)) });
+          }
+        },
       };
-      process.once('SIGTERM', stop);
-      process.once('SIGINT', stop);
-      process.once('SIGQUIT', stop);
-      process.on('SIGUSR1', () => {
-        try {
-          logger.reopen();
-          server.reopenLogs();
-          onReopen();
-        } catch (error) {
-          // A refused or failed reopen (e.g. a symlink planted at the log's name) keeps the old file.
-          logger.error('could not reopen the log', { error: error instanceof Error ? error : new Error(String(error)) });
-        }
-      });
+      for (const [signal, action] of signalEntries(STANDALONE_SIGNALS)) {
+        // A stop is taken once (a second one ends the process at once: the default action).
+        if (action === 'stop') process.once(signal, onSignal[action]);
+        else process.on(signal, onSignal[action]);
+      }
     });
     await published.close();
     await server.close();

@@ -33,6 +33,17 @@
  */
 import { peekConnection, ProtocolError } from '../protocol/index.js';
 import { isControlFrame, isDisconnectFrame, timeoutCancelFrame } from './frames.js';
+import {
+  RECORD_SIZE,
+  REPORT_CAPACITY,
+  REPORT_CREDIT,
+  REPORT_DONE,
+  REPORT_DROPPED,
+  REPORT_HANDLED,
+  REPORT_PAUSE,
+  REPORT_STARTED,
+  REPORT_WAITING,
+} from './wire.js';
 
 /** What the table asks its owner to do. */
 export interface DispatchSink {
@@ -572,11 +583,11 @@ export class DispatchTable {
       w.recentDone = old;
       w.recentSince = now;
     }
-    const n = records.length - (records.length % 6);
-    for (let o = 0; o < n; o += 6) {
+    const n = records.length - (records.length % RECORD_SIZE);
+    for (let o = 0; o < n; o += RECORD_SIZE) {
       const kind = records[o]!;
       const value = records.readUInt32BE(o + 2);
-      if (kind === 0x44 /* D */) {
+      if (kind === REPORT_DONE) {
         w.credit++;
         w.lastProgress = now;
         if (w.inFlight > 0) w.inFlight--;
@@ -596,7 +607,7 @@ export class DispatchTable {
             this.settled(conn, now);
           }
         }
-      } else if (kind === 0x4e /* N */) {
+      } else if (kind === REPORT_HANDLED) {
         // A message that was not a request is handled: no response started or ended.
         w.credit++;
         if (w.inFlight > 0) w.inFlight--;
@@ -614,24 +625,24 @@ export class DispatchTable {
             this.settled(conn, now);
           }
         }
-      } else if (kind === 0x53 /* S */) {
+      } else if (kind === REPORT_STARTED) {
         const conn = this.conns.get(records[o + 1]! * KEY_SERVER + value);
         if (conn !== undefined && conn.worker === w && conn.started < requestsOf(conn)) {
           conn.started++;
           conn.lastActive = now;
         }
-      } else if (kind === 0x58 /* X */) {
+      } else if (kind === REPORT_DROPPED) {
         const conn = this.conns.get(records[o + 1]! * KEY_SERVER + value);
         if (conn !== undefined && conn.worker === w) conn.dropped = true;
-      } else if (kind === 0x43 /* C */) {
+      } else if (kind === REPORT_CREDIT) {
         w.credit += value;
         w.connected = true;
         credited = true;
-      } else if (kind === 0x50 /* P */) {
+      } else if (kind === REPORT_PAUSE) {
         pause = true;
-      } else if (kind === 0x4b /* K */) {
+      } else if (kind === REPORT_CAPACITY) {
         w.capacity = value > 0 ? value : Infinity;
-      } else if (kind === 0x57 /* W */) {
+      } else if (kind === REPORT_WAITING) {
         w.waiting = value;
       }
     }

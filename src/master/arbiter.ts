@@ -7,10 +7,11 @@
  *
  * Who owns what: ./pool.ts decides (worker lifecycle, supervision rules, returned as actions);
  * this file carries the actions out (fork, kill, IPC, the dispatch table's drain/retire, pid
- * files, the onReady hook) and feeds the pool its events; ./status.ts builds the status file.
+ * files, the onReady hook) and feeds the pool its events; ./status.ts builds the status file and
+ * ./publisher.ts writes it (with the /proc samples and the metrics endpoint).
  *
- * Signals (as gunicorn): TERM graceful stop, INT/QUIT fast stop, HUP rolling reload,
- * TTIN/TTOU one worker more/less, USR1 reopen logs (master and workers).
+ * Signals (as gunicorn, the table in ./signals.ts): TERM graceful stop, INT/QUIT fast stop, HUP
+ * rolling reload, TTIN/TTOU one worker more/less, USR1 reopen logs (master and workers).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
@@ -33,19 +34,15 @@ import {
 } from '../dispatch/lifecycle.js';
 import { listPidFiles, removePidFile, writePidFile } from '../app-folder/pidfile.js';
 import { removeStaleState } from '../app-folder/stale.js';
-import { removeStatusFile, writeStatusFile } from '../app-folder/status-file.js';
 import { planReload } from '../config/reload.js';
 import { parseSize } from '../config/options.js';
 import { isOutOfFds, outOfFdsMessage } from '../fs/fd-limit.js';
-import { closeSync, openSync } from 'node:fs';
 import { EXIT, WsgidError } from '../errors.js';
-import { poolOptionsOf, WorkerPool, type KillSignal, type PoolAction, type PoolSignal, type PoolWorker } from './pool.js';
+import { poolOptionsOf, WorkerPool, type KillSignal, type PoolAction, type PoolWorker } from './pool.js';
 import { buildStatus, type MasterStatusFile } from './status.js';
 import { WorkerReports } from './reports.js';
-import { renderMetrics } from './metrics.js';
-import { ProcSampler, type ProcSample } from '../metrics/proc-stat.js';
-import { startMetricsServer, type MetricsServer } from '../metrics/server.js';
-import { parseHostPort } from '../config/address.js';
+import { metricsAddress, StatusPublisher, type StatusSource } from './publisher.js';
+import { MASTER_SIGNALS, type MasterSignal, type SignalAction, type SignalsFor } from './signals.js';
 import type { ServiceNotifier, ServiceSnapshot } from '../systemd/notify.js';
 
 export interface ReadyInfo {
@@ -81,9 +78,6 @@ export interface MasterHooks {
   starter?: number;
 }
 
-/** Descriptors the master holds back for its status when it runs out (withAnchoredDir opens a few). */
-const RESERVE_FDS = 8;
-
 /** The compiled worker entry, next to this file's folder: dist/src/worker/main.js. */
 export const WORKER_ENTRY = fileURLToPath(new URL('../worker/main.js', import.meta.url));
 
@@ -92,8 +86,8 @@ const TICK_MS = 1000;
 const CONN_IDLE_MS = 60 * 60 * 1000;
 const SWEEP_EVERY_MS = 60_000;
 
-type Signal = PoolSignal | 'SIGUSR1';
-const SIGNALS: readonly Signal[] = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGTTIN', 'SIGTTOU', 'SIGUSR1'];
+type Signal = MasterSignal;
+const SIGNALS = Object.keys(MASTER_SIGNALS) as readonly Signal[];
 
 interface Exited {
   id: number;
@@ -113,14 +107,8 @@ export class Arbiter {
   private readonly accessLog: AccessLogger;
   /** The workers' stdout/stderr in daemon mode (logs/app.log); undefined: they inherit the master's. */
   private readonly appOutput: AppOutputLog | undefined;
-  private statusWriteFailing = false;
-  /**
-   * Descriptors held back (on /dev/null) for when the master runs out (EMFILE): freed to write
-   * status.json, which is how `status` and `restart` learn of it, then taken again.
-   */
-  private reserveFds: number[] = [];
-  /** The latest "out of file descriptors" and where it struck, for status.json's problems. */
-  private outOfFds: { at: number; message: string } | undefined;
+  /** status.json each tick, /proc samples, the metrics endpoint (how `status` and `restart` learn of an EMFILE). */
+  private readonly publisher: StatusPublisher;
   private readonly pool: WorkerPool;
   /** The worker processes, by worker id: the effects' handles (the pool has their state). */
   private readonly children = new Map<number, ChildProcess>();
@@ -133,9 +121,6 @@ export class Arbiter {
   private readonly listeners: Array<[Signal, () => void]> = [];
   /** Observed, not decided: request totals from heartbeats, memory and CPU from /proc. */
   private readonly reports = new WorkerReports();
-  private readonly sampler = new ProcSampler();
-  private masterUsage: ProcSample | undefined;
-  private metricsServer: MetricsServer | undefined;
 
   constructor(settings: Settings, logger: Logger, hooks: MasterHooks = {}) {
     this.settings = settings;
@@ -144,7 +129,7 @@ export class Arbiter {
     this.pool = new WorkerPool(poolOptionsOf(settings));
     this.accessLog = createAccessLogger(settings);
     this.appOutput = this.openAppOutput();
-    this.takeReserve();
+    this.publisher = new StatusPublisher(settings.appPath, this.statusSource(), logger);
     this.dispatcher = new Dispatcher({
       accessLog: this.accessLog.enabled ? (entry) => this.accessLog.log(entry) : undefined,
       recv: settings.recv,
@@ -183,19 +168,13 @@ export class Arbiter {
         return 1;
       }
       if (settings.metrics !== undefined) {
-        const address = parseHostPort(settings.metrics);
-        if (typeof address === 'string') throw new Error(address); // checked with the settings already
+        const address = metricsAddress(settings.metrics);
         try {
-          this.metricsServer = await startMetricsServer(
-            address,
-            () => renderMetrics(this.status(), this.reports.totals()),
-            (error) => this.log.warn('the metrics endpoint failed; it keeps listening', { error }),
-          );
+          await this.publisher.serveMetrics(address);
         } catch (err) {
           this.log.error(`could not serve the metrics on ${settings.metrics}`, { error: err });
           return 1;
         }
-        this.log.info('metrics served', { url: this.metricsUrl });
       }
       for (const sig of SIGNALS) {
         const handler = (): void => this.queueSignal(sig);
@@ -217,8 +196,7 @@ export class Arbiter {
         if (this.exitCode !== undefined) break;
         this.murder();
         this.apply(this.pool.manage(Date.now()));
-        this.sampleUsage();
-        this.writeStatus();
+        this.publisher.tick();
         this.hooks.service?.tick(this.serviceSnapshot());
         if (this.pool.stopped) this.exitCode = 0;
       }
@@ -226,12 +204,10 @@ export class Arbiter {
       return this.exitCode;
     } finally {
       for (const [sig, handler] of this.listeners) process.removeListener(sig, handler);
-      await this.metricsServer?.close();
       await this.dispatcher.close().catch(() => {});
       this.accessLog.close();
       await this.appOutput?.close();
-      this.releaseReserve();
-      removeStatusFile(settings.appPath);
+      await this.publisher.close();
       removePidFile(settings.appPath, 'master', process.pid);
     }
   }
@@ -264,13 +240,23 @@ export class Arbiter {
 
   private handleSignals(): void {
     for (let sig = this.signalQueue.shift(); sig !== undefined; sig = this.signalQueue.shift()) {
-      if (sig === 'SIGUSR1') this.reopenLogs();
-      else if (sig === 'SIGHUP') this.reload();
-      else this.apply(this.pool.signal(sig, Date.now()));
-      if (sig === 'SIGHUP' && this.pool.phase !== 'stopping') this.hooks.service?.reloading(this.serviceSnapshot());
-      if (sig === 'SIGTERM' || sig === 'SIGINT' || sig === 'SIGQUIT') this.hooks.service?.stopping(this.serviceSnapshot());
+      (this.onSignal[MASTER_SIGNALS[sig]] as (sig: Signal) => void)(sig);
     }
   }
+
+  /** Each signal's action (gunicorn's handle_<name>), taken by the loop in the order they came. */
+  private readonly onSignal: { [A in SignalAction]: (sig: SignalsFor<A>) => void } = {
+    stop: (sig) => {
+      this.apply(this.pool.signal(sig, Date.now()));
+      this.hooks.service?.stopping(this.serviceSnapshot());
+    },
+    reload: () => {
+      this.reload();
+      if (this.pool.phase !== 'stopping') this.hooks.service?.reloading(this.serviceSnapshot());
+    },
+    resize: (sig) => this.apply(this.pool.signal(sig, Date.now())),
+    reopen: () => this.reopenLogs(),
+  };
 
   /** HUP: re-read the configuration (when the CLI gave the means), then the rolling reload. */
   private reload(): void {
@@ -288,7 +274,7 @@ export class Arbiter {
     } catch (err) {
       // Out of descriptors is not an invalid configuration: said as such (config/file.ts, here).
       const reason = isOutOfFds(err) ? outOfFdsMessage('cannot re-read the configuration', err) : err instanceof Error ? err.message : String(err);
-      if (isOutOfFds(err) || (err instanceof WsgidError && err.code === 'WSGID_ERR_RESOURCES')) this.noteOutOfFds('', reason);
+      if (isOutOfFds(err) || (err instanceof WsgidError && err.code === 'WSGID_ERR_RESOURCES')) this.publisher.noteOutOfFds('', reason);
       const code = err instanceof WsgidError ? err.exitCode : EXIT.FAILURE;
       this.apply(this.pool.reloadRefused(Date.now(), reason, code));
       return;
@@ -496,7 +482,7 @@ export class Arbiter {
         // Said as what it is (not a stack): the reason of the boot failure, the reload's, status's.
         const message = outOfFdsMessage('cannot spawn a worker', err);
         this.log.error('worker process error', { worker: id, reason: message });
-        this.noteOutOfFds('', message);
+        this.publisher.noteOutOfFds('', message);
         this.pool.fatal(id, message);
       } else {
         this.log.error('worker process error', { worker: id, error: err });
@@ -573,7 +559,7 @@ export class Arbiter {
   // ------------------------------------------------------------------ status
 
   status(): MasterStatusFile {
-    const { pool, startedAt, reports, masterUsage } = this;
+    const { pool, startedAt, reports } = this;
     return buildStatus({
       pool,
       table: this.dispatcher.table,
@@ -581,40 +567,27 @@ export class Arbiter {
       startedAt,
       now: Date.now(),
       reports,
-      masterUsage,
+      masterUsage: this.publisher.usage,
       endpoints: this.dispatcher.endpoints.snapshot(),
-      metricsUrl: this.metricsUrl,
+      metricsUrl: this.publisher.metricsUrl,
       lastStderr: (worker) => this.appOutput?.lastStderr(worker),
     });
   }
 
-  private get metricsUrl(): string | undefined {
-    const a = this.metricsServer?.address;
-    if (a === undefined) return undefined;
-    return `http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}/metrics`;
-  }
-
-  /** Memory and CPU of the master, each worker and the worker's children (once per tick). */
-  private sampleUsage(): void {
-    const now = Date.now();
-    const seen = new Set<number>([process.pid]);
-    this.masterUsage = this.sampler.sample(process.pid, now);
-    for (const w of this.pool.workers.values()) {
-      if (w.pid <= 0) continue;
-      seen.add(w.pid);
-      const children: ProcSample[] = [];
-      for (const pid of this.sampler.children(w.pid)) {
-        seen.add(pid);
-        const c = this.sampler.sample(pid, now);
-        if (c !== undefined) children.push(c);
-      }
-      const self = this.sampler.sample(w.pid, now);
-      this.reports.usage.set(w.id, { self, children });
-      // --max-memory's measure: the worker plus its children (its Python). Read here, not in the
-      // worker: the master is never chrooted, so /proc is always there.
-      if (self !== undefined) this.apply(this.pool.memory(w.id, children.reduce((sum, c) => sum + c.rss, self.rss)));
-    }
-    this.sampler.retain(seen);
+  /** What the publisher samples and writes each tick: the pool's workers, their reports, the table's numbers. */
+  private statusSource(): StatusSource {
+    return {
+      status: () => this.status(),
+      requests: () => this.reports.totals(),
+      workers: () => this.pool.workers.values(),
+      sampled: (id, usage) => {
+        this.reports.usage.set(id, usage);
+        // --max-memory's measure: the worker plus its children (its Python). Read here, not in the
+        // worker: the master is never chrooted, so /proc is always there.
+        const { self, children } = usage;
+        if (self !== undefined) this.apply(this.pool.memory(id, children.reduce((sum, c) => sum + c.rss, self.rss)));
+      },
+    };
   }
 
   /** The counts systemd's STATUS= and the end of a reload are read from. */
@@ -630,74 +603,6 @@ export class Arbiter {
       else draining++;
     }
     return { serving, booting, replacing, draining, wanted: this.pool.wanted };
-  }
-
-  private takeReserve(): void {
-    try {
-      while (this.reserveFds.length < RESERVE_FDS) this.reserveFds.push(openSync('/dev/null', 'r'));
-    } catch {
-      /* out of them already: taken again after the next status write */
-    }
-  }
-
-  private releaseReserve(): void {
-    for (const fd of this.reserveFds.splice(0)) {
-      try {
-        closeSync(fd);
-      } catch {
-        /* not ours any more */
-      }
-    }
-  }
-
-  private noteOutOfFds(what: string, err: unknown): void {
-    const message = typeof err === 'string' ? err : outOfFdsMessage(what, err);
-    if (this.outOfFds === undefined || Date.now() - this.outOfFds.at > 10_000) this.log.error(message);
-    this.outOfFds = { at: Date.now(), message };
-  }
-
-  private writeStatus(): void {
-    let failure: unknown;
-    try {
-      this.writeStatusNow();
-    } catch (err) {
-      failure = err;
-    }
-    if (failure !== undefined && isOutOfFds(failure)) {
-      this.noteOutOfFds('cannot write pid/status.json', failure);
-      // What we held back lets the status say so; then we hold it again.
-      this.releaseReserve();
-      try {
-        this.writeStatusNow();
-        failure = undefined;
-      } catch (err) {
-        failure = err;
-      } finally {
-        this.takeReserve();
-      }
-    }
-    if (failure === undefined) {
-      if (this.statusWriteFailing) this.log.info('pid/status.json is written again');
-      this.statusWriteFailing = false;
-      return;
-    }
-    // Once per run of failures (a read-only folder fails every tick): `wsgid status` shows stale numbers meanwhile.
-    if (!this.statusWriteFailing) {
-      const e = failure as NodeJS.ErrnoException;
-      this.log.error('cannot write pid/status.json: `wsgid status` and `wsgid restart` see old numbers until it can', {
-        path: path.join(this.settings.appPath, 'pid', 'status.json'),
-        code: e.code,
-        reason: e.message,
-      });
-    }
-    this.statusWriteFailing = true;
-  }
-
-  private writeStatusNow(): void {
-    const status = this.status();
-    // Out of descriptors within the last minute: say so (where it struck) in the status.
-    if (this.outOfFds && Date.now() - this.outOfFds.at < 60_000) status.problems = [this.outOfFds.message];
-    writeStatusFile(this.settings.appPath, JSON.stringify(status, null, 2) + '\n');
   }
 }
 
