@@ -77,11 +77,6 @@ export const ERRORS = {
 } as const satisfies Record<string, ErrorSpec>;
 export type ErrorCode = keyof typeof ERRORS;
 
-/** Every code with its meaning alone. */
-export const ERROR_CODES = Object.fromEntries(Object.entries(ERRORS).map(([code, spec]) => [code, spec.meaning])) as {
-  readonly [C in ErrorCode]: (typeof ERRORS)[C]['meaning'];
-};
-
 /** The exit code of a command ended by an error with `code` (1 for one that never ends a command). */
 export function exitCodeOf(code: ErrorCode): ExitCode {
   return ERRORS[code].exit ?? EXIT.FAILURE;
