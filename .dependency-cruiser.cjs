@@ -14,6 +14,7 @@ const LAYERS = [
   ['mongrel2', 'src/mongrel2/', 'the mongrel2.conf for an app folder, the private mongrel2 of wsgid dev, wsgid check'],
   ['transport', 'src/transport/', 'reply sockets towards mongrel2'],
   ['metrics', 'src/metrics/', 'request counters, /proc samples, Prometheus text'],
+  ['lifecycle', 'src/lifecycle/', 'the master ↔ worker contract: boot config, IPC messages, exit codes'],
   ['dispatch', 'src/dispatch/', "the master's side of the request flow"],
   ['gateways', 'src/gateways/', 'fetch, node, wsgi, asgi'],
   ['loaders', 'src/loaders/', 'find the app, pick its gateway'],

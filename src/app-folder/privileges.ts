@@ -30,7 +30,7 @@ import { closeSync, fchownSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { WsgidError, EXIT } from '../errors.js';
+import { WsgidError } from '../errors.js';
 import type { Settings } from '../config/settings.js';
 import type { Logger } from '../log/logger.js';
 import { chownDir, openAppendAt, withAnchoredDir } from '../fs/anchored.js';
@@ -43,7 +43,7 @@ export interface Owner {
 
 export class PrivilegeError extends WsgidError {
   constructor(message: string) {
-    super(message, 'WSGID_ERR_PRIVILEGES', EXIT.FAILURE);
+    super(message, 'WSGID_ERR_PRIVILEGES');
   }
 }
 

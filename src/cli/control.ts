@@ -3,7 +3,7 @@
  * status. They need only the app folder (wsgid.json is read, when valid, just for graceful_timeout).
  */
 import { constants as osConstants } from 'node:os';
-import { EXIT, UsageError, WsgidError } from '../errors.js';
+import { EXIT, NotMasterError, UsageError, WsgidError } from '../errors.js';
 import { readConfigFile } from '../config/file.js';
 import { OPTIONS, checkSignal } from '../config/options.js';
 import type { CommandValues } from '../config/options.js';
@@ -59,7 +59,7 @@ function send(appPath: string, master: PidEntry, signal: NodeJS.Signals | number
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ESRCH') return; // gone meanwhile: fine
-    throw new WsgidError(`cannot signal master pid ${pid}: ${(error as Error).message}`, 'WSGID_ERR_SIGNAL', EXIT.FAILURE);
+    throw new WsgidError(`cannot signal master pid ${pid}: ${(error as Error).message}`, 'WSGID_ERR_SIGNAL');
   }
 }
 
@@ -82,7 +82,7 @@ function liveMasters(appPath: string, io: Output): Masters {
       continue;
     }
     refused++;
-    io.err(`wsgid: not signalling pid ${entry.pid} (named by ${entry.file}): it is not a wsgid master of ${appPath}: ${why}\n`);
+    io.err(`wsgid: ${new NotMasterError(entry.pid, entry.file, appPath, why).message}\n`);
   }
   return { live, refused };
 }

@@ -78,7 +78,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     default: {
       const plugin = getPluginCommand(command);
-      if (!plugin) throw new WsgidError(`unknown command '${command}'`, 'WSGID_ERR_USAGE', EXIT.USAGE);
+      if (!plugin) throw new WsgidError(`unknown command '${command}'`, 'WSGID_ERR_USAGE');
       const { settings } = resolveSettings(values, { readFile: true });
       const rest = [...argv];
       rest.splice(rest.indexOf(command), 1);

@@ -10,9 +10,7 @@ import { listPidFiles, removePidFile, writePidFile } from '../app-folder/pidfile
 import { enterAppFolder, prepareForWorkers } from '../app-folder/privileges.js';
 import { createLogger, logFormatOf, type Logger, type LogFields } from '../log/logger.js';
 import { reopenStdio } from '../app-folder/stdio.js';
-import { AppLoadError } from '../loaders/errors.js';
-import { WsgiLoadError } from '../gateways/wsgi/load-error.js';
-import { describeLoadFailure } from '../worker/load-failure.js';
+import { describeLoadFailure, isAppLoadFailure } from '../worker/load-failure.js';
 import { formatFailureDetail, reportToParent, spawnDaemon, takeDaemonChildMarker, type FailureDetail, type SpawnDaemonResult } from './daemon.js';
 import type { ChildProcess } from 'node:child_process';
 import { readMasterStatus } from './status-report.js';
@@ -130,7 +128,6 @@ export async function startCommand(settings: Settings, argv: readonly string[], 
     throw new WsgidError(
       `already running in ${paths.root} (master pid ${running.join(', ')}); use \`wsgid restart\` to reload`,
       'WSGID_ERR_RUNNING',
-      EXIT.FAILURE,
     );
   }
 
@@ -230,7 +227,7 @@ export async function startCommand(settings: Settings, argv: readonly string[], 
       code = await runMaster(effective, logger, { onReady, reloadSettings, onReopen, onWorkerFatal, service, starter });
     }
   } catch (error) {
-    if (error instanceof AppLoadError || error instanceof WsgiLoadError) {
+    if (isAppLoadFailure(error)) {
       // --workers=0: the app is loaded here; say why as a worker would (worker/load-failure.ts).
       const failure = describeLoadFailure(error, paths.root);
       fatal ??= { message: `app load error: ${failure.summary}`, detail: failure.detail, hint: failure.hint };

@@ -7,7 +7,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import type { ReplyChannel } from './reply-channel.js';
-import type { ErrorCode } from '../errors.js';
+import { WsgidError } from '../errors.js';
 
 /** How the body that follows the head is delimited. */
 export type Framing =
@@ -54,11 +54,9 @@ export function bodyForbidden(method: string, status: number): boolean {
  * cut to its low byte when the head is written as Latin-1, and U+010D becomes CR), or a status
  * outside 100–999. node:http refuses the same (ERR_INVALID_CHAR, ERR_INVALID_HTTP_TOKEN).
  */
-export class InvalidResponseHeadError extends TypeError {
-  readonly code: ErrorCode = 'WSGID_ERR_RESPONSE_HEAD';
+export class InvalidResponseHeadError extends WsgidError {
   constructor(message: string) {
-    super(message);
-    this.name = 'InvalidResponseHeadError';
+    super(message, 'WSGID_ERR_RESPONSE_HEAD');
   }
 }
 

@@ -31,13 +31,13 @@ import {
   type MasterMessage,
   type WorkerBootConfig,
   type WorkerMessage,
-} from '../dispatch/lifecycle.js';
+} from '../lifecycle/contract.js';
 import { listPidFiles, removePidFile, writePidFile } from '../app-folder/pidfile.js';
 import { removeStaleState } from '../app-folder/stale.js';
 import { planReload } from '../config/reload.js';
 import { parseSize } from '../config/options.js';
 import { isOutOfFds, outOfFdsMessage } from '../fs/fd-limit.js';
-import { EXIT, WsgidError } from '../errors.js';
+import { EXIT, WsgidError, type ErrorCode } from '../errors.js';
 import { poolOptionsOf, WorkerPool, type KillSignal, type PoolAction, type PoolWorker } from './pool.js';
 import { buildStatus, type MasterStatusFile } from './status.js';
 import { WorkerReports } from './reports.js';
@@ -71,7 +71,7 @@ export interface MasterHooks {
   /** USR1, after the master's log files were reopened (the CLI re-points the daemon's fd 1/2). */
   onReopen?: () => void;
   /** A worker reported why it could not boot (what a failed start shows the user). */
-  onWorkerFatal?: (report: { worker: number; message: string; code: number; detail?: string; hint?: string }) => void;
+  onWorkerFatal?: (report: { worker: number; message: string; code: ErrorCode; exitCode: number; detail?: string; hint?: string }) => void;
   /** Told of ready, reloads, stops and every tick (systemd's Type=notify: systemd/notify.ts). */
   service?: ServiceNotifier;
   /** The `wsgid start` that spawned this daemon: its pid file stands for us until we are ready. */
@@ -533,7 +533,7 @@ export class Arbiter {
         break;
       case 'fatal':
         this.pool.fatal(id, message.message, { detail: message.detail, hint: message.hint });
-        this.hooks.onWorkerFatal?.({ worker: id, message: message.message, code: message.code, detail: message.detail, hint: message.hint });
+        this.hooks.onWorkerFatal?.({ worker: id, message: message.message, code: message.code, exitCode: message.exitCode, detail: message.detail, hint: message.hint });
         break;
     }
   }

@@ -16,7 +16,7 @@
  */
 import { MAX_WORKERS, parseSize } from '../config/options.js';
 import type { Settings } from '../config/settings.js';
-import { EXIT_APP_LOAD_ERROR, EXIT_BOOT_ERROR, type MasterMessage } from '../dispatch/lifecycle.js';
+import { EXIT_APP_LOAD_ERROR, EXIT_BOOT_ERROR, type MasterMessage } from '../lifecycle/contract.js';
 import { RECENT_MS } from '../dispatch/table.js';
 import type { LogFields, LogLevel } from '../log/logger.js';
 

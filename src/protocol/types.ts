@@ -2,6 +2,7 @@
  * Values produced by the mongrel2 protocol layer. Pure data: no I/O, no Node streams.
  * See ../shared/mongrel2-protocol.md §2–§4 for the wire format behind every field.
  */
+import { WsgidError, type ErrorCode } from '../errors.js';
 
 /** A header as mongrel2 sends it: one value, or up to 5 values for a repeated client header. */
 export type HeaderValue = string | string[];
@@ -39,24 +40,14 @@ export interface Mongrel2Message {
   readonly body: Buffer;
 }
 
-/** Stable machine-readable error codes, in the style of Fastify's FST_ERR_*. */
-export type ProtocolErrorCode =
-  | 'M2_ERR_FRAME' //          a space-separated field is missing
-  | 'M2_ERR_SENDER' //         the sender id is not [A-Za-z0-9-]+
-  | 'M2_ERR_CONN_ID' //        the connection id is not a decimal uint32
-  | 'M2_ERR_NETSTRING' //      a length prefix / terminator is wrong or truncated
-  | 'M2_ERR_TNETSTRING' //     a tnetstring value is malformed
-  | 'M2_ERR_HEADERS' //        headers are not a dict/object of strings or string lists
-  | 'M2_ERR_JSON' //           JSON headers or control body could not be parsed
-  | 'M2_ERR_TARGETS'; //       reply addressed to 0 or more than 128 connection ids
+/** Its codes (M2_ERR_*, declared with their meanings in src/errors.ts), in the style of Fastify's FST_ERR_*. */
+export type ProtocolErrorCode = Extract<ErrorCode, `M2_ERR_${string}`>;
 
 /** The only error the protocol layer throws. */
-export class ProtocolError extends Error {
-  readonly code: ProtocolErrorCode;
+export class ProtocolError extends WsgidError {
+  declare readonly code: ProtocolErrorCode;
   constructor(code: ProtocolErrorCode, message: string) {
-    super(message);
-    this.name = 'ProtocolError';
-    this.code = code;
+    super(message, code);
   }
 }
 

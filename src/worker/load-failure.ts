@@ -167,6 +167,11 @@ function jsFailure(error: AppLoadError, appRoot: string): LoadFailure {
   return { summary: summary + where, detail: (header ?? '') + body, hint };
 }
 
+/** Is this what a failed app load throws (a loader's AppLoadError, a Python app's import error)? */
+export function isAppLoadFailure(error: unknown): error is AppLoadError | WsgiLoadError {
+  return error instanceof AppLoadError || error instanceof WsgiLoadError;
+}
+
 /** Describe what loading the app threw (`appRoot`: the app folder, as this process reaches it). */
 export function describeLoadFailure(error: unknown, appRoot: string): LoadFailure {
   if (error instanceof WsgiLoadError) {

@@ -14,7 +14,6 @@
 // First: it must run before the rest is imported (a worker never outlives its master).
 import { masterGone, stopBootWatchdog, takeOverDisconnect } from './orphan-guard.js';
 import path from 'node:path';
-import type { ErrorCode } from '../errors.js';
 import { fileURLToPath } from 'node:url';
 import { createLogger, type Logger } from '../log/logger.js';
 import type { Settings } from '../config/settings.js';
@@ -26,17 +25,17 @@ import { RequestMetrics } from '../metrics/request-metrics.js';
 import { startWorker } from './serve.js';
 import { createAccessLogger, type AccessLogger } from '../log/access-log.js';
 import { accessEntry } from './access.js';
-import { describeLoadFailure, type LoadFailure } from './load-failure.js';
+import { describeLoadFailure } from './load-failure.js';
+import { BootError } from './boot-error.js';
 import { DispatchedSource } from './dispatched-source.js';
 import { anchorLogDestination, enterAppCwd } from './app-cwd.js';
 import {
-  EXIT_APP_LOAD_ERROR,
   EXIT_BOOT_ERROR,
   WORKER_ENV,
   isMasterMessage,
   type WorkerBootConfig,
   type WorkerMessage,
-} from '../dispatch/lifecycle.js';
+} from '../lifecycle/contract.js';
 
 export interface WorkerHooks {
   /**
@@ -46,19 +45,6 @@ export interface WorkerHooks {
    * from inside (after a chroot). Throwing makes the worker exit with code 3 (boot error).
    */
   beforeAppLoad?: (settings: Settings, logger: Logger) => Settings | void | Promise<Settings | void>;
-}
-
-class BootError extends Error {
-  readonly code: ErrorCode = 'WSGID_ERR_BOOT';
-  constructor(
-    message: string,
-    readonly exitCode: number,
-    override readonly cause?: unknown,
-    /** What the user is shown (app load errors): a traceback or code frame, a hint. */
-    readonly failure?: LoadFailure,
-  ) {
-    super(message);
-  }
 }
 
 function send(message: WorkerMessage): void {
@@ -73,11 +59,11 @@ function send(message: WorkerMessage): void {
 
 export function readBootConfig(env: NodeJS.ProcessEnv = process.env): WorkerBootConfig {
   const raw = env[WORKER_ENV];
-  if (!raw) throw new BootError(`${WORKER_ENV} is not set: this program is started by the wsgid master`, EXIT_BOOT_ERROR);
+  if (!raw) throw new BootError(`${WORKER_ENV} is not set: this program is started by the wsgid master`, 'WSGID_ERR_BOOT');
   try {
     return JSON.parse(raw) as WorkerBootConfig;
   } catch (err) {
-    throw new BootError(`${WORKER_ENV} is not valid JSON`, EXIT_BOOT_ERROR, err);
+    throw new BootError(`${WORKER_ENV} is not valid JSON`, 'WSGID_ERR_BOOT', err);
   }
 }
 
@@ -97,7 +83,7 @@ export async function runWorker(config: WorkerBootConfig, hooks: WorkerHooks = {
   } catch (err) {
     // E.g. the app folder became read-only (EROFS): say which file and why, to the master too.
     const where = 'path' in config.log.destination ? config.log.destination.path : `fd ${config.log.destination.fd}`;
-    throw new BootError(`worker boot error: cannot open its log ${where}: ${err instanceof Error ? err.message : String(err)}`, EXIT_BOOT_ERROR, err);
+    throw new BootError(`worker boot error: cannot open its log ${where}: ${err instanceof Error ? err.message : String(err)}`, 'WSGID_ERR_BOOT', err);
   }
   let exitCode = 0;
   let stopping: Promise<void> | undefined;
@@ -186,14 +172,14 @@ export async function runWorker(config: WorkerBootConfig, hooks: WorkerHooks = {
       Object.assign(logDestination, anchorLogDestination(logDestination, settings.appPath));
       settings = enterAppCwd(settings);
     } catch (err) {
-      throw new BootError(`worker boot error: ${errorText(err)}`, EXIT_BOOT_ERROR, err);
+      throw new BootError(`worker boot error: ${errorText(err)}`, 'WSGID_ERR_BOOT', err);
     }
     try {
       gateway = await loadGateway(settings, logger);
       source.bound(gateway.capacity);
     } catch (err) {
       const failure = describeLoadFailure(err, inAppFolder(settings.appPath));
-      throw new BootError(`app load error: ${failure.summary}`, EXIT_APP_LOAD_ERROR, err, failure);
+      throw new BootError(`app load error: ${failure.summary}`, 'WSGID_ERR_APP_LOAD', err, failure);
     }
     try {
       accessLog = createAccessLogger(settings, inAppFolder(settings.appPath));
@@ -215,15 +201,15 @@ export async function runWorker(config: WorkerBootConfig, hooks: WorkerHooks = {
         },
       });
     } catch (err) {
-      throw new BootError(`worker boot error: ${errorText(err)}`, EXIT_BOOT_ERROR, err);
+      throw new BootError(`worker boot error: ${errorText(err)}`, 'WSGID_ERR_BOOT', err);
     }
   } catch (err) {
-    const boot = err instanceof BootError ? err : new BootError(errorText(err), EXIT_BOOT_ERROR, err);
+    const boot = err instanceof BootError ? err : new BootError(errorText(err), 'WSGID_ERR_BOOT', err);
     const summary = boot.message.split('\n')[0]!;
     const { failure } = boot;
     if (failure) logger.error(summary, { exitCode: boot.exitCode, hint: failure.hint, detail: failure.detail });
     else logger.error(summary, { exitCode: boot.exitCode, error: boot.cause ?? boot });
-    send({ type: 'fatal', message: summary, code: boot.exitCode, detail: failure?.detail, hint: failure?.hint });
+    send({ type: 'fatal', message: summary, code: boot.code, exitCode: boot.exitCode, detail: failure?.detail, hint: failure?.hint });
     return boot.exitCode;
   }
 
@@ -300,10 +286,12 @@ if (isEntry()) {
       // No logger to say it with (it could not be opened): stderr (app.log) and the master.
       const message = err instanceof BootError ? err.message : errorText(err);
       process.stderr.write(`wsgid worker ${config.id}: ${message}\n`);
-      const code = err instanceof BootError ? err.exitCode : EXIT_BOOT_ERROR;
+      const boot = err instanceof BootError ? err : new BootError(message, 'WSGID_ERR_BOOT', err);
+      const code = boot.exitCode;
       if (!process.send || !process.connected) process.exit(code);
       setTimeout(() => process.exit(code), 1000).unref();
-      process.send({ type: 'fatal', message: message.split('\n')[0], code }, () => process.exit(code));
+      const fatal: WorkerMessage = { type: 'fatal', message: message.split('\n')[0]!, code: boot.code, exitCode: code };
+      process.send(fatal, () => process.exit(code));
     },
   );
 }

@@ -15,7 +15,7 @@
  * the loop turns again (the master, while alive, kills such a worker for its missing heartbeats).
  */
 import { Worker } from 'node:worker_threads';
-import { WORKER_ENV } from '../dispatch/lifecycle.js';
+import { WORKER_ENV } from '../lifecycle/contract.js';
 
 /** How often the boot watchdog looks at the parent pid (ms). */
 const WATCH_MS = 250;

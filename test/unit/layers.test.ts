@@ -33,12 +33,18 @@ test('the rules catch an import from a lower layer into a higher one', { timeout
   try {
     await mkdir(path.join(dir, 'src', 'protocol'), { recursive: true });
     await mkdir(path.join(dir, 'src', 'cli'), { recursive: true });
+    await mkdir(path.join(dir, 'src', 'worker'), { recursive: true });
+    await mkdir(path.join(dir, 'src', 'lifecycle'), { recursive: true });
     await copyFile(path.join(REPO_ROOT, 'tsconfig.json'), path.join(dir, 'tsconfig.json'));
     await writeFile(path.join(dir, 'src', 'cli', 'main.ts'), 'export const command = 1;\n');
     await writeFile(path.join(dir, 'src', 'protocol', 'parse.ts'), "import { command } from '../cli/main.js';\nexport const x = command;\n");
+    // The master ↔ worker contract is below both sides: it may not reach up into either.
+    await writeFile(path.join(dir, 'src', 'worker', 'main.ts'), 'export const worker = 1;\n');
+    await writeFile(path.join(dir, 'src', 'lifecycle', 'contract.ts'), "import { worker } from '../worker/main.js';\nexport const y = worker;\n");
     const { code, output } = await cruise(dir);
     assert.notEqual(code, 0, output);
     assert.match(output, /layer-protocol: src\/protocol\/parse\.ts → src\/cli\/main\.ts/);
+    assert.match(output, /layer-lifecycle: src\/lifecycle\/contract\.ts → src\/worker\/main\.ts/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -1,7 +1,9 @@
 /**
  * The master ↔ worker lifecycle contract: the worker's boot configuration (passed in the
- * environment) and the messages on the Node IPC channel. See docs/INTERNALS.md.
+ * environment), the messages on the Node IPC channel and a worker's exit codes. Used by both
+ * sides, master/ (arbiter, pool) and worker/ (main, orphan-guard). See docs/INTERNALS.md.
  */
+import { EXIT, type ErrorCode } from '../errors.js';
 import type { Settings } from '../config/settings.js';
 import type { LogDestination, LogFormat, LogLevel } from '../log/logger.js';
 import type { RequestCounts } from '../metrics/request-metrics.js';
@@ -41,11 +43,13 @@ export type WorkerMessage =
     }
   /** The worker reached its max-requests: please replace me (spawn, wait ready, drain me). */
   | { type: 'retire'; served: number }
-  /** Boot failed; sent just before exiting with code 3 or 4. */
+  /** Boot failed; sent just before exiting with `exitCode` (3 or 4). */
   | {
       type: 'fatal';
       message: string;
-      code: number;
+      /** Why: WSGID_ERR_APP_LOAD (the app could not be loaded) or WSGID_ERR_BOOT (anything else). */
+      code: ErrorCode;
+      exitCode: WorkerExitCode;
       /** What to show the user verbatim (a Python traceback, a JavaScript code frame). */
       detail?: string;
       /** What to do about it (e.g. --python for a missing module). */
@@ -59,9 +63,11 @@ export type MasterMessage =
   /** Reopen log files (USR1). */
   | { type: 'reopen' };
 
-/** gunicorn's exit codes: the master halts instead of respawning forever. */
-export const EXIT_BOOT_ERROR = 3;
-export const EXIT_APP_LOAD_ERROR = 4;
+/** A worker's exit codes that say it can never boot (gunicorn's): the master halts instead of
+ *  respawning forever. Declared with the others in src/errors.ts (EXIT). */
+export const EXIT_BOOT_ERROR = EXIT.BOOT;
+export const EXIT_APP_LOAD_ERROR = EXIT.APP_LOAD;
+export type WorkerExitCode = typeof EXIT_BOOT_ERROR | typeof EXIT_APP_LOAD_ERROR;
 
 export function isWorkerMessage(value: unknown): value is WorkerMessage {
   return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string';
