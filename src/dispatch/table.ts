@@ -32,7 +32,7 @@
  *   NO_WORKER_WAIT_MS (refuseWaiting, asked by the caller).
  */
 import { peekConnection, ProtocolError } from '../protocol/index.js';
-import { isControlFrame, isDisconnectFrame, timeoutCancelFrame } from './frames.js';
+import { isControlFrame, isDisconnectFrame, timeoutCancelFrame } from './mongrel2-frames.js';
 
 /** What the table asks its owner to do. */
 export interface DispatchSink {
