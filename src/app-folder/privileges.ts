@@ -32,6 +32,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WsgidError, EXIT } from '../errors.js';
 import type { Settings } from '../config/settings.js';
+import { nativeAddonOverride } from '../config/test-hooks.js';
 import type { Logger } from '../log/logger.js';
 import { chownDir, openAppendAt, withAnchoredDir } from '../fs/anchored.js';
 import { appFolderPaths } from './layout.js';
@@ -137,7 +138,7 @@ export function nativeAddonOrReason(): { addon: NativeAddon } | { reason: string
 /** Load the chroot addon (once); throws a PrivilegeError saying how to build it. */
 export function loadNative(): NativeAddon {
   if (native) return native;
-  const file = process.env.WSGID_NATIVE_ADDON ?? path.join(packageRoot(), ADDON_RELATIVE);
+  const file = nativeAddonOverride() ?? path.join(packageRoot(), ADDON_RELATIVE);
   try {
     native = createRequire(import.meta.url)(file) as NativeAddon;
     return native;
