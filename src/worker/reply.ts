@@ -2,7 +2,7 @@
  * ReplyChannel for one request: turns a gateway's writes into mongrel2 reply messages.
  *
  * Why coalescing: without download credits, mongrel2 queues at most 16 messages per connection
- * and drops a client that has more outstanding (protocol notes §3). We cannot see how far the
+ * and drops a client that has more outstanding (docs/MONGREL2.md §3). We cannot see how far the
  * client has read, so we bound the number of messages instead of their size: the first few
  * messages go out on the next tick (latency for small and streamed responses), after that each
  * message must hold at least twice as much as the previous one unless the producer pauses, and

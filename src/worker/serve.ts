@@ -220,7 +220,7 @@ export function startWorker(options: WorkerOptions): Worker {
     source.handled(server, connId);
   }
 
-  /** Async upload began (protocol notes §4): remember the file so a disconnect can remove it. */
+  /** Async upload began (docs/MONGREL2.md §4): remember the file so a disconnect can remove it. */
   function uploadStart(message: Mongrel2Message, server: number): void {
     const decision = judgeUploadStart(message, uploads.store);
     switch (decision.action) {

@@ -677,7 +677,7 @@ describe('dispatch table: workers with a bound (WSGI --threads)', () => {
   });
 });
 
-describe('control messages are not requests (issue 19)', () => {
+describe('control messages are not requests', () => {
   test('frames: credits and disconnects are control frames, requests are not; the synthesized disconnect parses as one', () => {
     assert.equal(isControlFrame(credits(3)), true);
     assert.equal(isControlFrame(disconnect(3)), true);
