@@ -26,7 +26,7 @@ export const ERROR_CODES = {
 } as const;
 export type ErrorCode = keyof typeof ERROR_CODES;
 
-/** Exit codes of the `wsgid` command (documented in README / `wsgid --help`). */
+/** Exit codes of the `wsgid` command (documented in docs/CLI.md / `wsgid --help`). */
 export const EXIT = {
   /** Success (for `status`: running). */
   OK: 0,
