@@ -18,7 +18,7 @@
  * addon (native/chroot.c, built by node-gyp at install: `npm run build:native`). Without it,
  * --chroot is refused with a clear message; privilege dropping works without it.
  *
- * Consequences of chroot (documented in README): after it, only files under the app folder exist.
+ * Consequences of chroot (documented in docs/CLI.md, "Privileges and chroot"): after it, only files under the app folder exist.
  * The app's own dependencies must be in app/node_modules (or app/…); wsgid's modules and native
  * addons (zeromq) are already loaded; the master↔worker socket is connected before the chroot (its
  * path is relative to the app folder anyway); relative ipc:// endpoints keep working; /etc (DNS
