@@ -1,6 +1,6 @@
 /**
  * Which process a pid names right now, so a pid file left by a dead process never gets a live,
- * unrelated process signalled after the kernel reuses the pid (issue 14 item 4). The identity is
+ * unrelated process signalled after the kernel reuses the pid. The identity is
  * the process's start time: field 22 of /proc/<pid>/stat, in clock ticks since boot, fixed for the
  * life of a process and different for the next process given the same pid.
  */

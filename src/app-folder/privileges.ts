@@ -18,7 +18,7 @@
  * addon (native/chroot.c, built by node-gyp at install: `npm run build:native`). Without it,
  * --chroot is refused with a clear message; privilege dropping works without it.
  *
- * Consequences of chroot (documented in README): after it, only files under the app folder exist.
+ * Consequences of chroot (documented in docs/CLI.md, "Privileges and chroot"): after it, only files under the app folder exist.
  * The app's own dependencies must be in app/node_modules (or app/…); wsgid's modules and native
  * addons (zeromq) are already loaded; the master↔worker socket is connected before the chroot (its
  * path is relative to the app folder anyway); relative ipc:// endpoints keep working; /etc (DNS
@@ -32,6 +32,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WsgidError } from '../errors.js';
 import type { Settings } from '../config/settings.js';
+import { nativeAddonOverride } from '../config/test-hooks.js';
 import type { Logger } from '../log/logger.js';
 import { chownDir, openAppendAt, withAnchoredDir } from '../fs/anchored.js';
 import { appFolderPaths } from './layout.js';
@@ -137,7 +138,7 @@ export function nativeAddonOrReason(): { addon: NativeAddon } | { reason: string
 /** Load the chroot addon (once); throws a PrivilegeError saying how to build it. */
 export function loadNative(): NativeAddon {
   if (native) return native;
-  const file = process.env.WSGID_NATIVE_ADDON ?? path.join(packageRoot(), ADDON_RELATIVE);
+  const file = nativeAddonOverride() ?? path.join(packageRoot(), ADDON_RELATIVE);
   try {
     native = createRequire(import.meta.url)(file) as NativeAddon;
     return native;

@@ -2,7 +2,7 @@
  * `npm run docs`: the Markdown CLI reference, generated from the option and command tables.
  *   node dist/src/cli/docs.js                 print it
  *   node dist/src/cli/docs.js --write FILE…   replace the block between the markers in each FILE
- *                                             (docs/CLI.md, README.md)
+ *                                             (docs/CLI.md)
  */
 import { readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

@@ -3,7 +3,7 @@
  * unix domain stream socket per worker (listening on a path in a private 0700 folder), read the
  * workers' hello/credit/started/done reports, and publish the master's own answers (502/503/504 +
  * close) on a PUB per server. The decisions are all in ./table.ts; this file is wiring; the byte
- * format is ./wire.ts.
+ * format is ./worker-stream.ts.
  *
  * Cheap hop: frames are parsed no further than table.dispatch's peek; forwards to one worker
  * during an event-loop turn leave in one write (small frames copied behind their 5-byte headers
@@ -23,7 +23,7 @@ import { EndpointMonitor } from '../transport/endpoint-monitor.js';
 import { encodeClose, encodeReply, parseMessage, type Mongrel2Message, type ProtocolError } from '../protocol/index.js';
 import { accessEntryOf, type AccessLogEntry } from '../log/access-log.js';
 import { DispatchTable, type AnswerStatus, type DispatchSink, type WorkerSlot } from './table.js';
-import { CONTROL_END, FrameBatch, RECORD_SIZE, REPORT_HELLO, RecordReader } from './wire.js';
+import { CONTROL_END, FrameBatch, RECORD_SIZE, REPORT_HELLO, RecordReader } from './worker-stream.js';
 
 export interface DispatcherOptions {
   /** mongrel2 send_specs (we PULL). */

@@ -32,7 +32,7 @@
  *   NO_WORKER_WAIT_MS (refuseWaiting, asked by the caller).
  */
 import { peekConnection, ProtocolError } from '../protocol/index.js';
-import { isControlFrame, isDisconnectFrame, timeoutCancelFrame } from './frames.js';
+import { isControlFrame, isDisconnectFrame, timeoutCancelFrame } from './mongrel2-frames.js';
 import {
   RECORD_SIZE,
   REPORT_CAPACITY,
@@ -43,7 +43,7 @@ import {
   REPORT_PAUSE,
   REPORT_STARTED,
   REPORT_WAITING,
-} from './wire.js';
+} from './worker-stream.js';
 
 /** What the table asks its owner to do. */
 export interface DispatchSink {

@@ -2,7 +2,7 @@
  * The mongrel2.conf that serves one app folder through wsgid (`wsgid mongrel2-config`, and the
  * private mongrel2 of `wsgid dev`): text only, the command gathers the inputs.
  *
- * What it encodes, so nobody has to learn it first (see the team's mongrel2 protocol notes):
+ * What it encodes, so nobody has to learn it first (docs/MONGREL2.md, "The handler protocol"):
  * - wsgid's `--recv` is the handler's `send_spec`, its `--send` the handler's `recv_spec`; mongrel2
  *   binds both, wsgid connects;
  * - `protocol='tnetstring'` (mongrel2's JSON headers are not always valid JSON);

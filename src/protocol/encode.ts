@@ -1,5 +1,5 @@
 /**
- * handler → mongrel2 replies (protocol doc §3): `SENDER SP LEN:ID ID ID, SP PAYLOAD`, one zmq frame.
+ * handler → mongrel2 replies (docs/MONGREL2.md §3): `SENDER SP LEN:ID ID ID, SP PAYLOAD`, one zmq frame.
  * encodeReply runs for every response: the small header is built as a string, then one
  * allocUnsafe and one copy of the payload.
  *

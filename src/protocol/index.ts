@@ -1,5 +1,5 @@
 /**
- * Public API of the pure mongrel2 codec (no I/O). Wire format: /work/shared/mongrel2-protocol.md.
+ * Public API of the pure mongrel2 codec (no I/O). Wire format: docs/MONGREL2.md §2–§3.
  *
  * Strings: every string this layer decodes from the wire (sender, PATH, header names and values,
  * tnetstring strings) is a latin1 "byte string" — one char per byte, as Node's http presents raw

@@ -1,5 +1,5 @@
 /**
- * mongrel2 → handler messages: `SENDER SP CONN_ID SP PATH SP HEADERS BODY` (protocol doc §2).
+ * mongrel2 → handler messages: `SENDER SP CONN_ID SP PATH SP HEADERS BODY` (docs/MONGREL2.md §2).
  * Everything is scanned from the Buffer byte by byte; only the pieces we keep are decoded (latin1).
  */
 import { ProtocolError } from './types.js';

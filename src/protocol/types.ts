@@ -1,6 +1,6 @@
 /**
  * Values produced by the mongrel2 protocol layer. Pure data: no I/O, no Node streams.
- * See ../shared/mongrel2-protocol.md §2–§4 for the wire format behind every field.
+ * See docs/MONGREL2.md §2–§4 for the wire format behind every field.
  */
 import { WsgidError, type ErrorCode } from '../errors.js';
 

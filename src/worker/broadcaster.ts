@@ -8,7 +8,7 @@ import { encodeBroadcast } from '../protocol/index.js';
 import { chunkPrefix, CHUNK_SUFFIX } from '../http/head.js';
 import type { Broadcaster } from '../broadcast.js';
 import type { ReplySocket } from '../transport/reply-socket.js';
-import type { ConnectionFlow } from './flow.js';
+import type { ConnectionFlow } from './credit-queue.js';
 import type { ConnectionReply } from './reply.js';
 import { connectionKey } from './connections.js';
 

@@ -1,6 +1,6 @@
 /**
  * RequestSource that PULLs straight from mongrel2 (single-process mode, `--workers=0`): no
- * dispatch hop, but also none of the master's guarantees (see ../../../shared/DESIGN.md).
+ * dispatch hop, but also none of the master's guarantees (docs/INTERNALS.md, "Master ↔ worker").
  */
 import { Pull } from 'zeromq';
 import type { EndpointMonitor } from '../transport/endpoint-monitor.js';
@@ -42,7 +42,7 @@ export class DirectSource implements RequestSource {
 
   async pause(): Promise<void> {
     // Disconnecting tells mongrel2's PUSH to stop sending us messages. What it already queued to
-    // this socket is lost when we close: the reason the master exists (DESIGN.md).
+    // this socket is lost when we close: the reason the master exists (docs/MONGREL2.md §1).
     this.paused = true;
     for (const socket of this.sockets) if (!socket.closed) socket.close();
   }

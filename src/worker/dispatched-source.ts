@@ -1,6 +1,6 @@
 /**
  * RequestSource over a unix domain stream socket connected to the master's dispatch socket
- * (docs/INTERNALS.md "Master ↔ worker", format in dispatch/wire.ts). Frames arrive as
+ * (docs/INTERNALS.md "Master ↔ worker", format in dispatch/worker-stream.ts). Frames arrive as
  * `length u32, server u8, raw` records, and `0, 'E'` (end of stream); the worker says hello with its
  * id, then reports credit, started and done as 6-byte records, gathered over one event-loop turn
  * and written at once.
@@ -21,7 +21,7 @@ import {
   REPORT_STARTED,
   REPORT_WAITING,
   ReportBuffer,
-} from '../dispatch/wire.js';
+} from '../dispatch/worker-stream.js';
 
 export interface DispatchedSourceOptions {
   /** The master's dispatch socket (a path relative to the app folder, the cwd). */

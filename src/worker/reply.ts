@@ -2,7 +2,7 @@
  * ReplyChannel for one request: turns a gateway's writes into mongrel2 reply messages.
  *
  * Why coalescing: without download credits, mongrel2 queues at most 16 messages per connection
- * and drops a client that has more outstanding (protocol notes §3). We cannot see how far the
+ * and drops a client that has more outstanding (docs/MONGREL2.md §3). We cannot see how far the
  * client has read, so we bound the number of messages instead of their size: the first few
  * messages go out on the next tick (latency for small and streamed responses), after that each
  * message must hold at least twice as much as the previous one unless the producer pauses, and
@@ -10,14 +10,14 @@
  * SSE stream whose events are far apart sends each event on the next tick (what it merges is
  * only what was written in the meantime), a fast one at most every IDLE_FLUSH_MS.
  *
- * With download credits (`download.flow_control=1`, worker/flow.ts) the limit is bytes, not
+ * With download credits (`download.flow_control=1`, worker/credit-queue.ts) the limit is bytes, not
  * messages: flushed bytes go to the connection's ConnectionFlow, which sends only what the credit
  * allows; write() returns false while too much waits for credit, and drained() waits for it.
  */
 import { encodeClose, encodeControl, encodeReply, encodeReplyParts } from '../protocol/index.js';
 import type { ReplyChannel } from '../http/reply-channel.js';
 import type { ReplySocket } from '../transport/reply-socket.js';
-import { FLOW_HIGH_WATER, type ConnectionFlow } from './flow.js';
+import { FLOW_HIGH_WATER, type ConnectionFlow } from './credit-queue.js';
 
 const IMMEDIATE_MESSAGES = 4;
 const FIRST_BATCH_BYTES = 64 * 1024;

@@ -1,7 +1,7 @@
 /**
  * The request loop of a worker: frames in (from a RequestSource), gateway calls, replies out.
  * This module wires the parts, each of which has one job (docs/INTERNALS.md, "The worker's request loop"):
- * connections.ts (per-connection order), uploads.ts, credits.ts (download credits), keep-alive.ts,
+ * connections.ts (per-connection order), uploads.ts, download-credits.ts (download credits), idle-pings.ts,
  * broadcaster.ts, websocket.ts, in-flight.ts (counting and drain).
  *
  * Every delivered message is reported back to the source when it is fully handled; for the master
@@ -22,13 +22,13 @@ import type { Settings } from '../config/settings.js';
 import { parseSize } from '../config/options.js';
 import { openReplySockets, type ReplySocket } from '../transport/reply-socket.js';
 import type { EndpointMonitor } from '../transport/endpoint-monitor.js';
-import { isTimeoutCancel } from '../dispatch/frames.js';
+import { isTimeoutCancel } from '../dispatch/mongrel2-frames.js';
 import { ActiveRequest } from './active-request.js';
 import { createBroadcaster } from './broadcaster.js';
 import { connectionKey, ConnectionQueues, type QueuedMessage } from './connections.js';
-import { DownloadCredits } from './credits.js';
+import { DownloadCredits } from './download-credits.js';
 import { InFlightCount } from './in-flight.js';
-import { startKeepAlivePings } from './keep-alive.js';
+import { startKeepAlivePings } from './idle-pings.js';
 import { ConnectionReply, UNPACED_WARN_BYTES, type ReplyHooks } from './reply.js';
 import type { RequestSource } from './source.js';
 import { judgeUploadDone, judgeUploadStart, Uploads } from './uploads.js';
@@ -220,7 +220,7 @@ export function startWorker(options: WorkerOptions): Worker {
     source.handled(server, connId);
   }
 
-  /** Async upload began (protocol notes §4): remember the file so a disconnect can remove it. */
+  /** Async upload began (docs/MONGREL2.md §4): remember the file so a disconnect can remove it. */
   function uploadStart(message: Mongrel2Message, server: number): void {
     const decision = judgeUploadStart(message, uploads.store);
     switch (decision.action) {

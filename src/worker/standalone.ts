@@ -1,7 +1,7 @@
 /**
  * Single-process mode (`--workers=0`): the process that runs the CLI loads the app and PULLs from
  * mongrel2 itself. The fastest path and the simplest to debug, but without the master's
- * supervision, graceful reload or 502/504 answers (see DESIGN.md).
+ * supervision, graceful reload or 502/504 answers (docs/INTERNALS.md, "Master ↔ worker").
  */
 import type { Settings } from '../config/settings.js';
 import type { Logger } from '../log/logger.js';

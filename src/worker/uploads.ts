@@ -1,5 +1,5 @@
 /**
- * mongrel2's async uploads (protocol notes §4), on the worker's side: which upload-start and
+ * mongrel2's async uploads (docs/MONGREL2.md §4), on the worker's side: which upload-start and
  * upload-done messages to believe, where their files are, cutting bytes mongrel2 appended, and
  * removing files nobody will read.
  *
@@ -231,7 +231,7 @@ export class Uploads {
     }
   }
 
-  /** The client left mid-upload: mongrel2 never deletes the file (protocol notes §4). */
+  /** The client left mid-upload: mongrel2 never deletes the file (docs/MONGREL2.md §4). */
   disconnected(key: number): void {
     const file = this.pending.get(key);
     if (file === undefined) return;

@@ -1,5 +1,5 @@
 /**
- * WebSockets (RFC 6455) through mongrel2, the worker's side (protocol notes §4).
+ * WebSockets (RFC 6455) through mongrel2, the worker's side (docs/MONGREL2.md §4).
  *
  * mongrel2 does the HTTP-level detection and the frame parsing: it sends one
  * `websocket-handshake` message (body = the Sec-WebSocket-Accept value it computed) and then one
@@ -14,7 +14,7 @@
  *   them all with 1001 when the worker stops (the master then routes their frames elsewhere).
  * - `Session` — one connection's writer: coalesces writes per event-loop turn and paces messages
  *   so that no more than a few are outstanding in mongrel2 (it drops a client with more than 16
- *   queued messages, protocol notes §3).
+ *   queued messages, docs/MONGREL2.md §3).
  * The frame codec itself (encodeFrame, close payloads, the 101 head) is in ../http/websocket.ts.
  *
  * The master keeps every message of a connection on the worker that holds it (dispatch/table.ts):

@@ -1,5 +1,5 @@
 /**
- * An ASGI app that closes fd 3, the bridge's request pipe (issue 19, item 5): the bridge must not
+ * An ASGI app that closes fd 3, the bridge's request pipe: the bridge must not
  * stay alive but deaf (every later request hanging, forever with --timeout=0). It exits, the
  * request still in flight is answered 502, and a new Python process serves what comes next.
  * A FastAPI app (Debian's python3-fastapi) through a real mongrel2 and the wsgid CLI.

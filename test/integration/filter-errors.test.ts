@@ -1,5 +1,5 @@
 /**
- * Request filters see the app's error whatever the gateway (issue 9): an `after` filter of a fetch,
+ * Request filters see the app's error whatever the gateway: an `after` filter of a fetch,
  * a Node and a WSGI app gets `info.error` for the 500 that answered an app exception. The WSGI
  * error arrives over the Python bridge's pipe, outside the request's async context, so it must be
  * handed over explicitly. Real mongrel2, real wsgid with a plugin folder.

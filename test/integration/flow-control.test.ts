@@ -3,7 +3,7 @@
  * more unacknowledged bytes out than the credit allows (mongrel2 would drop the client), so a 200 MB
  * streamed response to a slow client arrives whole with bounded worker memory; the credit state
  * lives across keep-alive requests; credits messages are never taken for disconnects.
- * Without credits, --uncredited-limit cuts a response at its size (issue 14 item 8).
+ * Without credits, --uncredited-limit cuts a response at its size.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,5 +1,5 @@
 /**
- * What the client sends never bends the response head or the path (issue 14, items 1 and 3):
+ * What the client sends never bends the response head or the path:
  * apps that echo a query parameter into a header, a header name, a reason phrase or a
  * Content-Length get a 500 instead of letting the client split the response (as node:http refuses
  * such heads); the URL a fetch app sees takes its path from what mongrel2 routed, whatever the

@@ -1,5 +1,5 @@
 /**
- * A lifecycle that tells the truth (issue 11), against real processes: the wsgid CLI as a daemon,
+ * A lifecycle that tells the truth, against real processes: the wsgid CLI as a daemon,
  * a real mongrel2, real HTTP clients. `wsgid restart` reports a broken reload (and the old workers
  * go on serving); HUP re-reads wsgid.json (worker count, envs; an invalid file is refused; an
  * endpoint change is named as needing a full restart); a crash loop is a state with backoff that

@@ -1,5 +1,5 @@
 /**
- * Logging end to end (issue 10 items 1-4), against a real mongrel2 and real daemons:
+ * Logging end to end, against a real mongrel2 and real daemons:
  * - app output captured: a Node app (console.log, console.error, pino) and a Python app (print,
  *   stderr) → logs/app.log, one line per line, tagged with the worker and the stream;
  * - rotation under load in both logrotate styles (rename + `wsgid reopen-logs`, copytruncate),

@@ -1,5 +1,5 @@
 /**
- * Issue 19: a peer on the handler endpoints sending malformed messages must not make the master
+ * A peer on the handler endpoints sending malformed messages must not make the master
  * hold memory for them. Frames the master can peek (sender, connection id) but whose headers do not
  * parse go to a worker, which drops them; the master kept a route per connection id until the idle
  * sweep an hour later, so 300 000 of them grew the master for good. The worker now says it dropped

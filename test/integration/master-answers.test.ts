@@ -1,7 +1,7 @@
 /**
  * The answers the master writes itself (504 for a request not answered within --timeout, 502 for
  * one whose worker died) are complete responses from the one builder (Date, X-Wsgid, a correct
- * Content-Length) and are in the access log with the request they answered (issue 9).
+ * Content-Length) and are in the access log with the request they answered.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';

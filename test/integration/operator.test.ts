@@ -1,5 +1,5 @@
 /**
- * The operator's small truths (issues 18 and 19), against the real CLI and daemon: what `restart`,
+ * The operator's small truths, against the real CLI and daemon: what `restart`,
  * `status`, `stop` and the logs say must be what is so.
  */
 import { test, describe, before, after, afterEach } from 'node:test';

@@ -1,5 +1,5 @@
 /**
- * Framework recipes (README "Running your framework", docs/LOADERS.md), each app as its starter or
+ * Framework recipes (README "Your app", docs/LOADERS.md), each app as its starter or
  * its framework's docs make it, served by `wsgid start` behind a real mongrel2 and by `wsgid dev`
  * at the URL it prints, checked with real clients:
  * - an express-generator app (test/fixtures/starters/express-app, `npx express-generator@4.16.1

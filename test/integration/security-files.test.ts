@@ -1,5 +1,5 @@
 /**
- * Issue 14 item 2: a root master must never write through symlinks the app's user plants in the
+ * A root master must never write through symlinks the app's user plants in the
  * app folder (docs/SECURITY.md). wsgid runs as root in a folder owned by `nobody`; the symlinks are
  * planted *as nobody* (setpriv), pointing at a root-only file; then what makes the master write is
  * triggered (start, USR1, a worker respawn, the status tick) and the file must be unchanged.
@@ -303,7 +303,7 @@ EOF`);
 });
 
 /**
- * Issue 19 item 3: the app user writes pid/master/, so a pid file may name any process, with the
+ * The app user writes pid/master/, so a pid file may name any process, with the
  * start time anyone can read in /proc. A root `stop`, `restart` or `reopen-logs` must signal it
  * only when the process is a wsgid master of this folder. The victim is a root node process in the
  * app folder (node and a working folder there prove nothing by themselves); the first signal it gets
@@ -358,7 +358,7 @@ describe('a root CLI and pid files forged by the app user', { skip }, () => {
 });
 
 /**
- * Issue 19: the app's user can connect to the master's socket (pid/.d<pid>/w is theirs). Connections
+ * The app's user can connect to the master's socket (pid/.d<pid>/w is theirs). Connections
  * that never say hello were kept forever (500 took the master from 45 to 546 fds). Now at most 64
  * wait at once, and each is closed after 10 s without hello.
  */

@@ -1,5 +1,5 @@
 /**
- * Issue 14 item 4: a pid file left by a SIGKILLed master, whose pid the kernel later gives to an
+ * A pid file left by a SIGKILLed master, whose pid the kernel later gives to an
  * unrelated program, must not make `status` say running, `start` refuse, or `stop`/`restart`
  * signal that program. The kernel cannot be made to reuse a given pid, so the test does the
  * reverse: it moves the dead master's pid file (its start-time identity included) to the pid of a

@@ -1,5 +1,5 @@
 /**
- * `npm start` as written (issue 18 item 3), run inside wsgid's workers: the start script's
+ * `npm start` as written, run inside wsgid's workers: the start script's
  * environment assignments, its arguments (`--` included), a bin of node_modules/.bin, `--command`,
  * and the working folder app/. The oracle is npm itself: the same app folder's `npm start`, on a
  * port, answers the same request with what it saw (cwd, NODE_ENV, argv), and the two must agree.

@@ -1,5 +1,5 @@
 /**
- * Apps made by their frameworks' starters, served unchanged (issue 18 item 3): test/fixtures/starters/
+ * Apps made by their frameworks' starters, served unchanged: test/fixtures/starters/
  * holds what `npx create-next-app@16.4.3 --yes`, `npx create-fastify@5.0.0` and `npx sv@0.17.1 create
  * --template minimal --types ts --add sveltekit-adapter=adapter:node` generated (sources,
  * package.json, package-lock.json; no node_modules, no build). scripts/setup-starters.mjs runs

@@ -1,5 +1,5 @@
 /**
- * Issue 10, items 5–7, against a real mongrel2 and real processes:
+ * Status and metrics, against a real mongrel2 and real processes:
  * - metrics: seeded requests with known statuses through mongrel2, /metrics scraped with a real
  *   HTTP client, parsed by the official Prometheus Python client and by a strict grammar; the
  *   counters match exactly (workers and --workers=0), a worker's death keeps its totals, the

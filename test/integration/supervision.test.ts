@@ -1,5 +1,5 @@
 /**
- * Process supervision against real processes (issue 14): a worker hung at boot is killed, workers
+ * Process supervision against real processes: a worker hung at boot is killed, workers
  * never outlive their master, requests whose reply may have died in a frozen worker are answered.
  * Real mongrel2, the wsgid CLI in the foreground, real HTTP clients. No assertion on elapsed time:
  * every wait polls for its condition with a generous bound.

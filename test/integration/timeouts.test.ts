@@ -1,6 +1,5 @@
 /**
- * The master's timeouts and mongrel2's control messages (issue 19 items 1–2, issue 18 items 2 and
- * 4), through a real mongrel2 and the real wsgid CLI:
+ * The master's timeouts and mongrel2's control messages, through a real mongrel2 and the real wsgid CLI:
  * - download credits (`download.flow_control=1`) are not requests: no 504 for them, no 502 inside a
  *   streamed body when its worker dies, no access-log line; a draining worker still gets them;
  * - `--timeout` bounds a request that has not started its response: the request gets its 504 and

@@ -1,5 +1,5 @@
 /**
- * Issue 19 item 4: whoever can reach the handler endpoints can send upload-start/done messages of
+ * Whoever can reach the handler endpoints can send upload-start/done messages of
  * its own. A worker must take as an upload only a file mongrel2's upload.temp_store can name
  * (--mongrel2-upload-store, default /tmp/upload.XXXXXX), opened without following a symlink, a
  * regular file with one link; it must never serve or unlink anything else. The test plays that peer
@@ -169,7 +169,7 @@ async function uploadTo(peer: FakeMongrel2, conn: number, reported: string): Pro
   }
 }
 
-describe('uploads wsgid cannot read (issue 18.4)', { skip: process.getuid?.() !== 0 ? 'needs root (the worker drops to the app folder owner)' : false }, () => {
+describe('uploads wsgid cannot read', { skip: process.getuid?.() !== 0 ? 'needs root (the worker drops to the app folder owner)' : false }, () => {
   test('a relative upload store without --mongrel2-chroot: start warns; an upload gets a 500 that says so', async () => {
     const s = await served(['--mongrel2-upload-store=tmp/upload.XXXXXX']);
     try {

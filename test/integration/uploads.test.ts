@@ -1,6 +1,6 @@
 /**
  * Async uploads through a real mongrel2 (limits.content_length 4096: bigger bodies and every chunked
- * body go to a temp file, protocol notes §4): the app gets the body streamed from the file, the file
+ * body go to a temp file, docs/MONGREL2.md §4): the app gets the body streamed from the file, the file
  * is removed afterwards (also when the client leaves mid-upload), headers a client forges are not
  * taken for mongrel2's, an unreadable file gets a 500 with a reason in the log, and a 1 GB upload
  * does not grow the worker's memory.

@@ -1,5 +1,5 @@
 /**
- * Issue 19: a WSGI response with a Content-Length whose client disconnects midway. The bytes the
+ * A WSGI response with a Content-Length whose client disconnects midway. The bytes the
  * app writes after that go nowhere; when the app then returns normally, wsgid logs that the client
  * disconnected, not that the app sent less than its Content-Length (it did not).
  */

@@ -322,7 +322,7 @@ describe('WSGI: load failures', () => {
 });
 
 /**
- * Head-of-line blocking (issue 12): two workers, one request blocked in the app (on a FIFO the
+ * Head-of-line blocking: two workers, one request blocked in the app (on a FIFO the
  * test opens when it wants it to go on). While any worker can start a request, fast requests on
  * new connections must not wait behind the blocked one.
  */

@@ -5,7 +5,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { DispatchTable, type AnswerStatus, type DispatchSink, type WorkerSlot } from '../../src/dispatch/table.js';
-import { isControlFrame, isDisconnectFrame, isTimeoutCancel, timeoutCancelFrame } from '../../src/dispatch/frames.js';
+import { isControlFrame, isDisconnectFrame, isTimeoutCancel, timeoutCancelFrame } from '../../src/dispatch/mongrel2-frames.js';
 import { parseMessage } from '../../src/protocol/index.js';
 import {
   CONTROL_END,
@@ -20,7 +20,7 @@ import {
   REPORT_PAUSE,
   REPORT_CAPACITY,
   REPORT_WAITING,
-} from '../../src/dispatch/wire.js';
+} from '../../src/dispatch/worker-stream.js';
 import type { ProtocolError } from '../../src/protocol/index.js';
 
 const SENDER = 'aaaa-1';
@@ -677,7 +677,7 @@ describe('dispatch table: workers with a bound (WSGI --threads)', () => {
   });
 });
 
-describe('control messages are not requests (issue 19)', () => {
+describe('control messages are not requests', () => {
   test('frames: credits and disconnects are control frames, requests are not; the synthesized disconnect parses as one', () => {
     assert.equal(isControlFrame(credits(3)), true);
     assert.equal(isControlFrame(disconnect(3)), true);

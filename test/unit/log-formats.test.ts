@@ -1,5 +1,5 @@
 /**
- * The pure parts of logging (issue 10): JSON lines (pino's field names), the text line's detail
+ * The pure parts of logging: JSON lines (pino's field names), the text line's detail
  * block, the access log as JSON, cutting captured output into lines (seeded random chunking), the
  * captured-output writer's bounded queue, and the load-failure helpers.
  */

@@ -1,5 +1,5 @@
 /**
- * The pure parts behind the operator's truths (issues 18, 19): the pool's last unexpected death
+ * The pure parts behind the operator's truths: the pool's last unexpected death
  * (why `status` says a crash loop or boot failures happen), the app output budget, the file
  * descriptor estimate, and which wsgid.json values the command line overrides.
  */

@@ -22,7 +22,7 @@ function assertProtocolError(fn: () => unknown, code: string, re?: RegExp): void
   });
 }
 
-// The captured JSON example of the protocol doc §2 (abridged there; the length here is recomputed).
+// A JSON-headers request as mongrel2 sent it (abridged; the length here is recomputed).
 const capturedHeaders =
   '{"PATH":"/json/some/path","x-dup":["a","b"],"x-forwarded-for":"127.0.0.1",' +
   '"x-tab":"a\tb","host":"127.0.0.1:47671","METHOD":"GET","VERSION":"HTTP/1.1","URI":"/json/some/path?x=1&y=%20z",' +

@@ -1,5 +1,5 @@
 /**
- * The pure parts of issue 10 items 5–7: the endpoint state book (ZeroMQ events → states, log notes,
+ * The pure parts of status and metrics: the endpoint state book (ZeroMQ events → states, log notes,
  * the swapped diagnosis), request totals, the Prometheus text, /proc parsing, --metrics addresses,
  * and the status text. The real-socket side is test/integration/status-metrics.test.ts.
  */

@@ -1,6 +1,6 @@
 /**
- * The rules of the worker's request loop, apart from its I/O (src/worker/: uploads.ts, credits.ts,
- * keep-alive.ts, connections.ts, broadcaster.ts, in-flight.ts). The loop itself is covered by the
+ * The rules of the worker's request loop, apart from its I/O (src/worker/: uploads.ts, download-credits.ts,
+ * idle-pings.ts, connections.ts, broadcaster.ts, in-flight.ts). The loop itself is covered by the
  * integration tests (uploads, flow-control, disconnect, long-lived, broadcast).
  */
 import { test, describe } from 'node:test';
@@ -15,8 +15,8 @@ import {
   uploadStore,
   type UploadStore,
 } from '../../src/worker/uploads.js';
-import { grantedCredits, initialCredits } from '../../src/worker/credits.js';
-import { needsPing, pingPeriod } from '../../src/worker/keep-alive.js';
+import { grantedCredits, initialCredits } from '../../src/worker/download-credits.js';
+import { needsPing, pingPeriod } from '../../src/worker/idle-pings.js';
 import { connectionKey, ConnectionQueues, type QueuedMessage } from '../../src/worker/connections.js';
 import { routeBroadcast } from '../../src/worker/broadcaster.js';
 import { InFlightCount } from '../../src/worker/in-flight.js';
@@ -234,7 +234,7 @@ describe('in-flight count', () => {
 
 describe('download credits: a response tail waiting for credit', () => {
   test('whenSent waits for the tail to get its credit (the worker reports the request done only then), or for the client to go', async () => {
-    const { ConnectionFlow } = await import('../../src/worker/flow.js');
+    const { ConnectionFlow } = await import('../../src/worker/credit-queue.js');
     const sent: Buffer[] = [];
     const socket = { send: (b: Buffer) => void sent.push(b) } as unknown as ConstructorParameters<typeof ConnectionFlow>[0];
     const flow = new ConnectionFlow(socket, 'sender-1', 7, 1000);

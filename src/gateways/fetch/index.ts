@@ -52,7 +52,7 @@ class FetchGateway implements Gateway {
     } catch (error) {
       return this.fail(reply, source, error);
     }
-    // Synchronous fast path: no promise, no listeners (STYLE.md, Hono node-server).
+    // Synchronous fast path: no promise, no listeners (as in Hono's node-server).
     if (result instanceof Promise || (typeof result === 'object' && result !== null && 'then' in result)) {
       return Promise.resolve(result).then(
         (response) => this.write(reply, source, response),

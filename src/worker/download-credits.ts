@@ -1,11 +1,11 @@
 /**
  * Download credits per connection (mongrel2 `download.flow_control=1`): which ConnectionFlow
- * (worker/flow.ts) a connection has, from its first request's `DOWNLOAD_CREDITS` until its
+ * (worker/credit-queue.ts) a connection has, from its first request's `DOWNLOAD_CREDITS` until its
  * disconnect. `initialCredits` is the pure rule, unit-tested.
  */
 import type { Mongrel2Message } from '../protocol/index.js';
 import type { ReplySocket } from '../transport/reply-socket.js';
-import { ConnectionFlow } from './flow.js';
+import { ConnectionFlow } from './credit-queue.js';
 
 /** The initial credit a request announces, or undefined when it announces none (or nonsense). */
 export function initialCredits(header: string | string[] | undefined): number | undefined {

@@ -1,5 +1,5 @@
 /**
- * Download credits for one client connection (mongrel2 `download.flow_control=1`, protocol notes §3–§4).
+ * Download credits for one client connection (mongrel2 `download.flow_control=1`, docs/MONGREL2.md §3–§4).
  *
  * mongrel2 announces the initial credit on the connection's first request (`DOWNLOAD_CREDITS`,
  * 102400) and, after every write to the client, sends an `@*` credits message saying how many bytes
