@@ -3,7 +3,7 @@
  * (for `wsgid status`) and, with `--metrics`, the Prometheus endpoint. The same builders as the
  * master's (master/status.ts, master/metrics.ts), fed from the standalone server.
  */
-import { parseHostPort } from '../config/address.js';
+import { formatHostPort } from '../config/address.js';
 import type { Settings } from '../config/settings.js';
 import type { Logger } from '../log/logger.js';
 import { removeStatusFile, writeStatusFile } from '../app-folder/status-file.js';
@@ -38,16 +38,14 @@ export async function publishStandalone(settings: Settings, server: StandaloneSe
       metricsUrl: url(),
     });
   if (settings.metrics !== undefined) {
-    const address = parseHostPort(settings.metrics);
-    if (typeof address === 'string') throw new Error(address);
     try {
       metrics = await startMetricsServer(
-        address,
+        settings.metrics,
         () => renderMetrics(status(), new Map([[server.gateway, server.requestCounts()]])),
         (error) => logger.warn('the metrics endpoint failed; it keeps listening', { error }),
       );
     } catch (error) {
-      throw new Error(`could not serve the metrics on ${settings.metrics}: ${(error as Error).message}`);
+      throw new Error(`could not serve the metrics on ${formatHostPort(settings.metrics)}: ${(error as Error).message}`);
     }
     logger.info('metrics served', { url: url() });
   }

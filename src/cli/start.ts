@@ -8,7 +8,7 @@ import type { Settings } from '../config/settings.js';
 import { checkAppFolder } from '../app-folder/layout.js';
 import { listPidFiles, removePidFile, writePidFile } from '../app-folder/pidfile.js';
 import { enterAppFolder, prepareForWorkers } from '../app-folder/privileges.js';
-import { createLogger, logFormatOf, type Logger, type LogFields } from '../log/logger.js';
+import { createLogger, type Logger, type LogFields } from '../log/logger.js';
 import { reopenStdio } from '../app-folder/stdio.js';
 import { AppLoadError } from '../loaders/errors.js';
 import { WsgiLoadError } from '../gateways/wsgi/load-error.js';
@@ -157,8 +157,8 @@ export async function startCommand(settings: Settings, argv: readonly string[], 
   let baseLogger: Logger;
   try {
     baseLogger = isDaemonChild
-      ? createLogger({ path: paths.wsgidLog, root: paths.root }, level, 'master', logFormatOf(settings.logFormat))
-      : createLogger({ fd: settings.stdout ? 1 : 2 }, level, 'master', logFormatOf(settings.logFormat));
+      ? createLogger({ path: paths.wsgidLog, root: paths.root }, level, 'master', settings.logFormat)
+      : createLogger({ fd: settings.stdout ? 1 : 2 }, level, 'master', settings.logFormat);
   } catch (error) {
     const reason = `cannot open the log ${paths.wsgidLog}: ${(error as Error).message}`;
     if (isDaemonChild) reportToParent({ type: 'failed', reason, exitCode: EXIT.FAILURE });
@@ -194,7 +194,7 @@ export async function startCommand(settings: Settings, argv: readonly string[], 
     else if (!ready && fatal) {
       // Foreground: a text log (this terminal) showed the detail under the worker's line already;
       // a JSON one carried it as a field, which nobody reads on a terminal.
-      const detail = logFormatOf(settings.logFormat) === 'json' ? why.detail : undefined;
+      const detail = settings.logFormat === 'json' ? why.detail : undefined;
       process.stderr.write(`wsgid could not start: ${why.reason}\n` + formatFailureDetail({ detail, hint: why.hint }));
     }
     return exitCode;

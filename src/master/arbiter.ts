@@ -20,7 +20,6 @@ import type { LogDestination, Logger } from '../log/logger.js';
 import { VERSION } from '../version.js';
 import { createAccessLogger, type AccessLogger } from '../log/access-log.js';
 import { AppOutputLog } from '../log/app-output.js';
-import { logFormatOf } from '../log/logger.js';
 import { openAppendBelow } from '../fs/anchored.js';
 import { Dispatcher } from '../dispatch/dispatcher.js';
 import {
@@ -35,7 +34,6 @@ import { listPidFiles, removePidFile, writePidFile } from '../app-folder/pidfile
 import { removeStaleState } from '../app-folder/stale.js';
 import { removeStatusFile, writeStatusFile } from '../app-folder/status-file.js';
 import { planReload } from '../config/reload.js';
-import { parseSize } from '../config/options.js';
 import { isOutOfFds, outOfFdsMessage } from '../fs/fd-limit.js';
 import { closeSync, openSync } from 'node:fs';
 import { EXIT, WsgidError } from '../errors.js';
@@ -45,7 +43,7 @@ import { WorkerReports } from './reports.js';
 import { renderMetrics } from './metrics.js';
 import { ProcSampler, type ProcSample } from '../metrics/proc-stat.js';
 import { startMetricsServer, type MetricsServer } from '../metrics/server.js';
-import { parseHostPort } from '../config/address.js';
+import { formatHostPort } from '../config/address.js';
 import type { ServiceNotifier, ServiceSnapshot } from '../systemd/notify.js';
 
 export interface ReadyInfo {
@@ -183,16 +181,14 @@ export class Arbiter {
         return 1;
       }
       if (settings.metrics !== undefined) {
-        const address = parseHostPort(settings.metrics);
-        if (typeof address === 'string') throw new Error(address); // checked with the settings already
         try {
           this.metricsServer = await startMetricsServer(
-            address,
+            settings.metrics,
             () => renderMetrics(this.status(), this.reports.totals()),
             (error) => this.log.warn('the metrics endpoint failed; it keeps listening', { error }),
           );
         } catch (err) {
-          this.log.error(`could not serve the metrics on ${settings.metrics}`, { error: err });
+          this.log.error(`could not serve the metrics on ${formatHostPort(settings.metrics)}`, { error: err });
           return 1;
         }
         this.log.info('metrics served', { url: this.metricsUrl });
@@ -514,8 +510,8 @@ export class Arbiter {
     try {
       return new AppOutputLog({
         open: () => openAppendBelow(settings.appPath, path.join('logs', 'app.log'), 0o640),
-        format: logFormatOf(settings.logFormat),
-        ratePerWorker: parseSize(settings.appOutputRate) ?? 0,
+        format: settings.logFormat,
+        ratePerWorker: settings.appOutputRate,
       });
     } catch (err) {
       this.log.error('could not open logs/app.log; app output goes to logs/wsgid.log', { error: err });
