@@ -3,7 +3,13 @@
  * in one line (the master re-reads wsgid.json on every HUP; one warning is enough).
  */
 const said = new Set<string>();
-let sink: (line: string) => void = (line) => void process.stderr.write(line);
+/**
+ * stderr; not in the daemon `wsgid start` re-runs (cli/daemon.ts marks it): the command the user
+ * typed said it on the terminal already, and the daemon's stderr is wsgid.log.
+ */
+let sink: (line: string) => void = (line) => {
+  if (process.env['WSGID_DAEMON_CHILD'] !== '1') process.stderr.write(line);
+};
 
 /** Say `text` (e.g. "--keep-alive is deprecated: use --respawn") unless it was said already. */
 export function warnDeprecated(text: string): void {
