@@ -125,7 +125,16 @@ function translateParseError(error: unknown, command: string, accepted: readonly
     }
     if (known && known.spec.type === 'bool') throw new UsageError(`--${bare} takes no value ${help}`);
     const flags = ['help', 'version', ...accepted.flatMap(({ spec }) => (isNegatable(spec) ? [spec.flag, 'no-' + spec.flag] : [spec.flag]))];
-    const suggestion = closest(bare, flags);
+    // A misspelled old flag (--keep-alve) gets the new one.
+    const renamed = new Map<string, string>();
+    for (const { spec } of accepted) {
+      for (const { flag: old } of spec.deprecated ?? []) {
+        renamed.set(old, spec.flag);
+        if (isNegatable(spec)) renamed.set('no-' + old, 'no-' + spec.flag);
+      }
+    }
+    const near = closest(bare, [...flags, ...renamed.keys()]);
+    const suggestion = near === undefined ? undefined : (renamed.get(near) ?? near);
     throw new UsageError(`unknown option ${flag}${suggestion ? ` (did you mean --${suggestion}?)` : ''} ${help}`);
   }
   if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {

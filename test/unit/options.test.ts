@@ -142,6 +142,8 @@ describe('old spellings', () => {
     assert.equal(parseCommandLine(['--no-respawn']).values.respawn, false);
     assert.equal(warnings.length, 2, 'the new spelling warns nothing');
     assert.throws(() => parseCommandLine(['stop', '--keep-alive']), /--keep-alive is not an option of `wsgid stop`/);
+    assert.throws(() => parseCommandLine(['--keep-alve']), { message: 'unknown option --keep-alve (did you mean --respawn?) (see wsgid --help)' });
+    assert.throws(() => parseCommandLine(['--no-keep-alve']), /did you mean --no-respawn\?/);
   });
 
   test('wsgid.json "keep_alive" is read as "respawn", with a warning; both at once is refused', () => {
