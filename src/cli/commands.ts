@@ -79,7 +79,7 @@ export const BUILTIN_COMMANDS: Readonly<Record<CommandName, BuiltinCommand>> = {
     description: 'Print a systemd service unit (Type=notify) that runs this app folder with the given options.',
     details:
       'The start options given here go into ExecStart (wsgid.json is read at each start, as always); ' +
-      'the option variables set now (WSGID_KEEPALIVE_MS, …) into Environment=. The master runs in the ' +
+      'the option variables set now (WSGID_PING_MS, …) into Environment=. The master runs in the ' +
       'foreground and tells systemd when it is ready, reloading (ExecReload sends HUP) and stopping. ' +
       'Hardening is chosen so the master can still drop workers to the folder owner and chroot. ' +
       'With --mongrel2 it prints the unit for mongrel2 itself instead: in --mongrel2-chroot it runs `m2sh load` of the ' +

@@ -4,11 +4,12 @@
  */
 import { AppFolderError, EXIT, UsageError, WsgidError } from '../errors.js';
 import { checkSettings } from '../config/resolve.js';
+import { formatHostPort } from '../config/address.js';
 import type { Settings } from '../config/settings.js';
 import { checkAppFolder } from '../app-folder/layout.js';
 import { listPidFiles, removePidFile, writePidFile } from '../app-folder/pidfile.js';
 import { enterAppFolder, prepareForWorkers } from '../app-folder/privileges.js';
-import { createLogger, logFormatOf, type Logger, type LogFields } from '../log/logger.js';
+import { createLogger, type Logger, type LogFields } from '../log/logger.js';
 import { reopenStdio } from '../app-folder/stdio.js';
 import { describeLoadFailure, isAppLoadFailure } from '../worker/load-failure.js';
 import { formatFailureDetail, reportToParent, spawnDaemon, takeDaemonChildMarker, type FailureDetail, type SpawnDaemonResult } from './daemon.js';
@@ -157,8 +158,8 @@ export async function startCommand(settings: Settings, argv: readonly string[], 
   let baseLogger: Logger;
   try {
     baseLogger = isDaemonChild
-      ? createLogger({ path: paths.wsgidLog, root: paths.root }, level, 'master', logFormatOf(settings.logFormat))
-      : createLogger({ fd: settings.stdout ? 1 : 2 }, level, 'master', logFormatOf(settings.logFormat));
+      ? createLogger({ path: paths.wsgidLog, root: paths.root }, level, 'master', settings.logFormat)
+      : createLogger({ fd: settings.stdout ? 1 : 2 }, level, 'master', settings.logFormat);
   } catch (error) {
     const reason = `cannot open the log ${paths.wsgidLog}: ${(error as Error).message}`;
     if (isDaemonChild) reportToParent({ type: 'failed', reason, exitCode: EXIT.FAILURE });
@@ -194,7 +195,7 @@ export async function startCommand(settings: Settings, argv: readonly string[], 
     else if (!ready && fatal) {
       // Foreground: a text log (this terminal) showed the detail under the worker's line already;
       // a JSON one carried it as a field, which nobody reads on a terminal.
-      const detail = logFormatOf(settings.logFormat) === 'json' ? why.detail : undefined;
+      const detail = settings.logFormat === 'json' ? why.detail : undefined;
       process.stderr.write(`wsgid could not start: ${why.reason}\n` + formatFailureDetail({ detail, hint: why.hint }));
     }
     return exitCode;
@@ -285,7 +286,7 @@ function handOverToDaemon(pid: number, settings: Settings): void {
  * from the standalone server.
  */
 async function publishStandalone(settings: Settings, server: StandaloneServer, logger: Logger): Promise<StatusPublisher> {
-  const { metricsAddress, StatusPublisher } = await import('../master/publisher.js');
+  const { StatusPublisher } = await import('../master/publisher.js');
   const { buildStandaloneStatus } = await import('../master/status.js');
   const startedAt = Date.now();
   const publisher: StatusPublisher = new StatusPublisher(
@@ -309,12 +310,11 @@ async function publishStandalone(settings: Settings, server: StandaloneServer, l
   );
   publisher.sample();
   if (settings.metrics !== undefined) {
-    const address = metricsAddress(settings.metrics);
     try {
-      await publisher.serveMetrics(address);
+      await publisher.serveMetrics(settings.metrics);
     } catch (error) {
       await publisher.close();
-      throw new Error(`could not serve the metrics on ${settings.metrics}: ${(error as Error).message}`);
+      throw new Error(`could not serve the metrics on ${formatHostPort(settings.metrics)}: ${(error as Error).message}`);
     }
   }
   publisher.tick();

@@ -27,3 +27,8 @@ export function isLoopback(host: string): boolean {
   const v4 = host.startsWith('::ffff:') ? host.slice(7) : host;
   return isIP(v4) === 4 && v4.startsWith('127.');
 }
+
+/** The HOST:PORT text of an address (IPv6 in brackets), as parseHostPort reads it back. */
+export function formatHostPort(address: HostPort): string {
+  return `${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`;
+}

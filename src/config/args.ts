@@ -6,12 +6,15 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from '../errors.js';
 import { closest } from './suggest.js';
+import { warnDeprecated } from './deprecations.js';
 import {
   COMMANDS,
   OPTION_LIST,
   POSITIONAL_COMMANDS,
   cliOptionsFor,
   isNegatable,
+  parseValue,
+  rawValue,
   type CommandName,
   type NamedOption,
   type OptionSpec,
@@ -43,8 +46,10 @@ export function parseArgsOptions(options: readonly NamedOption[]): ParseOptions 
   const out: ParseOptions = { ...GLOBAL_FLAGS };
   for (const { spec } of options) {
     const multiple = spec.type === 'list' || spec.type === 'map';
-    out[spec.flag] = { type: spec.type === 'bool' ? 'boolean' : 'string', multiple };
-    if (isNegatable(spec)) out['no-' + spec.flag] = { type: 'boolean' };
+    for (const flag of [spec.flag, ...(spec.deprecated ?? []).map((d) => d.flag)]) {
+      out[flag] = { type: spec.type === 'bool' ? 'boolean' : 'string', multiple };
+      if (isNegatable(spec)) out['no-' + flag] = { type: 'boolean' };
+    }
   }
   return out;
 }
@@ -91,15 +96,15 @@ export function convertCliValue(spec: OptionSpec, raw: string): ValueOf<OptionTy
 }
 
 /** Attach a value to its option name (the table guarantees the kind matches the setting's type). */
-export function assign(target: Partial<OptionValues>, name: NamedOption['name'], value: ValueOf<OptionType>): void {
+export function assign(target: Partial<OptionValues>, name: NamedOption['name'], value: unknown): void {
   (target as Record<string, unknown>)[name] = value;
 }
 
-/** Run the option's own check; throw a UsageError "--flag: expected …" when it fails. */
-export function checkCliValue(spec: OptionSpec, value: ValueOf<OptionType>): void {
-  const check = spec.check as ((v: ValueOf<OptionType>) => string | undefined) | undefined;
-  const problem = check?.(value);
-  if (problem) throw new UsageError(`--${spec.flag}: ${problem}`);
+/** The setting's value of a command-line value (the option's check and parse); a UsageError "--flag: expected …" if refused. */
+export function parseCliValue(spec: OptionSpec, raw: ValueOf<OptionType>): unknown {
+  const parsed = parseValue(spec, raw);
+  if ('problem' in parsed) throw new UsageError(`--${spec.flag}: ${parsed.problem}`);
+  return parsed.value;
 }
 
 function commandForUsage(command: string): string {
@@ -113,14 +118,23 @@ function translateParseError(error: unknown, command: string, accepted: readonly
   if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
     const flag = /'([^']+)'/.exec(message)?.[1] ?? message;
     const bare = flag.replace(/^-+/, '').replace(/=.*$/, '');
-    const known = OPTION_LIST.find((o) => o.spec.flag === bare || 'no-' + o.spec.flag === bare);
+    const known = OPTION_LIST.find((o) => [o.spec.flag, ...(o.spec.deprecated ?? []).map((d) => d.flag)].some((f) => f === bare || 'no-' + f === bare));
     if (known && !accepted.includes(known)) {
       const where = known.spec.commands.map((c) => commandForUsage(c)).join(', ');
       throw new UsageError(`--${bare} is not an option of \`${commandForUsage(command)}\` (it belongs to: ${where}) ${help}`);
     }
     if (known && known.spec.type === 'bool') throw new UsageError(`--${bare} takes no value ${help}`);
     const flags = ['help', 'version', ...accepted.flatMap(({ spec }) => (isNegatable(spec) ? [spec.flag, 'no-' + spec.flag] : [spec.flag]))];
-    const suggestion = closest(bare, flags);
+    // A misspelled old flag (--keep-alve) gets the new one.
+    const renamed = new Map<string, string>();
+    for (const { spec } of accepted) {
+      for (const { flag: old } of spec.deprecated ?? []) {
+        renamed.set(old, spec.flag);
+        if (isNegatable(spec)) renamed.set('no-' + old, 'no-' + spec.flag);
+      }
+    }
+    const near = closest(bare, [...flags, ...renamed.keys()]);
+    const suggestion = near === undefined ? undefined : (renamed.get(near) ?? near);
     throw new UsageError(`unknown option ${flag}${suggestion ? ` (did you mean --${suggestion}?)` : ''} ${help}`);
   }
   if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
@@ -178,6 +192,9 @@ export function parseCommandLine(argv: readonly string[], extraCommands: readonl
 
   const byFlag = new Map<string, NamedOption>();
   for (const option of accepted) byFlag.set(option.spec.flag, option);
+  // Old spellings: the same option, said once to be deprecated.
+  const oldFlags = new Map<string, NamedOption>();
+  for (const option of accepted) for (const { flag } of option.spec.deprecated ?? []) oldFlags.set(flag, option);
 
   const values: Partial<OptionValues> = {};
   const positionals: string[] = [];
@@ -189,10 +206,18 @@ export function parseCommandLine(argv: readonly string[], extraCommands: readonl
       continue;
     }
     if (token.kind !== 'option') continue;
-    if (token.name === 'help') help = true;
-    else if (token.name === 'version') version = true;
-    else if (byFlag.has(token.name)) {
-      const { name, spec } = byFlag.get(token.name)!;
+    let flagName = token.name;
+    const bare = flagName.startsWith('no-') ? flagName.slice(3) : flagName;
+    const renamed = oldFlags.get(bare);
+    if (renamed !== undefined) {
+      const prefix = bare === flagName ? '' : 'no-';
+      warnDeprecated(`--${prefix}${bare} is deprecated: use --${prefix}${renamed.spec.flag}`);
+      flagName = prefix + renamed.spec.flag;
+    }
+    if (flagName === 'help') help = true;
+    else if (flagName === 'version') version = true;
+    else if (byFlag.has(flagName)) {
+      const { name, spec } = byFlag.get(flagName)!;
       if (spec.type === 'bool') {
         if (token.value !== undefined) throw new UsageError(`--${spec.flag} takes no value`);
         assign(values, name, true);
@@ -204,14 +229,14 @@ export function parseCommandLine(argv: readonly string[], extraCommands: readonl
       if (spec.type === 'list') assign(values, name, [...((previous as string[] | undefined) ?? []), ...(value as string[])]);
       else if (spec.type === 'map') assign(values, name, { ...((previous as Record<string, string> | undefined) ?? {}), ...(value as Record<string, string>) });
       else assign(values, name, value);
-    } else if (token.name.startsWith('no-') && byFlag.has(token.name.slice(3))) {
-      const { name } = byFlag.get(token.name.slice(3))!;
+    } else if (flagName.startsWith('no-') && byFlag.has(flagName.slice(3))) {
+      const { name } = byFlag.get(flagName.slice(3))!;
       assign(values, name, false);
     }
   }
   for (const { name, spec } of accepted) {
     const value = values[name];
-    if (value !== undefined) checkCliValue(spec, value);
+    if (value !== undefined) assign(values, name, parseCliValue(spec, value as ValueOf<OptionType>));
   }
   return { command, values, positionals, help, version };
 }
@@ -224,8 +249,9 @@ export function parseCommandLine(argv: readonly string[], extraCommands: readonl
 export function cliArgsOf(values: Partial<OptionValues>): string[] {
   const args: string[] = [];
   for (const { name, spec } of OPTION_LIST) {
-    const value = values[name];
-    if (value === undefined) continue;
+    const given = values[name];
+    if (given === undefined) continue;
+    const value = rawValue(spec, given);
     switch (spec.type) {
       case 'bool':
         if (value === true) args.push(`--${spec.flag}`);

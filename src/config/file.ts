@@ -10,7 +10,8 @@ import { replaceFileAt, withAnchoredDir } from '../fs/anchored.js';
 import { assign } from './args.js';
 import { ConfigFileError, WsgidError } from '../errors.js';
 import { outOfFdsMessage } from '../fs/fd-limit.js';
-import { fileOptions, jsonKey, type NamedOption, type OptionSpec, type OptionType, type OptionValues, type ValueOf } from './options.js';
+import { warnDeprecated } from './deprecations.js';
+import { fileOptions, jsonKey, parseValue, rawValue, type NamedOption, type OptionSpec, type OptionType, type OptionValues, type ValueOf } from './options.js';
 
 export const CONFIG_FILE_NAME = 'wsgid.json';
 
@@ -81,15 +82,29 @@ function byKey(): Map<string, NamedOption> {
   return map;
 }
 
+/** The options' old keys (OptionSpec.deprecated), still read. */
+function byOldKey(): Map<string, NamedOption> {
+  const map = new Map<string, NamedOption>();
+  for (const option of fileOptions()) for (const { key } of option.spec.deprecated ?? []) if (key !== undefined) map.set(key, option);
+  return map;
+}
+
 /** Validate a parsed wsgid.json object. `file` is only used in messages. */
 export function validateConfigObject(raw: unknown, file: string): Partial<OptionValues> {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigFileError(file, undefined, `expected a JSON object, got ${describe(raw)}`);
   }
   const known = byKey();
+  const old = byOldKey();
   const values: Partial<OptionValues> = {};
   for (const [key, value] of Object.entries(raw)) {
-    const option = known.get(key);
+    const renamed = old.get(key);
+    if (renamed !== undefined) {
+      const current = jsonKey(renamed.spec);
+      if (current in raw) throw new ConfigFileError(file, key, `the old name of "${current}", which is given too: keep "${current}"`);
+      warnDeprecated(`${file}: key "${key}" is deprecated: use "${current}"`);
+    }
+    const option = known.get(key) ?? renamed;
     if (!option) {
       const wanted = key.replace(/-/g, '_').toLowerCase();
       const near = [...known.keys()].find((k) => k === wanted || editDistance(k, wanted) <= 2);
@@ -98,10 +113,9 @@ export function validateConfigObject(raw: unknown, file: string): Partial<Option
     }
     const converted = convertJsonValue(option.spec, value);
     if (!converted.ok) throw new ConfigFileError(file, key, converted.problem);
-    const check = option.spec.check as ((v: ValueOf<OptionType>) => string | undefined) | undefined;
-    const problem = check?.(converted.value);
-    if (problem) throw new ConfigFileError(file, key, problem);
-    assign(values, option.name, converted.value);
+    const parsed = parseValue(option.spec, converted.value);
+    if ('problem' in parsed) throw new ConfigFileError(file, key, parsed.problem);
+    assign(values, option.name, parsed.value);
   }
   return values;
 }
@@ -163,7 +177,7 @@ export function toJsonObject(values: Partial<OptionValues>): Record<string, unkn
   const out: Record<string, unknown> = {};
   for (const { name, spec } of fileOptions()) {
     const value = values[name];
-    if (value !== undefined) out[jsonKey(spec)] = value;
+    if (value !== undefined) out[jsonKey(spec)] = rawValue(spec, value);
   }
   return out;
 }

@@ -1,22 +1,26 @@
 /**
- * Every wsgid option, declared once. From this table come:
+ * Every wsgid option, declared once (as gunicorn's config.py: name, section, flag, parser, default,
+ * help). From this table come:
  * - the util.parseArgs configuration of each command (config/args.ts),
  * - the validation of wsgid.json (config/file.ts),
  * - the environment variables of the few options that have one (config/resolve.ts),
- * - `--help` and the Markdown CLI reference (cli/help.ts, `npm run docs`),
- * - the typed `Settings` (config/settings.ts) and the command-only values (`CommandValues`).
+ * - `--help` and the Markdown CLI reference, grouped by section (cli/help.ts, `npm run docs`),
+ * - the `Settings` type and the command-only `CommandValues` (config/settings.ts), inferred from
+ *   each entry's kind or `parse`.
+ *
+ * Each value is parsed once, where it is read (command line, environment, wsgid.json): settings
+ * hold bytes, {host, port} and enum strings, plain JSON that travels to the workers as it is.
  *
  * Naming follows the original wsgid: the wsgid.json key is the flag without `--`, with `-` → `_`
  * (`--app-path` ↔ `app_path`); the one exception is `--env KEY=VALUE` ↔ `envs` (a map).
  */
 import { constants as osConstants } from 'node:os';
-import type { Settings } from './settings.js';
-import { parseHostPort } from './address.js';
+import { formatHostPort, parseHostPort, type HostPort } from './address.js';
 
-/** The value kinds an option may have. */
+/** The value kinds an option may have (how it is typed on the command line and in wsgid.json). */
 export type OptionType = 'string' | 'int' | 'bool' | 'list' | 'map';
 
-/** The TypeScript type of an option's value, by kind. */
+/** The TypeScript type of a raw value, by kind (before the option's own `parse`). */
 export type ValueOf<T extends OptionType> = T extends 'string'
   ? string
   : T extends 'int'
@@ -26,6 +30,11 @@ export type ValueOf<T extends OptionType> = T extends 'string'
       : T extends 'list'
         ? string[]
         : Record<string, string>;
+
+/** What a parser returns for a value it refuses: the text after "--flag: " ("expected …, got …"). */
+export class Invalid {
+  constructor(readonly problem: string) {}
+}
 
 /** Built-in commands. Plugins may add more (cli/commands.ts); those accept the `start` options. */
 export const COMMANDS = [
@@ -46,40 +55,41 @@ export type CommandName = (typeof COMMANDS)[number];
 /** Built-in commands that take positional arguments (`wsgid dev [APP_DIR]`). */
 export const POSITIONAL_COMMANDS: readonly CommandName[] = ['dev'];
 
-/** Values that only steer one command and are never part of Settings nor of wsgid.json. */
-export interface CommandValues {
-  /** stop / restart: the signal to send instead of the default (TERM / HUP). */
-  sendSignal?: string;
-  /** status: print JSON. */
-  json: boolean;
-  /** restart / reload: return once the signal is sent instead of waiting for the outcome. */
-  noWait: boolean;
-  /** status: redraw every second until Ctrl-C. */
-  watch: boolean;
-  /** status --watch: stop after this many frames (0: until interrupted). */
-  count: number;
-  /** systemd-unit: units to order the service after (besides network.target). */
-  after: string[];
-  /** systemd-unit: print the unit for mongrel2 itself instead. */
-  mongrel2: boolean;
-  /** mongrel2-config, dev: mongrel2's HTTP port. */
-  port: number;
-  /** mongrel2-config: the Host (and default host) of the generated server. */
-  host: string;
-  /** check: mongrel2's config.sqlite to check against this app folder. */
-  mongrel2Db?: string;
+/** The sections of `--help` and docs/CLI.md, in their order (gunicorn's `section`). */
+export const SECTIONS = {
+  folder: 'App folder',
+  mongrel2: 'mongrel2',
+  app: 'The app',
+  workers: 'Workers',
+  timeouts: 'Timeouts and limits',
+  recycling: 'Recycling and crash loops',
+  process: 'Process',
+  logging: 'Logging',
+  metrics: 'Metrics',
+  command: 'Command options',
+} as const;
+export type Section = keyof typeof SECTIONS;
+
+/** An old spelling still accepted (with a deprecation warning) where users type it. */
+export interface DeprecatedName {
+  /** The old flag, without `--` (`--no-` of it too, for a boolean). */
+  readonly flag: string;
+  /** The old wsgid.json key. */
+  readonly key?: string;
 }
 
-/** All option values: the Settings plus the command-only ones. */
-export type OptionValues = Settings & CommandValues;
-export type OptionName = keyof OptionValues;
-
-export interface OptionSpec<T extends OptionType = OptionType> {
+/**
+ * One option. `T` is the kind it is typed as, `V` the setting's value once parsed (the kind's
+ * value when there is no `parse`). parse and show are methods so a table of specific entries is
+ * an OptionSpec table.
+ */
+export interface OptionSpec<T extends OptionType = OptionType, V = unknown> {
   /** Command-line flag without the leading `--`. */
   readonly flag: string;
   readonly type: T;
-  /** Default value (a function when it depends on the environment); undefined → no default. */
-  readonly default?: ValueOf<T> | (() => ValueOf<T>);
+  readonly section: Section;
+  /** Default value, parsed (a function when it depends on the environment); undefined → no default. */
+  readonly default?: V | (() => V);
   /** How the default is shown in help/docs when it is computed. */
   readonly defaultLabel?: string;
   /** The commands that accept the flag. */
@@ -94,14 +104,22 @@ export interface OptionSpec<T extends OptionType = OptionType> {
   readonly where?: 'both' | 'cli' | 'file';
   /** wsgid.json key when it differs from the flag rule (flag with `-` → `_`). */
   readonly key?: string;
-  /** Extra check on a parsed value; returns an error text ("expected …, got …") or undefined. */
-  readonly check?: (value: ValueOf<T>) => string | undefined;
+  /** A check on a raw value that keeps it as it is; returns an error text ("expected …, got …") or undefined. */
+  check?(value: ValueOf<T>): string | undefined;
+  /** Turns the raw value into the setting's value (bytes, an address, an enum), or says why not. */
+  parse?(raw: ValueOf<T>): V | Invalid;
+  /** The raw form of a parsed value (for wsgid.json, generated command lines, messages). */
+  show?(value: V): ValueOf<T>;
   /**
    * An environment variable that sets the option too (for settings one tunes per deployment or
    * in tests without editing wsgid.json). Precedence: command line, environment, wsgid.json,
    * default. Booleans take 1/0, true/false, yes/no.
    */
   readonly env?: string;
+  /** Old names of `env`, still read when `env` is not set. */
+  readonly envAliases?: readonly string[];
+  /** Old flag / wsgid.json spellings, accepted with a deprecation warning. */
+  readonly deprecated?: readonly DeprecatedName[];
   /**
    * A change takes effect on HUP (`wsgid restart`), through the rolling reload: the master re-reads
    * wsgid.json and its command line, and new workers start with the new value. Otherwise (absent)
@@ -110,17 +128,8 @@ export interface OptionSpec<T extends OptionType = OptionType> {
   readonly reloadable?: boolean;
 }
 
-/** The option table's shape: one spec per option value, of the matching kind. */
-type SpecFor<V> = V extends string
-  ? OptionSpec<'string'>
-  : V extends number
-    ? OptionSpec<'int'>
-    : V extends boolean
-      ? OptionSpec<'bool'>
-      : V extends string[]
-        ? OptionSpec<'list'>
-        : OptionSpec<'map'>;
-export type OptionTable = { readonly [K in OptionName]-?: SpecFor<Exclude<OptionValues[K], undefined>> };
+/** Any entry of the table, of any kind. */
+type AnyOption = { [T in OptionType]: OptionSpec<T, unknown> }[OptionType];
 
 // ---------------------------------------------------------------------------------------------
 // Checks
@@ -185,8 +194,39 @@ export function parseSize(value: string): number | undefined {
   return Math.floor(Number(m[1]) * SIZE_UNITS[m[2]!.toLowerCase()]!);
 }
 
-const checkSize = (value: string): string | undefined =>
-  parseSize(value) === undefined ? `expected a size like 200M, 1G or 0 (bytes; K, M, G, T = powers of 1024), got '${value}'` : undefined;
+/** A size in the shortest form parseSize reads back to the same bytes (1048576 → 1M, 0 → 0). */
+export function formatSize(bytes: number): string {
+  for (const unit of ['t', 'g', 'm', 'k'] as const) {
+    const factor = SIZE_UNITS[unit]!;
+    if (bytes > 0 && bytes % factor === 0) return `${bytes / factor}${unit.toUpperCase()}`;
+  }
+  return String(bytes);
+}
+
+/** The parser and printer of a SIZE option: settings hold bytes. */
+const SIZE_VALUE = {
+  parse: (raw: string): number | Invalid =>
+    parseSize(raw) ?? new Invalid(`expected a size like 200M, 1G or 0 (bytes; K, M, G, T = powers of 1024), got '${raw}'`),
+  show: formatSize,
+};
+
+/** The parser and printer of a HOST:PORT option. */
+const HOST_PORT_VALUE = {
+  parse: (raw: string): HostPort | Invalid => {
+    const parsed = parseHostPort(raw);
+    return typeof parsed === 'string' ? new Invalid(parsed) : parsed;
+  },
+  show: formatHostPort,
+};
+
+/** The parser of an option that takes one of a few words. */
+function oneOf<const W extends string>(...words: W[]): { parse(raw: string): W | Invalid } {
+  const expected = words.length === 2 ? `${words[0]} or ${words[1]}` : words.join(', ');
+  return { parse: (raw) => ((words as string[]).includes(raw) ? (raw as W) : new Invalid(`expected ${expected}, got '${raw}'`)) };
+}
+
+/** The formats of wsgid's log, the access log and captured app output. */
+export const LOG_FORMATS = ['text', 'json'] as const;
 
 /** systemd unit names: name.type, characters systemd allows (systemd.unit(5)). */
 const checkUnitNames = (units: string[]): string | undefined => {
@@ -214,9 +254,10 @@ const START: readonly CommandName[] = ['start', 'config', 'systemd-unit', 'dev']
 const ENDPOINTS: readonly CommandName[] = ['start', 'config', 'systemd-unit', 'mongrel2-config', 'check'];
 const ALL: readonly CommandName[] = COMMANDS;
 
-export const OPTIONS: OptionTable = {
+export const OPTIONS = {
   appPath: {
     flag: 'app-path',
+    section: 'folder',
     type: 'string',
     default: () => process.cwd(),
     defaultLabel: 'current directory',
@@ -227,6 +268,7 @@ export const OPTIONS: OptionTable = {
   },
   recv: {
     flag: 'recv',
+    section: 'mongrel2',
     type: 'list',
     default: [],
     commands: ENDPOINTS,
@@ -238,6 +280,7 @@ export const OPTIONS: OptionTable = {
   },
   send: {
     flag: 'send',
+    section: 'mongrel2',
     type: 'list',
     default: [],
     commands: ENDPOINTS,
@@ -247,6 +290,7 @@ export const OPTIONS: OptionTable = {
   },
   wsgiApp: {
     flag: 'wsgi-app',
+    section: 'app',
     reloadable: true,
     type: 'string',
     commands: START,
@@ -257,6 +301,7 @@ export const OPTIONS: OptionTable = {
   },
   command: {
     flag: 'command',
+    section: 'app',
     reloadable: true,
     type: 'string',
     commands: START,
@@ -268,6 +313,7 @@ export const OPTIONS: OptionTable = {
   },
   asgi: {
     flag: 'asgi',
+    section: 'app',
     type: 'string',
     commands: START,
     metavar: 'MODULE:ATTR',
@@ -277,6 +323,7 @@ export const OPTIONS: OptionTable = {
   },
   workers: {
     flag: 'workers',
+    section: 'workers',
     reloadable: true,
     type: 'int',
     default: 1,
@@ -287,6 +334,7 @@ export const OPTIONS: OptionTable = {
   },
   workerConnections: {
     flag: 'worker-connections',
+    section: 'workers',
     reloadable: true,
     type: 'int',
     default: 100,
@@ -297,16 +345,19 @@ export const OPTIONS: OptionTable = {
       'on its Python event loop.',
     check: atLeast(1),
   },
-  keepAlive: {
-    flag: 'keep-alive',
+  respawn: {
+    flag: 'respawn',
+    section: 'workers',
     reloadable: true,
     type: 'bool',
     default: true,
     commands: START,
-    help: 'Respawn workers that die (with backoff). --no-keep-alive lets them stay dead.',
+    deprecated: [{ flag: 'keep-alive', key: 'keep_alive' }],
+    help: 'Respawn workers that die (with backoff). --no-respawn lets them stay dead.',
   },
   timeout: {
     flag: 'timeout',
+    section: 'timeouts',
     reloadable: true,
     type: 'int',
     default: 30,
@@ -321,6 +372,7 @@ export const OPTIONS: OptionTable = {
   },
   bootTimeout: {
     flag: 'boot-timeout',
+    section: 'timeouts',
     reloadable: true,
     type: 'int',
     default: 60,
@@ -333,12 +385,14 @@ export const OPTIONS: OptionTable = {
   },
   pingMs: {
     flag: 'ping-ms',
+    section: 'timeouts',
     reloadable: true,
     type: 'int',
     default: 30_000,
     commands: START,
     metavar: 'MS',
-    env: 'WSGID_KEEPALIVE_MS',
+    env: 'WSGID_PING_MS',
+    envAliases: ['WSGID_KEEPALIVE_MS'],
     help:
       "While a response (event stream, long poll) or a WebSocket is open and quiet, refresh mongrel2's " +
       'idle timer (X ctl keep-alive) or ping the WebSocket every MS milliseconds. 0 never.',
@@ -346,6 +400,7 @@ export const OPTIONS: OptionTable = {
   },
   listenWaitMs: {
     flag: 'listen-wait-ms',
+    section: 'app',
     reloadable: true,
     type: 'int',
     default: 5000,
@@ -357,6 +412,7 @@ export const OPTIONS: OptionTable = {
   },
   standardResponse: {
     flag: 'standard-response',
+    section: 'app',
     reloadable: true,
     type: 'bool',
     default: false,
@@ -368,6 +424,7 @@ export const OPTIONS: OptionTable = {
   },
   metrics: {
     flag: 'metrics',
+    section: 'metrics',
     type: 'string',
     commands: START,
     metavar: 'HOST:PORT',
@@ -375,13 +432,11 @@ export const OPTIONS: OptionTable = {
     help:
       'Serve Prometheus metrics at http://HOST:PORT/metrics (HOST defaults to 127.0.0.1; PORT 0 picks a free one). ' +
       'No authentication: not for the public internet (docs/METRICS.md).',
-    check: (value) => {
-      const parsed = parseHostPort(value);
-      return typeof parsed === 'string' ? parsed : undefined;
-    },
+    ...HOST_PORT_VALUE,
   },
   metricsExpose: {
     flag: 'metrics-expose',
+    section: 'metrics',
     type: 'bool',
     default: false,
     commands: START,
@@ -389,6 +444,7 @@ export const OPTIONS: OptionTable = {
   },
   maxQueued: {
     flag: 'max-queued',
+    section: 'workers',
     type: 'int',
     default: 10_000,
     commands: START,
@@ -400,6 +456,7 @@ export const OPTIONS: OptionTable = {
   },
   wsgiPipeline: {
     flag: 'wsgi-pipeline',
+    section: 'workers',
     reloadable: true,
     type: 'int',
     default: 8,
@@ -413,6 +470,7 @@ export const OPTIONS: OptionTable = {
   },
   threads: {
     flag: 'threads',
+    section: 'workers',
     type: 'int',
     default: 1,
     commands: START,
@@ -425,6 +483,7 @@ export const OPTIONS: OptionTable = {
   },
   gracefulTimeout: {
     flag: 'graceful-timeout',
+    section: 'timeouts',
     reloadable: true,
     type: 'int',
     default: 30,
@@ -435,6 +494,7 @@ export const OPTIONS: OptionTable = {
   },
   maxRequests: {
     flag: 'max-requests',
+    section: 'recycling',
     reloadable: true,
     type: 'int',
     default: 0,
@@ -445,6 +505,7 @@ export const OPTIONS: OptionTable = {
   },
   maxRequestsJitter: {
     flag: 'max-requests-jitter',
+    section: 'recycling',
     reloadable: true,
     type: 'int',
     default: 0,
@@ -455,21 +516,23 @@ export const OPTIONS: OptionTable = {
   },
   maxMemory: {
     flag: 'max-memory',
+    section: 'recycling',
     reloadable: true,
     type: 'string',
-    default: '0',
+    default: 0,
     commands: START,
     metavar: 'SIZE',
     help:
       'Recycle a worker (gracefully, like --max-requests) whose memory (resident set of its Node process ' +
       'plus its Python process) stays above SIZE (e.g. 512M, 1G) in 3 samples in a row (one a second). 0 = never.',
-    check: checkSize,
+    ...SIZE_VALUE,
   },
   uncreditedLimit: {
     flag: 'uncredited-limit',
+    section: 'timeouts',
     reloadable: true,
     type: 'string',
-    default: '0',
+    default: 0,
     commands: START,
     metavar: 'SIZE',
     help:
@@ -477,10 +540,11 @@ export const OPTIONS: OptionTable = {
       'nothing tells a handler how much such a client has read, so what it has not read waits in memory (in mongrel2, ' +
       "and briefly in the worker). The connection is closed, the app's request aborted as on a disconnect, and a " +
       'warning logged. Credited responses are never cut. 0 = never (a warning once a response passes 64 MB).',
-    check: checkSize,
+    ...SIZE_VALUE,
   },
   crashWindow: {
     flag: 'crash-window',
+    section: 'recycling',
     reloadable: true,
     type: 'int',
     default: 10,
@@ -493,6 +557,7 @@ export const OPTIONS: OptionTable = {
   },
   crashLoopAfter: {
     flag: 'crash-loop-after',
+    section: 'recycling',
     reloadable: true,
     type: 'int',
     default: 3,
@@ -503,6 +568,7 @@ export const OPTIONS: OptionTable = {
   },
   crashBackoffMax: {
     flag: 'crash-backoff-max',
+    section: 'recycling',
     reloadable: true,
     type: 'int',
     default: 60,
@@ -513,6 +579,7 @@ export const OPTIONS: OptionTable = {
   },
   noDaemon: {
     flag: 'no-daemon',
+    section: 'process',
     type: 'bool',
     default: false,
     commands: START,
@@ -520,6 +587,7 @@ export const OPTIONS: OptionTable = {
   },
   stdout: {
     flag: 'stdout',
+    section: 'logging',
     type: 'bool',
     default: false,
     commands: START,
@@ -527,6 +595,7 @@ export const OPTIONS: OptionTable = {
   },
   debug: {
     flag: 'debug',
+    section: 'logging',
     type: 'bool',
     default: false,
     commands: START,
@@ -534,6 +603,7 @@ export const OPTIONS: OptionTable = {
   },
   accessLog: {
     flag: 'access-log',
+    section: 'logging',
     type: 'bool',
     default: true,
     commands: START,
@@ -541,26 +611,29 @@ export const OPTIONS: OptionTable = {
   },
   logFormat: {
     flag: 'log-format',
+    section: 'logging',
     type: 'string',
     default: 'text',
     commands: START,
     metavar: 'FORMAT',
-    check: (value) => (value === 'text' || value === 'json' ? undefined : `expected text or json, got '${value}'`),
+    ...oneOf(...LOG_FORMATS),
     help: "text (default) or json: wsgid's log, the access log and captured app output as one pino-compatible JSON object per line (docs/LOGGING.md).",
   },
   appOutputRate: {
     flag: 'app-output-rate',
+    section: 'logging',
     type: 'string',
-    default: '1M',
+    default: 2 ** 20,
     commands: START,
     metavar: 'SIZE',
     help:
       'Bytes of captured stdout/stderr (logs/app.log) each worker may write per second, with a burst of 4 s worth ' +
       '(e.g. 1M, 256K; 0 = no limit). Beyond it lines are dropped and counted in a "dropped" line (docs/LOGGING.md).',
-    check: checkSize,
+    ...SIZE_VALUE,
   },
   chroot: {
     flag: 'chroot',
+    section: 'process',
     type: 'bool',
     default: false,
     commands: START,
@@ -568,6 +641,7 @@ export const OPTIONS: OptionTable = {
   },
   mongrel2Chroot: {
     flag: 'mongrel2-chroot',
+    section: 'mongrel2',
     reloadable: true,
     type: 'string',
     default: '',
@@ -577,6 +651,7 @@ export const OPTIONS: OptionTable = {
   },
   mongrel2UploadStore: {
     flag: 'mongrel2-upload-store',
+    section: 'mongrel2',
     reloadable: true,
     type: 'string',
     default: '/tmp/upload.XXXXXX',
@@ -586,6 +661,7 @@ export const OPTIONS: OptionTable = {
   },
   loaderDir: {
     flag: 'loader-dir',
+    section: 'app',
     reloadable: true,
     type: 'list',
     default: [],
@@ -595,6 +671,7 @@ export const OPTIONS: OptionTable = {
   },
   django: {
     flag: 'django',
+    section: 'app',
     reloadable: true,
     type: 'bool',
     default: false,
@@ -603,6 +680,7 @@ export const OPTIONS: OptionTable = {
   },
   python: {
     flag: 'python',
+    section: 'app',
     reloadable: true,
     type: 'string',
     default: 'python3',
@@ -612,6 +690,7 @@ export const OPTIONS: OptionTable = {
   },
   envs: {
     flag: 'env',
+    section: 'app',
     reloadable: true,
     key: 'envs',
     type: 'map',
@@ -623,6 +702,7 @@ export const OPTIONS: OptionTable = {
   },
   sendSignal: {
     flag: 'send-signal',
+    section: 'command',
     type: 'string',
     commands: ['stop', 'restart', 'reload'],
     metavar: 'SIGNAL',
@@ -632,6 +712,7 @@ export const OPTIONS: OptionTable = {
   },
   after: {
     flag: 'after',
+    section: 'command',
     type: 'list',
     default: [],
     commands: ['systemd-unit'],
@@ -642,6 +723,7 @@ export const OPTIONS: OptionTable = {
   },
   mongrel2: {
     flag: 'mongrel2',
+    section: 'command',
     type: 'bool',
     default: false,
     commands: ['systemd-unit'],
@@ -652,6 +734,7 @@ export const OPTIONS: OptionTable = {
   },
   json: {
     flag: 'json',
+    section: 'command',
     type: 'bool',
     default: false,
     commands: ['status'],
@@ -660,6 +743,7 @@ export const OPTIONS: OptionTable = {
   },
   watch: {
     flag: 'watch',
+    section: 'command',
     type: 'bool',
     default: false,
     commands: ['status'],
@@ -668,6 +752,7 @@ export const OPTIONS: OptionTable = {
   },
   count: {
     flag: 'count',
+    section: 'command',
     type: 'int',
     default: 0,
     commands: ['status'],
@@ -678,6 +763,7 @@ export const OPTIONS: OptionTable = {
   },
   port: {
     flag: 'port',
+    section: 'command',
     type: 'int',
     default: 8080,
     commands: ['mongrel2-config', 'dev'],
@@ -688,6 +774,7 @@ export const OPTIONS: OptionTable = {
   },
   host: {
     flag: 'host',
+    section: 'command',
     type: 'string',
     default: 'localhost',
     commands: ['mongrel2-config'],
@@ -698,6 +785,7 @@ export const OPTIONS: OptionTable = {
   },
   mongrel2Db: {
     flag: 'mongrel2-db',
+    section: 'command',
     type: 'string',
     commands: ['check'],
     where: 'cli',
@@ -706,13 +794,37 @@ export const OPTIONS: OptionTable = {
   },
   noWait: {
     flag: 'no-wait',
+    section: 'command',
     type: 'bool',
     default: false,
     commands: ['restart', 'reload'],
     where: 'cli',
     help: 'Return once the signal is sent, without waiting for the new workers to be ready (or to fail).',
   },
+} satisfies Record<string, AnyOption>;
+
+// ---------------------------------------------------------------------------------------------
+// The types the table gives
+
+type Table = typeof OPTIONS;
+export type OptionName = keyof Table;
+
+/** The value of an entry: what its `parse` returns, else its kind's value. */
+type ValueOfEntry<S> = S extends { parse(raw: never): infer V }
+  ? Exclude<V, Invalid>
+  : S extends { type: infer T extends OptionType }
+    ? ValueOf<T>
+    : never;
+type WithDefault = { [K in OptionName]: Table[K] extends { default: unknown } ? K : never }[OptionName];
+
+/** All option values: those with a default are always set, the others may be undefined. */
+export type OptionValues = { [K in WithDefault]: ValueOfEntry<Table[K]> } & {
+  [K in Exclude<OptionName, WithDefault>]?: ValueOfEntry<Table[K]>;
 };
+
+/** Values that only steer one command and are never part of Settings nor of wsgid.json. */
+export const COMMAND_VALUE_NAMES = ['sendSignal', 'json', 'noWait', 'watch', 'count', 'after', 'mongrel2', 'port', 'host', 'mongrel2Db'] as const satisfies readonly OptionName[];
+export type CommandValues = Pick<OptionValues, (typeof COMMAND_VALUE_NAMES)[number]>;
 
 /** The table as a list, in declaration order, with the setting name attached. */
 export interface NamedOption {
@@ -740,9 +852,9 @@ export function fileOptions(): NamedOption[] {
 }
 
 /** The default value of an option (computed defaults are evaluated now); undefined when none. */
-export function defaultOf(spec: OptionSpec): ValueOf<OptionType> | undefined {
+export function defaultOf(spec: OptionSpec): unknown {
   const d = spec.default;
-  if (typeof d === 'function') return d();
+  if (typeof d === 'function') return (d as () => unknown)();
   if (Array.isArray(d)) return [...d];
   if (d !== null && typeof d === 'object') return { ...d };
   return d;
@@ -751,4 +863,22 @@ export function defaultOf(spec: OptionSpec): ValueOf<OptionType> | undefined {
 /** Booleans that may be turned off with `--no-<flag>` (not those whose flag already starts with no-). */
 export function isNegatable(spec: OptionSpec): boolean {
   return spec.type === 'bool' && !spec.flag.startsWith('no-');
+}
+
+/**
+ * A raw value (of the option's kind) as the setting holds it: its own `check`, then its `parse`.
+ * Returns the problem text when refused (the caller says where: flag, key, variable).
+ */
+export function parseValue(spec: OptionSpec, raw: ValueOf<OptionType>): { value: unknown } | { problem: string } {
+  const check = spec.check as ((v: ValueOf<OptionType>) => string | undefined) | undefined;
+  const problem = check?.(raw);
+  if (problem !== undefined) return { problem };
+  if (spec.parse === undefined) return { value: raw };
+  const value = spec.parse(raw);
+  return value instanceof Invalid ? { problem: value.problem } : { value };
+}
+
+/** The raw form of a setting's value (what parseValue reads back to it), for files and command lines. */
+export function rawValue(spec: OptionSpec, value: unknown): ValueOf<OptionType> {
+  return spec.show ? spec.show(value) : (value as ValueOf<OptionType>);
 }

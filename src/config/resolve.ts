@@ -8,14 +8,11 @@
  */
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import { isLoopback, parseHostPort } from './address.js';
+import { formatHostPort, isLoopback } from './address.js';
 import { UsageError } from '../errors.js';
 import { readConfigFile } from './file.js';
-import { OPTION_LIST, defaultOf, type CommandValues, type OptionValues, type OptionName } from './options.js';
+import { COMMAND_VALUE_NAMES, OPTION_LIST, defaultOf, parseValue, rawValue, type CommandValues, type OptionSpec, type OptionType, type OptionValues, type OptionName, type ValueOf } from './options.js';
 import type { Settings } from './settings.js';
-
-/** Option names that are not Settings (they only steer one command). */
-const COMMAND_VALUE_NAMES: readonly (keyof CommandValues)[] = ['sendSignal', 'json', 'noWait', 'watch', 'count', 'after', 'mongrel2', 'port', 'host', 'mongrel2Db'];
 
 export interface Resolved {
   settings: Settings;
@@ -46,29 +43,38 @@ export function resolveFolders(values: Partial<OptionValues>, base: string): Par
   return out;
 }
 
+/** The variable that gives an option in `env`: its own name, else an old one (OptionSpec.envAliases). */
+function envVariableOf(spec: OptionSpec, env: NodeJS.ProcessEnv): string | undefined {
+  for (const variable of spec.env === undefined ? [] : [spec.env, ...(spec.envAliases ?? [])]) {
+    const raw = env[variable];
+    if (raw !== undefined && raw !== '') return variable;
+  }
+  return undefined;
+}
+
 /** The options set through their environment variable (OptionSpec.env). */
 export function envValues(env: NodeJS.ProcessEnv = process.env): Partial<OptionValues> {
   const out: Record<string, unknown> = {};
   for (const { name, spec } of OPTION_LIST) {
-    if (spec.env === undefined) continue;
-    const raw = env[spec.env];
-    if (raw === undefined || raw === '') continue;
+    const variable = envVariableOf(spec, env);
+    if (variable === undefined) continue;
+    const raw = env[variable]!;
     let value: unknown;
     if (spec.type === 'bool') {
       if (/^(1|true|yes)$/i.test(raw)) value = true;
       else if (/^(0|false|no)$/i.test(raw)) value = false;
-      else throw new UsageError(`${spec.env}: expected 1/0, true/false or yes/no, got '${raw}'`);
+      else throw new UsageError(`${variable}: expected 1/0, true/false or yes/no, got '${raw}'`);
     } else if (spec.type === 'int') {
-      if (!/^-?\d+$/.test(raw.trim())) throw new UsageError(`${spec.env}: expected an integer, got '${raw}'`);
+      if (!/^-?\d+$/.test(raw.trim())) throw new UsageError(`${variable}: expected an integer, got '${raw}'`);
       value = Number(raw.trim());
     } else if (spec.type === 'string') {
       value = raw;
     } else {
       continue; // lists and maps have no environment form
     }
-    const problem = (spec.check as ((v: unknown) => string | undefined) | undefined)?.(value);
-    if (problem) throw new UsageError(`${spec.env}: ${problem}`);
-    out[name] = value;
+    const parsed = parseValue(spec, value as ValueOf<OptionType>);
+    if ('problem' in parsed) throw new UsageError(`${variable}: ${parsed.problem}`);
+    out[name] = parsed.value;
   }
   return out as Partial<OptionValues>;
 }
@@ -77,8 +83,8 @@ export function envValues(env: NodeJS.ProcessEnv = process.env): Partial<OptionV
 export function givenEnvVariables(env: NodeJS.ProcessEnv = process.env): Array<[string, string]> {
   const out: Array<[string, string]> = [];
   for (const { spec } of OPTION_LIST) {
-    const raw = spec.env === undefined ? undefined : env[spec.env];
-    if (spec.env !== undefined && raw !== undefined && raw !== '') out.push([spec.env, raw]);
+    const variable = envVariableOf(spec, env);
+    if (variable !== undefined) out.push([variable, env[variable]!]);
   }
   return out;
 }
@@ -121,11 +127,9 @@ export function checkSettings(settings: Settings, requireEndpoints: boolean): vo
     );
   }
   if (settings.metrics !== undefined) {
-    const address = parseHostPort(settings.metrics);
-    if (typeof address === 'string') throw new UsageError(`--metrics: ${address}`);
-    if (!isLoopback(address.host) && !settings.metricsExpose) {
+    if (!isLoopback(settings.metrics.host) && !settings.metricsExpose) {
       throw new UsageError(
-        `--metrics=${settings.metrics} is not a loopback address: the metrics have no authentication; ` +
+        `--metrics=${formatHostPort(settings.metrics)} is not a loopback address: the metrics have no authentication; ` +
           'use 127.0.0.1:PORT (and a proxy or SSH tunnel), or add --metrics-expose if the network is private',
       );
     }
@@ -138,8 +142,9 @@ export function checkSettings(settings: Settings, requireEndpoints: boolean): vo
   }
 }
 
-function shown(value: unknown): string {
-  return typeof value === 'string' ? value : JSON.stringify(value);
+function shown(spec: OptionSpec, value: unknown): string {
+  const raw = rawValue(spec, value);
+  return typeof raw === 'string' ? raw : JSON.stringify(raw);
 }
 
 /** The wsgid.json values a higher layer (command line, environment) overrides with another value. */
@@ -148,9 +153,9 @@ export function overriddenFileValues(cli: Partial<OptionValues>, file: Partial<O
   for (const { name, spec } of OPTION_LIST) {
     const saved = file[name];
     if (saved === undefined || spec.type === 'map') continue; // maps merge key by key: nothing is lost
-    for (const [layer, where] of [[cli[name], `--${spec.flag}`], [env[name], spec.env]] as const) {
+    for (const [layer, where] of [[cli[name], `--${spec.flag}`], [env[name], envVariableOf(spec, process.env) ?? spec.env]] as const) {
       if (layer === undefined || where === undefined) continue;
-      if (!isDeepStrictEqual(layer, saved)) out.push(`${where}=${shown(layer)} (wsgid.json: ${shown(saved)})`);
+      if (!isDeepStrictEqual(layer, saved)) out.push(`${where}=${shown(spec, layer)} (wsgid.json: ${shown(spec, saved)})`);
       break; // the command line hides the environment
     }
   }

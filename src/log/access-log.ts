@@ -12,7 +12,7 @@
  */
 import { closeSync, writeSync } from 'node:fs';
 import { openAppendBelow } from '../fs/anchored.js';
-import { jsonHead, jsonValue, logFormatOf } from './logger.js';
+import { jsonHead, jsonValue } from './logger.js';
 import type { Settings } from '../config/settings.js';
 import type { Mongrel2Message } from '../protocol/index.js';
 
@@ -169,7 +169,7 @@ export function createAccessLogger(settings: Settings, appRoot: string = setting
   if (destination.kind === 'none') return disabled;
   const open = (): number => (destination.kind === 'fd' ? destination.fd : openAppendBelow(appRoot, 'logs/access.log', 0o640));
 
-  const format = logFormatOf(settings.logFormat) === 'json' ? (entry: AccessLogEntry) => formatAccessJson(entry) : formatAccessLine;
+  const format = settings.logFormat === 'json' ? (entry: AccessLogEntry) => formatAccessJson(entry) : formatAccessLine;
   let fd = open();
   let pending: string[] = [];
   let scheduled = false;

@@ -33,10 +33,6 @@ export interface Logger {
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 /** pino's level numbers (trace 10, debug 20, info 30, warn 40, error 50, fatal 60). */
 export const PINO_LEVEL: Record<LogLevel, number> = { debug: 20, info: 30, warn: 40, error: 50 };
-/** The format a setting names ('json', else text). */
-export function logFormatOf(value: string | undefined): LogFormat {
-  return value === 'json' ? 'json' : 'text';
-}
 const noop: LogFn = () => {};
 
 /**

@@ -21,7 +21,6 @@ import type { LogDestination, Logger } from '../log/logger.js';
 import { VERSION } from '../version.js';
 import { createAccessLogger, type AccessLogger } from '../log/access-log.js';
 import { AppOutputLog } from '../log/app-output.js';
-import { logFormatOf } from '../log/logger.js';
 import { openAppendBelow } from '../fs/anchored.js';
 import { Dispatcher } from '../dispatch/dispatcher.js';
 import {
@@ -35,14 +34,14 @@ import {
 import { listPidFiles, removePidFile, writePidFile } from '../app-folder/pidfile.js';
 import { removeStaleState } from '../app-folder/stale.js';
 import { planReload } from '../config/reload.js';
-import { parseSize } from '../config/options.js';
 import { isOutOfFds, outOfFdsMessage } from '../fs/fd-limit.js';
 import { EXIT, WsgidError, type ErrorCode } from '../errors.js';
 import { poolOptionsOf, WorkerPool, type KillSignal, type PoolAction, type PoolWorker } from './pool.js';
 import { buildStatus, type MasterStatusFile } from './status.js';
 import { WorkerReports } from './reports.js';
-import { metricsAddress, StatusPublisher, type StatusSource } from './publisher.js';
+import { StatusPublisher, type StatusSource } from './publisher.js';
 import { MASTER_SIGNALS, type MasterSignal, type SignalAction, type SignalsFor } from './signals.js';
+import { formatHostPort } from '../config/address.js';
 import type { ServiceNotifier, ServiceSnapshot } from '../systemd/notify.js';
 
 export interface ReadyInfo {
@@ -168,11 +167,10 @@ export class Arbiter {
         return 1;
       }
       if (settings.metrics !== undefined) {
-        const address = metricsAddress(settings.metrics);
         try {
-          await this.publisher.serveMetrics(address);
+          await this.publisher.serveMetrics(settings.metrics);
         } catch (err) {
-          this.log.error(`could not serve the metrics on ${settings.metrics}`, { error: err });
+          this.log.error(`could not serve the metrics on ${formatHostPort(settings.metrics)}`, { error: err });
           return 1;
         }
       }
@@ -500,8 +498,8 @@ export class Arbiter {
     try {
       return new AppOutputLog({
         open: () => openAppendBelow(settings.appPath, path.join('logs', 'app.log'), 0o640),
-        format: logFormatOf(settings.logFormat),
-        ratePerWorker: parseSize(settings.appOutputRate) ?? 0,
+        format: settings.logFormat,
+        ratePerWorker: settings.appOutputRate,
       });
     } catch (err) {
       this.log.error('could not open logs/app.log; app output goes to logs/wsgid.log', { error: err });

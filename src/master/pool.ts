@@ -14,7 +14,7 @@
  * marker sent, finishing in-flight) → gone; `aborted` = timed out or fast-stopped: SIGTERM/SIGINT,
  * then SIGKILL.
  */
-import { MAX_WORKERS, parseSize } from '../config/options.js';
+import { MAX_WORKERS } from '../config/options.js';
 import type { Settings } from '../config/settings.js';
 import { EXIT_APP_LOAD_ERROR, EXIT_BOOT_ERROR, type MasterMessage } from '../lifecycle/contract.js';
 import { RECENT_MS } from '../dispatch/table.js';
@@ -123,7 +123,7 @@ export interface PoolOptions {
   gracefulTimeoutMs: number;
   bootTimeoutMs: number;
   /** Respawn workers that die unexpectedly (else, while running, want one less). */
-  keepAlive: boolean;
+  respawn: boolean;
   /** A retiring worker at max-requests may still be sent this many messages (one credit's worth). */
   workerConnections: number;
   /** 0 = never recycle. */
@@ -149,11 +149,11 @@ export function poolOptionsOf(settings: Settings): PoolOptions {
     timeoutMs: settings.timeout * 1000,
     gracefulTimeoutMs: settings.gracefulTimeout * 1000,
     bootTimeoutMs: settings.bootTimeout * 1000,
-    keepAlive: settings.keepAlive,
+    respawn: settings.respawn,
     workerConnections: settings.workerConnections,
     maxRequests: settings.maxRequests,
     maxRequestsJitter: settings.maxRequestsJitter,
-    maxMemoryBytes: parseSize(settings.maxMemory) ?? 0,
+    maxMemoryBytes: settings.maxMemory,
     crashWindowMs: settings.crashWindow * 1000,
     crashLoopAfter: settings.crashLoopAfter,
     crashBackoffMaxMs: settings.crashBackoffMax * 1000,
@@ -452,7 +452,7 @@ export class WorkerPool {
       this.count.restarts++;
       const hint = exit.signal === 'SIGKILL' ? ' (killed: perhaps out of memory?)' : '';
       actions.push(note('error', `worker died unexpectedly${hint}`, { worker: id, pid: w.pid, exit: how, served: w.served }));
-      if (!this.options.keepAlive && this.phaseNow === 'running' && this.wantedCount > 1) this.wantedCount--;
+      if (!this.options.respawn && this.phaseNow === 'running' && this.wantedCount > 1) this.wantedCount--;
       else if (w.state === 'serving' && this.phaseNow !== 'stopping') actions.push(...this.quickDeath(w, how, now));
     }
     return actions;

@@ -10,7 +10,7 @@
  */
 import { closeSync, openSync } from 'node:fs';
 import path from 'node:path';
-import { parseHostPort, type HostPort } from '../config/address.js';
+import type { HostPort } from '../config/address.js';
 import type { Logger } from '../log/logger.js';
 import { removeStatusFile, writeStatusFile } from '../app-folder/status-file.js';
 import { isOutOfFds, outOfFdsMessage } from '../fs/fd-limit.js';
@@ -36,13 +36,6 @@ export interface StatusSource {
   workers?(): Iterable<{ id: number; pid: number }>;
   /** A worker's sample, as soon as taken (the master records it and checks --max-memory). */
   sampled?(id: number, usage: WorkerUsage): void;
-}
-
-/** The `--metrics` setting as an address (checked with the settings already: a bad one throws). */
-export function metricsAddress(setting: string): HostPort {
-  const address = parseHostPort(setting);
-  if (typeof address === 'string') throw new Error(address);
-  return address;
 }
 
 export class StatusPublisher {

@@ -3,7 +3,7 @@
  *
  * It runs exactly the configuration it was given: the flags typed after `wsgid systemd-unit` go
  * into ExecStart (wsgid.json is read at every start anyway, as it is by hand), the option variables
- * set at generation time (WSGID_KEEPALIVE_MS, …) into Environment=. The master runs in the
+ * set at generation time (WSGID_PING_MS, …) into Environment=. The master runs in the
  * foreground (`--no-daemon`, Type=notify: it sends READY=1 itself, systemd/notify.ts) and logs to
  * the journal.
  *

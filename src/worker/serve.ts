@@ -19,7 +19,7 @@ import type { Gateway } from '../gateways/types.js';
 import type { Logger } from '../log/logger.js';
 import { LogRateLimit } from '../log/rate-limit.js';
 import type { Settings } from '../config/settings.js';
-import { parseSize } from '../config/options.js';
+import { formatSize } from '../config/options.js';
 import { openReplySockets, type ReplySocket } from '../transport/reply-socket.js';
 import type { EndpointMonitor } from '../transport/endpoint-monitor.js';
 import { isTimeoutCancel } from '../dispatch/mongrel2-frames.js';
@@ -122,10 +122,10 @@ export function startWorker(options: WorkerOptions): Worker {
         { conn: reply.connId },
       );
     },
-    uncreditedLimit: parseSize(options.settings.uncreditedLimit) ?? 0,
+    uncreditedLimit: options.settings.uncreditedLimit,
     onCut: (reply) => {
       logger.warn(
-        `response cut after ${reply.bytes} bytes: it would pass --uncredited-limit=${options.settings.uncreditedLimit} without ` +
+        `response cut after ${reply.bytes} bytes: it would pass --uncredited-limit=${formatSize(options.settings.uncreditedLimit)} without ` +
           "mongrel2's download credits; set download.flow_control=1 in mongrel2 to send it whole at the client's pace (docs/MONGREL2.md)",
         { conn: reply.connId, status: reply.status },
       );

@@ -86,7 +86,7 @@ describe('wsgid init', () => {
 describe('wsgid config', () => {
   test('writes the given options with wsgid.json keys, merging with what is there', async () => {
     const dir = await appFolder('cli-app');
-    const r1 = await wsgid(['config', `--app-path=${dir}`, '--recv=tcp://127.0.0.1:9997', '--send=tcp://127.0.0.1:9996', '--workers=3', '--env=A=1', '--no-keep-alive', '--max-requests-jitter=5']);
+    const r1 = await wsgid(['config', `--app-path=${dir}`, '--recv=tcp://127.0.0.1:9997', '--send=tcp://127.0.0.1:9996', '--workers=3', '--env=A=1', '--no-respawn', '--max-requests-jitter=5']);
     assert.equal(r1.code, 0, r1.stderr);
     const r2 = await wsgid(['config', `--app-path=${dir}`, '--workers=2', '--env', 'B=2', '--wsgi-app=server:default']);
     assert.equal(r2.code, 0, r2.stderr);
@@ -96,10 +96,28 @@ describe('wsgid config', () => {
       send: ['tcp://127.0.0.1:9996'],
       wsgi_app: 'server:default',
       workers: 2,
-      keep_alive: false,
+      respawn: false,
       max_requests_jitter: 5,
       envs: { A: '1', B: '2' },
     });
+  });
+
+  test('the old spellings of --[no-]respawn (--[no-]keep-alive, "keep_alive") still work, each with a one-line warning', async () => {
+    const dir = await appFolder('cli-app');
+    const flag = await wsgid(['config', `--app-path=${dir}`, '--no-keep-alive']);
+    assert.equal(flag.code, 0, flag.stderr);
+    assert.equal(flag.stderr, 'wsgid: warning: --no-keep-alive is deprecated: use --no-respawn\n');
+    assert.deepEqual(JSON.parse(readFileSync(path.join(dir, 'wsgid.json'), 'utf8')), { respawn: false });
+    const file = path.join(dir, 'wsgid.json');
+    writeFileSync(file, JSON.stringify({ keep_alive: true }));
+    const key = await wsgid(['config', `--app-path=${dir}`, '--workers=2']);
+    assert.equal(key.code, 0, key.stderr);
+    assert.equal(key.stderr, `wsgid: warning: ${file}: key "keep_alive" is deprecated: use "respawn"\n`);
+    assert.deepEqual(JSON.parse(readFileSync(file, 'utf8')), { workers: 2, respawn: true }, 'rewritten with the new key');
+    writeFileSync(file, JSON.stringify({ keep_alive: true, respawn: false }));
+    const both = await wsgid(['config', `--app-path=${dir}`, '--workers=3']);
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /key "keep_alive": the old name of "respawn", which is given too/);
   });
 
   test('a bad value is refused before anything is written', async () => {

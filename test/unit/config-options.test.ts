@@ -36,7 +36,7 @@ describe('option table', () => {
     const config = parseArgsOptions(cliOptionsFor('start'));
     assert.deepEqual(config.recv, { type: 'string', multiple: true });
     assert.deepEqual(config.workers, { type: 'string', multiple: false });
-    assert.deepEqual(config['no-keep-alive'], { type: 'boolean' });
+    assert.deepEqual(config['no-respawn'], { type: 'boolean' });
     assert.deepEqual(config['no-daemon'], { type: 'boolean', multiple: false });
     assert.equal(config['no-no-daemon'], undefined);
     assert.equal(config['send-signal'], undefined, 'send-signal is not a start option');
@@ -71,7 +71,7 @@ describe('command line', () => {
       '--env',
       'A=1',
       '--env=B=x=y',
-      '--no-keep-alive',
+      '--no-respawn',
       '--no-daemon',
       '--loader-dir=a',
       '--loader-dir=b',
@@ -80,7 +80,7 @@ describe('command line', () => {
     assert.deepEqual(values.send, ['tcp://127.0.0.1:2', 'tcp://127.0.0.1:4']);
     assert.equal(values.workers, 3);
     assert.deepEqual(values.envs, { A: '1', B: 'x=y' });
-    assert.equal(values.keepAlive, false);
+    assert.equal(values.respawn, false);
     assert.equal(values.noDaemon, true);
     assert.deepEqual(values.loaderDir, ['a', 'b']);
   });
@@ -132,7 +132,7 @@ describe('wsgid.json', () => {
       [{ frob: 1 }, /key "frob": unknown key \(known keys: recv, send, /],
       [{ workers: '2' }, /key "workers": expected an integer, got "2"$/],
       [{ workers: 1.5 }, /key "workers": expected an integer, got number 1.5/],
-      [{ keep_alive: 'yes' }, /key "keep_alive": expected true or false, got "yes"/],
+      [{ respawn: 'yes' }, /key "respawn": expected true or false, got "yes"/],
       [{ recv: [1] }, /key "recv": expected an array of strings, got an array/],
       [{ recv: ['nope'] }, /key "recv": expected a ZeroMQ endpoint like tcp:\/\/127\.0\.0\.1:9997.*got 'nope'/],
       [{ envs: { A: 1 } }, /key "envs": expected an object of string values, got number 1 for "A"/],
@@ -168,13 +168,13 @@ describe('wsgid.json', () => {
     const dir = tempFolder();
     try {
       writeConfigFile(dir, { recv: ['tcp://127.0.0.1:1'], send: ['tcp://127.0.0.1:2'], envs: { A: '1' }, workers: 4 });
-      writeConfigFile(dir, { workers: 2, envs: { B: '2' }, keepAlive: false });
+      writeConfigFile(dir, { workers: 2, envs: { B: '2' }, respawn: false });
       const json: unknown = JSON.parse(readFileSync(path.join(dir, 'wsgid.json'), 'utf8'));
       assert.deepEqual(json, {
         recv: ['tcp://127.0.0.1:1'],
         send: ['tcp://127.0.0.1:2'],
         workers: 2,
-        keep_alive: false,
+        respawn: false,
         envs: { A: '1', B: '2' },
       });
     } finally {
@@ -204,7 +204,7 @@ describe('precedence: command line over wsgid.json over defaults', () => {
       assert.equal(settings.workers, 2, 'command line wins');
       assert.equal(settings.timeout, 10, 'wsgid.json over default');
       assert.equal(settings.gracefulTimeout, 30, 'default');
-      assert.equal(settings.keepAlive, true);
+      assert.equal(settings.respawn, true);
       assert.deepEqual(settings.recv, ['tcp://127.0.0.1:5'], 'a list on the command line replaces the saved one');
       assert.deepEqual(settings.envs, { A: 'cli', B: 'file' }, 'maps merge key by key');
       assert.deepEqual(settings.loaderDir, [path.join(dir, 'loaders')], 'wsgid.json folders are relative to the app folder');
@@ -239,9 +239,9 @@ describe('generated help and docs', () => {
     for (const { spec } of cliOptionsFor('start')) assert.ok(help.includes(`--${spec.flag}`) || help.includes(`--[no-]${spec.flag}`), spec.flag);
     assert.match(help, /--workers=N +Worker processes/);
     assert.match(help, /default: 1; wsgid\.json: workers/);
-    assert.match(help, /--\[no-\]keep-alive/);
+    assert.match(help, /--\[no-\]respawn/);
     assert.match(help, /Commands:\n  start/);
-    assert.match(help, /Precedence: command line over environment \(where an option has a variable\) over wsgid\.json over defaults/);
+    assert.match(help.replace(/\s+/g, ' '), /Precedence: command line over environment \(where an option has a variable\) over wsgid\.json over defaults/);
   });
 
   test('command help shows only that command\'s options', () => {
@@ -252,12 +252,12 @@ describe('generated help and docs', () => {
     assert.match(renderHelp('status'), /--json/);
   });
 
-  test('the Markdown reference has one row per option', () => {
+  test('the Markdown reference has one entry per option', () => {
     const md = renderOptionsMarkdown();
-    const rows = md.split('\n').filter((l) => l.startsWith('| `--'));
+    const rows = md.split('\n').filter((l) => l.startsWith('- `--'));
     assert.equal(rows.length, OPTION_LIST.length);
-    assert.match(md, /\| `--\[no-\]keep-alive` \| `keep_alive` \| bool \| true \|/);
-    assert.match(md, /\| `--env=KEY=VALUE` \| `envs` \| map/);
+    assert.match(md, /- `--\[no-\]respawn` \(bool; default: true; wsgid\.json: `respawn`;/);
+    assert.match(md, /- `--env=KEY=VALUE` \(map \(repeatable KEY=VALUE\); wsgid\.json: `envs`/);
     assert.match(md, /### Exit codes/);
   });
 

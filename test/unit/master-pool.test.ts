@@ -350,7 +350,7 @@ describe('unexpected deaths', () => {
   });
 
   test('without keep-alive, a dead worker is not replaced (down to 1)', () => {
-    const p = pool({ keepAlive: false, crashWindowMs: 0 });
+    const p = pool({ respawn: false, crashWindowMs: 0 });
     const [a, b] = bootAll(p, 0);
     p.manage(0);
     p.exited(a!, exit(1, 100), 100);

@@ -11,7 +11,7 @@ import { environmentLine, execWord, renderUnit, unitName } from '../../src/syste
 import { checkMongrel2UnitInputs, mongrel2UnitName, renderMongrel2Unit } from '../../src/systemd/mongrel2-unit.js';
 import { stableUuid } from '../../src/mongrel2/config.js';
 import { cliArgsOf, parseCommandLine } from '../../src/config/args.js';
-import { cliOptionsFor, type OptionValues } from '../../src/config/options.js';
+import { cliOptionsFor, parseValue, type OptionType, type OptionValues, type ValueOf } from '../../src/config/options.js';
 import { systemdWords } from '../helpers/systemd-words.js';
 
 const SEED = Number(process.env['SYSTEMD_TEST_SEED'] ?? 0x5d11);
@@ -159,10 +159,11 @@ describe('cliArgsOf', () => {
         for (const { name, spec } of options) {
           const value = generated[name];
           if (value === undefined) continue;
-          // A non-negatable boolean (--no-daemon) can only be given as true; other values must pass the option's check.
+          // A non-negatable boolean (--no-daemon) can only be given as true; other values must pass the option's check and parse.
           if (spec.type === 'bool' && value === false && spec.flag.startsWith('no-')) continue;
-          if ((spec.check as ((v: unknown) => string | undefined) | undefined)?.(value)) continue;
-          (values as Record<string, unknown>)[name] = value;
+          const parsed = parseValue(spec, value as ValueOf<OptionType>);
+          if ('problem' in parsed) continue;
+          (values as Record<string, unknown>)[name] = parsed.value;
         }
         assert.deepEqual(parseCommandLine(['start', ...cliArgsOf(values)]).values, values);
       }),
