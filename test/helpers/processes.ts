@@ -54,6 +54,21 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
   }
 }
 
+/** Poll the synchronous `check` every 50 ms until it holds (a hang bound, not a speed test). */
+export async function waitUntil(check: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** `wsgid stop --app-path=<dir>`, which must succeed. */
+export async function stopApp(dir: string): Promise<void> {
+  const stop = await runCli(['stop', `--app-path=${dir}`]);
+  assert.equal(stop.code, 0, stop.stderr);
+}
+
 export interface CliResult {
   code: number;
   stdout: string;
