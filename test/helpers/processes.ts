@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,6 +15,21 @@ export async function appFolderWith(source: string, prefix = 'wsgid-app-'): Prom
   const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
   for (const d of ['app', 'logs', 'plugins', 'pid', 'pid/master', 'pid/worker']) await mkdir(path.join(dir, d), { recursive: true });
   await writeFile(path.join(dir, 'app', 'server.mjs'), source);
+  return dir;
+}
+
+/**
+ * A fresh folder holding app/ and `files` (paths relative to the folder: `app/server.mjs`,
+ * `wsgid.json`), written synchronously; the caller removes it.
+ */
+export function appFolderOf(files: Record<string, string>, prefix = 'wsgid-app-'): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  mkdirSync(path.join(dir, 'app'), { recursive: true });
+  for (const [name, text] of Object.entries(files)) {
+    const file = path.join(dir, name);
+    mkdirSync(path.dirname(file), { recursive: true });
+    writeFileSync(file, text);
+  }
   return dir;
 }
 
