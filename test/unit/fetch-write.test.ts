@@ -182,6 +182,22 @@ describe('a fetch Response as wsgid writes it, read by llhttp, against undici', 
     );
   });
 
+  test('Response.json(): LightResponse.json written as undici\'s Response.json is', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.jsonValue(), fc.constantFrom(200, 201, 400, 422), fc.constantFrom(undefined, 'application/problem+json'), async (data, status, type) => {
+        const init: ResponseInit = type === undefined ? { status } : { status, headers: { 'Content-Type': type } };
+        const expected = await oracle({ kind: 'string', text: JSON.stringify(data) }, { status, headers: [['content-type', type ?? 'application/json']], as: 'array' });
+        const fromUndici = StandardResponse.json(data, init);
+        assert.deepEqual(semantic([...fromUndici.headers]), expected.headers, 'the oracle agrees with itself');
+        const { parsed } = await written(LightResponse.json(data, init), 'GET', 'HTTP/1.1');
+        assert.equal(parsed.status, fromUndici.status);
+        assert.deepEqual(semantic(parsed.headers), semantic([...fromUndici.headers]));
+        assert.ok(parsed.body.equals(Buffer.from(await fromUndici.arrayBuffer())));
+      }),
+      { seed: SEED, numRuns: 60 },
+    );
+  });
+
   test('a stream still producing is sent chunked on HTTP/1.1, close-delimited on HTTP/1.0; each chunk reaches the channel before the next is made', async () => {
     for (const httpVersion of ['HTTP/1.1', 'HTTP/1.0']) {
       const reply = new TestReply({ httpVersion });
