@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,6 +15,21 @@ export async function appFolderWith(source: string, prefix = 'wsgid-app-'): Prom
   const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
   for (const d of ['app', 'logs', 'plugins', 'pid', 'pid/master', 'pid/worker']) await mkdir(path.join(dir, d), { recursive: true });
   await writeFile(path.join(dir, 'app', 'server.mjs'), source);
+  return dir;
+}
+
+/**
+ * A fresh folder holding app/ and `files` (paths relative to the folder: `app/server.mjs`,
+ * `wsgid.json`), written synchronously; the caller removes it.
+ */
+export function appFolderOf(files: Record<string, string>, prefix = 'wsgid-app-'): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  mkdirSync(path.join(dir, 'app'), { recursive: true });
+  for (const [name, text] of Object.entries(files)) {
+    const file = path.join(dir, name);
+    mkdirSync(path.dirname(file), { recursive: true });
+    writeFileSync(file, text);
+  }
   return dir;
 }
 
@@ -52,6 +67,21 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** Poll the synchronous `check` every 50 ms until it holds (a hang bound, not a speed test). */
+export async function waitUntil(check: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** `wsgid stop --app-path=<dir>`, which must succeed. */
+export async function stopApp(dir: string): Promise<void> {
+  const stop = await runCli(['stop', `--app-path=${dir}`]);
+  assert.equal(stop.code, 0, stop.stderr);
 }
 
 export interface CliResult {

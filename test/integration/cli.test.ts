@@ -12,7 +12,7 @@ import path from 'node:path';
 import { startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
 import { request } from '../helpers/http.js';
 import { REPO_ROOT, WSGID_CLI } from '../helpers/wsgid.js';
-import { listedPids, runCli } from '../helpers/processes.js';
+import { listedPids, runCli, waitUntil } from '../helpers/processes.js';
 
 /** The wsgid CLI, run to completion. */
 const wsgid = runCli;
@@ -444,10 +444,4 @@ function readStatus(dir: string): { requests?: { served?: number } } | undefined
   }
 }
 
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const waitFor = (condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> => waitUntil(condition, what, timeoutMs);

@@ -7,20 +7,15 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
+import { startMongrel2 } from '../helpers/mongrel2.js';
 import { sendRaw } from '../helpers/http.js';
-import { REPO_ROOT, startWsgid, wsgidArgs, type WsgidProcess } from '../helpers/wsgid.js';
+import { REPO_ROOT, startWsgid, wsgidArgs } from '../helpers/wsgid.js';
+import { stopServed, type Served } from '../helpers/served.js';
 
 const FIXTURES = path.join(REPO_ROOT, 'test', 'fixtures', 'hardening');
-
-interface Served {
-  m2: Mongrel2Handle;
-  wsgid: WsgidProcess;
-  dir: string;
-}
 
 async function serve(file: string, extra: string[]): Promise<Served> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'wsgid-hardening-'));
@@ -31,13 +26,7 @@ async function serve(file: string, extra: string[]): Promise<Served> {
   return { m2, wsgid, dir };
 }
 
-async function stop(s: Served | undefined): Promise<void> {
-  if (!s) return;
-  const code = await s.wsgid.stop();
-  await s.m2.stop();
-  await rm(s.dir, { recursive: true, force: true });
-  assert.equal(code, 0, s.wsgid.output());
-}
+const stop = stopServed;
 
 /** Two pipelined requests on one connection: the hostile one, then an innocent one. Everything received. */
 async function pipelined(s: Served, target: string): Promise<string> {

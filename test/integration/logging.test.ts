@@ -19,7 +19,7 @@ import path from 'node:path';
 import { startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
 import { request } from '../helpers/http.js';
 import { REPO_ROOT } from '../helpers/wsgid.js';
-import { listedPids, runCli, waitFor, alive, block } from '../helpers/processes.js';
+import { listedPids, runCli, waitFor, alive, block, stopApp } from '../helpers/processes.js';
 
 const folders: string[] = [];
 let m2: Mongrel2Handle;
@@ -53,10 +53,7 @@ async function startWith(env: NodeJS.ProcessEnv | undefined, dir: string, ...ext
   return Number(/master pid (\d+)/.exec(r.stdout)![1]);
 }
 
-async function stop(dir: string): Promise<void> {
-  const r = await runCli(['stop', `--app-path=${dir}`]);
-  assert.equal(r.code, 0, r.stderr);
-}
+const stop = stopApp;
 
 before(async () => {
   m2 = await startMongrel2();

@@ -12,17 +12,15 @@ import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
+import { startMongrel2 } from '../helpers/mongrel2.js';
 import { closedAfterResponse, rawRequest, request, RawConnection } from '../helpers/http.js';
-import { REPO_ROOT, WSGID_CLI, startWsgid, wsgidArgs, type WsgidProcess } from '../helpers/wsgid.js';
+import { REPO_ROOT, WSGID_CLI, startWsgid, wsgidArgs } from '../helpers/wsgid.js';
+import { stopServed, type Served as ServedApp } from '../helpers/served.js';
 
 const FIXTURES = path.join(REPO_ROOT, 'test', 'fixtures', 'node-apps');
 const skip = existsSync(WSGID_CLI) ? false : 'wsgid CLI not built';
 
-interface Served {
-  m2: Mongrel2Handle;
-  wsgid: WsgidProcess;
-  dir: string;
+interface Served extends ServedApp {
   url: string;
   diagnostics(): string;
 }
@@ -54,13 +52,6 @@ async function serveFixture(fixture: string, workers = 1): Promise<Served> {
   }
 }
 
-async function stopServed(s: Served | undefined): Promise<void> {
-  if (!s) return;
-  const code = await s.wsgid.stop();
-  await s.m2.stop();
-  await rm(s.dir, { recursive: true, force: true });
-  assert.equal(code, 0, s.wsgid.output());
-}
 
 const VERSION_HEADER = /^\S+/;
 

@@ -13,7 +13,7 @@ import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import os from 'node:os';
 import path from 'node:path';
 import { REPO_ROOT } from '../helpers/wsgid.js';
-import { cliAppFolder, listedPids, runCli } from '../helpers/processes.js';
+import { cliAppFolder, listedPids, runCli, stopApp, waitUntil as waitFor } from '../helpers/processes.js';
 
 const root = typeof process.getuid === 'function' && process.getuid() === 0;
 const setpriv = spawnSync('setpriv', ['--version']).status === 0;
@@ -77,13 +77,6 @@ function read(file: string): string {
   }
 }
 
-async function waitFor(check: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 /** Start wsgid (as root), run `body`, always stop it. */
 async function running(args: string[], dir: string, body: (master: number) => Promise<void>): Promise<void> {
@@ -94,8 +87,7 @@ async function running(args: string[], dir: string, body: (master: number) => Pr
   try {
     await body(master);
   } finally {
-    const stop = await wsgid(['stop', `--app-path=${dir}`]);
-    assert.equal(stop.code, 0, stop.stderr);
+    await stopApp(dir);
   }
 }
 
@@ -251,8 +243,7 @@ describe('a root master and symlinks planted by the app user', { skip }, () => {
       await waitFor(() => new RegExp(`could not write the worker pid file.*EEXIST.*\\.\\d+\\.pid\\.${TEMP}\\.tmp`).test(read(log)) || read(target.file) !== 'root only\n', 'the refused pid file');
       target.check();
     } finally {
-      const stop = await wsgid(['stop', `--app-path=${dir}`]);
-      assert.equal(stop.code, 0, stop.stderr);
+      await stopApp(dir);
     }
     target.check();
   });
@@ -269,8 +260,7 @@ describe('a root master and symlinks planted by the app user', { skip }, () => {
       target.check();
       assert.equal(existsSync(path.join(dir, 'pid', 'status.json')), false, 'a status file written some other way');
     } finally {
-      const stop = await wsgid(['stop', `--app-path=${dir}`]);
-      assert.equal(stop.code, 0, stop.stderr);
+      await stopApp(dir);
     }
     target.check();
   });

@@ -16,7 +16,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { startWsgid } from '../helpers/wsgid.js';
-import { cliAppFolder, listedPids, runCli } from '../helpers/processes.js';
+import { cliAppFolder, listedPids, runCli, waitUntil as waitFor } from '../helpers/processes.js';
 
 /** The wsgid CLI, run to completion. */
 const wsgid = runCli;
@@ -34,14 +34,6 @@ async function appFolder(): Promise<{ dir: string; args: string[] }> {
 }
 
 const pids = listedPids;
-
-async function waitFor(check: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 const BYSTANDER = `
   const seen = (name) => () => process.stdout.write(name + '\\n');

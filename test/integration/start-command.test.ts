@@ -9,12 +9,11 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { chmodSync, mkdirSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { freePort, startMongrel2, type Mongrel2Handle } from '../helpers/mongrel2.js';
 import { request, waitForHttp } from '../helpers/http.js';
-import { runCli } from '../helpers/processes.js';
+import { appFolderOf, runCli } from '../helpers/processes.js';
 import { startWsgid, wsgidArgs } from '../helpers/wsgid.js';
 
 /** An app that answers with what its process sees, listening as `npm start` would run it. */
@@ -35,14 +34,10 @@ server.listen(Number(process.env.PORT ?? 3000));
 `;
 
 const roots: string[] = [];
+/** An app folder with `files` in app/. */
 function appFolder(files: Record<string, string>): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'wsgid-start-command-'));
+  const dir = appFolderOf(Object.fromEntries(Object.entries(files).map(([name, text]) => [`app/${name}`, text])), 'wsgid-start-command-');
   roots.push(dir);
-  for (const [name, text] of Object.entries(files)) {
-    const file = path.join(dir, 'app', name);
-    mkdirSync(path.dirname(file), { recursive: true });
-    writeFileSync(file, text);
-  }
   return dir;
 }
 

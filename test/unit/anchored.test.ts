@@ -5,7 +5,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { closeSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, watch, writeFileSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
@@ -113,4 +113,36 @@ test('removing a folder flat: files go, a symlink inside is unlinked itself, a s
   assert.deepEqual(readdirSync(path.join(root, 'pid', '.d2', 'sub')), ['keep']);
   assert.deepEqual(readdirSync(outside), ['secret']);
   assert.equal(readFileSync(secret, 'utf8'), 'untouched\n');
+});
+
+test('replaceFileAt temp names cannot be planted ahead: seen through inotify, each write uses a new random name, nothing derived from the pid', async () => {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'wsgid-anchored-'));
+  folders.push(root);
+  const seen = new Set<string>();
+  const watcher = watch(root, (_event, name) => {
+    if (typeof name === 'string' && name.endsWith('.tmp')) seen.add(name);
+  });
+  const writes = 40;
+  try {
+    withAnchoredDir(root, [], (dir) => {
+      for (let k = 0; k < writes / 2; k++) {
+        replaceFileAt(dir, 'status.json', `{"k":${k}}\n`, 0o640);
+        replaceFileAt(dir, `${process.pid}.pid`, `${process.pid}\n`, 0o644);
+      }
+    });
+    const deadline = Date.now() + 30_000; // inotify events arrive after the writes; this bounds a hang
+    while (seen.size < writes && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  } finally {
+    watcher.close();
+  }
+  assert.equal(seen.size, writes, `${writes} writes, ${seen.size} distinct temp names: ${[...seen].slice(0, 4).join(' ')}`);
+  const randomParts = new Set<string>();
+  for (const name of seen) {
+    const m = /^\.(status\.json|\d+\.pid)\.([0-9a-f]{16})\.tmp$/.exec(name);
+    assert.ok(m, `temp name ${name}: .<name>.<16 hex>.tmp`);
+    assert.ok(!m[2]!.includes(String(process.pid)), `temp name ${name} carries the pid`);
+    randomParts.add(m[2]!);
+  }
+  assert.equal(randomParts.size, writes, 'no random part repeats');
+  assert.deepEqual(readdirSync(root).sort(), [`${process.pid}.pid`, 'status.json'].sort(), 'no temp file left');
 });

@@ -7,13 +7,14 @@
  */
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { createRequire } from 'node:module';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { appFolderOf } from '../helpers/processes.js';
 import express from 'express';
 import connect from 'connect';
 import Koa from 'koa';
@@ -51,14 +52,8 @@ after(() => {
 
 /** A fresh app folder with the given files (paths relative to the app folder, e.g. 'app/server.js'). */
 function appFolder(files: Record<string, string>): string {
-  const root = mkdtempSync(path.join(os.tmpdir(), 'wsgid-loaders-'));
+  const root = appFolderOf(files, 'wsgid-loaders-');
   roots.push(root);
-  mkdirSync(path.join(root, 'app'), { recursive: true });
-  for (const [name, content] of Object.entries(files)) {
-    const file = path.join(root, name);
-    mkdirSync(path.dirname(file), { recursive: true });
-    writeFileSync(file, content);
-  }
   return root;
 }
 

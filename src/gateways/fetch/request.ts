@@ -148,7 +148,8 @@ function buildUrl(source: GatewayRequest): string {
   const headers = source.message.headers;
   const scheme = firstValue(headers['URL_SCHEME']) === 'https' ? 'https' : 'http';
   const host = firstValue(headers['host']);
-  const authority = host !== undefined && SAFE_HOST.test(host) ? host : FALLBACK_HOST;
+  // canParse: a port past 65535 or a dotted number past 255 matches SAFE_HOST but is no valid URL.
+  const authority = host !== undefined && SAFE_HOST.test(host) && URL.canParse('http://' + host) ? host : FALLBACK_HOST;
   const path = firstValue(headers['PATH']) ?? source.message.path;
   const query = firstValue(headers['QUERY']);
   return scheme + '://' + authority + (path.startsWith('/') ? path : '/' + path) + (query === undefined ? '' : '?' + query);
