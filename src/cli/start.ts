@@ -11,7 +11,7 @@ import { enterAppFolder, prepareForWorkers } from '../app-folder/privileges.js';
 import { createLogger, logFormatOf, type Logger, type LogFields } from '../log/logger.js';
 import { reopenStdio } from '../app-folder/stdio.js';
 import { AppLoadError } from '../loaders/errors.js';
-import { WsgiLoadError } from '../gateways/wsgi/load-error.js';
+import { PythonLoadError } from '../gateways/python/errors.js';
 import { describeLoadFailure } from '../worker/load-failure.js';
 import { formatFailureDetail, reportToParent, spawnDaemon, takeDaemonChildMarker, type FailureDetail, type SpawnDaemonResult } from './daemon.js';
 import type { ChildProcess } from 'node:child_process';
@@ -227,7 +227,7 @@ export async function startCommand(settings: Settings, argv: readonly string[], 
       code = await runMaster(effective, logger, { onReady, reloadSettings, onReopen, onWorkerFatal, service, starter });
     }
   } catch (error) {
-    if (error instanceof AppLoadError || error instanceof WsgiLoadError) {
+    if (error instanceof AppLoadError || error instanceof PythonLoadError) {
       // --workers=0: the app is loaded here; say why as a worker would (worker/load-failure.ts).
       const failure = describeLoadFailure(error, paths.root);
       fatal ??= { message: `app load error: ${failure.summary}`, detail: failure.detail, hint: failure.hint };

@@ -13,7 +13,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { AppLoadError } from '../loaders/errors.js';
-import { WsgiLoadError } from '../gateways/wsgi/load-error.js';
+import { PythonLoadError } from '../gateways/python/errors.js';
 
 export interface LoadFailure {
   /** One line. */
@@ -169,7 +169,7 @@ function jsFailure(error: AppLoadError, appRoot: string): LoadFailure {
 
 /** Describe what loading the app threw (`appRoot`: the app folder, as this process reaches it). */
 export function describeLoadFailure(error: unknown, appRoot: string): LoadFailure {
-  if (error instanceof WsgiLoadError) {
+  if (error instanceof PythonLoadError) {
     const missing = missingPythonModule(error.traceback);
     return {
       summary: error.message,

@@ -18,7 +18,7 @@
 import { stat } from 'node:fs/promises';
 import type { Gateway, GatewayFactory, GatewayOptions, GatewayRequest, LoadedApp, WebSocketListener, WebSocketSession } from '../types.js';
 import type { ReplyChannel } from '../../http/reply-channel.js';
-import type { ErrorCode } from '../../errors.js';
+import { PythonAppError } from '../python/errors.js';
 import type { Logger } from '../../log/logger.js';
 import {
   CLOSE_ABNORMAL,
@@ -38,11 +38,11 @@ import {
   parseClosePayload,
   switchingProtocolsHead,
 } from '../../http/websocket.js';
-import { DONE_CANCELLED, DONE_ERROR, DONE_OK, encodeAck, type Frame } from '../wsgi/pipe.js';
-import { bridgePath, launchBridge, type PythonProcess } from '../wsgi/python-process.js';
-import { errorAnswer, frameBody, responseEnd, translateHead } from '../wsgi/response.js';
+import { DONE_CANCELLED, DONE_ERROR, DONE_OK, encodeAck, type Frame } from '../python/pipe.js';
+import { bridgePath, launchBridge, type PythonProcess } from '../python/bridge-process.js';
+import { errorAnswer, frameBody, responseEnd, translateHead } from '../python/response.js';
 import { crashesAfterExit, restartDelay } from '../wsgi/scheduling.js';
-import { isWsgiSpec, type WsgiSpec } from '../wsgi/spec.js';
+import { isPythonSpec, type PythonSpec } from '../python/spec.js';
 import { Exchange } from './exchange.js';
 import { CANCEL_TIMED_OUT, decodeAccept, decodeClose, encodeCancel, encodeWsFrame, T } from './protocol.js';
 import { buildScope } from './scope.js';
@@ -74,7 +74,7 @@ class AsgiGateway implements Gateway {
   private readonly version: string;
 
   constructor(
-    private readonly spec: WsgiSpec,
+    private readonly spec: PythonSpec,
     options: GatewayOptions,
   ) {
     this.logger = options.logger;
@@ -301,7 +301,7 @@ class AsgiGateway implements Gateway {
     const detail = payload.subarray(1).toString('utf8').trimEnd();
     if (outcome === DONE_ERROR) {
       const m = ex.request.message;
-      ex.request.reportError?.(new AsgiAppError(detail));
+      ex.request.reportError?.(new PythonAppError(detail, 'ASGI'));
       this.logger.error('the ASGI app raised an exception', { method: m.headers.METHOD, path: m.path, traceback: detail });
     }
     if (ex.state === 'open') {
@@ -512,17 +512,8 @@ class AsgiGateway implements Gateway {
   }
 }
 
-/** An exception the ASGI app raised, with Python's traceback as the message (for filters' `after`). */
-export class AsgiAppError extends Error {
-  readonly code: ErrorCode = 'WSGID_ERR_ASGI_APP';
-  constructor(readonly traceback: string) {
-    super(traceback.trim().split('\n').at(-1) || 'the ASGI app failed');
-    this.name = 'AsgiAppError';
-  }
-}
-
 export const create: GatewayFactory = async (app: LoadedApp, options: GatewayOptions): Promise<Gateway> => {
-  if (!isWsgiSpec(app.app)) {
+  if (!isPythonSpec(app.app)) {
     throw new TypeError(`the ASGI gateway needs a Python app spec (from loaders/wsgi.ts), got ${typeof app.app}`);
   }
   const gateway = new AsgiGateway(app.app, options);

@@ -23,7 +23,7 @@
  *
  * Frames of different requests interleave freely (every request runs at once).
  */
-import { T as WSGI_T } from '../wsgi/pipe.js';
+import { T as WSGI_T } from '../python/pipe.js';
 
 /** Payload of a cancel frame for an http request that timed out: its task is cancelled. */
 export const CANCEL_TIMED_OUT = Buffer.from('T', 'latin1');

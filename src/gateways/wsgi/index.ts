@@ -28,18 +28,16 @@
 import { stat } from 'node:fs/promises';
 import type { Gateway, GatewayCapacity, GatewayFactory, GatewayOptions, GatewayRequest, LoadedApp } from '../types.js';
 import type { ReplyChannel } from '../../http/reply-channel.js';
-import type { ErrorCode } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import { buildEnviron } from './environ.js';
-import { decodeWhole, DONE_ERROR, DONE_OK, encodeAck, encodeEnviron, T, type Frame } from './pipe.js';
-import { isWsgiSpec, type WsgiSpec } from './spec.js';
+import { decodeWhole, DONE_ERROR, DONE_OK, encodeAck, encodeEnviron, T, type Frame } from '../python/pipe.js';
+import { isPythonSpec, type PythonSpec } from '../python/spec.js';
 import { Job } from './job.js';
-import { launchBridge, type PythonProcess } from './python-process.js';
-import { errorAnswer, frameBody, responseEnd, translateHead } from './response.js';
+import { launchBridge, type PythonProcess } from '../python/bridge-process.js';
+import { errorAnswer, frameBody, responseEnd, translateHead } from '../python/response.js';
 import { afterCrash, crashesAfterExit, maySend, PIPELINE, restartDelay } from './scheduling.js';
 
-export { bridgePath } from './python-process.js';
-export { WsgiLoadError } from './load-error.js';
+import { PythonAppError } from '../python/errors.js';
 
 /** Bytes of response body bridge.py may send ahead of our acknowledgements. */
 const WINDOW = 1024 * 1024;
@@ -65,7 +63,7 @@ class WsgiGateway implements Gateway {
   readonly capacity: GatewayCapacity;
 
   constructor(
-    private readonly spec: WsgiSpec,
+    private readonly spec: PythonSpec,
     options: GatewayOptions,
   ) {
     this.logger = options.logger;
@@ -369,7 +367,7 @@ class WsgiGateway implements Gateway {
       if (outcome === DONE_OK || outcome === DONE_ERROR) {
         const m = job.request.message;
         const traceback = detail || 'the app returned without calling start_response()';
-        job.request.reportError?.(new WsgiAppError(traceback));
+        job.request.reportError?.(new PythonAppError(traceback, 'WSGI'));
         this.logger.error('the WSGI app raised an exception', { method: m.headers.METHOD, path: m.path, traceback });
         this.sendError(job, 500);
       }
@@ -409,17 +407,8 @@ class WsgiGateway implements Gateway {
   }
 }
 
-/** An exception the WSGI app raised, with Python's traceback as the message (for filters' `after`). */
-export class WsgiAppError extends Error {
-  readonly code: ErrorCode = 'WSGID_ERR_WSGI_APP';
-  constructor(readonly traceback: string) {
-    super(traceback.trim().split('\n').at(-1) || 'the WSGI app failed');
-    this.name = 'WsgiAppError';
-  }
-}
-
 export const create: GatewayFactory = async (app: LoadedApp, options: GatewayOptions): Promise<Gateway> => {
-  if (!isWsgiSpec(app.app)) {
+  if (!isPythonSpec(app.app)) {
     throw new TypeError(`the WSGI gateway needs a WSGI app spec (from loaders/wsgi.ts), got ${typeof app.app}`);
   }
   const gateway = new WsgiGateway(app.app, options);

@@ -10,8 +10,8 @@ import { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../../log/logger.js';
 import { encodeRequest, FrameBatch, FrameDecoder, T, type Frame } from './pipe.js';
-import type { WsgiSpec } from './spec.js';
-import { WsgiLoadError } from './load-error.js';
+import type { PythonSpec } from './spec.js';
+import { PythonLoadError } from './errors.js';
 
 /** Size of the B frames a request body is cut into. */
 const BODY_FRAME = 256 * 1024;
@@ -52,10 +52,10 @@ export interface BridgeLaunch {
 
 /**
  * Spawn a bridge and wait for the app to be ready, the handshake both Python gateways share.
- * Resolves on its ready frame; rejects with a WsgiLoadError (Python's traceback) when the app
+ * Resolves on its ready frame; rejects with a PythonLoadError (Python's traceback) when the app
  * cannot be loaded, or with the end of its stderr when the process dies before either.
  */
-export function launchBridge(spec: WsgiSpec, logger: Logger, launch: BridgeLaunch): Promise<PythonProcess> {
+export function launchBridge(spec: PythonSpec, logger: Logger, launch: BridgeLaunch): Promise<PythonProcess> {
   return new Promise<PythonProcess>((resolve, reject) => {
     let ready = false;
     const { events } = launch;
@@ -71,7 +71,7 @@ export function launchBridge(spec: WsgiSpec, logger: Logger, launch: BridgeLaunc
             resolve(p);
           } else if (frame.type === T.loadFailed) {
             void p.stop(2000);
-            reject(new WsgiLoadError(spec.python, frame.payload.toString('utf8').trimEnd(), launch.kind));
+            reject(new PythonLoadError(spec.python, frame.payload.toString('utf8').trimEnd(), launch.kind));
           }
         },
         batchEnd: (p) => events.batchEnd(p),
@@ -111,7 +111,7 @@ export class PythonProcess {
   private outputEnded = false;
 
   constructor(
-    readonly spec: WsgiSpec,
+    readonly spec: PythonSpec,
     private readonly logger: Logger,
     private readonly events: ProcessEvents,
     /** The Python script to run (the ASGI gateway passes its asgi_bridge.py). */
