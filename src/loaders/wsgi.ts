@@ -1,6 +1,6 @@
 /**
  * The Python WSGI loader: decides whether the app in app/ (or `--wsgi-app`) is a Python WSGI app
- * and describes how bridge.py should load it (a PythonSpec, see gateways/wsgi/spec.ts). Nothing
+ * and describes how the bridge should load it (a PythonSpec, see gateways/python/spec.ts). Nothing
  * Python runs here: import errors surface when the gateway starts the interpreter.
  *
  * Detection, as the original wsgid:

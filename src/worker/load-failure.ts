@@ -1,6 +1,6 @@
 /**
  * Why the app could not be loaded, told the way the user's own tools tell it (issue 10 item 4):
- * - a Python app: the traceback as `python -c 'import app'` prints it (bridge.py app_traceback),
+ * - a Python app: the traceback as `python -c 'import app'` prints it (wsgid_bridge_common.py app_traceback),
  *   with a hint to use --python or the app's virtualenv when a module is missing;
  * - a JavaScript app: the location, the offending line and a caret, as `node app.js` prints them,
  *   then the error and its stack without Node's internal frames. An ES module's SyntaxError carries

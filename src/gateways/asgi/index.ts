@@ -94,7 +94,7 @@ class AsgiGateway implements Gateway {
         batchEnd: (p) => this.flushAcks(p),
         exit: (p, description) => this.onExit(p, description),
       },
-      script: bridgePath('asgi', 'asgi_bridge.py'),
+      script: bridgePath('asgi_bridge.py'),
     });
   }
 
@@ -170,7 +170,7 @@ class AsgiGateway implements Gateway {
     const scope = buildScope(message, ex.websocket ? 'websocket' : 'http', { serverName: this.spec.serverName });
     const json = bodyFile !== undefined ? { ...scope, body_file: Buffer.from(bodyFile, 'utf8').toString('latin1') } : scope;
     ex.state = 'sent';
-    proc.send(T.environ, ex.id, Buffer.from(JSON.stringify(json), 'utf8'));
+    proc.send(T.scope, ex.id, Buffer.from(JSON.stringify(json), 'utf8'));
     if (ex.websocket) return;
     const body = bodyFile === undefined ? message.body : undefined;
     if (body && body.length > 0) {

@@ -22,7 +22,7 @@ export interface WsgiEntry {
 }
 
 export interface PythonSpec {
-  /** Interpreter to run bridge.py with. */
+  /** Interpreter to run the bridge with. */
   readonly python: string;
   /** The app folder's app/ (absolute). */
   readonly appDir: string;

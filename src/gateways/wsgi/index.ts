@@ -1,9 +1,9 @@
 /**
  * The WSGI gateway: serves a Python WSGI app (PEP 3333) through one Python child process per
- * worker, running bridge.py and talking the pipe protocol of ./pipe.ts over fds 3 and 4.
+ * worker, running wsgi_bridge.py and talking the pipe protocol of ../python/pipe.ts over fds 3 and 4.
  *
  * Concurrency: `threads` (--threads) requests at a time per Python process (1 by default, like
- * the original wsgid's workers; more is gunicorn's gthread: a thread pool in bridge.py). Other
+ * the original wsgid's workers; more is gunicorn's gthread: a thread pool in wsgi_bridge.py). Other
  * requests wait in this gateway's FIFO queue; the gateway's `capacity` tells the master not to
  * send new connections here while another worker could start them.
  * Pipelining: up to --wsgi-pipeline − 1 requests beyond those running are in flight to Python
@@ -17,7 +17,7 @@
  * - the Python process dies → the current request gets 502 (or a close if its head is out) and the
  *   gateway starts a new Python process before the next request (quick crash loops back off
  *   exponentially, up to 10 s; a restart that fails to load answers queued requests 502);
- * - a hang is the master's business (its request timeout replaces the worker; bridge.py dies with
+ * - a hang is the master's business (its request timeout replaces the worker; wsgi_bridge.py dies with
  *   the worker through PR_SET_PDEATHSIG).
  *
  * Parts: ./python-process.ts (the child and its pipes), ./job.ts (a request's states and their
@@ -39,7 +39,7 @@ import { afterCrash, crashesAfterExit, maySend, PIPELINE, restartDelay } from '.
 
 import { PythonAppError } from '../python/errors.js';
 
-/** Bytes of response body bridge.py may send ahead of our acknowledgements. */
+/** Bytes of response body wsgi_bridge.py may send ahead of our acknowledgements. */
 const WINDOW = 1024 * 1024;
 
 type LogLevelName = 'debug' | 'info' | 'warn' | 'error';
