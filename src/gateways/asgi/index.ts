@@ -41,7 +41,7 @@ import {
 import { DONE_CANCELLED, DONE_ERROR, DONE_OK, encodeAck, type Frame } from '../python/pipe.js';
 import { bridgePath, launchBridge, type PythonProcess } from '../python/bridge-process.js';
 import { errorAnswer, frameBody, responseEnd, translateHead } from '../python/response.js';
-import { crashesAfterExit, restartDelay } from '../wsgi/scheduling.js';
+import { BridgeSupervisor } from '../python/supervisor.js';
 import { isPythonSpec, type PythonSpec } from '../python/spec.js';
 import { Exchange } from './exchange.js';
 import { CANCEL_TIMED_OUT, decodeAccept, decodeClose, encodeCancel, encodeWsFrame, T } from './protocol.js';
@@ -59,10 +59,8 @@ const LEVELS: readonly LogLevelName[] = ['debug', 'info', 'warn', 'error'];
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 class AsgiGateway implements Gateway {
-  private proc: PythonProcess | undefined;
-  private restarting = false;
-  private crashes = 0;
-  private closing = false;
+  /** The Python process, its restarts and stop. */
+  private readonly bridges: BridgeSupervisor;
   private nextId = 1;
   /** Scopes handed to Python (or being prepared), by id. */
   private readonly live = new Map<number, Exchange>();
@@ -79,6 +77,23 @@ class AsgiGateway implements Gateway {
   ) {
     this.logger = options.logger;
     this.version = options.version;
+    this.bridges = new BridgeSupervisor('ASGI', this.logger, {
+      start: () => this.start(),
+      restartFailed: () => {
+        for (const ex of this.waiting.splice(0)) this.fail(ex, 502);
+      },
+      restarted: (proc) => {
+        if (proc) for (const ex of this.waiting.splice(0)) void this.send(ex, proc);
+      },
+    });
+  }
+
+  private get proc(): PythonProcess | undefined {
+    return this.bridges.proc;
+  }
+
+  private get closing(): boolean {
+    return this.bridges.closing;
   }
 
   /** Start Python, load the app and run its lifespan startup; rejects with Python's message when it cannot. */
@@ -99,7 +114,7 @@ class AsgiGateway implements Gateway {
   }
 
   setProcess(proc: PythonProcess): void {
-    this.proc = proc;
+    this.bridges.proc = proc;
   }
 
   handle(request: GatewayRequest, reply: ReplyChannel): Promise<void> {
@@ -112,12 +127,10 @@ class AsgiGateway implements Gateway {
   }
 
   async close(): Promise<void> {
-    this.closing = true;
+    this.bridges.closing = true;
     for (const ex of this.waiting.splice(0)) this.fail(ex, 503);
     // The bridge finishes what it runs, runs the lifespan shutdown, then exits; frames still count.
-    const proc = this.proc;
-    if (proc) await proc.stop(STOP_GRACE_MS);
-    this.proc = undefined;
+    await this.bridges.stop(STOP_GRACE_MS);
     for (const ex of [...this.live.values()]) this.abandon(ex, 503);
   }
 
@@ -143,7 +156,7 @@ class AsgiGateway implements Gateway {
     const proc = this.proc;
     if (!proc || proc.exited) {
       this.waiting.push(ex);
-      this.restart();
+      this.bridges.restart();
       return;
     }
     void this.send(ex, proc);
@@ -164,7 +177,7 @@ class AsgiGateway implements Gateway {
       if (proc.exited) {
         this.live.delete(ex.id);
         this.waiting.push(ex);
-        return this.restart();
+        return this.bridges.restart();
       }
     }
     const scope = buildScope(message, ex.websocket ? 'websocket' : 'http', { serverName: this.spec.serverName });
@@ -436,44 +449,11 @@ class AsgiGateway implements Gateway {
 
   // -- the process ------------------------------------------------------------------------------
 
-  private restart(): void {
-    if (this.restarting || this.closing) return;
-    this.restarting = true;
-    const delay = restartDelay(this.crashes);
-    this.logger.info('starting a new Python process for the ASGI app', { delayMs: delay });
-    setTimeout(() => {
-      this.start()
-        .then(
-          (proc) => {
-            this.proc = proc;
-          },
-          (err: Error) => {
-            this.crashes++;
-            this.logger.error('the ASGI app could not be restarted', { error: err.message });
-            for (const ex of this.waiting.splice(0)) this.fail(ex, 502);
-          },
-        )
-        .finally(() => {
-          this.restarting = false;
-          const proc = this.proc;
-          if (this.closing) {
-            if (proc) void proc.stop(1000);
-            return;
-          }
-          if (!proc) return;
-          for (const ex of this.waiting.splice(0)) void this.send(ex, proc);
-        });
-    }, delay);
-  }
-
   private onExit(proc: PythonProcess, description: string): void {
-    if (proc !== this.proc) return;
-    this.proc = undefined;
-    this.crashes = crashesAfterExit(this.crashes, Date.now() - proc.startedAt);
-    if (!this.closing) this.logger.error(`the Python process of the ASGI app ${description}`, { pid: proc.child.pid });
+    if (!this.bridges.exited(proc, description)) return;
     // Every scope it held was running in it: none can be retried.
     for (const ex of [...this.live.values()]) this.abandon(ex, this.closing ? 503 : 502);
-    if (this.waiting.length > 0) this.restart();
+    if (this.waiting.length > 0) this.bridges.restart();
   }
 
   // -- answers of our own -------------------------------------------------------------------

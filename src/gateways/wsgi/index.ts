@@ -35,7 +35,8 @@ import { isPythonSpec, type PythonSpec } from '../python/spec.js';
 import { Job } from './job.js';
 import { launchBridge, type PythonProcess } from '../python/bridge-process.js';
 import { errorAnswer, frameBody, responseEnd, translateHead } from '../python/response.js';
-import { afterCrash, crashesAfterExit, maySend, PIPELINE, restartDelay } from './scheduling.js';
+import { afterCrash, maySend, PIPELINE } from './scheduling.js';
+import { BridgeSupervisor } from '../python/supervisor.js';
 
 import { PythonAppError } from '../python/errors.js';
 
@@ -46,14 +47,12 @@ type LogLevelName = 'debug' | 'info' | 'warn' | 'error';
 const LEVELS: readonly LogLevelName[] = ['debug', 'info', 'warn', 'error'];
 
 class WsgiGateway implements Gateway {
-  private proc: PythonProcess | undefined;
-  private restarting = false;
-  private crashes = 0;
+  /** The Python process, its restarts and stop. */
+  private readonly bridges: BridgeSupervisor;
   /** Requests sent (or being sent) to Python, in order; the first is the one Python runs. */
   private readonly inflight: Job[] = [];
   private readonly queue: Job[] = [];
   private nextId = 1;
-  private closing = false;
   private readonly logger: Logger;
   private readonly version: string;
   /** --wsgi-pipeline: beyond what runs, depth − 1 requests are sent ahead. */
@@ -71,6 +70,21 @@ class WsgiGateway implements Gateway {
     this.pipelineDepth = options.settings?.wsgiPipeline ?? PIPELINE;
     this.threads = options.settings?.threads ?? 1;
     this.capacity = { concurrent: this.threads, waiting: this.pipelineDepth - 1 };
+    this.bridges = new BridgeSupervisor('WSGI', this.logger, {
+      start: () => this.start(),
+      restartFailed: () => {
+        for (const job of this.queue.splice(0)) this.finishWithError(job, 502);
+      },
+      restarted: () => this.pump(),
+    });
+  }
+
+  private get proc(): PythonProcess | undefined {
+    return this.bridges.proc;
+  }
+
+  private get closing(): boolean {
+    return this.bridges.closing;
   }
 
   /** Start Python and load the app; rejects with the Python traceback when it cannot. */
@@ -90,7 +104,7 @@ class WsgiGateway implements Gateway {
   }
 
   setProcess(proc: PythonProcess): void {
-    this.proc = proc;
+    this.bridges.proc = proc;
   }
 
   handle(request: GatewayRequest, reply: ReplyChannel): Promise<void> {
@@ -112,12 +126,10 @@ class WsgiGateway implements Gateway {
   }
 
   async close(): Promise<void> {
-    this.closing = true;
+    this.bridges.closing = true;
     for (const job of this.queue.splice(0)) this.finishWithError(job, 503);
     // The bridge serves the requests it was sent, then exits: their frames are still handled.
-    const proc = this.proc;
-    if (proc) await proc.stop(this.inflight.length > 0 ? 5000 : 2000);
-    this.proc = undefined;
+    await this.bridges.stop(this.inflight.length > 0 ? 5000 : 2000);
     // Python did not finish them (it was killed): answer what can still be answered.
     for (const job of this.inflight.splice(0)) {
       if (job.state === 'cancelled') continue;
@@ -131,7 +143,7 @@ class WsgiGateway implements Gateway {
     while (this.queue.length > 0 && !this.closing) {
       const proc = this.proc;
       if (!proc || proc.exited) {
-        if (this.inflight.length === 0) this.restart();
+        if (this.inflight.length === 0) this.bridges.restart();
         return;
       }
       const next = this.queue[0]!;
@@ -145,29 +157,6 @@ class WsgiGateway implements Gateway {
 
   private isInflight(job: Job): boolean {
     return this.inflight.includes(job);
-  }
-
-  private restart(): void {
-    if (this.restarting || this.closing) return;
-    this.restarting = true;
-    const delay = restartDelay(this.crashes);
-    this.logger.info('starting a new Python process for the WSGI app', { delayMs: delay });
-    setTimeout(() => {
-      this.start().then(
-        (proc) => {
-          this.proc = proc;
-        },
-        (err: Error) => {
-          this.crashes++;
-          this.logger.error('the WSGI app could not be restarted', { error: err.message });
-          for (const job of this.queue.splice(0)) this.finishWithError(job, 502);
-        },
-      ).finally(() => {
-        this.restarting = false;
-        if (this.closing && this.proc) void this.proc.stop(1000);
-        else this.pump();
-      });
-    }, delay);
   }
 
   /** Hand a request taken in flight to Python (an upload is measured first). */
@@ -376,10 +365,7 @@ class WsgiGateway implements Gateway {
   }
 
   private onExit(proc: PythonProcess, description: string, complete: boolean): void {
-    if (proc !== this.proc) return;
-    this.proc = undefined;
-    this.crashes = crashesAfterExit(this.crashes, Date.now() - proc.startedAt);
-    if (!this.closing) this.logger.error(`the Python process of the WSGI app ${description}`, { pid: proc.child.pid });
+    if (!this.bridges.exited(proc, description)) return;
     // All of its output was read: the first `threads` requests in flight may have been running;
     // the others never started, and go back to the front of the queue for the next process.
     // (Unless fd 4 stayed open, or we are closing: then they are answered 502/503, not run twice.)
