@@ -1,6 +1,6 @@
 /**
  * The Python WSGI loader: decides whether the app in app/ (or `--wsgi-app`) is a Python WSGI app
- * and describes how bridge.py should load it (a WsgiSpec, see gateways/wsgi/spec.ts). Nothing
+ * and describes how the bridge should load it (a PythonSpec, see gateways/python/spec.ts). Nothing
  * Python runs here: import errors surface when the gateway starts the interpreter.
  *
  * Detection, as the original wsgid:
@@ -18,7 +18,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Settings } from '../config/settings.js';
 import type { LoadedApp } from '../gateways/types.js';
-import { describeEntry, parseWsgiEntry, type WsgiEntry, type WsgiSpec } from '../gateways/wsgi/spec.js';
+import { describeEntry, parseWsgiEntry, type WsgiEntry, type PythonSpec } from '../gateways/python/spec.js';
 import type { Logger } from '../log/logger.js';
 import { ASGI_AUTO, ASGI_MODULES, detectAsgiModule, isAsgiModule } from './asgi.js';
 import { AppLoadError } from './errors.js';
@@ -133,7 +133,7 @@ export function pythonEntryFor(text: string, appDir: string): WsgiEntry | undefi
   return entry.module !== undefined && (entry.module.includes('.') || entry.attr !== undefined) ? entry : undefined;
 }
 
-function baseSpec(settings: Settings, appDir: string, python: string): Omit<WsgiSpec, 'entry' | 'django' | 'sysPath' | 'cwd'> {
+function baseSpec(settings: Settings, appDir: string, python: string): Omit<PythonSpec, 'entry' | 'django' | 'sysPath' | 'cwd'> {
   return { python, appDir, candidates: [...CANDIDATES], envs: { ...settings.envs } };
 }
 
@@ -163,7 +163,7 @@ export async function loadWsgi(settings: Settings, logger: Logger): Promise<Load
     }
     const django = settings.django ? detectDjango(appDir) : undefined;
     const root = django?.root ?? appDir;
-    const spec: WsgiSpec = {
+    const spec: PythonSpec = {
       ...base,
       entry,
       sysPath: root === appDir ? [appDir] : [root, appDir],
@@ -190,7 +190,7 @@ export async function loadWsgi(settings: Settings, logger: Logger): Promise<Load
       ]);
     }
     const root = django?.root ?? appDir;
-    const spec: WsgiSpec = {
+    const spec: PythonSpec = {
       ...base,
       sysPath: root === appDir ? [appDir] : [root, appDir],
       cwd: appDir,
@@ -203,7 +203,7 @@ export async function loadWsgi(settings: Settings, logger: Logger): Promise<Load
   for (const name of PY_MODULES) {
     if (isFile(path.join(appDir, `${name}.py`))) {
       if (name !== 'wsgi' && isAsgiModule(appDir, name)) return asgiModuleApp(base, appDir, name);
-      const spec: WsgiSpec = { ...base, entry: { module: name, call: false }, sysPath: [appDir], cwd: appDir };
+      const spec: PythonSpec = { ...base, entry: { module: name, call: false }, sysPath: [appDir], cwd: appDir };
       return {
         kind: 'wsgi',
         app: spec,
@@ -223,7 +223,7 @@ type BaseSpec = ReturnType<typeof baseSpec>;
 
 /** An ASGI app in app/NAME.py (attribute `application`, then `app`). */
 function asgiModuleApp(base: BaseSpec, appDir: string, name: string): LoadedApp {
-  const spec: WsgiSpec = { ...base, entry: { module: name, call: false }, sysPath: [appDir], cwd: appDir };
+  const spec: PythonSpec = { ...base, entry: { module: name, call: false }, sysPath: [appDir], cwd: appDir };
   return { kind: 'asgi', app: spec, description: `app/${name}.py (${CANDIDATES.join(' or ')}; Python ASGI, ${base.python})` };
 }
 
@@ -237,7 +237,7 @@ function loadForcedAsgi(settings: Settings, appDir: string, base: BaseSpec, envS
   if (value === ASGI_AUTO) {
     if (django || settings.django) {
       if (!settingsModule) throw new AppLoadError('--asgi=auto --django: no Django project found in app/ and DJANGO_SETTINGS_MODULE is not set');
-      const spec: WsgiSpec = { ...base, sysPath, cwd: appDir, django: { settingsModule } };
+      const spec: PythonSpec = { ...base, sysPath, cwd: appDir, django: { settingsModule } };
       return { kind: 'asgi', app: spec, description: `Django project ${settingsModule} (get_asgi_application; Python ASGI, ${base.python})` };
     }
     const name = detectAsgiModule(appDir) ?? ASGI_MODULES.find((n) => isFile(path.join(appDir, `${n}.py`)));
@@ -251,7 +251,7 @@ function loadForcedAsgi(settings: Settings, appDir: string, base: BaseSpec, envS
   }
   const entry = parseWsgiEntry(value, appDir);
   if (!entry) throw new AppLoadError(`--asgi=${value} is not a Python name (expected package.module:attr, or auto)`);
-  const spec: WsgiSpec = {
+  const spec: PythonSpec = {
     ...base,
     entry,
     sysPath,

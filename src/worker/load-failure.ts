@@ -1,6 +1,6 @@
 /**
  * Why the app could not be loaded, told the way the user's own tools tell it:
- * - a Python app: the traceback as `python -c 'import app'` prints it (bridge.py app_traceback),
+ * - a Python app: the traceback as `python -c 'import app'` prints it (wsgid_bridge_common.py app_traceback),
  *   with a hint to use --python or the app's virtualenv when a module is missing;
  * - a JavaScript app: the location, the offending line and a caret, as `node app.js` prints them,
  *   then the error and its stack without Node's internal frames. An ES module's SyntaxError carries
@@ -13,7 +13,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { AppLoadError } from '../loaders/errors.js';
-import { WsgiLoadError } from '../gateways/wsgi/load-error.js';
+import { PythonLoadError } from '../gateways/python/errors.js';
 
 export interface LoadFailure {
   /** One line. */
@@ -168,13 +168,13 @@ function jsFailure(error: AppLoadError, appRoot: string): LoadFailure {
 }
 
 /** Is this what a failed app load throws (a loader's AppLoadError, a Python app's import error)? */
-export function isAppLoadFailure(error: unknown): error is AppLoadError | WsgiLoadError {
-  return error instanceof AppLoadError || error instanceof WsgiLoadError;
+export function isAppLoadFailure(error: unknown): error is AppLoadError | PythonLoadError {
+  return error instanceof AppLoadError || error instanceof PythonLoadError;
 }
 
 /** Describe what loading the app threw (`appRoot`: the app folder, as this process reaches it). */
 export function describeLoadFailure(error: unknown, appRoot: string): LoadFailure {
-  if (error instanceof WsgiLoadError) {
+  if (error instanceof PythonLoadError) {
     const missing = missingPythonModule(error.traceback);
     return {
       summary: error.message,

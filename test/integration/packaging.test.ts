@@ -64,7 +64,7 @@ describe('packaging: npm pack → npm install -g → wsgid', () => {
     assert.equal(pack.code, 0, pack.stderr);
     const [packed] = JSON.parse(pack.stdout.slice(pack.stdout.indexOf('['))) as Array<{ filename: string; files: Array<{ path: string }> }>;
     const files = packed!.files.map((f) => f.path);
-    for (const file of ['dist/src/cli/main.js', 'dist/src/worker/main.js', 'src/gateways/wsgi/bridge.py', 'native/binding.gyp', 'native/chroot.c', 'native/errors.h', 'native/fds.c', 'native/notify.c', 'native/notify.h']) {
+    for (const file of ['dist/src/cli/main.js', 'dist/src/worker/main.js', 'src/gateways/python/bridge/wsgi_bridge.py', 'src/gateways/python/bridge/asgi_bridge.py', 'src/gateways/python/bridge/wsgid_bridge_common.py', 'native/binding.gyp', 'native/chroot.c', 'native/errors.h', 'native/fds.c', 'native/notify.c', 'native/notify.h']) {
       assert.ok(files.includes(file), `the tarball holds ${file}`);
     }
     assert.ok(!files.some((f) => f.startsWith('dist/test/') || f.startsWith('test/')), 'no tests in the tarball');

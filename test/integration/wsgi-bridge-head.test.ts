@@ -1,5 +1,5 @@
 /**
- * bridge.py's start_response has a fast path (names and values joined with NUL, checked with one
+ * wsgi_bridge.py's start_response has a fast path (names and values joined with NUL, checked with one
  * regular expression) and a slow path (each check on its own, for a precise error). Generated
  * cases (seeded) must get the same answer from both: the same bytes, or an exception from both.
  * Real Python, the real bridge module; no mongrel2 needed.
@@ -11,12 +11,12 @@ import path from 'node:path';
 import { REPO_ROOT } from '../helpers/wsgid.js';
 
 const PYTHON = '/usr/bin/python3';
-const BRIDGE_DIR = path.join(REPO_ROOT, 'src', 'gateways', 'wsgi');
+const BRIDGE_DIR = path.join(REPO_ROOT, 'src', 'gateways', 'python', 'bridge');
 
 const SCRIPT = String.raw`
 import json, random, sys
 sys.path.insert(0, sys.argv[1])
-import bridge
+import wsgi_bridge as bridge
 
 seed = int(sys.argv[2])
 rng = random.Random(seed)

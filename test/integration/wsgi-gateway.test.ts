@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { create } from '../../src/gateways/wsgi/index.js';
 import type { Gateway, GatewayRequest } from '../../src/gateways/types.js';
-import type { WsgiSpec } from '../../src/gateways/wsgi/spec.js';
+import type { PythonSpec } from '../../src/gateways/python/spec.js';
 import type { Settings } from '../../src/config/settings.js';
 import type { Mongrel2Headers, Mongrel2Message } from '../../src/protocol/types.js';
 import { createLogger, type Logger } from '../../src/log/logger.js';
@@ -60,7 +60,7 @@ function req(msg: Mongrel2Message, signal = new AbortController().signal, bodyFi
   return { message: msg, signal, bodyFile };
 }
 
-function spec(module: string, extra: Partial<WsgiSpec> = {}): WsgiSpec {
+function spec(module: string, extra: Partial<PythonSpec> = {}): PythonSpec {
   return {
     python: PYTHON,
     appDir: FIXTURES,
@@ -597,7 +597,7 @@ describe('WSGI gateway loading', () => {
 
   test('module:attr, dotted name, file path, and the Flask app', async () => {
     const { logger } = memoryLogger();
-    const cases: Array<[Partial<WsgiSpec>, string, RegExp]> = [
+    const cases: Array<[Partial<PythonSpec>, string, RegExp]> = [
       [{ entry: { module: 'testapp', attr: 'raw', call: false } }, '/hello', /Hello/],
       [{ entry: { module: 'testapp', attr: 'raw', call: false, fallbackModule: 'testapp.raw' } }, '/hello', /Hello/],
       [{ entry: { file: path.join(FIXTURES, 'testapp.py'), call: false } }, '/hello', /Hello/],

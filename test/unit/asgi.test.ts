@@ -10,7 +10,7 @@ import { looksLikeAsgi } from '../../src/loaders/asgi.js';
 import { loadWsgi } from '../../src/loaders/wsgi.js';
 import { createLogger } from '../../src/log/logger.js';
 import { testSettings } from '../helpers/settings.js';
-import type { WsgiSpec } from '../../src/gateways/wsgi/spec.js';
+import type { PythonSpec } from '../../src/gateways/python/spec.js';
 
 test('buildScope: an http request with a route prefix, %-encoded UTF-8 path, repeated headers', () => {
   const scope = buildScope(
@@ -125,7 +125,7 @@ test('detection: FastAPI main.py and Starlette app.py are ASGI; WSGI wins where 
     try {
       const loaded = await loadWsgi(testSettings(t.appPath), logger);
       assert.equal(loaded?.kind ?? 'none', kind, JSON.stringify(files));
-      assert.equal((loaded?.app as WsgiSpec | undefined)?.entry?.module, module, JSON.stringify(files));
+      assert.equal((loaded?.app as PythonSpec | undefined)?.entry?.module, module, JSON.stringify(files));
     } finally {
       t.cleanup();
     }
@@ -144,11 +144,11 @@ test('detection: a Django project is WSGI unless --asgi (auto → get_asgi_appli
     assert.equal((await loadWsgi(testSettings(t.appPath), logger))?.kind, 'wsgi');
     const auto = await loadWsgi(testSettings(t.appPath, { asgi: 'auto' }), logger);
     assert.equal(auto?.kind, 'asgi');
-    assert.deepEqual((auto?.app as WsgiSpec).django, { settingsModule: 'mysite.settings' });
-    assert.equal((auto?.app as WsgiSpec).entry, undefined);
+    assert.deepEqual((auto?.app as PythonSpec).django, { settingsModule: 'mysite.settings' });
+    assert.equal((auto?.app as PythonSpec).entry, undefined);
     const named = await loadWsgi(testSettings(t.appPath, { asgi: 'mysite.asgi:application' }), logger);
     assert.equal(named?.kind, 'asgi');
-    assert.deepEqual((named?.app as WsgiSpec).entry, { module: 'mysite.asgi', attr: 'application', call: false });
+    assert.deepEqual((named?.app as PythonSpec).entry, { module: 'mysite.asgi', attr: 'application', call: false });
     await assert.rejects(loadWsgi(testSettings(t.appPath, { asgi: 'not a name' }), logger), /not a Python name/);
   } finally {
     t.cleanup();

@@ -6,9 +6,10 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { nextState, isSentToPython, type JobEvent, type JobState } from '../../src/gateways/wsgi/job.js';
-import { afterCrash, crashesAfterExit, maySend, MAX_RESTART_DELAY, PIPELINE, PIPELINE_BODY_MAX, restartDelay } from '../../src/gateways/wsgi/scheduling.js';
-import { frameBody, responseEnd, translateHead, type ResponseFraming } from '../../src/gateways/wsgi/response.js';
-import { encodeHead } from '../../src/gateways/wsgi/pipe.js';
+import { afterCrash, maySend, PIPELINE, PIPELINE_BODY_MAX } from '../../src/gateways/wsgi/scheduling.js';
+import { crashesAfterExit, MAX_RESTART_DELAY, restartDelay } from '../../src/gateways/python/supervisor.js';
+import { frameBody, responseEnd, translateHead, type ResponseFraming } from '../../src/gateways/python/response.js';
+import { encodeHead } from '../../src/gateways/python/pipe.js';
 import type { ReplyChannel } from '../../src/http/reply-channel.js';
 import type { Mongrel2Message } from '../../src/protocol/index.js';
 

@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseWsgiEntry, isWsgiSpec, type WsgiSpec } from '../../src/gateways/wsgi/spec.js';
-import { decodeEnviron, decodeHead, encodeEnviron, encodeHead, encodeFrame, FrameDecoder, T } from '../../src/gateways/wsgi/pipe.js';
+import { parseWsgiEntry, isPythonSpec, type PythonSpec } from '../../src/gateways/python/spec.js';
+import { decodeEnviron, decodeHead, encodeEnviron, encodeHead, encodeFrame, FrameDecoder, T } from '../../src/gateways/python/pipe.js';
 import { detectDjango, loadWsgi, pythonEntryFor, resolvePython, settingsFromManagePy } from '../../src/loaders/wsgi.js';
 import type { Settings } from '../../src/config/settings.js';
 import { createLogger } from '../../src/log/logger.js';
@@ -93,14 +93,14 @@ test('loadWsgi: --wsgi-app, Django detection, wsgi.py, --django forcing, JS apps
   let t = tempApp({ 'wsgi.py': 'application = None' });
   let loaded = await loadWsgi(settings(t.appPath), logger);
   assert.equal(loaded?.kind, 'wsgi');
-  assert.ok(isWsgiSpec(loaded?.app));
-  assert.deepEqual((loaded?.app as WsgiSpec).entry, { module: 'wsgi', call: false });
-  assert.equal((loaded?.app as WsgiSpec).python, 'python3');
+  assert.ok(isPythonSpec(loaded?.app));
+  assert.deepEqual((loaded?.app as PythonSpec).entry, { module: 'wsgi', call: false });
+  assert.equal((loaded?.app as PythonSpec).python, 'python3');
   t.cleanup();
 
   t = tempApp({ 'manage.py': "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'proj.settings')", 'proj/settings.py': '', 'proj/urls.py': '' });
   loaded = await loadWsgi(settings(t.appPath, { envs: { A: 'b' } }), logger);
-  const spec = loaded?.app as WsgiSpec;
+  const spec = loaded?.app as PythonSpec;
   assert.deepEqual(spec.django, { settingsModule: 'proj.settings' });
   assert.equal(spec.entry, undefined);
   assert.deepEqual(spec.envs, { A: 'b' });
@@ -110,7 +110,7 @@ test('loadWsgi: --wsgi-app, Django detection, wsgi.py, --django forcing, JS apps
 
   // A project one folder down: importable from its folder, but run in app/ (gunicorn --chdir app).
   t = tempApp({ 'site/manage.py': "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'proj.settings')", 'site/proj/settings.py': '', 'site/proj/urls.py': '' });
-  const down = (await loadWsgi(settings(t.appPath), logger))?.app as WsgiSpec;
+  const down = (await loadWsgi(settings(t.appPath), logger))?.app as PythonSpec;
   assert.deepEqual(down.sysPath, [path.join(t.appDir, 'site'), t.appDir]);
   assert.equal(down.cwd, t.appDir);
   t.cleanup();
@@ -120,9 +120,9 @@ test('loadWsgi: --wsgi-app, Django detection, wsgi.py, --django forcing, JS apps
   assert.equal(await loadWsgi(settings(t.appPath, { wsgiApp: 'server.js' }), logger), undefined);
   await assert.rejects(loadWsgi(settings(t.appPath, { django: true }), logger), /no Django project/);
   loaded = await loadWsgi(settings(t.appPath, { django: true, envs: { DJANGO_SETTINGS_MODULE: 'x.settings' } }), logger);
-  assert.deepEqual((loaded?.app as WsgiSpec).django, { settingsModule: 'x.settings' });
+  assert.deepEqual((loaded?.app as PythonSpec).django, { settingsModule: 'x.settings' });
   loaded = await loadWsgi(settings(t.appPath, { wsgiApp: 'my.pkg.app', python: '/usr/bin/python3' }), logger);
-  assert.equal((loaded?.app as WsgiSpec).python, '/usr/bin/python3');
+  assert.equal((loaded?.app as PythonSpec).python, '/usr/bin/python3');
   t.cleanup();
 });
 

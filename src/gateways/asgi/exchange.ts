@@ -10,7 +10,7 @@
  */
 import type { GatewayRequest, WebSocketSession } from '../types.js';
 import type { ReplyChannel } from '../../http/reply-channel.js';
-import type { ResponseFraming } from '../wsgi/response.js';
+import type { ResponseFraming } from '../python/response.js';
 
 export type ExchangeState =
   /** Taken; an upload file is being measured before the scope goes out. */

@@ -18,7 +18,7 @@
 import { stat } from 'node:fs/promises';
 import type { Gateway, GatewayFactory, GatewayOptions, GatewayRequest, LoadedApp, WebSocketListener, WebSocketSession } from '../types.js';
 import type { ReplyChannel } from '../../http/reply-channel.js';
-import type { ErrorCode } from '../../errors.js';
+import { PythonAppError } from '../python/errors.js';
 import type { Logger } from '../../log/logger.js';
 import {
   CLOSE_ABNORMAL,
@@ -38,11 +38,11 @@ import {
   parseClosePayload,
   switchingProtocolsHead,
 } from '../../http/websocket.js';
-import { DONE_CANCELLED, DONE_ERROR, DONE_OK, encodeAck, type Frame } from '../wsgi/pipe.js';
-import { bridgePath, launchBridge, type PythonProcess } from '../wsgi/python-process.js';
-import { errorAnswer, frameBody, responseEnd, translateHead } from '../wsgi/response.js';
-import { crashesAfterExit, restartDelay } from '../wsgi/scheduling.js';
-import { isWsgiSpec, type WsgiSpec } from '../wsgi/spec.js';
+import { DONE_CANCELLED, DONE_ERROR, DONE_OK, encodeAck, type Frame } from '../python/pipe.js';
+import { bridgePath, launchBridge, type PythonProcess } from '../python/bridge-process.js';
+import { errorAnswer, frameBody, responseEnd, translateHead } from '../python/response.js';
+import { BridgeSupervisor } from '../python/supervisor.js';
+import { isPythonSpec, type PythonSpec } from '../python/spec.js';
 import { Exchange } from './exchange.js';
 import { CANCEL_TIMED_OUT, decodeAccept, decodeClose, encodeCancel, encodeWsFrame, T } from './protocol.js';
 import { buildScope } from './scope.js';
@@ -59,10 +59,8 @@ const LEVELS: readonly LogLevelName[] = ['debug', 'info', 'warn', 'error'];
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 class AsgiGateway implements Gateway {
-  private proc: PythonProcess | undefined;
-  private restarting = false;
-  private crashes = 0;
-  private closing = false;
+  /** The Python process, its restarts and stop. */
+  private readonly bridges: BridgeSupervisor;
   private nextId = 1;
   /** Scopes handed to Python (or being prepared), by id. */
   private readonly live = new Map<number, Exchange>();
@@ -74,11 +72,28 @@ class AsgiGateway implements Gateway {
   private readonly version: string;
 
   constructor(
-    private readonly spec: WsgiSpec,
+    private readonly spec: PythonSpec,
     options: GatewayOptions,
   ) {
     this.logger = options.logger;
     this.version = options.version;
+    this.bridges = new BridgeSupervisor('ASGI', this.logger, {
+      start: () => this.start(),
+      restartFailed: () => {
+        for (const ex of this.waiting.splice(0)) this.fail(ex, 502);
+      },
+      restarted: (proc) => {
+        if (proc) for (const ex of this.waiting.splice(0)) void this.send(ex, proc);
+      },
+    });
+  }
+
+  private get proc(): PythonProcess | undefined {
+    return this.bridges.proc;
+  }
+
+  private get closing(): boolean {
+    return this.bridges.closing;
   }
 
   /** Start Python, load the app and run its lifespan startup; rejects with Python's message when it cannot. */
@@ -94,12 +109,12 @@ class AsgiGateway implements Gateway {
         batchEnd: (p) => this.flushAcks(p),
         exit: (p, description) => this.onExit(p, description),
       },
-      script: bridgePath('asgi', 'asgi_bridge.py'),
+      script: bridgePath('asgi_bridge.py'),
     });
   }
 
   setProcess(proc: PythonProcess): void {
-    this.proc = proc;
+    this.bridges.proc = proc;
   }
 
   handle(request: GatewayRequest, reply: ReplyChannel): Promise<void> {
@@ -112,12 +127,10 @@ class AsgiGateway implements Gateway {
   }
 
   async close(): Promise<void> {
-    this.closing = true;
+    this.bridges.closing = true;
     for (const ex of this.waiting.splice(0)) this.fail(ex, 503);
     // The bridge finishes what it runs, runs the lifespan shutdown, then exits; frames still count.
-    const proc = this.proc;
-    if (proc) await proc.stop(STOP_GRACE_MS);
-    this.proc = undefined;
+    await this.bridges.stop(STOP_GRACE_MS);
     for (const ex of [...this.live.values()]) this.abandon(ex, 503);
   }
 
@@ -143,7 +156,7 @@ class AsgiGateway implements Gateway {
     const proc = this.proc;
     if (!proc || proc.exited) {
       this.waiting.push(ex);
-      this.restart();
+      this.bridges.restart();
       return;
     }
     void this.send(ex, proc);
@@ -164,13 +177,13 @@ class AsgiGateway implements Gateway {
       if (proc.exited) {
         this.live.delete(ex.id);
         this.waiting.push(ex);
-        return this.restart();
+        return this.bridges.restart();
       }
     }
     const scope = buildScope(message, ex.websocket ? 'websocket' : 'http', { serverName: this.spec.serverName });
     const json = bodyFile !== undefined ? { ...scope, body_file: Buffer.from(bodyFile, 'utf8').toString('latin1') } : scope;
     ex.state = 'sent';
-    proc.send(T.environ, ex.id, Buffer.from(JSON.stringify(json), 'utf8'));
+    proc.send(T.scope, ex.id, Buffer.from(JSON.stringify(json), 'utf8'));
     if (ex.websocket) return;
     const body = bodyFile === undefined ? message.body : undefined;
     if (body && body.length > 0) {
@@ -301,7 +314,7 @@ class AsgiGateway implements Gateway {
     const detail = payload.subarray(1).toString('utf8').trimEnd();
     if (outcome === DONE_ERROR) {
       const m = ex.request.message;
-      ex.request.reportError?.(new AsgiAppError(detail));
+      ex.request.reportError?.(new PythonAppError(detail, 'ASGI'));
       this.logger.error('the ASGI app raised an exception', { method: m.headers.METHOD, path: m.path, traceback: detail });
     }
     if (ex.state === 'open') {
@@ -436,44 +449,11 @@ class AsgiGateway implements Gateway {
 
   // -- the process ------------------------------------------------------------------------------
 
-  private restart(): void {
-    if (this.restarting || this.closing) return;
-    this.restarting = true;
-    const delay = restartDelay(this.crashes);
-    this.logger.info('starting a new Python process for the ASGI app', { delayMs: delay });
-    setTimeout(() => {
-      this.start()
-        .then(
-          (proc) => {
-            this.proc = proc;
-          },
-          (err: Error) => {
-            this.crashes++;
-            this.logger.error('the ASGI app could not be restarted', { error: err.message });
-            for (const ex of this.waiting.splice(0)) this.fail(ex, 502);
-          },
-        )
-        .finally(() => {
-          this.restarting = false;
-          const proc = this.proc;
-          if (this.closing) {
-            if (proc) void proc.stop(1000);
-            return;
-          }
-          if (!proc) return;
-          for (const ex of this.waiting.splice(0)) void this.send(ex, proc);
-        });
-    }, delay);
-  }
-
   private onExit(proc: PythonProcess, description: string): void {
-    if (proc !== this.proc) return;
-    this.proc = undefined;
-    this.crashes = crashesAfterExit(this.crashes, Date.now() - proc.startedAt);
-    if (!this.closing) this.logger.error(`the Python process of the ASGI app ${description}`, { pid: proc.child.pid });
+    if (!this.bridges.exited(proc, description)) return;
     // Every scope it held was running in it: none can be retried.
     for (const ex of [...this.live.values()]) this.abandon(ex, this.closing ? 503 : 502);
-    if (this.waiting.length > 0) this.restart();
+    if (this.waiting.length > 0) this.bridges.restart();
   }
 
   // -- answers of our own -------------------------------------------------------------------
@@ -512,17 +492,8 @@ class AsgiGateway implements Gateway {
   }
 }
 
-/** An exception the ASGI app raised, with Python's traceback as the message (for filters' `after`). */
-export class AsgiAppError extends Error {
-  readonly code: ErrorCode = 'WSGID_ERR_ASGI_APP';
-  constructor(readonly traceback: string) {
-    super(traceback.trim().split('\n').at(-1) || 'the ASGI app failed');
-    this.name = 'AsgiAppError';
-  }
-}
-
 export const create: GatewayFactory = async (app: LoadedApp, options: GatewayOptions): Promise<Gateway> => {
-  if (!isWsgiSpec(app.app)) {
+  if (!isPythonSpec(app.app)) {
     throw new TypeError(`the ASGI gateway needs a Python app spec (from loaders/wsgi.ts), got ${typeof app.app}`);
   }
   const gateway = new AsgiGateway(app.app, options);

@@ -1,14 +1,14 @@
 /**
- * The ASGI bridge's frames: the WSGI pipe protocol (../wsgi/pipe.ts: the same 9-byte frame
- * header, I/R/F/L/B/b/A/Q/H/D/Z as there) with these differences and additions. Pure.
+ * The ASGI bridge's frames: the WSGI pipe protocol (../python/pipe.ts: the same 9-byte frame
+ * header and letters, I/R/F/L/B/b/A/Q/H/D/Z as there) with these differences and additions. Pure.
  *
  * Node → Python
- *   E  scope            UTF-8 JSON (./scope.ts ScopeJson); the request runs at once, as a task
+ *   S  scope            UTF-8 JSON (./scope.ts ScopeJson); the request runs at once, as a task
  *   C  cancel           optional u16 close code: the client is gone → http.disconnect /
  *                       websocket.disconnect (1006 without a code, 1001 when the worker stops);
  *                       or the one byte 'T' (http): the request timed out (the master answered
  *                       504, --timeout): http.disconnect, and its task is cancelled
- *   W  websocket frame  u8 opcode (1 text, 2 binary, 8 close) + payload (a close: u16 code + reason)
+ *   M  websocket frame  u8 opcode (1 text, 2 binary, 8 close) + payload (a close: u16 code + reason)
  *   Q  quit             finish what runs, run the lifespan shutdown, exit
  *
  * Python → Node
@@ -18,22 +18,15 @@
  *   Z  done             the http response is complete (the app may still run: background tasks),
  *                       or the websocket task returned
  *   K  accept           UTF-8 JSON {subprotocol, headers: [[name, value]...]}: send the 101
- *   W  websocket frame  u8 opcode + payload, counted in the send window like D payloads
+ *   M  websocket frame  u8 opcode + payload, counted in the send window like D payloads
  *   X  close            u16 code + UTF-8 reason: send a close frame, end after the client's answer
  *
  * Frames of different requests interleave freely (every request runs at once).
  */
-import { T as WSGI_T } from '../wsgi/pipe.js';
-
 /** Payload of a cancel frame for an http request that timed out: its task is cancelled. */
 export const CANCEL_TIMED_OUT = Buffer.from('T', 'latin1');
 
-export const T = {
-  ...WSGI_T,
-  wsFrame: 0x57, // W
-  wsAccept: 0x4b, // K
-  wsClose: 0x58, // X
-} as const;
+export { T } from '../python/pipe.js';
 
 export interface AcceptMessage {
   readonly subprotocol: string | null;
@@ -60,7 +53,7 @@ export function encodeCancel(code: number): Buffer {
   return out;
 }
 
-/** A W payload: opcode byte + payload. */
+/** An M payload: opcode byte + payload. */
 export function encodeWsFrame(opcode: number, payload: Buffer): Buffer {
   const out = Buffer.allocUnsafe(1 + payload.length);
   out[0] = opcode;

@@ -9,7 +9,7 @@
  * sends up to 5 values as a list) gives one pair per value.
  */
 import type { HeaderValue, Mongrel2Message } from '../../protocol/types.js';
-import { environKey, routePrefix, serverFromHost, unquoteLatin1 } from '../wsgi/environ.js';
+import { environKey, routePrefix, serverFromHost, unquoteLatin1 } from '../python/request-names.js';
 
 export interface ScopeJson {
   readonly type: 'http' | 'websocket';

@@ -1,9 +1,9 @@
 /**
  * The WSGI gateway: serves a Python WSGI app (PEP 3333) through one Python child process per
- * worker, running bridge.py and talking the pipe protocol of ./pipe.ts over fds 3 and 4.
+ * worker, running wsgi_bridge.py and talking the pipe protocol of ../python/pipe.ts over fds 3 and 4.
  *
  * Concurrency: `threads` (--threads) requests at a time per Python process (1 by default, like
- * the original wsgid's workers; more is gunicorn's gthread: a thread pool in bridge.py). Other
+ * the original wsgid's workers; more is gunicorn's gthread: a thread pool in wsgi_bridge.py). Other
  * requests wait in this gateway's FIFO queue; the gateway's `capacity` tells the master not to
  * send new connections here while another worker could start them.
  * Pipelining: up to --wsgi-pipeline − 1 requests beyond those running are in flight to Python
@@ -17,7 +17,7 @@
  * - the Python process dies → the current request gets 502 (or a close if its head is out) and the
  *   gateway starts a new Python process before the next request (quick crash loops back off
  *   exponentially, up to 10 s; a restart that fails to load answers queued requests 502);
- * - a hang is the master's business (its request timeout replaces the worker; bridge.py dies with
+ * - a hang is the master's business (its request timeout replaces the worker; wsgi_bridge.py dies with
  *   the worker through PR_SET_PDEATHSIG).
  *
  * Parts: ./python-process.ts (the child and its pipes), ./job.ts (a request's states and their
@@ -28,34 +28,31 @@
 import { stat } from 'node:fs/promises';
 import type { Gateway, GatewayCapacity, GatewayFactory, GatewayOptions, GatewayRequest, LoadedApp } from '../types.js';
 import type { ReplyChannel } from '../../http/reply-channel.js';
-import type { ErrorCode } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import { buildEnviron } from './environ.js';
-import { decodeWhole, DONE_ERROR, DONE_OK, encodeAck, encodeEnviron, T, type Frame } from './pipe.js';
-import { isWsgiSpec, type WsgiSpec } from './spec.js';
+import { decodeWhole, DONE_ERROR, DONE_OK, encodeAck, encodeEnviron, T, type Frame } from '../python/pipe.js';
+import { isPythonSpec, type PythonSpec } from '../python/spec.js';
 import { Job } from './job.js';
-import { launchBridge, type PythonProcess } from './python-process.js';
-import { errorAnswer, frameBody, responseEnd, translateHead } from './response.js';
-import { afterCrash, crashesAfterExit, maySend, PIPELINE, restartDelay } from './scheduling.js';
+import { launchBridge, type PythonProcess } from '../python/bridge-process.js';
+import { errorAnswer, frameBody, responseEnd, translateHead } from '../python/response.js';
+import { afterCrash, maySend, PIPELINE } from './scheduling.js';
+import { BridgeSupervisor } from '../python/supervisor.js';
 
-export { bridgePath } from './python-process.js';
-export { WsgiLoadError } from './load-error.js';
+import { PythonAppError } from '../python/errors.js';
 
-/** Bytes of response body bridge.py may send ahead of our acknowledgements. */
+/** Bytes of response body wsgi_bridge.py may send ahead of our acknowledgements. */
 const WINDOW = 1024 * 1024;
 
 type LogLevelName = 'debug' | 'info' | 'warn' | 'error';
 const LEVELS: readonly LogLevelName[] = ['debug', 'info', 'warn', 'error'];
 
 class WsgiGateway implements Gateway {
-  private proc: PythonProcess | undefined;
-  private restarting = false;
-  private crashes = 0;
+  /** The Python process, its restarts and stop. */
+  private readonly bridges: BridgeSupervisor;
   /** Requests sent (or being sent) to Python, in order; the first is the one Python runs. */
   private readonly inflight: Job[] = [];
   private readonly queue: Job[] = [];
   private nextId = 1;
-  private closing = false;
   private readonly logger: Logger;
   private readonly version: string;
   /** --wsgi-pipeline: beyond what runs, depth − 1 requests are sent ahead. */
@@ -65,7 +62,7 @@ class WsgiGateway implements Gateway {
   readonly capacity: GatewayCapacity;
 
   constructor(
-    private readonly spec: WsgiSpec,
+    private readonly spec: PythonSpec,
     options: GatewayOptions,
   ) {
     this.logger = options.logger;
@@ -73,6 +70,21 @@ class WsgiGateway implements Gateway {
     this.pipelineDepth = options.settings?.wsgiPipeline ?? PIPELINE;
     this.threads = options.settings?.threads ?? 1;
     this.capacity = { concurrent: this.threads, waiting: this.pipelineDepth - 1 };
+    this.bridges = new BridgeSupervisor('WSGI', this.logger, {
+      start: () => this.start(),
+      restartFailed: () => {
+        for (const job of this.queue.splice(0)) this.finishWithError(job, 502);
+      },
+      restarted: () => this.pump(),
+    });
+  }
+
+  private get proc(): PythonProcess | undefined {
+    return this.bridges.proc;
+  }
+
+  private get closing(): boolean {
+    return this.bridges.closing;
   }
 
   /** Start Python and load the app; rejects with the Python traceback when it cannot. */
@@ -92,7 +104,7 @@ class WsgiGateway implements Gateway {
   }
 
   setProcess(proc: PythonProcess): void {
-    this.proc = proc;
+    this.bridges.proc = proc;
   }
 
   handle(request: GatewayRequest, reply: ReplyChannel): Promise<void> {
@@ -114,12 +126,10 @@ class WsgiGateway implements Gateway {
   }
 
   async close(): Promise<void> {
-    this.closing = true;
+    this.bridges.closing = true;
     for (const job of this.queue.splice(0)) this.finishWithError(job, 503);
     // The bridge serves the requests it was sent, then exits: their frames are still handled.
-    const proc = this.proc;
-    if (proc) await proc.stop(this.inflight.length > 0 ? 5000 : 2000);
-    this.proc = undefined;
+    await this.bridges.stop(this.inflight.length > 0 ? 5000 : 2000);
     // Python did not finish them (it was killed): answer what can still be answered.
     for (const job of this.inflight.splice(0)) {
       if (job.state === 'cancelled') continue;
@@ -133,7 +143,7 @@ class WsgiGateway implements Gateway {
     while (this.queue.length > 0 && !this.closing) {
       const proc = this.proc;
       if (!proc || proc.exited) {
-        if (this.inflight.length === 0) this.restart();
+        if (this.inflight.length === 0) this.bridges.restart();
         return;
       }
       const next = this.queue[0]!;
@@ -147,29 +157,6 @@ class WsgiGateway implements Gateway {
 
   private isInflight(job: Job): boolean {
     return this.inflight.includes(job);
-  }
-
-  private restart(): void {
-    if (this.restarting || this.closing) return;
-    this.restarting = true;
-    const delay = restartDelay(this.crashes);
-    this.logger.info('starting a new Python process for the WSGI app', { delayMs: delay });
-    setTimeout(() => {
-      this.start().then(
-        (proc) => {
-          this.proc = proc;
-        },
-        (err: Error) => {
-          this.crashes++;
-          this.logger.error('the WSGI app could not be restarted', { error: err.message });
-          for (const job of this.queue.splice(0)) this.finishWithError(job, 502);
-        },
-      ).finally(() => {
-        this.restarting = false;
-        if (this.closing && this.proc) void this.proc.stop(1000);
-        else this.pump();
-      });
-    }, delay);
   }
 
   /** Hand a request taken in flight to Python (an upload is measured first). */
@@ -369,7 +356,7 @@ class WsgiGateway implements Gateway {
       if (outcome === DONE_OK || outcome === DONE_ERROR) {
         const m = job.request.message;
         const traceback = detail || 'the app returned without calling start_response()';
-        job.request.reportError?.(new WsgiAppError(traceback));
+        job.request.reportError?.(new PythonAppError(traceback, 'WSGI'));
         this.logger.error('the WSGI app raised an exception', { method: m.headers.METHOD, path: m.path, traceback });
         this.sendError(job, 500);
       }
@@ -378,10 +365,7 @@ class WsgiGateway implements Gateway {
   }
 
   private onExit(proc: PythonProcess, description: string, complete: boolean): void {
-    if (proc !== this.proc) return;
-    this.proc = undefined;
-    this.crashes = crashesAfterExit(this.crashes, Date.now() - proc.startedAt);
-    if (!this.closing) this.logger.error(`the Python process of the WSGI app ${description}`, { pid: proc.child.pid });
+    if (!this.bridges.exited(proc, description)) return;
     // All of its output was read: the first `threads` requests in flight may have been running;
     // the others never started, and go back to the front of the queue for the next process.
     // (Unless fd 4 stayed open, or we are closing: then they are answered 502/503, not run twice.)
@@ -409,17 +393,8 @@ class WsgiGateway implements Gateway {
   }
 }
 
-/** An exception the WSGI app raised, with Python's traceback as the message (for filters' `after`). */
-export class WsgiAppError extends Error {
-  readonly code: ErrorCode = 'WSGID_ERR_WSGI_APP';
-  constructor(readonly traceback: string) {
-    super(traceback.trim().split('\n').at(-1) || 'the WSGI app failed');
-    this.name = 'WsgiAppError';
-  }
-}
-
 export const create: GatewayFactory = async (app: LoadedApp, options: GatewayOptions): Promise<Gateway> => {
-  if (!isWsgiSpec(app.app)) {
+  if (!isPythonSpec(app.app)) {
     throw new TypeError(`the WSGI gateway needs a WSGI app spec (from loaders/wsgi.ts), got ${typeof app.app}`);
   }
   const gateway = new WsgiGateway(app.app, options);

@@ -15,7 +15,7 @@
  */
 import type { GatewayRequest } from '../types.js';
 import type { ReplyChannel } from '../../http/reply-channel.js';
-import type { ResponseFraming } from './response.js';
+import type { ResponseFraming } from '../python/response.js';
 
 export type JobState =
   /** Waiting in the gateway's queue for a Python process and its turn. */

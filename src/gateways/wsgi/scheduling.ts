@@ -5,8 +5,7 @@
  *   one request to the next without a round trip); only small inline bodies go ahead, behind
  *   requests fully sent; an upload or a large body goes only when a thread is free for it;
  * - after a crash: which in-flight requests Python never started (retried on the next process)
- *   and which it may have been running (answered);
- * - restarts: exponential backoff while the process keeps dying young.
+ *   and which it may have been running (answered). Restarts are ../python/supervisor.ts's.
  */
 import type { GatewayRequest } from '../types.js';
 import { isSentToPython, type JobState } from './job.js';
@@ -15,9 +14,6 @@ import { isSentToPython, type JobState } from './job.js';
 export const PIPELINE = 8;
 /** Only requests with an inline body at most this long are sent ahead of their turn. */
 export const PIPELINE_BODY_MAX = 64 * 1024;
-export const MAX_RESTART_DELAY = 10_000;
-/** A Python process that dies sooner than this after starting counts as a crash loop. */
-export const QUICK_CRASH_MS = 2_000;
 
 /**
  * May `next` be sent to Python now? `inFlight`: the states of the requests already in flight, in
@@ -35,16 +31,6 @@ export function maySend(
   if (inFlight.length < threads) return true;
   const small = next.bodyFile === undefined && next.message.body.length <= PIPELINE_BODY_MAX;
   return small && inFlight.length < threads + depth - 1;
-}
-
-/** Delay before starting a new Python process after `crashes` quick deaths in a row. */
-export function restartDelay(crashes: number): number {
-  return crashes === 0 ? 0 : Math.min(100 * 2 ** (crashes - 1), MAX_RESTART_DELAY);
-}
-
-/** The count of quick deaths in a row after a process that lived `livedMs` died. */
-export function crashesAfterExit(crashes: number, livedMs: number): number {
-  return livedMs < QUICK_CRASH_MS ? crashes + 1 : 0;
 }
 
 /**

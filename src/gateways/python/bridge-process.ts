@@ -1,5 +1,5 @@
 /**
- * One bridge.py child process per gateway: spawn, the frame I/O over fds 3 and 4 (./pipe.ts),
+ * One bridge child process per Python gateway (bridge/wsgi_bridge.py or bridge/asgi_bridge.py): spawn, the frame I/O over fds 3 and 4 (./pipe.ts),
  * stdout/stderr passed on line by line to the worker's own, and stopping it. What the frames mean is the gateway's business
  * (./index.ts); this module only moves them.
  */
@@ -10,8 +10,8 @@ import { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../../log/logger.js';
 import { encodeRequest, FrameBatch, FrameDecoder, T, type Frame } from './pipe.js';
-import type { WsgiSpec } from './spec.js';
-import { WsgiLoadError } from './load-error.js';
+import type { PythonSpec } from './spec.js';
+import { PythonLoadError } from './errors.js';
 
 /** Size of the B frames a request body is cut into. */
 const BODY_FRAME = 256 * 1024;
@@ -21,13 +21,14 @@ const WHOLE_REQUEST_MAX = 64 * 1024;
 const EXIT_DRAIN_MS = 1_000;
 
 /**
- * The Python scripts ship in src/ (package.json "files" has src/): bridge.py next to this file when
- * running from source, ../../../../src/gateways/wsgi/ from dist/src/gateways/wsgi/; the ASGI
- * gateway's asgi_bridge.py the same way in gateways/asgi/.
+ * The Python bridges ship in src/ (package.json "files" has src/): in ./bridge/ next to this file
+ * when running from source, in ../../../../src/gateways/python/bridge/ from
+ * dist/src/gateways/python/. Each imports wsgid_bridge_common.py from its own folder (Python puts
+ * the script's folder first on sys.path), so the folder is found, chrooted or not, as the script is.
  */
-export function bridgePath(gateway: 'wsgi' | 'asgi' = 'wsgi', file = 'bridge.py'): string {
-  const here = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', gateway);
-  const candidates = [path.join(here, file), path.resolve(here, `../../../../src/gateways/${gateway}/${file}`)];
+export function bridgePath(file: 'wsgi_bridge.py' | 'asgi_bridge.py' = 'wsgi_bridge.py'): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const candidates = [path.join(here, 'bridge', file), path.resolve(here, `../../../../src/gateways/python/bridge/${file}`)];
   for (const candidate of candidates) if (existsSync(candidate)) return candidate;
   throw new Error(`wsgid's Python bridge is missing (looked for ${candidates.join(', ')})`);
 }
@@ -46,16 +47,16 @@ export interface BridgeLaunch {
   readonly config: Record<string, unknown>;
   /** Frames (log frames from the start), batch ends, and the exit once the app is ready. */
   readonly events: ProcessEvents;
-  /** The Python script to run; default bridge.py. */
+  /** The Python script to run; default wsgi_bridge.py. */
   readonly script?: string;
 }
 
 /**
  * Spawn a bridge and wait for the app to be ready, the handshake both Python gateways share.
- * Resolves on its ready frame; rejects with a WsgiLoadError (Python's traceback) when the app
+ * Resolves on its ready frame; rejects with a PythonLoadError (Python's traceback) when the app
  * cannot be loaded, or with the end of its stderr when the process dies before either.
  */
-export function launchBridge(spec: WsgiSpec, logger: Logger, launch: BridgeLaunch): Promise<PythonProcess> {
+export function launchBridge(spec: PythonSpec, logger: Logger, launch: BridgeLaunch): Promise<PythonProcess> {
   return new Promise<PythonProcess>((resolve, reject) => {
     let ready = false;
     const { events } = launch;
@@ -71,7 +72,7 @@ export function launchBridge(spec: WsgiSpec, logger: Logger, launch: BridgeLaunc
             resolve(p);
           } else if (frame.type === T.loadFailed) {
             void p.stop(2000);
-            reject(new WsgiLoadError(spec.python, frame.payload.toString('utf8').trimEnd(), launch.kind));
+            reject(new PythonLoadError(spec.python, frame.payload.toString('utf8').trimEnd(), launch.kind));
           }
         },
         batchEnd: (p) => events.batchEnd(p),
@@ -95,7 +96,7 @@ export function launchBridge(spec: WsgiSpec, logger: Logger, launch: BridgeLaunc
   });
 }
 
-/** One bridge.py child: spawn, frame I/O, stdout/stderr passed on. */
+/** One bridge child: spawn, frame I/O, stdout/stderr passed on. */
 export class PythonProcess {
   readonly child: ChildProcess;
   readonly startedAt = Date.now();
@@ -111,7 +112,7 @@ export class PythonProcess {
   private outputEnded = false;
 
   constructor(
-    readonly spec: WsgiSpec,
+    readonly spec: PythonSpec,
     private readonly logger: Logger,
     private readonly events: ProcessEvents,
     /** The Python script to run (the ASGI gateway passes its asgi_bridge.py). */

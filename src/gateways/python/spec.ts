@@ -21,8 +21,8 @@ export interface WsgiEntry {
   readonly fallbackModule?: string;
 }
 
-export interface WsgiSpec {
-  /** Interpreter to run bridge.py with. */
+export interface PythonSpec {
+  /** Interpreter to run the bridge with. */
   readonly python: string;
   /** The app folder's app/ (absolute). */
   readonly appDir: string;
@@ -85,10 +85,10 @@ export function describeEntry(entry: WsgiEntry, appDir: string): string {
   return entry.attr !== undefined ? `${where}:${entry.attr}${entry.call ? '()' : ''}` : where;
 }
 
-/** Narrow an unknown LoadedApp.app to a WsgiSpec (the gateway checks what it is given). */
-export function isWsgiSpec(value: unknown): value is WsgiSpec {
+/** Narrow an unknown LoadedApp.app to a PythonSpec (the gateway checks what it is given). */
+export function isPythonSpec(value: unknown): value is PythonSpec {
   if (typeof value !== 'object' || value === null) return false;
-  const v = value as Partial<Record<keyof WsgiSpec, unknown>>;
+  const v = value as Partial<Record<keyof PythonSpec, unknown>>;
   return (
     typeof v.python === 'string' &&
     typeof v.appDir === 'string' &&

@@ -1,10 +1,10 @@
 """wsgid's Python side for ASGI 3.0 apps (FastAPI, Starlette, Django's asgi.py, ...).
 
-Standard library only (asyncio). Started by src/gateways/asgi/index.ts as `python asgi_bridge.py`;
-it talks to the gateway over the same two pipes and frame format as the WSGI bridge (fd 3 in,
-fd 4 out; src/gateways/wsgi/pipe.ts), and shares its code: the frame writer, the app loader and the
-parent watch come from ../wsgi/bridge.py. The ASGI frames are described in
-src/gateways/asgi/protocol.ts.
+Standard library only (asyncio). Started by src/gateways/python/bridge-process.ts as
+`python asgi_bridge.py`; it talks to the gateway over the same two pipes and frame format as the
+WSGI bridge (fd 3 in, fd 4 out; src/gateways/python/pipe.ts), and shares its code: the frame
+writer, the app loader and the parent watch come from wsgid_bridge_common.py. The ASGI payloads are
+described in src/gateways/asgi/protocol.ts.
 
 Unlike the WSGI bridge, every request runs at once: each scope is a task on one event loop, so a
 request waiting on I/O never holds up the others. The gateway sends requests as they come; how many
@@ -14,7 +14,6 @@ run at once is the worker's credit (--worker-connections).
 import asyncio
 import collections
 import http
-import importlib.util
 import json
 import os
 import re
@@ -22,30 +21,40 @@ import struct
 import sys
 import traceback
 
-_here = os.path.dirname(os.path.abspath(__file__))
-_spec = importlib.util.spec_from_file_location(
-    "_wsgid_wsgi_bridge", os.path.join(os.path.dirname(_here), "wsgi", "bridge.py")
+import wsgid_bridge_common as common
+from wsgid_bridge_common import (
+    DONE_CANCELLED,
+    DONE_ERROR,
+    DONE_OK,
+    HEAD_LENGTH,
+    IN_FD,
+    LOG_ERROR,
+    LOG_INFO,
+    MAX_DATA,
+    T_ACK,
+    T_BODY,
+    T_BODY_END,
+    T_CANCEL,
+    T_DATA,
+    T_DONE,
+    T_HEAD,
+    T_INIT,
+    T_LOAD_FAILED,
+    T_LOG,
+    T_QUIT,
+    T_READY,
+    T_SCOPE,
+    T_WS_ACCEPT,
+    T_WS_CLOSE,
+    T_WS_FRAME,
+    U32,
 )
-wsgi_bridge = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(wsgi_bridge)
 
-IN_FD = wsgi_bridge.IN_FD
-wsgi_bridge.BRIDGE_FILES.add(os.path.abspath(__file__))
-HEADER = wsgi_bridge.HEADER
+common.BRIDGE_FILES.add(os.path.abspath(__file__))
 U16 = struct.Struct(">H")  # WebSocket close codes
-U32 = wsgi_bridge.U32
-HEAD_LENGTH = wsgi_bridge.HEAD_LENGTH
-MAX_DATA = wsgi_bridge.MAX_DATA
 
-T_INIT, T_SCOPE, T_BODY, T_BODY_END = ord("I"), ord("E"), ord("B"), ord("b")
-T_ACK, T_CANCEL, T_QUIT = ord("A"), ord("C"), ord("Q")
-T_READY, T_LOAD_FAILED, T_LOG = ord("R"), ord("F"), ord("L")
-T_HEAD, T_DATA, T_DONE = ord("H"), ord("D"), ord("Z")
-T_WS_FRAME, T_WS_ACCEPT, T_WS_CLOSE = ord("W"), ord("K"), ord("X")
-DONE_OK, DONE_ERROR, DONE_CANCELLED = 0, 1, 2
 # Payload of a cancel frame for an http request that timed out (protocol.ts): its task is cancelled.
 CANCEL_TIMED_OUT = b"T"
-LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR = 0, 1, 2, 3
 OP_TEXT, OP_BINARY, OP_CLOSE = 0x1, 0x2, 0x8
 
 TOKEN_RE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
@@ -441,7 +450,7 @@ class Lifespan:
 
 class Bridge:
     def __init__(self):
-        self.pipe = wsgi_bridge.Pipe()
+        self.pipe = common.Pipe()
         self.app = None
         self.window = 1024 * 1024
         self.cycles = {}
@@ -470,7 +479,7 @@ class Bridge:
         self.flush_scheduled = False
         try:
             self.pipe.flush()
-        except wsgi_bridge.PipeGone:
+        except common.PipeGone:
             self.stop()
 
     def stop(self):
@@ -512,7 +521,7 @@ class Bridge:
                 if frame is None:
                     return
                 self.dispatch(*frame)
-        except wsgi_bridge.PipeGone:
+        except common.PipeGone:
             self.loop.remove_reader(IN_FD)
             self.stop()
 
@@ -599,7 +608,7 @@ def load(config):
     config["django"] = None if django is None else dict(django)
     if config["django"] is not None and config["django"].get("settingsModule"):
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", config["django"]["settingsModule"])
-    app, label = wsgi_bridge.load_app(config)
+    app, label = common.load_app(config)
     if isinstance(app, type):
         raise TypeError("%s is a class, not an ASGI 3 application instance" % label)
     return app, label
@@ -613,7 +622,7 @@ async def serve(bridge, config):
     except BaseException as exc:
         # As the WSGI bridge: the traceback `python -c 'import app'` would print (no bridge frames).
         try:
-            text = wsgi_bridge.app_traceback(exc)
+            text = common.app_traceback(exc)
         except Exception:
             text = traceback.format_exc()
         bridge.pipe.send(T_LOAD_FAILED, 0, text.encode("utf-8", "replace"))
@@ -639,30 +648,25 @@ async def serve(bridge, config):
 
 
 def main():
-    if sys.path and os.path.abspath(sys.path[0]) == _here:
-        del sys.path[0]  # the bridge's own folder is not the app's
+    common.leave_own_folder(__file__)
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    wsgi_bridge.watch_parent()
+    common.watch_parent()
     bridge = Bridge()
     try:
         kind, _, payload = bridge.pipe.frame(block=True)
-    except wsgi_bridge.PipeGone:
+    except common.PipeGone:
         sys.exit(0)
     if kind != T_INIT:
         raise SystemExit("wsgid ASGI bridge: expected an init frame")
     config = json.loads(payload.decode("utf-8"))
     bridge.window = int(config.get("window") or bridge.window)
-    for folder in reversed(config.get("sysPath") or []):
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
-    if config.get("cwd"):
-        os.chdir(config["cwd"])
+    common.apply_init(config)
     code = asyncio.run(serve(bridge, config))
     try:
         bridge.pipe.flush()
-    except wsgi_bridge.PipeGone:
+    except common.PipeGone:
         pass
     sys.exit(code)
 

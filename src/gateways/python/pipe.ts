@@ -1,5 +1,7 @@
 /**
- * The pipe protocol between the WSGI gateway (Node) and bridge.py (Python). Pure codec, no I/O.
+ * The pipe protocol between the Python gateways (Node) and their bridges (Python: bridge/). Pure
+ * codec, no I/O. The WSGI frames are below; the ASGI bridge's differences and additions are in
+ * ../asgi/protocol.ts.
  *
  * Two one-way pipes: fd 3 carries Node → Python, fd 4 Python → Node (stdout/stderr stay the app's,
  * forwarded to the log). Every frame is
@@ -45,22 +47,34 @@ export const FRAME_HEADER = 9;
 /** Largest frame either side accepts (a D frame is at most 256 KiB; E and H are small). */
 export const MAX_FRAME = 64 * 1024 * 1024;
 
+/**
+ * Every frame letter, declared once for both bridges (each frame its own letter); the Python side
+ * (bridge/wsgid_bridge_common.py, T_* with the names in upper snake case) is checked against this
+ * table by test/unit/python-bridge.test.ts.
+ */
 export const T = {
+  // gateway → bridge
   init: 0x49, // I
-  environ: 0x45, // E
-  request: 0x47, // G: environ and the whole body at once
+  environ: 0x45, // E (WSGI)
+  request: 0x47, // G (WSGI): environ and the whole body at once
+  scope: 0x53, // S (ASGI): the scope as JSON
   body: 0x42, // B
   bodyEnd: 0x62, // b
   ack: 0x41, // A
   cancel: 0x43, // C
   quit: 0x51, // Q
+  // bridge → gateway
   ready: 0x52, // R
   loadFailed: 0x46, // F
   log: 0x4c, // L
   head: 0x48, // H
   data: 0x44, // D
   done: 0x5a, // Z
-  whole: 0x57, // W: head, body and done (ok) at once
+  whole: 0x57, // W (WSGI): head, body and done (ok) at once
+  wsAccept: 0x4b, // K (ASGI)
+  wsClose: 0x58, // X (ASGI)
+  // both ways
+  wsFrame: 0x4d, // M (ASGI): a WebSocket message
 } as const;
 
 export const DONE_OK = 0;
@@ -172,7 +186,7 @@ function encodeEnvironPairs(pairs: ReadonlyArray<readonly [string, string]>): Bu
   return out;
 }
 
-/** The E payload back as pairs (tests, and symmetry with bridge.py). */
+/** The E payload back as pairs (tests, and symmetry with wsgi_bridge.py). */
 export function decodeEnviron(payload: Buffer): Array<[string, string]> {
   const pairs: Array<[string, string]> = [];
   if (payload[0] === 0) {
@@ -209,7 +223,7 @@ export function decodeWhole(payload: Buffer): { readonly head: Buffer; readonly 
   return { head: payload.subarray(4, 4 + headLength), body: payload.subarray(4 + headLength) };
 }
 
-/** For tests and symmetry: the W payload bridge.py produces. */
+/** For tests and symmetry: the W payload wsgi_bridge.py produces. */
 export function encodeWhole(head: Buffer, body: Buffer): Buffer {
   const length = Buffer.allocUnsafe(4);
   length.writeUInt32BE(head.length, 0);
@@ -232,7 +246,7 @@ export interface Head {
 
 /**
  * Decode an H payload: f64 BE body length (−1 unknown), then latin1 `status ("\0" name "\0" value)*`
- * (bridge.py refuses NUL, CR and LF in names and values, so the split is exact). Throws on a
+ * (wsgi_bridge.py refuses NUL, CR and LF in names and values, so the split is exact). Throws on a
  * malformed payload or status line.
  */
 export function decodeHead(payload: Buffer): Head {
@@ -253,7 +267,7 @@ export function decodeHead(payload: Buffer): Head {
   };
 }
 
-/** For tests and symmetry: the H payload bridge.py produces. */
+/** For tests and symmetry: the H payload wsgi_bridge.py produces. */
 export function encodeHead(statusLine: string, headers: ReadonlyArray<readonly [string, string]>, bodyLength?: number): Buffer {
   const fixed = Buffer.allocUnsafe(8);
   fixed.writeDoubleBE(bodyLength ?? -1, 0);
