@@ -7,7 +7,7 @@
  * (/proc/PID/task/TID/stat): mongrel2's main thread and its ZeroMQ I/O thread, the wsgid master's
  * JavaScript thread and its ZeroMQ I/O thread, the worker's, the Python bridge. The V8 profiler
  * sees only JavaScript threads and counts idle time; this shows the kernel and the I/O threads too
- * (docs/PERFORMANCE.md).
+ * (docs/PERFORMANCE.md). `BENCH_NODE_ARGS` are given to wsgid's node (e.g. `--cpu-prof --cpu-prof-dir=DIR`).
  */
 import { spawn, execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -24,6 +24,8 @@ const APPS: Record<string, { file: string; args: string[] }> = {
 };
 const [which = 'fetch', ...extra] = process.argv.slice(2);
 const DURATION = Number(process.env.BENCH_DURATION ?? 5);
+/** Node options for wsgid (workers inherit them), e.g. `--cpu-prof --cpu-prof-dir=DIR`. */
+const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
 const TICK_US = 1e6 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim() || 100);
 
 interface ThreadCpu {
@@ -70,7 +72,7 @@ async function main(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(path.join(dir, 'app'), { recursive: true });
     cpSync(path.join(REPO_ROOT, 'bench', 'apps', app.file), path.join(dir, 'app', app.file));
-    args = [WSGID_CLI, '--no-daemon', `--app-path=${dir}`, `--recv=${h.recv}`, `--send=${h.send}`, '--workers=1', ...app.args, ...extra];
+    args = [...nodeArgs, WSGID_CLI, '--no-daemon', `--app-path=${dir}`, `--recv=${h.recv}`, `--send=${h.send}`, '--workers=1', ...app.args, ...extra];
   }
   const child = spawn(process.execPath, args, { stdio: 'ignore', cwd: dir ?? REPO_ROOT });
   try {

@@ -1,5 +1,5 @@
 /**
- * wsgid's errors, one family (issue 22): every error class wsgid throws extends WsgidError, and
+ * wsgid's errors, one family: every error class wsgid throws extends WsgidError, and
  * every code it carries is declared here once, with what it means and the exit code of a command
  * it ends, as Fastify declares its FST_ERR_* in lib/errors.js. docs/ERRORS.md shows the table to
  * users; test/unit/errors.test.ts keeps the two, the classes and the code in step. A thrown

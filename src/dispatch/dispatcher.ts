@@ -14,11 +14,11 @@
 import { fchmodSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { createServer, type Server, type Socket } from 'node:net';
-import { Pull } from 'zeromq';
 import { chownAt, chownDir, openChildDir, removeFlatFolderAt, withAnchoredDir, type AnchoredDir } from '../fs/anchored.js';
 import { errorResponse } from '../http/error-response.js';
 import type { Logger } from '../log/logger.js';
 import { ReplySocket } from '../transport/reply-socket.js';
+import { openRequestSockets, type RequestSocket } from '../transport/request-socket.js';
 import { EndpointMonitor } from '../transport/endpoint-monitor.js';
 import { encodeClose, encodeReply, parseMessage, type Mongrel2Message, type ProtocolError } from '../protocol/index.js';
 import { accessEntryOf, type AccessLogEntry } from '../log/access-log.js';
@@ -94,7 +94,7 @@ export class Dispatcher implements DispatchSink {
   private readonly server: Server;
   private readonly links = new Map<number, Link>();
   private readonly unidentified = new Set<Link>();
-  private readonly pulls: Pull[] = [];
+  private pulls: RequestSocket[] = [];
   private readonly pubs: ReplySocket[] = [];
   /** The connection state of the PULL and PUB sockets to mongrel2 (status, start warnings). */
   readonly endpoints: EndpointMonitor;
@@ -155,14 +155,13 @@ export class Dispatcher implements DispatchSink {
     this.server.on('error', (err) => {
       if (!this.closed) this.log.error('dispatch socket error', { error: err });
     });
-    for (let i = 0; i < this.options.recv.length; i++) {
-      const pull = new Pull({ receiveHighWaterMark: 0, linger: 0 });
-      this.endpoints.watch(pull, 'recv', i);
-      pull.connect(this.options.recv[i]!);
-      this.pulls.push(pull);
-    }
+    this.pulls = openRequestSockets(this.options.recv, 'drain', this.endpoints);
     this.options.send.forEach((spec, server) => this.pubs.push(new ReplySocket(spec, { monitor: this.endpoints, server })));
-    this.loops = this.pulls.map((pull, i) => this.pullLoop(pull, i));
+    this.loops = this.pulls.map((pull) =>
+      pull.run(this.received, (err) => {
+        if (!this.closed) this.log.error('mongrel2 receive loop failed', { server: pull.server, error: err });
+      }),
+    );
   }
 
   /**
@@ -181,21 +180,12 @@ export class Dispatcher implements DispatchSink {
     }
   }
 
-  private async pullLoop(pull: Pull, server: number): Promise<void> {
-    const table = this.table;
-    try {
-      for (;;) {
-        // Resolves at once while messages are waiting: a burst is dispatched within one turn and
-        // its forwards leave together at the end of it.
-        const [frame] = await pull.receive();
-        const now = Date.now();
-        this.lastReceived = now;
-        if (frame !== undefined) table.dispatch(server, frame, now);
-      }
-    } catch (err) {
-      if (!this.closed) this.log.error('mongrel2 receive loop failed', { server, error: err });
-    }
-  }
+  /** A frame from mongrel2 server `server`; a burst is dispatched within one turn (flushNow). */
+  private readonly received = (frame: Buffer, server: number): void => {
+    const now = Date.now();
+    this.lastReceived = now;
+    this.table.dispatch(server, frame, now);
+  };
 
   /** A worker connected: its first record must be a hello naming a worker we spawned. */
   private accept(socket: Socket): void {
@@ -418,13 +408,7 @@ export class Dispatcher implements DispatchSink {
    */
   async stopReceiving(quietMs = 150, maxMs = 1500): Promise<void> {
     this.endpoints.silence();
-    for (let i = 0; i < this.pulls.length; i++) {
-      try {
-        this.pulls[i]!.disconnect(this.options.recv[i]!);
-      } catch {
-        /* already disconnected */
-      }
-    }
+    for (const pull of this.pulls) pull.disconnect();
     const deadline = Date.now() + maxMs;
     this.lastReceived = Date.now();
     while (Date.now() < deadline && Date.now() - this.lastReceived < quietMs) {

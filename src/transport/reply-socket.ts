@@ -17,6 +17,7 @@ import type { EndpointMonitor } from './endpoint-monitor.js';
 
 const MAX_BATCH_PARTS = 64;
 const MAX_BATCH_BYTES = 4 * 1024 * 1024;
+const MAX_FULL_PIPE_PAUSE_MS = 50;
 
 export class ReplySocket {
   readonly endpoint: string;
@@ -94,11 +95,11 @@ export class ReplySocket {
     try {
       while (this.queue.length > 0 && !this.closed) {
         const batch = this.takeBatch();
-        await this.socket.send(batch.length === 1 ? batch[0]! : batch);
+        await this.sendWhole(batch.length === 1 ? batch[0]! : batch);
         this.handedOver(batch.length);
       }
     } catch (error) {
-      // Only a closed socket makes send() fail here; nothing useful can be done with the rest.
+      // Only a closed socket makes sendWhole() fail; nothing useful can be done with the rest.
       if (!this.closed) process.emitWarning(`wsgid: reply socket ${this.endpoint}: ${String(error)}`);
       this.handedOver(this.accepted); // nothing more will leave: release every waiter
       this.queue = [];
@@ -106,6 +107,24 @@ export class ReplySocket {
     } finally {
       this.sending = false;
       this.wake();
+    }
+  }
+
+  /**
+   * Send one message, waiting while the pipe to mongrel2 is full. With `noDrop` a full pipe makes
+   * libzmq answer EAGAIN, and zeromq.js, which sees an XPUB as always writable, rejects the send
+   * instead of waiting: retried here after a growing pause (1 ms up to 50 ms), so a slow mongrel2
+   * slows us down and loses nothing.
+   */
+  private async sendWhole(message: Buffer | Buffer[]): Promise<void> {
+    for (let pause = 1; ; pause = Math.min(pause * 2, MAX_FULL_PIPE_PAUSE_MS)) {
+      try {
+        await this.socket.send(message);
+        return;
+      } catch (error) {
+        if (this.closed || (error as { code?: unknown }).code !== 'EAGAIN') throw error;
+      }
+      await new Promise((resolve) => setTimeout(resolve, pause));
     }
   }
 

@@ -1,7 +1,7 @@
 /**
  * What a handler PUBs to mongrel2, read back by the test: a reply socket double that records
  * frames, and a strict reader of the reply format written from the protocol notes
- * (/work/shared/mongrel2-protocol.md, mongrel2's handler docs), not from src/protocol/encode.ts:
+ * (docs/MONGREL2.md §3, mongrel2's handler docs), not from src/protocol/encode.ts:
  *
  *     UUID SP LEN:IDS, SP BODY          IDS = connection ids separated by spaces ("X id" for ctl)
  *
