@@ -79,6 +79,8 @@ function isWsgidScript(arg: string): boolean {
  * with the folder as its working directory (the master chdirs there). Reading another user's
  * /proc/<pid>/exe and cwd needs root or that user: undefined is never returned on a guess.
  */
+const UNREADABLE = 'its /proc entry cannot be read';
+
 export function whyNotMasterOf(pid: number, appRoot: string): string | undefined {
   let exe: string;
   let cmdline: string[];
@@ -90,7 +92,7 @@ export function whyNotMasterOf(pid: number, appRoot: string): string | undefined
   } catch (error) {
     const e = error as NodeJS.ErrnoException;
     if (e.code === 'ENOENT' || e.code === 'ESRCH') return 'it has exited';
-    return `its /proc entry cannot be read (${e.code ?? e.message}; run the command as root or as the user the master runs as)`;
+    return `${UNREADABLE} (${e.code ?? e.message}; run the command as root or as the user the master runs as)`;
   }
   const name = path.basename(exe);
   if (!/^node(js)?[\d.]*$/.test(name) && name !== path.basename(process.execPath)) return `it runs ${exe}, not node`;
@@ -114,6 +116,16 @@ export function whyNotMasterOf(pid: number, appRoot: string): string | undefined
     }
   }
   return `its working folder is not ${appRoot}${named === undefined ? '' : ` and its --app-path=${named} does not name it`}`;
+}
+
+/**
+ * Why `pid` is shown not to be a wsgid master of `appRoot`, or undefined when it is one or when
+ * /proc cannot tell (another user's process, without root): for reports, which must not call a
+ * forged pid file "running" but have nothing to refuse.
+ */
+export function provenNotMasterOf(pid: number, appRoot: string): string | undefined {
+  const why = whyNotMasterOf(pid, appRoot);
+  return why === undefined || why.startsWith(UNREADABLE) ? undefined : why;
 }
 
 /** The value of `--app-path=DIR` or `--app-path DIR` in a command line (the last one wins). */

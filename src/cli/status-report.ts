@@ -4,6 +4,7 @@
  */
 import { appFolderPaths, readOnlyFolders } from '../app-folder/layout.js';
 import { listPidFiles } from '../app-folder/pidfile.js';
+import { provenNotMasterOf } from '../app-folder/identity.js';
 import { readStatusFile } from '../app-folder/status-file.js';
 import type { EndpointStatus } from '../transport/endpoint-monitor.js';
 
@@ -159,7 +160,13 @@ function usage(u: Usage | undefined): Usage {
 export function collectStatus(appPath: string): StatusReport {
   const stats = readMasterStatus(appPath);
   const workerStats = new Map((stats?.workers ?? []).map((w) => [w.pid, w]));
-  const master: ProcessStatus[] = listPidFiles(appPath, 'master').map(({ pid, alive }) => {
+  const forged: string[] = [];
+  const master: ProcessStatus[] = listPidFiles(appPath, 'master').map(({ pid, alive: live, file }) => {
+    // A pid file is the app user's to write: a live pid it names counts only if /proc shows a
+    // wsgid master of this folder there (app-folder/identity.ts).
+    const notOurs = live ? provenNotMasterOf(pid, appPath) : undefined;
+    if (notOurs !== undefined) forged.push(`${file} names pid ${pid}, which is not a wsgid master of this folder: ${notOurs}`);
+    const alive = live && notOurs === undefined;
     const own = stats?.master?.pid === pid ? stats.master : undefined;
     const entry: ProcessStatus = { pid, alive, state: own?.state, startedAt: own?.startedAt, uptime: own?.uptime };
     if (own && alive) Object.assign(entry, { mode: own.mode }, usage(own));
@@ -195,7 +202,7 @@ export function collectStatus(appPath: string): StatusReport {
     if (typeof stats.metrics === 'string') report.metrics = stats.metrics;
     report.updatedAt = stats.updatedAt;
   }
-  const problems = [...(running && Array.isArray(stats?.problems) ? stats.problems : []), ...statusProblems(appPath, running, report.updatedAt)];
+  const problems = [...forged, ...(running && Array.isArray(stats?.problems) ? stats.problems : []), ...statusProblems(appPath, running, report.updatedAt)];
   if (problems.length > 0) report.problems = problems;
   return report;
 }

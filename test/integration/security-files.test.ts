@@ -327,6 +327,24 @@ describe('a root CLI and pid files forged by the app user', { skip }, () => {
     }
   }
 
+  test('status never calls a forged pid file running: the folder is stopped, and the file is named', async () => {
+    const { dir } = await appFolder();
+    const victim = spawn('sleep', ['1000'], { stdio: 'ignore' });
+    try {
+      asNobody(`cd ${dir}/pid/master && ${forgeries['with the victim\'s start time'](victim.pid!)}`);
+      const status = await wsgid(['status', `--app-path=${dir}`]);
+      assert.equal(status.code, 3, status.stdout + status.stderr);
+      assert.match(status.stdout, /^Status: Stopped$/m);
+      assert.match(status.stdout, new RegExp(`${victim.pid}\\.pid names pid ${victim.pid}, which is not a wsgid master of this folder: it runs [^ ]*sleep, not node`));
+      const json = await wsgid(['status', '--json', `--app-path=${dir}`]);
+      const report = JSON.parse(json.stdout) as { status: string; master: Array<{ pid: number; alive: boolean }> };
+      assert.equal(report.status, 'stopped');
+      assert.deepEqual(report.master.map((m) => [m.pid, m.alive]), [[victim.pid, false]]);
+    } finally {
+      victim.kill('SIGKILL');
+    }
+  });
+
   test('a real master is still stopped beside a forged pid file, which is reported', async () => {
     const { dir, args } = await appFolder();
     const victim = spawn('sleep', ['1000'], { stdio: 'ignore' });
