@@ -21,6 +21,7 @@ const APPS: Record<string, { file: string; args: string[] }> = {
   fetch: { file: 'hello.mjs', args: ['--wsgi-app=hello.mjs'] },
   wsgi: { file: 'hello_wsgi.py', args: ['--wsgi-app=hello_wsgi:application'] },
   asgi: { file: 'hello_asgi.py', args: ['--asgi=hello_asgi:app'] },
+  express: { file: 'express-app.mjs', args: ['--wsgi-app=express-app.mjs'] },
 };
 const [which = 'fetch', ...extra] = process.argv.slice(2);
 const DURATION = Number(process.env.BENCH_DURATION ?? 5);

@@ -98,8 +98,10 @@ export class NodeGateway implements Gateway {
   }
 
   handle(request: GatewayRequest, reply: ReplyChannel): void | Promise<void> {
-    const { message, bodyFile, signal } = request;
-    if (signal.aborted || reply.closed) return; // the client left before we began
+    const { message, bodyFile } = request;
+    let onAbort: (() => void) | undefined;
+    const stopListening = whenAborted(request, () => onAbort?.());
+    if (stopListening === undefined || reply.closed) return; // the client left before we began
     const headers = message.headers;
     const socket = new ResponseSocket(reply, {
       remoteAddress: remoteAddressOf(headers),
@@ -118,14 +120,14 @@ export class NodeGateway implements Gateway {
       const settle = (complete: boolean, close: boolean): void => {
         if (settled) return;
         settled = true;
-        signal.removeEventListener('abort', onAbort);
+        stopListening();
         // Even when the client is gone: the worker checks that the reply was ended.
         if (complete) reply.end(undefined, close);
         else reply.abort();
         resolve();
       };
 
-      const onAbort = (): void => {
+      onAbort = (): void => {
         socket.destroy();
       };
 
@@ -166,8 +168,6 @@ export class NodeGateway implements Gateway {
         this.logger.warn('node gateway: response error', { error, method: req.method, url: req.url });
         if (!res.writableFinished) res.destroy();
       });
-      signal.addEventListener('abort', onAbort, { once: true });
-
       res.assignSocket(socket as unknown as Socket);
       this.dispatch(req, res, request.reportError);
     });
@@ -180,8 +180,10 @@ export class NodeGateway implements Gateway {
    */
   upgrade(request: GatewayRequest, reply: ReplyChannel, session: WebSocketSession): void | Promise<void> {
     if (this.server.listenerCount('upgrade') === 0) return this.handle(request, closingReply(reply));
-    const { message, signal } = request;
-    if (signal.aborted || reply.closed) return reply.end(undefined, true);
+    const { message } = request;
+    let onAbort: (() => void) | undefined;
+    const stopListening = whenAborted(request, () => onAbort?.());
+    if (stopListening === undefined || reply.closed) return reply.end(undefined, true);
     const headers = { ...message.headers };
     delete headers['sec-websocket-extensions'];
     const socket = new UpgradeSocket(reply, session, {
@@ -191,10 +193,9 @@ export class NodeGateway implements Gateway {
     });
     const req = buildIncomingMessage(this.Incoming, socket as unknown as Socket, { ...message, headers }, undefined);
     req.upgrade = true;
-    const onAbort = (): void => {
+    onAbort = (): void => {
       socket.destroy();
     };
-    signal.addEventListener('abort', onAbort, { once: true });
     socket.on('error', (error: Error) => {
       this.logger.debug('node gateway: websocket connection error', { error, url: req.url });
     });
@@ -204,7 +205,7 @@ export class NodeGateway implements Gateway {
       this.logger.error('node gateway: upgrade listener failed', { error, url: req.url });
       socket.destroy();
     }
-    return socket.outcome.then(() => signal.removeEventListener('abort', onAbort));
+    return socket.outcome.then(stopListening);
   }
 
   /** Call the app's 'request' listeners; a synchronous throw or a rejected promise → 500. */
@@ -285,3 +286,23 @@ function attachWsgidInfo(req: IncomingMessage, request: GatewayRequest): void {
 
 export const create: GatewayFactory = (app: LoadedApp, options: GatewayOptions) =>
   new NodeGateway(toServer(app.app), options);
+
+/**
+ * Call `fn` once when the request is aborted (the client left, the worker stops it); returns how to
+ * stop listening, or undefined when it was aborted already. Through `request.onAbort` when the
+ * worker offers it: `request.signal` costs an AbortController and an EventTarget listener per
+ * request (a tenth of the Node gateway's CPU in a profile of an Express app, with its garbage).
+ */
+function whenAborted(request: GatewayRequest, fn: () => void): (() => void) | undefined {
+  if (request.onAbort) {
+    let listening = true;
+    if (!request.onAbort(() => listening && fn())) return undefined;
+    return () => {
+      listening = false;
+    };
+  }
+  const signal = request.signal;
+  if (signal.aborted) return undefined;
+  signal.addEventListener('abort', fn, { once: true });
+  return () => signal.removeEventListener('abort', fn);
+}
