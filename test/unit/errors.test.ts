@@ -1,5 +1,5 @@
 /**
- * One error family (issue 22 item 3): every error class in src/ extends WsgidError, carries a code
+ * One error family: every error class in src/ extends WsgidError, carries a code
  * of the table in src/errors.ts and the exit code the table gives it; docs/ERRORS.md shows exactly
  * that table. The classes are found by reading the sources, so a new `class X extends Error` fails
  * here until it joins the family.
