@@ -71,6 +71,9 @@ function isWsgidScript(arg: string): boolean {
   return arg === 'cli/main.js' || arg.endsWith('/cli/main.js') || path.basename(arg) === 'wsgid';
 }
 
+/** How whyNotMasterOf's answer begins when /proc could not be read (no verdict: see provenNotMasterOf). */
+const UNREADABLE = 'its /proc entry cannot be read';
+
 /**
  * Why `pid` is not a wsgid master of the app folder `appRoot`, or undefined when it is one. A pid
  * file is the app user's to write (docs/SECURITY.md), so before a root CLI signals the pid it names,
@@ -79,8 +82,6 @@ function isWsgidScript(arg: string): boolean {
  * with the folder as its working directory (the master chdirs there). Reading another user's
  * /proc/<pid>/exe and cwd needs root or that user: undefined is never returned on a guess.
  */
-const UNREADABLE = 'its /proc entry cannot be read';
-
 export function whyNotMasterOf(pid: number, appRoot: string): string | undefined {
   let exe: string;
   let cmdline: string[];
